@@ -1,0 +1,98 @@
+// The kernel IR: loop nests over flat buffers with index expressions. It knows
+// nothing of the target language; emitters (TypeScript, gpu.js) lower it.
+//
+// A kernel reads input buffers named `in0`, `in1`, ... and writes `out` (and,
+// for multi-output kernels, `out1`, ...). Indexes are element offsets.
+
+export type UnOp =
+  | "neg" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "abs" | "sign" | "sin" | "cos" | "tanh"
+  | "sigmoid" | "floor" | "not" | "toInt" | "fround";
+export type BinOp =
+  | "+" | "-" | "*" | "/" | "max" | "min" | "pow" | "<" | "<=" | ">" | ">=" | "==" | "!=" | "&&" | "||"
+  | "idiv" | "mod";
+
+export type Expr =
+  | { readonly k: "num"; readonly v: number }
+  | { readonly k: "var"; readonly name: string }
+  | { readonly k: "load"; readonly buf: string; readonly index: Expr }
+  | { readonly k: "un"; readonly op: UnOp; readonly a: Expr }
+  | { readonly k: "bin"; readonly op: BinOp; readonly a: Expr; readonly b: Expr }
+  | { readonly k: "sel"; readonly c: Expr; readonly a: Expr; readonly b: Expr };
+
+export type Stmt =
+  /** for (v = from; v < to; v++) body */
+  | { readonly k: "for"; readonly v: string; readonly from: number; readonly to: number; readonly body: readonly Stmt[] }
+  /** A mutable local. */
+  | { readonly k: "let"; readonly name: string; readonly init: Expr }
+  | { readonly k: "set"; readonly name: string; readonly value: Expr }
+  /** buf[index] = value, or buf[index] += value with `add`. */
+  | { readonly k: "store"; readonly buf: string; readonly index: Expr; readonly value: Expr; readonly add?: boolean }
+  | { readonly k: "if"; readonly c: Expr; readonly then: readonly Stmt[]; readonly else?: readonly Stmt[] }
+  | { readonly k: "comment"; readonly text: string };
+
+// ---- builders: short names, because lowerings read like the maths ----
+
+export const num = (v: number): Expr => ({ k: "num", v });
+export const ref = (name: string): Expr => ({ k: "var", name });
+export const load = (buf: string, index: Expr | number): Expr => ({ k: "load", buf, index: typeof index === "number" ? num(index) : index });
+export const un = (op: UnOp, a: Expr): Expr => ({ k: "un", op, a });
+export const bin = (op: BinOp, a: Expr | number, b: Expr | number): Expr => ({
+  k: "bin",
+  op,
+  a: typeof a === "number" ? num(a) : a,
+  b: typeof b === "number" ? num(b) : b,
+});
+export const sel = (c: Expr, a: Expr | number, b: Expr | number): Expr => ({
+  k: "sel",
+  c,
+  a: typeof a === "number" ? num(a) : a,
+  b: typeof b === "number" ? num(b) : b,
+});
+export const addE = (a: Expr | number, b: Expr | number): Expr => simplifyAdd(a, b);
+export const mulE = (a: Expr | number, b: Expr | number): Expr => simplifyMul(a, b);
+
+export const loop = (v: string, to: number, body: readonly Stmt[], from = 0): Stmt => ({ k: "for", v, from, to, body });
+export const let_ = (name: string, init: Expr | number): Stmt => ({ k: "let", name, init: typeof init === "number" ? num(init) : init });
+export const set = (name: string, value: Expr): Stmt => ({ k: "set", name, value });
+export const store = (buf: string, index: Expr | number, value: Expr, add = false): Stmt => ({
+  k: "store",
+  buf,
+  index: typeof index === "number" ? num(index) : index,
+  value,
+  ...(add ? { add } : {}),
+});
+export const if_ = (c: Expr, then: readonly Stmt[], els?: readonly Stmt[]): Stmt => ({ k: "if", c, then, ...(els ? { else: els } : {}) });
+
+function asExpr(e: Expr | number): Expr {
+  return typeof e === "number" ? num(e) : e;
+}
+
+/** a + b, folding constants and zeros so index expressions stay short. */
+function simplifyAdd(a: Expr | number, b: Expr | number): Expr {
+  const x = asExpr(a);
+  const y = asExpr(b);
+  if (x.k === "num" && y.k === "num") return num(x.v + y.v);
+  if (x.k === "num" && x.v === 0) return y;
+  if (y.k === "num" && y.v === 0) return x;
+  return bin("+", x, y);
+}
+
+/** a * b, folding constants, ones and zeros (index arithmetic only: integers, no NaN). */
+function simplifyMul(a: Expr | number, b: Expr | number): Expr {
+  const x = asExpr(a);
+  const y = asExpr(b);
+  if (x.k === "num" && y.k === "num") return num(x.v * y.v);
+  if ((x.k === "num" && x.v === 0) || (y.k === "num" && y.v === 0)) return num(0);
+  if (x.k === "num" && x.v === 1) return y;
+  if (y.k === "num" && y.v === 1) return x;
+  return bin("*", x, y);
+}
+
+/** Σ vars[i] * strides[i] (+ base): a row-major index expression. */
+export function affine(vars: readonly string[], strides: readonly number[], base = 0): Expr {
+  let e: Expr = num(base);
+  vars.forEach((v, i) => {
+    e = addE(e, mulE(ref(v), strides[i]!));
+  });
+  return e;
+}

@@ -1,0 +1,78 @@
+// A graph: named inputs and parameters, a scalar loss, named outputs and, once
+// differentiated, one gradient per parameter. Plain data over interned nodes.
+import type { DType, Shape } from "./types.js";
+import type { Context, Tensor } from "./node.js";
+import type { Init } from "../dsl/init.js";
+
+export interface InputSpec {
+  readonly name: string;
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly node: Tensor;
+}
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly init: Init;
+  readonly trainable: boolean;
+  readonly node: Tensor;
+}
+
+export class Graph {
+  constructor(
+    readonly name: string,
+    readonly ctx: Context,
+    readonly inputs: readonly InputSpec[],
+    readonly params: readonly ParamSpec[],
+    readonly loss: Tensor | undefined,
+    readonly outputs: Readonly<Record<string, Tensor>>,
+    /** dLoss/dParam by parameter name (empty until `grad`). */
+    readonly grads: Readonly<Record<string, Tensor>> = {},
+  ) {}
+
+  /** The roots the graph computes: loss, outputs, gradients. */
+  roots(): Tensor[] {
+    return [...(this.loss ? [this.loss] : []), ...Object.values(this.outputs), ...Object.values(this.grads)];
+  }
+
+  /** Every node that a root depends on, in topological order (by id). */
+  get nodes(): Tensor[] {
+    return reachable(this.roots());
+  }
+
+  input(name: string): InputSpec | undefined {
+    return this.inputs.find((i) => i.name === name);
+  }
+
+  param(name: string): ParamSpec | undefined {
+    return this.params.find((p) => p.name === name);
+  }
+
+  /** A graph with other roots over the same nodes. */
+  with(parts: { loss?: Tensor | undefined; outputs?: Record<string, Tensor>; grads?: Record<string, Tensor>; name?: string }): Graph {
+    return new Graph(
+      parts.name ?? this.name,
+      this.ctx,
+      this.inputs,
+      this.params,
+      "loss" in parts ? parts.loss : this.loss,
+      parts.outputs ?? this.outputs,
+      parts.grads ?? this.grads,
+    );
+  }
+}
+
+/** Nodes reachable from `roots`, sorted by id (ids are a topological order). */
+export function reachable(roots: readonly Tensor[]): Tensor[] {
+  const seen = new Map<number, Tensor>();
+  const stack = [...roots];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t.id)) continue;
+    seen.set(t.id, t);
+    for (const i of t.inputs) if (!seen.has(i.id)) stack.push(i);
+  }
+  return [...seen.values()].sort((a, b) => a.id - b.id);
+}

@@ -1,0 +1,43 @@
+// The shape of one op's record: shape rule, reference evaluation, VJP and
+// code template live together (one op, one record).
+import type { DType, Shape } from "../ir/types.js";
+import type { Tensor } from "../ir/node.js";
+import type { OpKind, OpParams } from "./kinds.js";
+import type { Expr, Stmt } from "../codegen/kir.js";
+
+/**
+ * A dense array for the reference interpreter. Values are kept as float64;
+ * `dtype` says how they are rounded (f32 → Math.fround, i32 → integer, bool → 0/1).
+ */
+export interface NDArray {
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly data: Float64Array;
+}
+
+/** A node whose op is known: typed params. */
+export type NodeOf<K extends OpKind> = Tensor & { readonly op: K; readonly params: OpParams[K] };
+
+export interface OpDef<K extends OpKind> {
+  /** Shape and dtype of the result; throws ShapeError with a plain message. */
+  readonly infer: (inputs: readonly Tensor[], p: OpParams[K]) => { shape: Shape; dtype: DType };
+  /** The reference semantics, in float64. Must not round: the interpreter rounds to `node.dtype`. */
+  readonly eval: (node: NodeOf<K>, inputs: readonly NDArray[]) => Float64Array;
+  /**
+   * Cotangents of the inputs given the output's cotangent `ct`, built from
+   * ordinary ops (so gradients are differentiable again). `null` = no gradient.
+   * Absent = the op is not differentiable (integer or boolean result).
+   * A cotangent may have the input's broadcast shape: autodiff reduces it.
+   */
+  readonly vjp?: (ct: Tensor, node: NodeOf<K>) => readonly (Tensor | null)[];
+  /** Elementwise ops: the value at one index from the inputs' values there. */
+  readonly expr?: (args: readonly Expr[], node: NodeOf<K>) => Expr;
+  /**
+   * Other ops: a loop nest that reads `in0`, `in1`, ... and writes every
+   * element of `out` (flat, row-major).
+   */
+  readonly lower?: (node: NodeOf<K>) => readonly Stmt[];
+}
+
+/** The table of all ops; the mapped type makes tsc reject a missing record. */
+export type OpTable = { readonly [K in OpKind]: OpDef<K> };

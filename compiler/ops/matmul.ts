@@ -1,0 +1,60 @@
+// Matrix product over the last two axes, with broadcast leading (batch) axes.
+import type { OpDef } from "./def.js";
+import type { Tensor } from "../ir/node.js";
+import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf } from "../ir/types.js";
+import { broadcastIndex, sameDtype } from "./broadcast.js";
+
+/** Swaps the last two axes. */
+export function mT(t: Tensor): Tensor {
+  const perm = t.shape.map((_, i) => i);
+  const r = t.rank;
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
+  return t.transpose(perm);
+}
+
+export const MATMUL = {
+  matmul: {
+    infer: ([a, b]) => {
+      const dtype = sameDtype([a!, b!]);
+      if (!isFloat(dtype)) throw new ShapeError(`needs float operands, got ${dtype}`);
+      if (a!.rank < 2 || b!.rank < 2) throw new ShapeError(`needs operands of rank >= 2, got ${shapeStr(a!.shape)} and ${shapeStr(b!.shape)}`);
+      const [m, k] = a!.shape.slice(-2) as [number, number];
+      const [k2, n] = b!.shape.slice(-2) as [number, number];
+      if (k !== k2) throw new ShapeError(`inner sizes differ: ${shapeStr(a!.shape)} · ${shapeStr(b!.shape)} (${k} vs ${k2})`);
+      let batch: number[];
+      try {
+        batch = broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2));
+      } catch {
+        throw new ShapeError(`batch axes do not broadcast: ${shapeStr(a!.shape)} · ${shapeStr(b!.shape)}`);
+      }
+      return { shape: [...batch, m, n], dtype };
+    },
+    eval: (node, [a, b]) => {
+      const [m, k] = a!.shape.slice(-2) as [number, number];
+      const n = b!.shape.at(-1)!;
+      const batch = node.shape.slice(0, -2);
+      // index of each batch's first element in a and b
+      const ia = broadcastIndex(a!.shape.slice(0, -2), batch);
+      const ib = broadcastIndex(b!.shape.slice(0, -2), batch);
+      const out = new Float64Array(sizeOf(node.shape));
+      for (let t = 0; t < ia.length; t++) {
+        const oa = ia[t]! * m * k;
+        const ob = ib[t]! * k * n;
+        const oo = t * m * n;
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let s = 0;
+            for (let p = 0; p < k; p++) s += a!.data[oa + i * k + p]! * b!.data[ob + p * n + j]!;
+            out[oo + i * n + j] = s;
+          }
+        }
+      }
+      return out;
+    },
+    // dA = dC · Bᵀ, dB = Aᵀ · dC (batch axes summed back by autodiff)
+    vjp: (ct, node) => {
+      const [a, b] = node.inputs as [Tensor, Tensor];
+      return [ct.matmul(mT(b)), mT(a).matmul(ct)];
+    },
+  } satisfies OpDef<"matmul">,
+} as const;

@@ -1,0 +1,12 @@
+// gradc's public surface: define a graph, differentiate it, check gradients,
+// compile it to a kernel bundle, and load a bundle to train.
+export { graph } from "./compiler/dsl/graph.js";
+export type { GraphBuilder, ParamOptions, BuildResult } from "./compiler/dsl/graph.js";
+export * as nn from "./compiler/dsl/nn.js";
+export { Tensor } from "./compiler/ir/node.js";
+export { Graph } from "./compiler/ir/graph.js";
+export { GraphError } from "./compiler/ir/types.js";
+export type { DType, Shape } from "./compiler/ir/types.js";
+export { printGraph } from "./compiler/ir/printer.js";
+export { interpret, evaluate } from "./compiler/interp/interpret.js";
+export { grad, vjp, hvp } from "./compiler/autodiff/grad.js";
