@@ -10,3 +10,5 @@ export type { DType, Shape } from "./compiler/ir/types.js";
 export { printGraph } from "./compiler/ir/printer.js";
 export { interpret, evaluate } from "./compiler/interp/interpret.js";
 export { grad, vjp, hvp } from "./compiler/autodiff/grad.js";
+export type { CompileOptions, ModelConfig, DataConfig, TrainingConfig } from "./compiler/config.js";
+export type { Manifest, OptimizerSpec, ScheduleSpec } from "./runtime/manifest.js";

@@ -1,0 +1,159 @@
+// The kernel bundle's contract: manifest.json's shape, shared by the compiler
+// (which writes it) and the runtime (which reads it). Plain data only.
+
+/** Bumped whenever a bundle written by an older gradc can no longer be read. */
+export const FORMAT_VERSION = 1;
+export const FORMAT_NAME = "gradc-bundle";
+
+export type DTypeName = "f32" | "f64" | "i32" | "bool";
+
+/**
+ * Where a tensor lives: an element offset into one of the two arenas.
+ * `F` holds floats (Float32Array, or Float64Array in f64 mode); `I` holds
+ * i32 and bool values (Int32Array).
+ */
+export interface Slot {
+  readonly arena: "F" | "I";
+  readonly offset: number;
+  readonly shape: readonly number[];
+  readonly dtype: DTypeName;
+}
+
+export interface InputEntry extends Slot {
+  readonly name: string;
+  /** Which entry points read it: `forward` (predict) and/or `train` (gradients, step). */
+  readonly usedBy: readonly ("forward" | "train")[];
+}
+
+export interface ParamEntry extends Slot {
+  readonly name: string;
+  readonly trainable: boolean;
+  /** The initializer, as resolved at compile time (values are in weights.safetensors). */
+  readonly init: { readonly name: string; readonly seed: number } & Readonly<Record<string, unknown>>;
+  /** dLoss/dParam after `gradients()` or `step()`; absent for frozen params. */
+  readonly grad?: Slot;
+}
+
+export interface OutputEntry extends Slot {
+  readonly name: string;
+}
+
+export type ScheduleSpec =
+  | { readonly name: "constant" }
+  | { readonly name: "step"; readonly every: number; readonly gamma: number }
+  | { readonly name: "cosine"; readonly totalSteps: number; readonly minLr?: number }
+  | { readonly name: "linear"; readonly totalSteps: number; readonly endLr?: number };
+
+export interface OptimizerSpec {
+  readonly name: "sgd" | "momentum" | "adam" | "adamw";
+  readonly lr: number;
+  /** momentum: the velocity decay (default 0.9); nesterov for Nesterov momentum. */
+  readonly momentum?: number;
+  readonly nesterov?: boolean;
+  /** adam/adamw (defaults 0.9, 0.999, 1e-8); weightDecay is decoupled in adamw (default 0.01). */
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly eps?: number;
+  readonly weightDecay?: number;
+  readonly schedule?: ScheduleSpec;
+  /** Linear warm-up over this many steps, before the schedule. */
+  readonly warmupSteps?: number;
+}
+
+/** One optimizer-state buffer (Adam's m and v, momentum's velocity) of one param. */
+export interface StateEntry extends Slot {
+  readonly param: string;
+  readonly slot: "m" | "v" | "velocity";
+}
+
+/** Data for the generated trainer (see runtime/data.ts). */
+export type DataSpec =
+  | {
+      readonly kind: "mnist";
+      /** Examples for training and for testing, drawn without overlap from the package's 10,000. */
+      readonly train: number;
+      readonly test: number;
+      readonly seed?: number;
+      /** Graph input names for the images ([N, 784] f32 in [0, 1]) and labels ([N] i32). */
+      readonly images: string;
+      readonly labels: string;
+    }
+  | {
+      readonly kind: "arrays";
+      /** A safetensors file in the bundle, one tensor per graph input, first axis = examples. */
+      readonly file: string;
+      /** Fraction held out for testing (default 0). */
+      readonly testFraction?: number;
+      readonly seed?: number;
+    };
+
+export interface TrainingSpec {
+  readonly data: DataSpec;
+  readonly epochs?: number;
+  readonly steps?: number;
+  readonly shuffle?: boolean;
+  readonly seed?: number;
+  /** Accuracy of argmax(output) against integer labels, on the test split. */
+  readonly accuracy?: { readonly output: string; readonly labels: string };
+  readonly logEvery?: number;
+  readonly checkpointEvery?: number;
+}
+
+export interface KernelEntry {
+  readonly name: string;
+  /** The graph node it computes, as printed, and the user's file:line. */
+  readonly node: string;
+  readonly src?: string;
+  /** Which entry points run it. */
+  readonly entry: readonly ("forward" | "gradients" | "update")[];
+  /** The params whose gradient depends on this kernel (for `gradc inspect --grad`). */
+  readonly gradOf?: readonly string[];
+}
+
+export interface Manifest {
+  readonly format: typeof FORMAT_NAME;
+  readonly version: number;
+  readonly name: string;
+  readonly backend: "ts" | "gpu";
+  /** Float precision of the F arena. */
+  readonly dtype: "f32" | "f64";
+  readonly arena: { readonly floats: number; readonly ints: number };
+  readonly inputs: readonly InputEntry[];
+  readonly params: readonly ParamEntry[];
+  /** Forward outputs (what `predict` returns). */
+  readonly outputs: readonly OutputEntry[];
+  /** The scalar loss, after `gradients()` or `step()`. */
+  readonly loss?: Slot;
+  readonly optimizer: OptimizerSpec;
+  /** Global-norm gradient clipping threshold, if any. */
+  readonly gradClip?: number;
+  readonly state: readonly StateEntry[];
+  /** Scalars the runtime writes before each `step()`: the learning rate and the 1-based step count. */
+  readonly hyper: { readonly lr: Slot; readonly step: Slot };
+  readonly kernels: readonly KernelEntry[];
+  /** Files of the bundle, relative to its folder. */
+  readonly files: {
+    readonly forward: string;
+    readonly step: string;
+    readonly weights: string;
+    readonly trainer: string;
+  };
+  readonly training?: TrainingSpec;
+}
+
+/**
+ * What forward.js exports: `create(F, I)` binds the kernels to the arenas.
+ * forward() reads the `forward` inputs and params and writes the outputs.
+ */
+export interface ForwardModule {
+  create(F: Float32Array | Float64Array, I: Int32Array): { forward(): void };
+}
+
+/**
+ * What step.js exports. gradients() computes the loss and every grad slot;
+ * step() does the same, then applies the optimizer update in place, using
+ * the lr and step count the runtime wrote into `hyper`.
+ */
+export interface StepModule {
+  create(F: Float32Array | Float64Array, I: Int32Array): { gradients(): void; step(): void };
+}
