@@ -1,0 +1,93 @@
+// Shared test helpers: closeness checks for arrays, seeded random data, and
+// catching an error's message. Keep this API small: many test files import it.
+import { expect } from "vitest";
+
+/** Tolerances for `expectAllClose`: |a − e| ≤ atol + rtol·|e|. A number sets both. */
+export interface Tolerance {
+  readonly rtol?: number;
+  readonly atol?: number;
+}
+
+/** Flattens nested number arrays (and typed arrays) into one plain array. */
+export function flat(v: unknown): number[] {
+  if (typeof v === "number") return [v];
+  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
+  if (Array.isArray(v)) return v.flatMap((x) => flat(x));
+  if (v && typeof v === "object" && "data" in v) return flat((v as { data: unknown }).data);
+  throw new Error(`flat: not a number array: ${String(v)}`);
+}
+
+/**
+ * Asserts that two arrays (flat, nested, typed, or an NDArray's `data`) have
+ * the same length and agree elementwise within tolerance. NaN matches NaN and
+ * infinities must match exactly. The failure message names the worst index.
+ */
+export function expectAllClose(actual: unknown, expected: unknown, tol: number | Tolerance = {}): void {
+  const t = typeof tol === "number" ? { rtol: tol, atol: tol } : tol;
+  const rtol = t.rtol ?? 1e-6;
+  const atol = t.atol ?? 1e-6;
+  const a = flat(actual);
+  const e = flat(expected);
+  expect(a.length, "length").toBe(e.length);
+  let worst = -1;
+  let worstErr = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = e[i]!;
+    if (Number.isNaN(y) || !Number.isFinite(y)) {
+      const same = Number.isNaN(y) ? Number.isNaN(x) : x === y;
+      if (!same) {
+        worst = i;
+        worstErr = Infinity;
+        break;
+      }
+      continue;
+    }
+    const err = Math.abs(x - y) - (atol + rtol * Math.abs(y));
+    if (!(err <= 0) && (worst < 0 || err > worstErr || Number.isNaN(err))) {
+      worst = i;
+      worstErr = Number.isNaN(err) ? Infinity : err;
+    }
+  }
+  if (worst >= 0) {
+    expect.fail(`arrays differ at index ${worst}: got ${a[worst]}, expected ${e[worst]} (rtol ${rtol}, atol ${atol})\n  got      [${a.join(", ")}]\n  expected [${e.join(", ")}]`);
+  }
+}
+
+/** mulberry32: a seeded PRNG of floats in [0, 1), independent of the compiler's. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * `count` (or the size of a shape) seeded uniform values in [min, max),
+ * default [-1, 1). The same seed always gives the same array.
+ */
+export function randomArray(count: number | readonly number[], seed = 1, min = -1, max = 1): Float64Array {
+  const n = typeof count === "number" ? count : count.reduce((a, b) => a * b, 1);
+  const r = seededRandom(seed);
+  return Float64Array.from({ length: n }, () => min + (max - min) * r());
+}
+
+/** `count` seeded integers in [0, high), e.g. class labels. */
+export function randomInts(count: number, high: number, seed = 1): Int32Array {
+  const r = seededRandom(seed);
+  return Int32Array.from({ length: count }, () => Math.floor(r() * high));
+}
+
+/** Runs `fn`, expects it to throw, and returns the error's message. */
+export function errorMessage(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  return expect.fail("expected an error, but none was thrown");
+}
