@@ -1,7 +1,7 @@
 // IR nodes: immutable, interned tensors. A Tensor is both a graph node and the
 // handle a user's model calls methods on (add, matmul, sum, ...).
 import type { DType, Shape, SourceLoc } from "./types.js";
-import { GraphError, ShapeError, shapeStr } from "./types.js";
+import { GraphError, ShapeError, normAxes, shapeStr } from "./types.js";
 import type { OpKind, OpParams } from "../ops/kinds.js";
 import { OPS } from "../ops/index.js";
 import { callerLocation } from "./source.js";
@@ -29,8 +29,8 @@ export class Context {
 
   constructor(readonly graphName: string) {}
 
-  /** Creates (or finds) the node `op(inputs; params)`. */
-  apply<K extends OpKind>(op: K, inputs: readonly Tensor[], params: OpParams[K], src?: SourceLoc): Tensor {
+  /** Creates (or finds) the node `op(inputs; params)`. `src` null = no source line (not the caller's). */
+  apply<K extends OpKind>(op: K, inputs: readonly Tensor[], params: OpParams[K], src?: SourceLoc | null): Tensor {
     for (const t of inputs) {
       if (t.ctx !== this) {
         throw new GraphError(op, `an input belongs to another graph ("${t.ctx.graphName}", not "${this.graphName}")`, src ?? this.where());
@@ -40,7 +40,7 @@ export class Context {
     const found = this.table.get(key);
     if (found) return found;
     const def = OPS[op];
-    const loc = src ?? this.where();
+    const loc = src === null ? undefined : (src ?? this.where());
     let sig: { shape: Shape; dtype: DType };
     try {
       sig = def.infer(inputs, params as never);
@@ -236,7 +236,15 @@ export class Tensor {
     return this.ctx.apply(op, [this], {});
   }
   private red(op: "sum" | "max" | "min", axes: number | readonly number[] | undefined, keepDims: boolean): Tensor {
-    const list = axes === undefined ? null : typeof axes === "number" ? [axes] : [...axes];
+    // normalized (sorted, non-negative) so that equal reductions intern to one node
+    let list: number[] | null = null;
+    if (axes !== undefined) {
+      try {
+        list = normAxes(axes, this.rank);
+      } catch (e) {
+        throw new GraphError(op, `${(e as Error).message}; input: ${this.dtype}${shapeStr(this.shape)}`, callerLocation());
+      }
+    }
     return this.ctx.apply(op, [this], { axes: list, keepDims });
   }
 }
