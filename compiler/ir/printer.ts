@@ -64,12 +64,15 @@ export function printGraph(g: Graph, options: PrintOptions = {}): string {
   for (const i of g.inputs) names.set(i.node, printedName(i.name));
   for (const p of g.params) names.set(p.node, printedName(p.name));
   let counter = 0;
+  // letters skip the names of inputs and params, so `b` is never both a param and a binding
+  const taken = new Set(names.values());
   const nameOf = (t: Tensor): string => {
     const lit = literal(t);
     if (lit !== undefined) return lit;
     let n = names.get(t);
     if (!n) {
-      n = letterName(counter++);
+      do n = letterName(counter++);
+      while (taken.has(n));
       names.set(t, n);
     }
     return n;
