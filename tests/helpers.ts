@@ -1,6 +1,12 @@
 // Shared test helpers: closeness checks for arrays, seeded random data, and
 // catching an error's message. Keep this API small: many test files import it.
 import { expect } from "vitest";
+import { graph } from "../compiler/dsl/graph.js";
+import type { GraphBuilder } from "../compiler/dsl/graph.js";
+import type { Tensor } from "../compiler/ir/node.js";
+import { interpret } from "../compiler/interp/interpret.js";
+import type { Feeds } from "../compiler/interp/interpret.js";
+import type { NDArray } from "../compiler/ops/def.js";
 
 /** Tolerances for `expectAllClose`: |a − e| ≤ atol + rtol·|e|. A number sets both. */
 export interface Tolerance {
@@ -90,4 +96,18 @@ export function errorMessage(fn: () => unknown): string {
     return e instanceof Error ? e.message : String(e);
   }
   return expect.fail("expected an error, but none was thrown");
+}
+
+/**
+ * Builds a throwaway graph whose outputs are the tensors `build` returns and
+ * runs it in the reference interpreter (float64 unless `precision` is "f32").
+ * Feeds hold its inputs and params by name.
+ */
+export function evalOutputs(
+  build: (g: GraphBuilder) => Record<string, Tensor>,
+  feeds: Feeds = {},
+  precision: "f32" | "f64" = "f64",
+): Record<string, NDArray> {
+  const g = graph("test", (b) => ({ outputs: build(b) }));
+  return interpret(g, feeds, {}, { precision }).outputs;
 }
