@@ -24,7 +24,8 @@ export function roundTo(data: Float64Array, dtype: DType, precision: "f32" | "f6
     case "f64": return data;
     case "f32": return precision === "f64" ? data : data.map(Math.fround);
     case "i32": return data.map((v) => v | 0);
-    case "bool": return data.map((v) => (v ? 1 : 0));
+    // NaN counts as true, as the emitted `x != 0` does
+    case "bool": return data.map((v) => (v !== 0 ? 1 : 0));
     default: return dtype satisfies never;
   }
 }
