@@ -3,12 +3,18 @@
 export { graph } from "./compiler/dsl/graph.js";
 export type { GraphBuilder, ParamOptions, BuildResult } from "./compiler/dsl/graph.js";
 export * as nn from "./compiler/dsl/nn.js";
+export { concat, stack } from "./compiler/dsl/functions.js";
 export { Tensor } from "./compiler/ir/node.js";
 export { Graph } from "./compiler/ir/graph.js";
 export { GraphError } from "./compiler/ir/types.js";
 export type { DType, Shape } from "./compiler/ir/types.js";
 export { printGraph } from "./compiler/ir/printer.js";
+export { verifyGraph } from "./compiler/ir/verify.js";
+export { graphToJson, graphFromJson } from "./compiler/ir/json.js";
+export type { GraphJson } from "./compiler/ir/json.js";
 export { interpret, evaluate } from "./compiler/interp/interpret.js";
 export { grad, vjp, hvp } from "./compiler/autodiff/grad.js";
+export { checkGrads, formatGradReport, gradProbe } from "./compiler/autodiff/checkGrads.js";
+export type { CheckGradsOptions, GradReport, TensorGradCheck } from "./compiler/autodiff/checkGrads.js";
 export type { CompileOptions, ModelConfig, DataConfig, TrainingConfig } from "./compiler/config.js";
 export type { Manifest, OptimizerSpec, ScheduleSpec } from "./runtime/manifest.js";
