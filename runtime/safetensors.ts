@@ -72,7 +72,9 @@ export function decodeSafetensors(bytes: Uint8Array, what = "safetensors data"):
     if (!ctor) throw new Error(`${what}: tensor "${name}" has unsupported dtype ${e.dtype}`);
     const [b, end] = e.data_offsets;
     if (end > bytes.length - base || b > end) throw new Error(`${what}: tensor "${name}" lies outside the file`);
-    const copy = bytes.slice(base + b, base + end);
+    // copy into a fresh buffer (a Buffer's slice() would share the file's pooled memory)
+    const copy = new Uint8Array(end - b);
+    copy.set(bytes.subarray(base + b, base + end));
     const data = new ctor(copy.buffer);
     if (data.length !== e.shape.reduce((x, y) => x * y, 1)) throw new Error(`${what}: tensor "${name}" size does not match its shape`);
     tensors[name] = { shape: e.shape, data };
