@@ -1,0 +1,132 @@
+// The two arenas of a loaded bundle and views of their slots, plus the
+// boundary checks that guard every write of user data into them.
+import type { DTypeName, InputEntry, Slot } from "./manifest.js";
+
+/** The float arena: Float32Array, or Float64Array for bundles compiled with dtype "f64". */
+export type FloatArray = Float32Array | Float64Array;
+/** A view of one slot: a float slot or an int (i32/bool) slot. */
+export type SlotView = Float32Array | Float64Array | Int32Array;
+/** What a caller may pass for an input: a typed array or plain numbers. */
+export type Feed = Float32Array | Float64Array | Int32Array | Uint8Array | readonly number[];
+/** Values by input name, e.g. one batch. */
+export type Feeds = Readonly<Record<string, Feed>>;
+
+/** Both arenas, allocated once per loaded bundle. */
+export interface Arenas {
+  readonly F: FloatArray;
+  readonly I: Int32Array;
+}
+
+/** The number of elements of a shape (1 for a scalar). */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** A type as printed in messages, e.g. `f32[4,2]`. */
+export function typeText(dtype: string, shape: readonly number[]): string {
+  return `${dtype}[${shape.join(",")}]`;
+}
+
+/** A live view (no copy) of a slot's elements in its arena. */
+export function slotView(arenas: Arenas, slot: Slot): SlotView {
+  const arena = slot.arena === "F" ? arenas.F : arenas.I;
+  return arena.subarray(slot.offset, slot.offset + sizeOf(slot.shape));
+}
+
+/** A copy of a slot's elements, of the arena's array type. */
+export function slotCopy(arenas: Arenas, slot: Slot): SlotView {
+  return slotView(arenas, slot).slice();
+}
+
+/** The name of a value's kind in messages: `Float32Array`, `number[]`, `string`. */
+export function kindOf(v: unknown): string {
+  if (Array.isArray(v)) return "number[]";
+  if (ArrayBuffer.isView(v)) return v.constructor.name;
+  if (v === null) return "null";
+  return typeof v;
+}
+
+const isFloat = (dtype: DTypeName): boolean => dtype === "f32" || dtype === "f64";
+
+/** What an input accepts, as said in messages. */
+export function expectedText(entry: { readonly dtype: DTypeName; readonly shape: readonly number[] }): string {
+  const kinds = isFloat(entry.dtype) ? "Float32Array, Float64Array or number[]" : "Int32Array or number[] of integers";
+  return `${typeText(entry.dtype, entry.shape)} (${sizeOf(entry.shape)} values, as ${kinds})`;
+}
+
+/**
+ * Checks one input value at the boundary: its kind of array, its length and,
+ * for integer inputs, that every value is an integer. Throws an error naming
+ * the input and its expected shape and dtype.
+ */
+export function checkFeed(entry: InputEntry, value: unknown): asserts value is Feed {
+  const want = expectedText(entry);
+  if (value === undefined) throw new Error(`missing input "${entry.name}": expected ${want}`);
+  const float = isFloat(entry.dtype);
+  const ok = Array.isArray(value)
+    ? true
+    : float
+      ? value instanceof Float32Array || value instanceof Float64Array
+      : value instanceof Int32Array || (entry.dtype === "bool" && value instanceof Uint8Array);
+  if (!ok) throw new Error(`input "${entry.name}": got ${kindOf(value)}, expected ${want}`);
+  const arr = value as ArrayLike<number>;
+  const n = sizeOf(entry.shape);
+  if (arr.length !== n) throw new Error(`input "${entry.name}": got ${arr.length} values, expected ${want}`);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < n; i++) {
+      const x = arr[i];
+      if (typeof x !== "number" || (!float && !Number.isInteger(x))) {
+        throw new Error(`input "${entry.name}": value ${String(x)} at index ${i} is not ${float ? "a number" : "an integer"}; expected ${want}`);
+      }
+    }
+  }
+}
+
+/** One input bound to its arena view. */
+interface BoundInput {
+  readonly entry: InputEntry;
+  readonly view: SlotView;
+}
+
+/**
+ * Writes checked feeds into the arenas. The views are made once, so a write
+ * is a check plus a `.set` per input and allocates nothing.
+ */
+export class InputWriter {
+  private readonly byName = new Map<string, BoundInput>();
+  private readonly train: BoundInput[] = [];
+  private readonly forward: BoundInput[] = [];
+
+  constructor(arenas: Arenas, inputs: readonly InputEntry[]) {
+    for (const entry of inputs) {
+      const bound = { entry, view: slotView(arenas, entry) };
+      this.byName.set(entry.name, bound);
+      if (entry.usedBy.includes("train")) this.train.push(bound);
+      if (entry.usedBy.includes("forward")) this.forward.push(bound);
+    }
+  }
+
+  /** Checks and writes every input the entry point reads; other graph inputs in `feeds` are ignored. */
+  write(feeds: Feeds, entry: "train" | "forward"): void {
+    if (feeds === null || typeof feeds !== "object") {
+      throw new Error(`expected an object of inputs by name (${this.names()}), got ${kindOf(feeds)}`);
+    }
+    for (const key in feeds) {
+      if (!this.byName.has(key)) throw new Error(`unknown input "${key}"; the graph's inputs are ${this.names()}`);
+    }
+    const list = entry === "train" ? this.train : this.forward;
+    for (let i = 0; i < list.length; i++) {
+      const { entry: e, view } = list[i]!;
+      const value = feeds[e.name];
+      checkFeed(e, value);
+      view.set(value);
+    }
+  }
+
+  /** The inputs' names and types, for messages. */
+  names(): string {
+    return [...this.byName.values()].map((b) => `${b.entry.name}: ${typeText(b.entry.dtype, b.entry.shape)}`).join(", ") || "(none)";
+  }
+}

@@ -1,0 +1,122 @@
+// Checkpoints and weights files: every param, every optimizer-state buffer and
+// the step count in one safetensors file, checked against the manifest on read.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Manifest, Slot } from "./manifest.js";
+import type { NamedTensor, TensorData } from "./safetensors.js";
+import { loadSafetensors, saveSafetensors } from "./safetensors.js";
+import type { Arenas } from "./arena.js";
+import { slotView, typeText } from "./arena.js";
+
+/** The metadata `format` of a checkpoint file. */
+export const CHECKPOINT_FORMAT = "gradc-checkpoint";
+
+/** The tensor name of an optimizer-state buffer in a checkpoint. */
+export function stateKey(param: string, slot: string): string {
+  return `state/${param}/${slot}`;
+}
+
+/** Every named slot a checkpoint holds: params, then optimizer state. */
+function checkpointSlots(manifest: Manifest): [string, Slot][] {
+  return [
+    ...manifest.params.map((p): [string, Slot] => [p.name, p]),
+    ...manifest.state.map((s): [string, Slot] => [stateKey(s.param, s.slot), s]),
+  ];
+}
+
+/** The dtype a tensor's array holds, in the manifest's words. */
+function dataDtype(d: TensorData): string {
+  return d instanceof Float32Array ? "f32" : d instanceof Float64Array ? "f64" : d instanceof Int32Array ? "i32" : "u8";
+}
+
+/** Whether a decoded array may fill a slot of the given dtype. */
+function dtypeFits(slot: Slot, d: TensorData): boolean {
+  switch (slot.dtype) {
+    case "f32":
+      return d instanceof Float32Array;
+    case "f64":
+      return d instanceof Float64Array;
+    case "i32":
+      return d instanceof Int32Array;
+    case "bool":
+      return d instanceof Int32Array || d instanceof Uint8Array;
+    default:
+      return slot.dtype satisfies never;
+  }
+}
+
+/** The dtype a float slot is stored as: the arena's precision decides. */
+function storedSlot(manifest: Manifest, slot: Slot): Slot {
+  return slot.arena === "F" ? { ...slot, dtype: manifest.dtype } : slot;
+}
+
+/**
+ * Checks that `tensors` hold exactly the named slots with matching shapes and
+ * dtypes. `file` names the source and `what` the kind of tensor in errors.
+ */
+export function checkSlots(slots: readonly [string, Slot][], tensors: Readonly<Record<string, NamedTensor>>, file: string, what: string): void {
+  const known = new Set(slots.map(([n]) => n));
+  for (const name of Object.keys(tensors)) {
+    if (!known.has(name)) throw new Error(`${file}: tensor "${name}" is not a ${what} of this bundle (expected ${[...known].join(", ") || "none"})`);
+  }
+  for (const [name, slot] of slots) {
+    const t = tensors[name];
+    const want = typeText(slot.dtype, slot.shape);
+    if (!t) throw new Error(`${file}: ${what} "${name}" (${want}) is missing`);
+    const sameShape = t.shape.length === slot.shape.length && t.shape.every((d, i) => d === slot.shape[i]);
+    if (!sameShape || !dtypeFits(slot, t.data)) {
+      throw new Error(`${file}: ${what} "${name}" is ${typeText(dataDtype(t.data), t.shape)}, but the manifest expects ${want}`);
+    }
+  }
+}
+
+/** Copies checked tensors into their slots. */
+function copyIn(arenas: Arenas, slots: readonly [string, Slot][], tensors: Readonly<Record<string, NamedTensor>>): void {
+  for (const [name, slot] of slots) slotView(arenas, slot).set(tensors[name]!.data);
+}
+
+/** Fills the params from the bundle's weights file. */
+export function loadWeights(arenas: Arenas, manifest: Manifest, path: string): void {
+  const { tensors } = loadSafetensors(path);
+  const slots = manifest.params.map((p): [string, Slot] => [p.name, storedSlot(manifest, p)]);
+  checkSlots(slots, tensors, path, "param");
+  copyIn(arenas, slots, tensors);
+}
+
+/**
+ * Writes a checkpoint atomically: params by name, optimizer state as
+ * `state/<param>/<slot>`, and the step count in the metadata.
+ */
+export function saveCheckpoint(path: string, arenas: Arenas, manifest: Manifest, stepCount: number): void {
+  const tensors: Record<string, NamedTensor> = {};
+  for (const [name, slot] of checkpointSlots(manifest)) tensors[name] = { shape: slot.shape, data: slotView(arenas, slot) };
+  mkdirSync(dirname(path), { recursive: true });
+  saveSafetensors(path, tensors, {
+    format: CHECKPOINT_FORMAT,
+    model: manifest.name,
+    optimizer: manifest.optimizer.name,
+    step: String(stepCount),
+  });
+}
+
+/**
+ * Reads a checkpoint into the arenas after checking that every param and
+ * state buffer matches the manifest; returns the saved step count.
+ */
+export function restoreCheckpoint(path: string, arenas: Arenas, manifest: Manifest): number {
+  const { tensors, metadata } = loadSafetensors(path);
+  if (metadata["format"] !== CHECKPOINT_FORMAT) {
+    throw new Error(`${path}: not a gradc checkpoint (metadata format ${JSON.stringify(metadata["format"] ?? null)}, expected "${CHECKPOINT_FORMAT}")`);
+  }
+  const step = Number(metadata["step"]);
+  if (!Number.isInteger(step) || step < 0) throw new Error(`${path}: invalid step count ${JSON.stringify(metadata["step"])} in the metadata`);
+  const slots = checkpointSlots(manifest).map(([n, s]): [string, Slot] => [n, storedSlot(manifest, s)]);
+  const isState = (name: string): boolean => name.startsWith("state/");
+  const byGroup = (state: boolean): Record<string, NamedTensor> =>
+    Object.fromEntries(Object.entries(tensors).filter(([n]) => isState(n) === state));
+  // check everything first, so a bad file leaves the trainer untouched
+  checkSlots(slots.filter(([n]) => !isState(n)), byGroup(false), path, "param");
+  checkSlots(slots.filter(([n]) => isState(n)), byGroup(true), path, `optimizer state (${manifest.optimizer.name})`);
+  copyIn(arenas, slots, tensors);
+  return step;
+}

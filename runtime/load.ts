@@ -1,0 +1,228 @@
+// load(dir): opens a kernel bundle and returns a Trainer that runs its
+// forward and step kernels over two arenas allocated once.
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { ForwardModule, Manifest, OptimizerSpec, ParamEntry, Slot, StepModule } from "./manifest.js";
+import { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
+import type { Arenas, FloatArray, Feeds, SlotView } from "./arena.js";
+import { InputWriter, kindOf, sizeOf, slotCopy, slotView, typeText } from "./arena.js";
+import { loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { checkSchedule, learningRate } from "./schedule.js";
+
+/** Read and write parameters by name. Reads are copies; writes are checked. */
+export interface ParamStore {
+  /** The params' names, in manifest order. */
+  names(): string[];
+  /** A copy of a param's values (flat, row-major). */
+  get(name: string): SlotView;
+  /** Overwrites a param; `values` must have exactly its number of elements. */
+  set(name: string, values: ArrayLike<number>): void;
+}
+
+/** A loaded bundle, ready to train and predict. */
+export interface Trainer {
+  readonly dir: string;
+  readonly manifest: Manifest;
+  /** The optimizer as run (the manifest's, with load options applied). */
+  readonly optimizer: OptimizerSpec;
+  /** The first axis of the training inputs (the graph's static batch size). */
+  readonly batchSize: number;
+  /** How many updates `step` has applied (saved in checkpoints). */
+  readonly stepCount: number;
+  readonly params: ParamStore;
+  /** One optimizer update on a batch of the `train` inputs; returns the loss before the update. */
+  step(batch: Feeds): number;
+  /** The loss and a copy of every trainable param's gradient; no update. */
+  gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> };
+  /** Runs the forward pass on the `forward` inputs; returns a copy of every output. */
+  predict(inputs: Feeds): Record<string, SlotView>;
+  /** The learning rate the next `step` will use. */
+  learningRate(): number;
+  /** Writes params, optimizer state and step count to a safetensors file, atomically. */
+  save(path: string): void;
+  /** Reads a checkpoint written by `save` for this bundle. */
+  restore(path: string): void;
+}
+
+/** Options of `load`. */
+export interface LoadOptions {
+  /** Overrides the optimizer's base learning rate. */
+  readonly lr?: number;
+}
+
+/** Reads and validates a bundle's manifest.json. */
+export function readManifest(dir: string): Manifest {
+  const file = join(dir, "manifest.json");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const why = existsSync(dir) ? (e as Error).message : "no such folder";
+    throw new Error(`cannot read ${file}: ${why} (is ${dir} a bundle written by gradc compile?)`);
+  }
+  let m: Manifest;
+  try {
+    m = JSON.parse(text) as Manifest;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (m === null || typeof m !== "object" || m.format !== FORMAT_NAME) {
+    throw new Error(`${file}: not a gradc bundle manifest (format ${JSON.stringify((m as { format?: unknown })?.format ?? null)}, expected "${FORMAT_NAME}")`);
+  }
+  if (m.version !== FORMAT_VERSION) {
+    throw new Error(`${file}: bundle format version ${JSON.stringify(m.version)}, but this runtime reads version ${FORMAT_VERSION}; recompile the model`);
+  }
+  checkLayout(m, file);
+  checkSchedule(m.optimizer, file);
+  return m;
+}
+
+/** Every slot must lie inside its arena. */
+function checkLayout(m: Manifest, file: string): void {
+  const size = { F: m.arena.floats, I: m.arena.ints };
+  const slots: [string, Slot][] = [
+    ...m.inputs.map((s): [string, Slot] => [`input "${s.name}"`, s]),
+    ...m.params.map((s): [string, Slot] => [`param "${s.name}"`, s]),
+    ...m.params.flatMap((s): [string, Slot][] => (s.grad ? [[`gradient of "${s.name}"`, s.grad]] : [])),
+    ...m.outputs.map((s): [string, Slot] => [`output "${s.name}"`, s]),
+    ...m.state.map((s): [string, Slot] => [`state ${s.slot} of "${s.param}"`, s]),
+    ["hyper.lr", m.hyper.lr],
+    ["hyper.step", m.hyper.step],
+    ...(m.loss ? [["loss", m.loss] as [string, Slot]] : []),
+  ];
+  for (const [what, s] of slots) {
+    if (!(s.offset >= 0 && s.offset + sizeOf(s.shape) <= size[s.arena])) {
+      throw new Error(`${file}: ${what} (${typeText(s.dtype, s.shape)} at ${s.arena}[${s.offset}]) lies outside the ${s.arena} arena of ${size[s.arena]} elements`);
+    }
+  }
+}
+
+/** Imports a kernel module of the bundle and checks that it exports `create`. */
+async function importKernels<T>(dir: string, file: string): Promise<T> {
+  const path = join(dir, file);
+  if (!existsSync(path)) throw new Error(`${path}: missing (the manifest lists it as a kernel module)`);
+  const mod = (await import(/* @vite-ignore */ pathToFileURL(path).href)) as { create?: unknown };
+  if (typeof mod.create !== "function") throw new Error(`${path}: does not export create(F, I)`);
+  return mod as T;
+}
+
+/** The static batch size: the first axis of the first batched training input (the data layer checks the rest). */
+function batchSizeOf(m: Manifest): number {
+  const first = m.inputs.find((i) => i.usedBy.includes("train") && i.shape.length > 0);
+  return first?.shape[0] ?? 1;
+}
+
+/**
+ * Loads the bundle in `dir`: validates its manifest, allocates the arenas,
+ * fills the params from the weights file and binds the kernels.
+ */
+export async function load(dir: string, options: LoadOptions = {}): Promise<Trainer> {
+  const root = resolve(dir);
+  const manifest = readManifest(root);
+  const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(manifest.arena.floats) : new Float32Array(manifest.arena.floats);
+  const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
+  loadWeights(arenas, manifest, join(root, manifest.files.weights));
+  if (options.lr !== undefined && !(Number.isFinite(options.lr) && options.lr >= 0)) {
+    throw new Error(`learning rate must be a finite number ≥ 0 (got ${options.lr})`);
+  }
+  const optimizer: OptimizerSpec = options.lr === undefined ? manifest.optimizer : { ...manifest.optimizer, lr: options.lr };
+  const forwardMod = await importKernels<ForwardModule>(root, manifest.files.forward);
+  const stepMod = await importKernels<StepModule>(root, manifest.files.step);
+  const fwd = forwardMod.create(F, arenas.I);
+  const kernels = stepMod.create(F, arenas.I);
+  return new BundleTrainer(root, manifest, optimizer, arenas, fwd, kernels);
+}
+
+class BundleTrainer implements Trainer {
+  readonly batchSize: number;
+  readonly params: ParamStore;
+  private count = 0;
+  private readonly inputs: InputWriter;
+  private readonly lrView: SlotView;
+  private readonly stepView: SlotView;
+  private readonly lossView: SlotView | undefined;
+  private readonly paramByName: Map<string, ParamEntry>;
+
+  constructor(
+    readonly dir: string,
+    readonly manifest: Manifest,
+    readonly optimizer: OptimizerSpec,
+    private readonly arenas: Arenas,
+    private readonly fwd: { forward(): void },
+    private readonly kernels: { gradients(): void; step(): void },
+  ) {
+    this.batchSize = batchSizeOf(manifest);
+    this.inputs = new InputWriter(arenas, manifest.inputs);
+    this.lrView = slotView(arenas, manifest.hyper.lr);
+    this.stepView = slotView(arenas, manifest.hyper.step);
+    this.lossView = manifest.loss ? slotView(arenas, manifest.loss) : undefined;
+    this.paramByName = new Map(manifest.params.map((p) => [p.name, p]));
+    this.params = {
+      names: () => manifest.params.map((p) => p.name),
+      get: (name) => slotCopy(arenas, this.param(name)),
+      set: (name, values) => {
+        const p = this.param(name);
+        const n = sizeOf(p.shape);
+        if (values === null || typeof values !== "object" || typeof values.length !== "number") {
+          throw new Error(`param "${name}": got ${kindOf(values)}, expected ${n} numbers for ${typeText(p.dtype, p.shape)}`);
+        }
+        if (values.length !== n) throw new Error(`param "${name}": got ${values.length} values, expected ${n} for ${typeText(p.dtype, p.shape)}`);
+        slotView(arenas, p).set(values);
+      },
+    };
+  }
+
+  get stepCount(): number {
+    return this.count;
+  }
+
+  private param(name: string): ParamEntry {
+    const p = this.paramByName.get(name);
+    if (!p) throw new Error(`unknown param "${name}"; the bundle's params are ${[...this.paramByName.keys()].join(", ") || "(none)"}`);
+    return p;
+  }
+
+  private loss(): number {
+    return this.lossView ? this.lossView[0]! : NaN;
+  }
+
+  learningRate(): number {
+    return learningRate(this.optimizer, this.count);
+  }
+
+  step(batch: Feeds): number {
+    this.inputs.write(batch, "train");
+    this.lrView[0] = learningRate(this.optimizer, this.count);
+    this.stepView[0] = this.count + 1;
+    this.kernels.step();
+    this.count++;
+    return this.loss();
+  }
+
+  gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> } {
+    this.inputs.write(batch, "train");
+    this.kernels.gradients();
+    const grads: Record<string, FloatArray> = {};
+    for (const p of this.manifest.params) {
+      if (p.grad) grads[p.name] = slotCopy(this.arenas, p.grad) as FloatArray;
+    }
+    return { loss: this.loss(), grads };
+  }
+
+  predict(inputs: Feeds): Record<string, SlotView> {
+    this.inputs.write(inputs, "forward");
+    this.fwd.forward();
+    const out: Record<string, SlotView> = {};
+    for (const o of this.manifest.outputs) out[o.name] = slotCopy(this.arenas, o);
+    return out;
+  }
+
+  save(path: string): void {
+    saveCheckpoint(resolve(path), this.arenas, this.manifest, this.count);
+  }
+
+  restore(path: string): void {
+    this.count = restoreCheckpoint(resolve(path), this.arenas, this.manifest);
+  }
+}
