@@ -10,6 +10,7 @@ import type { DType, Shape } from "../../../compiler/ir/types.js";
 import { broadcastShapes, sizeOf } from "../../../compiler/ir/types.js";
 import { OPS } from "../../../compiler/ops/index.js";
 import type { OpKind } from "../../../compiler/ops/index.js";
+import type { Padding } from "../../../compiler/ops/kinds.js";
 import { checkGrads, formatGradReport } from "../../../compiler/autodiff/checkGrads.js";
 import { randomArray, seededRandom } from "../../helpers.js";
 
@@ -26,11 +27,20 @@ type Composite =
  */
 type Domain = "real" | "positive" | "nonzero" | { readonly lattice: number };
 
+/** Window params of a conv or pool case; `image` is the input shape a backward primitive produces. */
+interface Window {
+  readonly padding: Padding;
+  readonly strides: number;
+  readonly size?: number;
+  readonly image?: readonly number[];
+}
+
 /** One test case of a row: operand shapes (dtypes default f32; domain defaults to the row's). */
 interface Case {
   readonly shapes: readonly Shape[];
   readonly dtypes?: readonly DType[];
   readonly domain?: Domain | readonly Domain[];
+  readonly window?: Window;
 }
 
 /** One op: its cases, its operands' domains, and how to apply it to the operands. */
@@ -39,12 +49,17 @@ interface GradRow {
   readonly cases: readonly Case[];
   /** One domain for all operands, or one per operand (default "real"). */
   readonly domain?: Domain | readonly Domain[];
-  readonly build: (xs: readonly Tensor[], g: GraphBuilder) => Tensor;
+  readonly build: (xs: readonly Tensor[], g: GraphBuilder, cs: Case) => Tensor;
   /** Also check grad of grad (on the first case). */
   readonly second?: boolean;
 }
 
 const c = (...shapes: Shape[]): Case => ({ shapes });
+/** A case with window params. */
+const cw = (window: Window, ...shapes: Shape[]): Case => ({ shapes, window });
+const pair = (v: number): [number, number] => [v, v];
+/** The params of a window op's backward primitive. */
+const windowParams = (w: Window) => ({ strides: pair(w.strides), padding: w.padding });
 const unaryCases = [c([]), c([2, 3])];
 const pairCases = [c([2, 3], [2, 3]), c([3, 1], [1, 4]), c([], [2, 3]), c([2, 3], [3])];
 
@@ -133,6 +148,55 @@ const GRAD_TABLE: readonly GradRow[] = [
     build: ([a, b]) => a!.matmul(b!),
     second: true,
   },
+  // convolution and pooling (NHWC), and their backward primitives
+  {
+    op: "conv2d",
+    cases: [cw({ padding: "valid", strides: 1 }, [1, 5, 5, 2], [3, 3, 2, 3]), cw({ padding: "same", strides: 2 }, [2, 4, 5, 1], [2, 3, 1, 2])],
+    build: ([x, f], _g, cs) => x!.conv2d(f!, cs.window!.strides, cs.window!.padding),
+    second: true,
+  },
+  {
+    op: "conv2dBackpropInput",
+    cases: [
+      cw({ padding: "valid", strides: 1, image: [1, 5, 5, 2] }, [1, 3, 3, 3], [3, 3, 2, 3]),
+      cw({ padding: "same", strides: 2, image: [2, 4, 5, 1] }, [2, 2, 3, 2], [2, 3, 1, 2]),
+    ],
+    build: ([dy, f], _g, cs) => dy!.ctx.apply("conv2dBackpropInput", [dy!, f!], { inputShape: [...cs.window!.image!], ...windowParams(cs.window!) }),
+  },
+  {
+    op: "conv2dBackpropFilter",
+    cases: [
+      cw({ padding: "valid", strides: 1, image: [3, 3, 2, 3] }, [1, 5, 5, 2], [1, 3, 3, 3]),
+      cw({ padding: "same", strides: 2, image: [2, 3, 1, 2] }, [2, 4, 5, 1], [2, 2, 3, 2]),
+    ],
+    build: ([x, dy], _g, cs) => x!.ctx.apply("conv2dBackpropFilter", [x!, dy!], { filterShape: [...cs.window!.image!], ...windowParams(cs.window!) }),
+  },
+  {
+    op: "maxPool2d",
+    cases: [cw({ padding: "valid", strides: 2, size: 2 }, [1, 4, 4, 2]), cw({ padding: "same", strides: 2, size: 3 }, [2, 5, 5, 1])],
+    domain: { lattice: 0 },
+    build: ([x], _g, cs) => x!.maxPool2d(cs.window!.size!, cs.window!.strides, cs.window!.padding),
+  },
+  {
+    op: "maxPool2dGrad",
+    cases: [cw({ padding: "valid", strides: 2, size: 2 }, [1, 4, 4, 2], [1, 2, 2, 2]), cw({ padding: "same", strides: 2, size: 3 }, [2, 5, 5, 1], [2, 3, 3, 1])],
+    // x only picks where dy goes: piecewise constant in x, linear in dy
+    domain: [{ lattice: 0 }, "real"],
+    build: ([x, dy], _g, cs) => x!.ctx.apply("maxPool2dGrad", [x!, dy!], { size: pair(cs.window!.size!), ...windowParams(cs.window!) }),
+  },
+  {
+    op: "avgPool2d",
+    cases: [cw({ padding: "valid", strides: 2, size: 2 }, [1, 4, 4, 2]), cw({ padding: "same", strides: 2, size: 3 }, [2, 5, 5, 1])],
+    build: ([x], _g, cs) => x!.avgPool2d(cs.window!.size!, cs.window!.strides, cs.window!.padding),
+  },
+  {
+    op: "avgPool2dGrad",
+    cases: [
+      cw({ padding: "valid", strides: 2, size: 2, image: [1, 4, 4, 2] }, [1, 2, 2, 2]),
+      cw({ padding: "same", strides: 2, size: 3, image: [2, 5, 5, 1] }, [2, 3, 3, 1]),
+    ],
+    build: ([dy], _g, cs) => dy!.ctx.apply("avgPool2dGrad", [dy!], { inputShape: [...cs.window!.image!], size: pair(cs.window!.size!), ...windowParams(cs.window!) }),
+  },
   // composites
   { op: "gelu", cases: unaryCases, build: ([x]) => x!.gelu() },
   { op: "mean", cases: [c([2, 3]), c([2, 3, 4])], build: ([x]) => x!.mean(-1).add(x!.mean()) },
@@ -200,7 +264,7 @@ function caseGraph(row: GradRow, cs: Case, index: number): Graph {
       const values = domainValues(domain, sizeOf(shape), seed + i);
       return g.param(String.fromCharCode(97 + i), shape, { init: values, dtype: cs.dtypes?.[i] ?? "f32" });
     });
-    const out = row.build(xs, g);
+    const out = row.build(xs, g, cs);
     const w = g.const(randomArray(out.size, seed + 50, -1.5, 1.5), [...out.shape], out.dtype);
     return { loss: out.mul(w).sum() };
   });
