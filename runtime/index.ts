@@ -1,0 +1,26 @@
+// The runtime's public entry ("gradc/runtime"): load a kernel bundle, feed it
+// data, train it, evaluate it. Nothing here depends on the compiler.
+export { load, readManifest } from "./load.js";
+export type { Trainer, ParamStore, LoadOptions } from "./load.js";
+export type { Feed, Feeds, FloatArray, SlotView } from "./arena.js";
+export { learningRate, scheduleLr } from "./schedule.js";
+export {
+  Batcher,
+  createRng,
+  epochSeed,
+  loadArrays,
+  loadTrainingData,
+  makeDataset,
+  permutation,
+  splitDataset,
+  subset,
+} from "./data.js";
+export type { Column, Dataset, TrainingData } from "./data.js";
+export { loadMnist, MNIST_PIXELS } from "./mnist.js";
+export { accuracy, argmax } from "./evaluate.js";
+export { main as train, trainHelp } from "./trainer.js";
+export type { TrainSummary, TrainIO } from "./trainer.js";
+export { loadSafetensors, saveSafetensors } from "./safetensors.js";
+export type { NamedTensor } from "./safetensors.js";
+export { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
+export type * from "./manifest.js";

@@ -1,0 +1,166 @@
+// The generated trainer: `node <bundle>/train.js [flags]` runs main(), which
+// loads the bundle and its data, trains, logs, evaluates and checkpoints.
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { TrainingSpec } from "./manifest.js";
+import type { FlagDefs, FlagValues } from "./flags.js";
+import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./flags.js";
+import { load } from "./load.js";
+import type { Trainer } from "./load.js";
+import { Batcher, loadTrainingData } from "./data.js";
+import type { Dataset } from "./data.js";
+import { accuracy } from "./evaluate.js";
+import { startProgress } from "./progress.js";
+
+/** The trainer's flags; each overrides the bundle's training spec. */
+export const TRAIN_FLAGS: FlagDefs = {
+  steps: { kind: "int", value: "N", help: "train for N updates (overrides epochs)" },
+  epochs: { kind: "int", value: "N", help: "train for N passes over the training data" },
+  seed: { kind: "int", value: "N", help: "seed of the data shuffling" },
+  lr: { kind: "number", value: "X", help: "base learning rate (overrides the optimizer's)" },
+  "log-every": { kind: "int", value: "N", help: "log the loss every N steps" },
+  "checkpoint-every": { kind: "int", value: "N", help: "write a checkpoint every N steps (and always at the end)" },
+  out: { kind: "string", value: "DIR", help: "folder for logs/ and checkpoints/ (default: the bundle)" },
+  "no-progress": { kind: "boolean", help: "no progress bar (it is also off when stderr is not a terminal)" },
+  help: { kind: "boolean", short: "h", help: "show this help" },
+};
+
+/** The usage text of the trainer. */
+export function trainHelp(command = "node <bundle>/train.js"): string {
+  return `Usage: ${command} [options]\n\nTrains the bundle's model on the data of its training spec.\n\nOptions:\n${flagsHelp(TRAIN_FLAGS)}`;
+}
+
+/** What a training run did. */
+export interface TrainSummary {
+  readonly steps: number;
+  /** Completed passes over the training data (may be fractional). */
+  readonly epochs: number;
+  /** The loss of the last update. */
+  readonly finalLoss: number;
+  /** Test accuracy after the last evaluation, when the spec asks for accuracy and data is held out. */
+  readonly accuracy?: number;
+  readonly seconds: number;
+  readonly lossLog: string;
+  readonly checkpoint: string;
+  /** The emitted gradient code of the bundle. */
+  readonly stepCode: string;
+}
+
+/** Where the trainer prints; tests pass their own. */
+export interface TrainIO {
+  readonly log?: (line: string) => void;
+  /** Force the progress bar on or off (default: on when stderr is a terminal). */
+  readonly progress?: boolean;
+}
+
+/** The run's settings: the spec with the flags applied. */
+interface Plan {
+  readonly total: number;
+  readonly stepsPerEpoch: number;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  readonly logEvery: number;
+  readonly checkpointEvery: number;
+}
+
+function plan(spec: TrainingSpec, f: FlagValues, stepsPerEpoch: number): Plan {
+  const steps = flagNumber(f, "steps");
+  const epochs = flagNumber(f, "epochs");
+  const total = steps ?? (epochs !== undefined ? epochs * stepsPerEpoch : (spec.steps ?? (spec.epochs ?? 1) * stepsPerEpoch));
+  return {
+    total,
+    stepsPerEpoch,
+    seed: flagNumber(f, "seed") ?? spec.seed ?? 0,
+    shuffle: spec.shuffle ?? true,
+    logEvery: Math.max(1, flagNumber(f, "log-every") ?? spec.logEvery ?? stepsPerEpoch),
+    checkpointEvery: flagNumber(f, "checkpoint-every") ?? spec.checkpointEvery ?? 0,
+  };
+}
+
+const fmt = (x: number): string => (Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(4) : x.toExponential(3));
+const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+
+/**
+ * Trains the bundle in `bundleDir` as its manifest's training spec says,
+ * with `argv` flags applied (see TRAIN_FLAGS). Returns a summary, or
+ * undefined when `--help` only printed the usage.
+ */
+export async function main(bundleDir: string, argv: readonly string[] = [], io: TrainIO = {}): Promise<TrainSummary | undefined> {
+  const log = io.log ?? ((line: string) => console.log(line));
+  const { flags, positional } = parseFlags(argv, TRAIN_FLAGS, "the trainer");
+  if (flags["help"]) {
+    log(trainHelp());
+    return undefined;
+  }
+  if (positional.length) throw new UsageError(`the trainer takes no arguments besides options (got ${positional.join(" ")})`);
+  const dir = resolve(bundleDir);
+  const lr = flagNumber(flags, "lr");
+  const trainer = await load(dir, lr === undefined ? {} : { lr });
+  const spec = trainer.manifest.training;
+  if (!spec) throw new Error(`${join(dir, "manifest.json")}: the bundle has no training spec (give the model a config.training and recompile)`);
+  const data = loadTrainingData(spec.data, dir, trainer.manifest.inputs);
+  const trainInputs = trainer.manifest.inputs.filter((i) => i.usedBy.includes("train"));
+  const batcher = new Batcher(data.train, trainInputs, trainer.batchSize);
+  if (batcher.fullBatches === 0) {
+    throw new Error(`${data.train.size} training examples are fewer than one batch of ${trainer.batchSize}`);
+  }
+  const p = plan(spec, flags, batcher.fullBatches);
+  const evaluate = spec.accuracy && data.test && data.test.size > 0 ? makeEvaluator(trainer, data.test, spec.accuracy) : undefined;
+
+  const out = resolve(flagString(flags, "out") ?? dir);
+  const lossLog = join(out, "logs", "loss.csv");
+  const checkpoint = join(out, "checkpoints", "latest.safetensors");
+  mkdirSync(join(out, "logs"), { recursive: true });
+  const csv = openSync(lossLog, "w");
+  writeSync(csv, "step,epoch,loss,lr\n");
+
+  const started = performance.now();
+  log(`training ${trainer.manifest.name}: ${p.total} steps, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}`);
+  const bar = await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true));
+  const say = (line: string): void => (bar ? bar.log(line) : log(line));
+  let loss = NaN;
+  let acc: number | undefined;
+  let step = 0;
+  let epoch = 0;
+  try {
+    while (step < p.total) {
+      const order = batcher.order(epoch, p.shuffle, p.seed);
+      let b = 0;
+      for (; b < p.stepsPerEpoch && step < p.total; b++) {
+        batcher.fill(order, b * trainer.batchSize);
+        const lrNow = trainer.learningRate();
+        loss = trainer.step(batcher.batch);
+        step++;
+        if (!Number.isFinite(loss)) throw new Error(`the loss is ${loss} at step ${step}; try a lower learning rate (--lr)`);
+        if (step % p.logEvery === 0 || step === p.total) {
+          writeSync(csv, `${step},${epoch + 1},${loss},${lrNow}\n`);
+          say(`step ${step}/${p.total}  epoch ${epoch + 1}  loss ${fmt(loss)}  lr ${lrNow.toPrecision(3)}`);
+        }
+        if (p.checkpointEvery > 0 && step % p.checkpointEvery === 0) trainer.save(checkpoint);
+        bar?.update(step, loss);
+      }
+      epoch++;
+      // evaluate at each epoch's end, and once after a final partial epoch
+      if (evaluate && (b === p.stepsPerEpoch || step === p.total)) {
+        acc = evaluate();
+        say(`epoch ${epoch}: test accuracy ${pct(acc)}`);
+      }
+    }
+  } finally {
+    bar?.stop();
+    closeSync(csv);
+  }
+  trainer.save(checkpoint);
+  const seconds = (performance.now() - started) / 1000;
+  const stepCode = join(dir, "step.ts");
+  log(`final loss ${fmt(loss)}${acc === undefined ? "" : `  test accuracy ${pct(acc)}`}  (${step} steps in ${seconds.toFixed(1)} s)`);
+  log(`loss log: ${lossLog}`);
+  log(`checkpoint: ${checkpoint}`);
+  log(`gradient code: ${stepCode}`);
+  const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, checkpoint, stepCode };
+  return acc === undefined ? summary : { ...summary, accuracy: acc };
+}
+
+function makeEvaluator(trainer: Trainer, test: Dataset, spec: NonNullable<TrainingSpec["accuracy"]>): () => number {
+  return () => accuracy(trainer, test, spec);
+}
