@@ -67,6 +67,8 @@ export type CustomVjp = (ct: Tensor, inputs: readonly Tensor[], output: Tensor) 
 
 /** JSON with sorted keys, so equal params give equal interning keys. */
 export function stableJson(v: unknown): string {
+  // JSON writes NaN and ±Infinity as null: keep them apart (a pad with -Infinity is not one with Infinity)
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v);
   if (v === null || typeof v !== "object") return JSON.stringify(v) ?? "null";
   if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
   const o = v as Record<string, unknown>;

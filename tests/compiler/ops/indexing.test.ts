@@ -120,6 +120,16 @@ describe("pad", () => {
     expect(Array.from(out.e!.data)).toEqual([5, 5, 5, 5]);
   });
 
+  it("keeps pads with different non-finite values apart", () => {
+    const out = evalOutputs((g) => {
+      const x = g.const([1]);
+      return { a: x.pad([[1, 0]], Infinity), b: x.pad([[1, 0]], -Infinity), c: x.pad([[0, 1]], NaN) };
+    });
+    expect(Array.from(out.a!.data)).toEqual([Infinity, 1]);
+    expect(Array.from(out.b!.data)).toEqual([-Infinity, 1]);
+    expect(Array.from(out.c!.data)).toEqual([1, NaN]);
+  });
+
   it("rejects negative or missing paddings", () => {
     const neg = errorMessage(() => evalOutputs((g) => ({ y: g.input("x", [2, 2]).pad([[0, -1], [0, 0]]) })));
     expect(neg).toMatch(/^pad: paddings \[\[0,-1\],\[0,0\]\] need one \[before, after\] pair of non-negative integers per axis of \[2,2\]/);
