@@ -8,7 +8,7 @@ import type { Tensor } from "../../../compiler/ir/node.js";
 import { evaluate, interpret } from "../../../compiler/interp/interpret.js";
 import type { Feeds } from "../../../compiler/interp/interpret.js";
 import { OPS } from "../../../compiler/ops/index.js";
-import type { NDArray, NodeOf, OpKind } from "../../../compiler/ops/index.js";
+import type { NDArray, NodeOf, OpDef, OpKind } from "../../../compiler/ops/index.js";
 import { kernelFunction } from "../../../compiler/codegen/jsExpr.js";
 import { grad, hvp, tangentName } from "../../../compiler/autodiff/grad.js";
 import { expectAllClose, randomArray } from "../../helpers.js";
@@ -27,12 +27,11 @@ export function expectLoweringMatches(build: (g: GraphBuilder) => Tensor, feeds:
   const n = node!;
   const values = evaluate(n.inputs, feeds, { precision: "f64" });
   const ins = n.inputs.map((t) => values.get(t)!);
-  const def = OPS[n.op] as { eval: (n: NodeOf<OpKind>, i: readonly NDArray[]) => Float64Array; lower?: (n: NodeOf<OpKind>) => unknown };
+  const def = OPS[n.op] as OpDef<OpKind>;
   expect(def.lower, `${n.op} has a lowering`).toBeDefined();
   const want = def.eval(n as NodeOf<OpKind>, ins);
   const out = new Float64Array(n.size).fill(NaN);
-  const stmts = OPS[n.op].lower!(n as never);
-  kernelFunction(stmts, ins.length)(out, ...ins.map((a) => Float64Array.from(a.data)));
+  kernelFunction(def.lower!(n as NodeOf<OpKind>), ins.length)(out, ...ins.map((a) => Float64Array.from(a.data)));
   expectAllClose(out, want, { rtol: tol, atol: tol });
   return { shape: n.shape, dtype: n.dtype, data: want };
 }
