@@ -20,6 +20,13 @@ export function numLit(v: number): string {
   return String(v);
 }
 
+/** `array[offset + index]`, with a literal index folded into the offset. */
+function elementJs(b: BufferBinding, index: Expr, bind: Bindings): string {
+  if (index.k === "num") return `${b.array}[${b.offset + index.v}]`;
+  const idx = exprJs(index, bind);
+  return `${b.array}[${b.offset ? `${b.offset} + ${idx}` : idx}]`;
+}
+
 const CALL: Partial<Record<string, string>> = {
   exp: "Math.exp", log: "Math.log", log1p: "Math.log1p", sqrt: "Math.sqrt", abs: "Math.abs", sign: "Math.sign",
   sin: "Math.sin", cos: "Math.cos", tanh: "Math.tanh", floor: "Math.floor", fround: "Math.fround",
@@ -30,11 +37,7 @@ export function exprJs(e: Expr, bind: Bindings): string {
   switch (e.k) {
     case "num": return numLit(e.v);
     case "var": return e.name;
-    case "load": {
-      const b = bind(e.buf);
-      const idx = exprJs(e.index, bind);
-      return `${b.array}[${b.offset ? `${b.offset} + ${idx}` : idx}]`;
-    }
+    case "load": return elementJs(bind(e.buf), e.index, bind);
     case "un": {
       const a = exprJs(e.a, bind);
       switch (e.op) {
@@ -79,12 +82,9 @@ export function stmtsJs(stmts: readonly Stmt[], bind: Bindings, indent = 0): str
         break;
       case "let": out.push(`${pad}let ${s.name} = ${exprJs(s.init, bind)};`); break;
       case "set": out.push(`${pad}${s.name} = ${exprJs(s.value, bind)};`); break;
-      case "store": {
-        const b = bind(s.buf);
-        const idx = exprJs(s.index, bind);
-        out.push(`${pad}${b.array}[${b.offset ? `${b.offset} + ${idx}` : idx}] ${s.add ? "+=" : "="} ${exprJs(s.value, bind)};`);
+      case "store":
+        out.push(`${pad}${elementJs(bind(s.buf), s.index, bind)} ${s.add ? "+=" : "="} ${exprJs(s.value, bind)};`);
         break;
-      }
       case "if":
         out.push(`${pad}if (${exprJs(s.c, bind)}) {`, ...stmtsJs(s.then, bind, indent + 1));
         if (s.else) out.push(`${pad}} else {`, ...stmtsJs(s.else, bind, indent + 1));

@@ -1,8 +1,10 @@
 // Matrix product over the last two axes, with broadcast leading (batch) axes.
 import type { OpDef } from "./def.js";
 import type { Tensor } from "../ir/node.js";
-import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf } from "../ir/types.js";
+import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex, sameDtype } from "./broadcast.js";
+import { addE, bin, let_, load, loop, mulE, num, ref, store } from "../codegen/kir.js";
+import { broadcastStrides, stridedLoops } from "../codegen/loops.js";
 
 /** Swaps the last two axes. */
 export function mT(t: Tensor): Tensor {
@@ -55,6 +57,28 @@ export const MATMUL = {
     vjp: (ct, node) => {
       const [a, b] = node.inputs as [Tensor, Tensor];
       return [ct.matmul(mT(b)), mT(a).matmul(ct)];
+    },
+    // i-k-j order: the innermost loop walks a row of B and a row of C contiguously
+    lower: (node) => {
+      const [a, b] = node.inputs as [Tensor, Tensor];
+      const [m, k] = a.shape.slice(-2) as [number, number];
+      const n = b.shape.at(-1)!;
+      const batch = node.shape.slice(0, -2);
+      const so = stridesOf(batch).map((s) => s * m * n);
+      const sa = broadcastStrides(a.shape.slice(0, -2), batch).map((s) => s * m * k);
+      const sb = broadcastStrides(b.shape.slice(0, -2), batch).map((s) => s * k * n);
+      const [i, p, j] = [ref("i"), ref("p"), ref("j")];
+      return stridedLoops(batch, [so, sa, sb], ([oo, oa, ob]) => [
+        loop("i", m, [
+          let_("ro", addE(oo!, mulE(i, n))),
+          loop("j", n, [store("out", addE(ref("ro"), j), num(0))]),
+          loop("p", k, [
+            let_("av", load("in0", addE(oa!, addE(mulE(i, k), p)))),
+            let_("rb", addE(ob!, mulE(p, n))),
+            loop("j", n, [store("out", addE(ref("ro"), j), bin("*", ref("av"), load("in1", addE(ref("rb"), j))), true)]),
+          ]),
+        ]),
+      ], "t");
     },
   } satisfies OpDef<"matmul">,
 } as const;

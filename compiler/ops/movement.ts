@@ -3,6 +3,14 @@ import type { OpDef } from "./def.js";
 import type { Shape } from "../ir/types.js";
 import { ShapeError, broadcastShapes, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex } from "./broadcast.js";
+import type { Stmt } from "../codegen/kir.js";
+import { load, store } from "../codegen/kir.js";
+import { broadcastStrides, stridedLoops } from "../codegen/loops.js";
+
+/** out[i] = in0[j] over `outShape`, with the input addressed by `inStrides` per output axis. */
+function lowerCopy(outShape: Shape, inStrides: readonly number[]): Stmt[] {
+  return stridedLoops(outShape, [stridesOf(outShape), inStrides], ([o, i]) => [store("out", o!, load("in0", i!))]);
+}
 
 /** For each flat index of the transposed result, the flat index into the input. */
 export function transposeIndex(inShape: Shape, perm: readonly number[]): Int32Array {
@@ -52,6 +60,11 @@ export const MOVEMENT = {
       return Float64Array.from(idx, (i) => x!.data[i]!);
     },
     vjp: (ct, n) => [ct.transpose(inversePerm(n.params.perm))],
+    // walk the output in order; the input's strides are permuted
+    lower: (n) => {
+      const inStrides = stridesOf(n.inputs[0]!.shape);
+      return lowerCopy(n.shape, n.params.perm.map((p) => inStrides[p]!));
+    },
   } satisfies OpDef<"transpose">,
   broadcastTo: {
     infer: ([x], p) => {
@@ -63,5 +76,6 @@ export const MOVEMENT = {
     eval: (n, [x]) => Float64Array.from(broadcastIndex(x!.shape, n.shape), (i) => x!.data[i]!),
     // the cotangent has the broadcast shape; autodiff sums it back to x's shape
     vjp: (ct) => [ct],
+    lower: (n) => lowerCopy(n.shape, broadcastStrides(n.inputs[0]!.shape, n.shape)),
   } satisfies OpDef<"broadcastTo">,
 } as const;

@@ -4,6 +4,9 @@ import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { ShapeError, normAxes, normAxis, sizeOf, stridesOf } from "../ir/types.js";
 import { requireNumeric } from "./broadcast.js";
+import type { Expr, Stmt } from "../codegen/kir.js";
+import { addE, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../codegen/kir.js";
+import { stridedLoops, stridesAt } from "../codegen/loops.js";
 
 /** Shape after reducing `axes`, with the reduced axes kept as 1 or dropped. */
 export function reducedShape(shape: Shape, axes: readonly number[], keepDims: boolean): number[] {
@@ -30,7 +33,28 @@ export function forEachReduced(shape: Shape, axes: readonly number[], visit: (o:
 
 type Red = "sum" | "max" | "min";
 
-function reduction<K extends Red>(init: number, combine: (acc: number, v: number) => number, vjp: OpDef<K>["vjp"]): OpDef<K> {
+/**
+ * Kept axes outer, reduced axes inner: each output element is accumulated in
+ * a local (full precision), visiting inputs in the interpreter's order.
+ */
+function lowerReduction(x: Tensor, axes: readonly number[], init: number, combine: (acc: Expr, v: Expr) => Expr): Stmt[] {
+  const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const keptShape = kept.map((a) => x.shape[a]!);
+  return stridedLoops(keptShape, [stridesOf(keptShape), stridesAt(x.shape, kept)], ([o, base]) => [
+    let_("acc", init),
+    ...stridedLoops(axes.map((a) => x.shape[a]!), [stridesAt(x.shape, axes)], ([r]) => [
+      set("acc", combine(ref("acc"), load("in0", addE(base!, r!)))),
+    ], "r"),
+    store("out", o!, ref("acc")),
+  ]);
+}
+
+function reduction<K extends Red>(
+  init: number,
+  combine: (acc: number, v: number) => number,
+  vjp: OpDef<K>["vjp"],
+  combineExpr: (acc: Expr, v: Expr) => Expr,
+): OpDef<K> {
   return {
     infer: ([x], p) => {
       requireNumeric(x!);
@@ -49,6 +73,7 @@ function reduction<K extends Red>(init: number, combine: (acc: number, v: number
       return out;
     },
     ...(vjp ? { vjp } : {}),
+    lower: (node) => lowerReduction(node.inputs[0]!, axesOf(node), init, combineExpr),
   };
 }
 
@@ -77,9 +102,9 @@ export const REDUCE = {
   sum: reduction<"sum">(0, (a, v) => a + v, (ct, node) => {
     const axes = axesOf(node);
     return [keepDimsOf(ct, node, axes).broadcastTo([...node.inputs[0]!.shape])];
-  }),
-  max: reduction<"max">(-Infinity, Math.max, extremumVjp),
-  min: reduction<"min">(Infinity, Math.min, extremumVjp),
+  }, (acc, v) => bin("+", acc, v)),
+  max: reduction<"max">(-Infinity, Math.max, extremumVjp, (acc, v) => bin("max", acc, v)),
+  min: reduction<"min">(Infinity, Math.min, extremumVjp, (acc, v) => bin("min", acc, v)),
   argmax: {
     infer: ([x], p) => {
       requireNumeric(x!);
@@ -104,6 +129,26 @@ export const REDUCE = {
         }
       });
       return arg;
+    },
+    // the first maximum wins; a NaN beats any number, and the first NaN stays
+    lower: (node) => {
+      const x = node.inputs[0]!;
+      const ax = normAxis(node.params.axis, x.rank);
+      const kept = x.shape.map((_, i) => i).filter((i) => i !== ax);
+      const keptShape = kept.map((a) => x.shape[a]!);
+      const step = stridesOf(x.shape)[ax]!;
+      const v = ref("v");
+      const best = ref("best");
+      const better = bin("||", bin(">", v, best), bin("&&", bin("!=", v, v), bin("==", best, best)));
+      return stridedLoops(keptShape, [stridesOf(keptShape), stridesAt(x.shape, kept)], ([o, base]) => [
+        let_("best", load("in0", base!)),
+        let_("arg", num(0)),
+        loop("r", x.shape[ax]!, [
+          let_("v", load("in0", addE(base!, mulE(ref("r"), step)))),
+          if_(better, [set("best", v), set("arg", ref("r"))]),
+        ], 1),
+        store("out", o!, ref("arg")),
+      ]);
     },
   } satisfies OpDef<"argmax">,
 } as const;

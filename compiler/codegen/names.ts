@@ -1,0 +1,93 @@
+// Names at the boundary of generated code: user text becomes sanitized
+// identifiers or neutralized comment text, never code. Also the printed
+// binding of each node ("c:f32[4,8] = relu b"), as graphs/backward.txt shows it.
+import type { Graph } from "../ir/graph.js";
+import type { Tensor } from "../ir/node.js";
+import { printGraph } from "../ir/printer.js";
+
+/** JS words an identifier must not be, plus the names the emitted modules use themselves. */
+const RESERVED = new Set(
+  (
+    "break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
+    "import in instanceof new null return super switch this throw true try typeof var void while with yield let static " +
+    "implements interface package private protected public await arguments eval undefined NaN Infinity Math F I create"
+  ).split(" "),
+);
+
+/**
+ * A user name as an identifier fragment: only [A-Za-z0-9_], at most `max`
+ * characters, never empty. Uniqueness is the caller's (see `Namer`).
+ */
+export function sanitize(name: string, max = 24): string {
+  const s = name.replace(/[^A-Za-z0-9_]/g, "_").slice(0, max);
+  return s.length ? s : "_";
+}
+
+/** Hands out unique identifiers: a taken base gets `_2`, `_3`, ... */
+export class Namer {
+  private readonly used = new Set<string>();
+
+  /** A fresh identifier from `base` (sanitized again, so any text is safe). */
+  fresh(base: string): string {
+    let id = sanitize(base, 64);
+    if (/^[0-9]/.test(id) || RESERVED.has(id)) id = `k_${id}`;
+    let name = id;
+    for (let n = 2; this.used.has(name); n++) name = `${id}_${n}`;
+    this.used.add(name);
+    return name;
+  }
+}
+
+// Characters that end a line, reorder text (bidi controls) or are invisible.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * Text that is safe inside a `/* *\/` or `//` comment: no comment terminator,
+ * no line or paragraph separators, no control or bidi characters (shown as \uXXXX).
+ */
+export function commentText(text: string): string {
+  return text
+    .replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    .replace(/\*\//g, "*\\/");
+}
+
+/** A node's printed binding and its short name. */
+export interface Printed {
+  /** The binding's name (a letter), or the input/param name, or a literal. */
+  readonly name: string;
+  /** The whole binding as the printer writes it, e.g. `c:f32[4,8] = relu b`. */
+  readonly binding: string;
+}
+
+/** Scalar and uniform consts the printer writes inline as literals (they get no binding line). */
+function printedInline(t: Tensor): boolean {
+  return t.op === "const" && t.p("const").value.length === 1;
+}
+
+/**
+ * Printed names of every node of `g`, taken from `printGraph(g)` so kernels,
+ * comments and graphs/backward.txt agree. Body lines are the ones just before
+ * the closing `in (...)` line, one per node that is not an input, a param or a
+ * literal, in node order (the header may span lines: it holds the raw graph name).
+ */
+export function printedNodes(g: Graph): Map<Tensor, Printed> {
+  const out = new Map<Tensor, Printed>();
+  for (const i of g.inputs) out.set(i.node, { name: i.name, binding: `input ${JSON.stringify(i.name)}` });
+  for (const p of g.params) out.set(p.node, { name: p.name, binding: `param ${JSON.stringify(p.name)}` });
+  const bound = g.nodes.filter((t) => t.op !== "input" && t.op !== "param" && !printedInline(t));
+  const lines = printGraph(g, { comments: false }).split("\n");
+  const body = lines.slice(lines.length - 1 - bound.length, lines.length - 1);
+  bound.forEach((t, k) => {
+    const line = body[k]?.trim() ?? "";
+    const m = /^([a-z]+):/.exec(line);
+    // should the printer's layout change, fall back to the node id
+    out.set(t, m ? { name: m[1]!, binding: line } : { name: `n${t.id}`, binding: `n${t.id}:${t.dtype}[${t.shape.join(",")}] = ${t.op}` });
+  });
+  for (const t of g.nodes) {
+    if (!out.has(t)) {
+      const v = t.p("const").value[0]!;
+      out.set(t, { name: String(v), binding: `const ${String(v)}:${t.dtype}[${t.shape.join(",")}]` });
+    }
+  }
+  return out;
+}

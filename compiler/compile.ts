@@ -1,0 +1,91 @@
+// compile(graph, options): the training graph lowered to kernels, emitted as
+// TypeScript and JavaScript, and written with everything else into a bundle.
+import path from "node:path";
+import type { Graph } from "./ir/graph.js";
+import type { CompileOptions } from "./config.js";
+import type { Manifest } from "../runtime/manifest.js";
+import { buildSchedule } from "./codegen/schedule.js";
+import type { Schedule } from "./codegen/schedule.js";
+import { planArena } from "./codegen/arena.js";
+import type { ArenaPlan } from "./codegen/arena.js";
+import { emitTs, transpile } from "./codegen/emitTs.js";
+import type { BundleFiles } from "./codegen/bundle.js";
+import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, writeBundle } from "./codegen/bundle.js";
+
+/** What `compile` wrote. */
+export interface CompileResult {
+  /** The bundle's folder, absolute. */
+  readonly outDir: string;
+  readonly manifest: Manifest;
+  /** Every file of the bundle, relative to `outDir`. */
+  readonly files: readonly string[];
+  /** Milliseconds per phase, and `total`. */
+  readonly timings: Readonly<Record<"lower" | "emit" | "transpile" | "write" | "total", number>>;
+}
+
+/** Options checked before any work, with messages that name the option. */
+function checkOptions(options: CompileOptions): void {
+  if (!options || typeof options.outDir !== "string" || options.outDir.length === 0) {
+    throw new Error("compile: options.outDir must name the bundle's folder");
+  }
+  if (options.backend !== undefined && options.backend !== "ts") {
+    throw new Error(`compile: backend "${String(options.backend)}" is not available yet; use "ts"`);
+  }
+  if (options.dtype !== undefined && options.dtype !== "f32" && options.dtype !== "f64") {
+    throw new Error(`compile: dtype must be "f32" or "f64", got ${JSON.stringify(options.dtype)}`);
+  }
+  const clip = options.gradClip;
+  if (clip !== undefined && !(typeof clip === "number" && clip > 0 && Number.isFinite(clip))) {
+    throw new Error(`compile: gradClip must be a finite number > 0, got ${String(clip)}`);
+  }
+}
+
+/** The schedule and arena plan of a graph, without writing anything (for tests and tools). */
+export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): { schedule: Schedule; plan: ArenaPlan } {
+  const schedule = buildSchedule(graph, {
+    precision: options.dtype ?? "f32",
+    ...(options.optimizer ? { optimizer: options.optimizer } : {}),
+    ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
+  });
+  return { schedule, plan: planArena(schedule.buffers) };
+}
+
+/**
+ * Compiles a graph into a kernel bundle at `options.outDir` (created, or
+ * replaced when it holds a previous bundle). Default optimizer: Adam, lr 0.001.
+ */
+export function compile(graph: Graph, options: CompileOptions): CompileResult {
+  checkOptions(options);
+  const t0 = performance.now();
+  const { schedule, plan } = lowerGraph(graph, options);
+  const t1 = performance.now();
+  const ts = emitTs(schedule, plan);
+  const trainer = trainerSource();
+  const t2 = performance.now();
+  const files: BundleFiles = new Map();
+  files.set("forward.ts", ts.forward);
+  files.set(FILES.forward, transpile(ts.forward, "forward.ts"));
+  files.set("step.ts", ts.step);
+  files.set(FILES.step, transpile(ts.step, "step.ts"));
+  files.set("train.ts", trainer);
+  files.set(FILES.trainer, transpile(trainer, "train.ts"));
+  for (const [rel, js] of runtimeFiles()) files.set(rel, js);
+  const t3 = performance.now();
+  const training = options.training ? trainingSpec(schedule, options.training) : undefined;
+  const manifest = buildManifest(schedule, plan, training?.spec);
+  files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
+  files.set(FILES.weights, initialWeights(schedule));
+  if (training?.data) files.set(FILES.data, training.data);
+  for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
+  // the .js files are ES modules wherever the bundle is put
+  files.set("package.json", JSON.stringify({ type: "module", private: true }, null, 2) + "\n");
+  const outDir = path.resolve(options.outDir);
+  writeBundle(outDir, files);
+  const t4 = performance.now();
+  return {
+    outDir,
+    manifest,
+    files: [...files.keys()].sort(),
+    timings: { lower: t1 - t0, emit: t2 - t1, transpile: t3 - t2, write: t4 - t3, total: t4 - t0 },
+  };
+}
