@@ -203,6 +203,16 @@ function windowCount(g: Geom): Expr {
 
 const zeroFill = (size: number): Stmt => loop("i", size, [store("out", ref("i"), num(0))]);
 
+const pairOf = (p: Pair): Pair => [p[0], p[1]];
+
+/** The three bilinear convolution maps as graph nodes, with one node's strides and padding. */
+type ConvParams = { readonly strides: Pair; readonly padding: Padding };
+const convY = (x: Tensor, f: Tensor, p: ConvParams): Tensor => x.ctx.apply("conv2d", [x, f], { strides: pairOf(p.strides), padding: p.padding });
+const convDx = (dy: Tensor, f: Tensor, inputShape: Shape, p: ConvParams): Tensor =>
+  dy.ctx.apply("conv2dBackpropInput", [dy, f], { inputShape: [...inputShape], strides: pairOf(p.strides), padding: p.padding });
+const convDf = (x: Tensor, dy: Tensor, filterShape: Shape, p: ConvParams): Tensor =>
+  x.ctx.apply("conv2dBackpropFilter", [x, dy], { filterShape: [...filterShape], strides: pairOf(p.strides), padding: p.padding });
+
 // ---- the gradient of maxPool2dGrad with respect to its cotangent ----
 
 /** Each window's taps as channels: [N, H, W, C] → [N·C, Ho, Wo, kh·kw], zero where a tap is padding. */
@@ -213,7 +223,7 @@ function windowTaps(t: Tensor, p: { size: Pair; strides: Pair; padding: Padding 
   const eye = Array.from({ length: k * k }, (_, i) => (i % (k + 1) === 0 ? 1 : 0));
   const filter = t.ctx.apply("const", [], { value: eye, shape: [p.size[0], p.size[1], 1, k], dtype: t.dtype });
   const planes = t.transpose([0, 3, 1, 2]).reshape([n * c, h, w, 1]);
-  return t.ctx.apply("conv2d", [planes, filter], { strides: [...p.strides], padding: p.padding });
+  return convY(planes, filter, p);
 }
 
 /**
@@ -235,8 +245,6 @@ function gatherAtArgmax(x: Tensor, ct: Tensor, p: { size: Pair; strides: Pair; p
   return picked.reshape([n, c, ho, wo]).transpose([0, 2, 3, 1]);
 }
 
-const pairOf = (p: Pair): Pair => [p[0], p[1]];
-
 export const CONV = {
   /** y[n,oy,ox,co] = Σ_{ky,kx,ci} x[n, oy·sh + ky − pt, ox·sw + kx − pl, ci] · f[ky,kx,ci,co]. */
   conv2d: {
@@ -247,11 +255,7 @@ export const CONV = {
     eval: (node, [x, f]) => convEval(convGeom(x!.shape, f!.shape, node.params.strides, node.params.padding), "y", x!.data, f!.data),
     vjp: (ct, node) => {
       const [x, f] = node.inputs as [Tensor, Tensor];
-      const { strides, padding } = node.params;
-      return [
-        ct.ctx.apply("conv2dBackpropInput", [ct, f], { inputShape: [...x.shape], strides: pairOf(strides), padding }),
-        ct.ctx.apply("conv2dBackpropFilter", [x, ct], { filterShape: [...f.shape], strides: pairOf(strides), padding }),
-      ];
+      return [convDx(ct, f, x.shape, node.params), convDf(x, ct, f.shape, node.params)];
     },
     lower: (node) => {
       const [x, f] = node.inputs as [Tensor, Tensor];
@@ -273,11 +277,7 @@ export const CONV = {
     // bilinear: ⟨c, dx(dy, f)⟩ = ⟨conv2d(c, f), dy⟩ = ⟨dfilter(c, dy), f⟩
     vjp: (ct, node) => {
       const [dy, f] = node.inputs as [Tensor, Tensor];
-      const { strides, padding } = node.params;
-      return [
-        ct.ctx.apply("conv2d", [ct, f], { strides: pairOf(strides), padding }),
-        ct.ctx.apply("conv2dBackpropFilter", [ct, dy], { filterShape: [...f.shape], strides: pairOf(strides), padding }),
-      ];
+      return [convY(ct, f, node.params), convDf(ct, dy, f.shape, node.params)];
     },
     // one output cell at a time: no accumulation across threads
     lower: (node) => {
@@ -300,11 +300,7 @@ export const CONV = {
     // bilinear: ⟨c, df(x, dy)⟩ = ⟨dx(dy, c), x⟩ = ⟨conv2d(x, c), dy⟩
     vjp: (ct, node) => {
       const [x, dy] = node.inputs as [Tensor, Tensor];
-      const { strides, padding } = node.params;
-      return [
-        ct.ctx.apply("conv2dBackpropInput", [dy, ct], { inputShape: [...x.shape], strides: pairOf(strides), padding }),
-        ct.ctx.apply("conv2d", [x, ct], { strides: pairOf(strides), padding }),
-      ];
+      return [convDx(dy, ct, x.shape, node.params), convY(x, ct, node.params)];
     },
     lower: (node) => {
       const x = node.inputs[0]!;
