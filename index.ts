@@ -18,3 +18,7 @@ export { checkGrads, formatGradReport, gradProbe } from "./compiler/autodiff/che
 export type { CheckGradsOptions, GradReport, TensorGradCheck } from "./compiler/autodiff/checkGrads.js";
 export type { CompileOptions, ModelConfig, DataConfig, TrainingConfig } from "./compiler/config.js";
 export type { Manifest, OptimizerSpec, ScheduleSpec } from "./runtime/manifest.js";
+export { load } from "./runtime/load.js";
+export type { Trainer, ParamStore, LoadOptions } from "./runtime/load.js";
+export { makeDataset, splitDataset, subset, Batcher, loadArrays, loadMnist, permutation, accuracy, train } from "./runtime/index.js";
+export type { Dataset, Column, TrainSummary } from "./runtime/index.js";
