@@ -19,6 +19,7 @@ import { arenaOf, storageNode, storedDtype } from "./lower.js";
 import type { Buffer } from "./lower.js";
 import type { Schedule } from "./schedule.js";
 import { bindingList, transpile } from "./emitTs.js";
+import { commentText } from "./names.js";
 
 /** Relative path → contents. */
 export type BundleFiles = Map<string, string | Uint8Array>;
@@ -131,12 +132,13 @@ export function trainingSpec(s: Schedule, cfg: TrainingConfig): { spec: Training
 /** graphs/kernels.txt: the schedule, one line per kernel with its buffers. */
 export function printKernels(s: Schedule, plan: ArenaPlan): string {
   const lines = [
-    `# schedule of ${JSON.stringify(s.graph.name)}: ${s.kernels.length} kernels; arena F ${plan.floats} ${s.precision}, I ${plan.ints} i32`,
+    `# schedule of ${commentText(JSON.stringify(s.graph.name))}: ${s.kernels.length} kernels; arena F ${plan.floats} ${s.precision}, I ${plan.ints} i32`,
     `# names as in graphs/backward.txt; buffers as name="label"@arena[start:end]`,
   ];
   for (const k of s.kernels) {
+    // one line per kernel, whatever the names and paths hold
     const why = k.where ? `  # ${k.where}` : "";
-    lines.push(`${k.name} [${k.entry.join(",")}] ${bindingList(k, plan)}  # ${k.what}${why}`);
+    lines.push(commentText(`${k.name} [${k.entry.join(",")}] ${bindingList(k, plan)}  # ${k.what}${why}`));
   }
   return lines.join("\n") + "\n";
 }

@@ -19,7 +19,8 @@ const RESERVED = new Set(
  * characters, never empty. Uniqueness is the caller's (see `Namer`).
  */
 export function sanitize(name: string, max = 24): string {
-  const s = name.replace(/[^A-Za-z0-9_]/g, "_").slice(0, max);
+  // runs of other characters become one underscore; none at the ends
+  const s = name.replace(/[^A-Za-z0-9_]+/g, "_").replace(/_{2,}/g, "_").replace(/^_+|_+$/g, "").slice(0, max);
   return s.length ? s : "_";
 }
 
@@ -30,6 +31,7 @@ export class Namer {
   /** A fresh identifier from `base` (sanitized again, so any text is safe). */
   fresh(base: string): string {
     let id = sanitize(base, 64);
+    if (id === "_") id = "kernel";
     if (/^[0-9]/.test(id) || RESERVED.has(id)) id = `k_${id}`;
     let name = id;
     for (let n = 2; this.used.has(name); n++) name = `${id}_${n}`;

@@ -5,6 +5,7 @@ import type { OptimizerSpec } from "../../runtime/manifest.js";
 import type { Expr, Stmt } from "./kir.js";
 import { bin, let_, load, loop, num, ref, set, store, un } from "./kir.js";
 import type { Buffer } from "./lower.js";
+import { sanitize } from "./names.js";
 
 /** An optimizer with every default filled in, as the manifest records it. */
 export type ResolvedOptimizer = OptimizerSpec & { readonly weightDecay: number };
@@ -144,7 +145,7 @@ export function updateKernel(
       throw new Error(`optimizer: unknown name "${String(opt.name)}"`);
   }
   return {
-    base: `${opt.name}_${target.name}`,
+    base: `${opt.name}_${sanitize(target.name)}`,
     what,
     body: [...pre, loop("i", target.param.size, each)],
     buffers,

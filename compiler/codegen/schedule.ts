@@ -13,7 +13,7 @@ import type { Stmt } from "./kir.js";
 import { load, loop, ref, store } from "./kir.js";
 import type { ArenaName, Buffer, BufferRole, Precision } from "./lower.js";
 import { arenaOf, isAlias, lowerNode, storageNode, storedDtype, uniformValue } from "./lower.js";
-import { Namer, printedNodes } from "./names.js";
+import { Namer, printedNodes, sanitize } from "./names.js";
 import type { ResolvedOptimizer, UpdateTarget } from "./optimizer.js";
 import { clipKernel, resolveOptimizer, stateSlots, updateKernel } from "./optimizer.js";
 import type { OptimizerSpec } from "../../runtime/manifest.js";
@@ -134,8 +134,8 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   const namer = new Namer();
   const nameOf = (t: Tensor): string => printed.get(t)?.name ?? `n${t.id}`;
   const kernelName = (t: Tensor): string => {
-    if (t.origin) return namer.fresh(`grad_${t.origin.of.op}_${nameOf(t.origin.of)}_${t.op}`);
-    const operands = t.inputs.filter((x) => uniformValue(x, precision) === undefined).map(nameOf);
+    if (t.origin) return namer.fresh(`grad_${t.origin.of.op}_${sanitize(nameOf(t.origin.of))}_${t.op}`);
+    const operands = t.inputs.filter((x) => uniformValue(x, precision) === undefined).map((x) => sanitize(nameOf(x)));
     return namer.fresh([t.op, ...operands].join("_"));
   };
   const kernels: Kernel[] = [];
