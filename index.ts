@@ -17,6 +17,8 @@ export { grad, vjp, hvp } from "./compiler/autodiff/grad.js";
 export { checkGrads, formatGradReport, gradProbe } from "./compiler/autodiff/checkGrads.js";
 export type { CheckGradsOptions, GradReport, TensorGradCheck } from "./compiler/autodiff/checkGrads.js";
 export type { CompileOptions, ModelConfig, DataConfig, TrainingConfig } from "./compiler/config.js";
+export { compile } from "./compiler/compile.js";
+export type { CompileResult } from "./compiler/compile.js";
 export type { Manifest, OptimizerSpec, ScheduleSpec } from "./runtime/manifest.js";
 export { load } from "./runtime/load.js";
 export type { Trainer, ParamStore, LoadOptions } from "./runtime/load.js";
