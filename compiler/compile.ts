@@ -10,7 +10,7 @@ import { planArena } from "./codegen/arena.js";
 import type { ArenaPlan } from "./codegen/arena.js";
 import { emitTs, transpile } from "./codegen/emitTs.js";
 import type { BundleFiles } from "./codegen/bundle.js";
-import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, writeBundle } from "./codegen/bundle.js";
+import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./codegen/bundle.js";
 
 /** What `compile` wrote. */
 export interface CompileResult {
@@ -68,7 +68,7 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
   files.set("step.ts", ts.step);
   files.set(FILES.step, transpile(ts.step, "step.ts"));
   files.set("train.ts", trainer);
-  files.set(FILES.trainer, transpile(trainer, "train.ts"));
+  files.set(FILES.trainer, transpileCached(trainer, "train.ts"));
   for (const [rel, js] of runtimeFiles()) files.set(rel, js);
   const t3 = performance.now();
   const training = options.training ? trainingSpec(schedule, options.training) : undefined;

@@ -1,9 +1,11 @@
 // The kernel bundle on disk: manifest.json, the emitted modules, weights, data,
 // printed graphs and a transpiled copy of the runtime, written into a fresh
 // folder that then replaces the old bundle in one rename.
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { ts } from "ts-morph";
 import type { Tensor } from "../ir/node.js";
 import { sizeOf } from "../ir/types.js";
 import { printGraph } from "../ir/printer.js";
@@ -11,14 +13,14 @@ import { initValues } from "../dsl/init.js";
 import type { TrainingConfig } from "../config.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "../../runtime/manifest.js";
 import type { DataSpec, Manifest, Slot, TrainingSpec } from "../../runtime/manifest.js";
-import { encodeSafetensors } from "../../runtime/safetensors.js";
+import { encodeSafetensors, writeFileAtomic } from "../../runtime/safetensors.js";
 import type { NamedTensor } from "../../runtime/safetensors.js";
 import type { ArenaPlan } from "./arena.js";
 import { offsetOf } from "./arena.js";
 import { arenaOf, storageNode, storedDtype } from "./lower.js";
 import type { Buffer } from "./lower.js";
 import type { Schedule } from "./schedule.js";
-import { bindingList, transpile } from "./emitTs.js";
+import { TRANSPILE_VERSION, bindingList, transpile } from "./emitTs.js";
 import { commentText } from "./names.js";
 
 /** Relative path → contents. */
@@ -156,8 +158,36 @@ export function trainerSource(): string {
   ].join("\n");
 }
 
-const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../runtime");
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const RUNTIME_DIR = path.join(PACKAGE_ROOT, "runtime");
 const runtimeCache = new Map<string, { stamp: string; js: string }>();
+
+/**
+ * Transpiled runtime files survive the process in the package's own
+ * node_modules/.cache (never a shared temp folder: the files become code),
+ * keyed by TypeScript's version and the source. A cold transpile of the
+ * runtime costs most of a first compile.
+ */
+export function transpileCached(source: string, fileName: string): string {
+  const modules = path.join(PACKAGE_ROOT, "node_modules");
+  const key = createHash("sha256").update(`${ts.version}\0${TRANSPILE_VERSION}\0${fileName}\0`).update(source).digest("hex").slice(0, 40);
+  const file = path.join(modules, ".cache", "gradc", `${key}.js`);
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    // not cached yet
+  }
+  const js = transpile(source, fileName);
+  if (existsSync(modules)) {
+    try {
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileAtomic(file, js);
+    } catch {
+      // a read-only install: no disk cache
+    }
+  }
+  return js;
+}
 
 /** The runtime's TypeScript sources transpiled to runtime/**.js (cached while unchanged). */
 export function runtimeFiles(dir = RUNTIME_DIR): BundleFiles {
@@ -172,7 +202,7 @@ export function runtimeFiles(dir = RUNTIME_DIR): BundleFiles {
         const stamp = `${st.mtimeMs}:${st.size}`;
         let hit = runtimeCache.get(file);
         if (!hit || hit.stamp !== stamp) {
-          hit = { stamp, js: transpile(readFileSync(file, "utf8"), entry.name) };
+          hit = { stamp, js: transpileCached(readFileSync(file, "utf8"), entry.name) };
           runtimeCache.set(file, hit);
         }
         out.set(path.join("runtime", rel.replace(/\.ts$/, ".js")).split(path.sep).join("/"), hit.js);

@@ -138,6 +138,9 @@ export function emitTs(s: Schedule, plan: ArenaPlan): EmittedTs {
   return { forward: emitForward(s, plan, project), step: emitStep(s, plan, project) };
 }
 
+/** Changes whenever `transpile`'s options change, so cached output is not reused across them. */
+export const TRANSPILE_VERSION = "es2022-esnext-1";
+
 /** TypeScript → ES2022 JavaScript (ES modules), one file at a time; no type checking. */
 export function transpile(source: string, fileName = "module.ts"): string {
   const out = ts.transpileModule(source, {

@@ -10,6 +10,9 @@ import { ELEMENTWISE_OPS } from "../../../compiler/ops/elementwise.js";
 import { REDUCE } from "../../../compiler/ops/reduce.js";
 import { MOVEMENT } from "../../../compiler/ops/movement.js";
 import { MATMUL } from "../../../compiler/ops/matmul.js";
+import { INDEXING } from "../../../compiler/ops/indexing.js";
+import { CONV } from "../../../compiler/ops/conv.js";
+import { concat } from "../../../compiler/dsl/functions.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
 import { cleanupBundles, compileAndLoad } from "./harness.js";
 
@@ -31,6 +34,10 @@ interface Operands {
   readonly c: Tensor;
   /** f32 [3,4] with ties (small integers). */
   readonly t: Tensor;
+  /** i32 [2,3] row indices in [0, 4); an NHWC image [2,5,5,3] and a filter [3,3,3,4]. */
+  readonly idx: Tensor;
+  readonly img: Tensor;
+  readonly filt: Tensor;
 }
 
 const FEEDS: Record<string, ArrayLike<number>> = {
@@ -41,6 +48,9 @@ const FEEDS: Record<string, ArrayLike<number>> = {
   ia: Array.from(randomInts(24, 7, 4), (v) => v - 3),
   ib: Array.from(randomInts(4, 7, 5), (v) => v - 3),
   t: Array.from(randomInts(12, 3, 6)),
+  idx: Array.from(randomInts(6, 4, 8)),
+  img: randomArray(150, 9, -1, 1),
+  filt: randomArray(108, 10, -0.5, 0.5),
 };
 
 type ElementwiseOp = (typeof ELEMENTWISE_OPS)[number];
@@ -95,7 +105,40 @@ const LOWERED_CASES: { readonly [K in keyof typeof REDUCE | keyof typeof MOVEMEN
     const batched = x.a.matmul(x.pos.reshape([2, 4, 3]));
     // batch axes broadcast: [2,1,3,4]·[3,4,2] → [2,3,3,2]
     const bc = x.a.reshape([2, 1, 3, 4]).matmul(x.pos.reshape([3, 4, 2]));
-    return [m.matmul(w), batched, bc, x.a.matmul(x.pos.reshape([4, 6]))];
+    // m = 6: a block of four rows and two single rows; m = 8: blocks only; m = 3: single rows only
+    return [m.matmul(w), batched, bc, x.a.matmul(x.pos.reshape([4, 6])), x.a.reshape([8, 3]).matmul(x.pos.reshape([3, 8]))];
+  },
+};
+
+/** Indexing, convolution and pooling, one row per op; backward primitives are applied directly. */
+const INDEXING_CONV_CASES: { readonly [K in keyof typeof INDEXING | keyof typeof CONV]: Case } = {
+  slice: (x) => [x.a.slice([0, 1, 1], [2, 2, -1]), x.ia.slice([1, 0, 0])],
+  concat: (x) => [concat([x.a, x.pos], 1), concat([x.b, x.b.mul(2), x.b], 0), concat([x.ia, x.ia], -1)],
+  pad: (x) => [x.a.pad([[1, 0], [0, 2], [1, 1]], 0.5), x.ia.pad([[0, 1], [0, 0], [2, 0]])],
+  gather: (x) => [x.a.reshape([4, 6]).gather(x.idx), x.ia.reshape([4, 6]).gather(x.idx)],
+  // duplicate indices add up
+  scatterAdd: (x) => [x.a.ctx.apply("scatterAdd", [x.a, x.idx], { rows: 5 })],
+  oneHot: (x) => [x.idx.oneHot(4), x.idx.oneHot(3)],
+  conv2d: (x) => [x.img.conv2d(x.filt), x.img.conv2d(x.filt, 2, "same"), x.img.conv2d(x.filt, [1, 2], "same")],
+  conv2dBackpropInput: (x) => {
+    const dy = x.img.conv2d(x.filt, 2, "same");
+    return [x.a.ctx.apply("conv2dBackpropInput", [dy, x.filt], { inputShape: [2, 5, 5, 3], strides: [2, 2], padding: "same" })];
+  },
+  conv2dBackpropFilter: (x) => {
+    const dy = x.img.conv2d(x.filt, 1, "valid");
+    return [x.a.ctx.apply("conv2dBackpropFilter", [x.img, dy], { filterShape: [3, 3, 3, 4], strides: [1, 1], padding: "valid" })];
+  },
+  // ties (small integers) check that the first maximum wins
+  maxPool2d: (x) => [x.img.maxPool2d(2), x.img.maxPool2d(3, 2, "same"), x.img.mul(2).cast("i32").cast("f32").maxPool2d(2, 1)],
+  maxPool2dGrad: (x) => {
+    const ties = x.img.mul(2).cast("i32").cast("f32");
+    const dy = ties.maxPool2d(3, 2, "same").add(1);
+    return [x.a.ctx.apply("maxPool2dGrad", [ties, dy], { size: [3, 3], strides: [2, 2], padding: "same" })];
+  },
+  avgPool2d: (x) => [x.img.avgPool2d(2), x.img.avgPool2d(3, 2, "same")],
+  avgPool2dGrad: (x) => {
+    const dy = x.img.avgPool2d(3, 2, "same");
+    return [x.a.ctx.apply("avgPool2dGrad", [dy], { inputShape: [2, 5, 5, 3], size: [3, 3], strides: [2, 2], padding: "same" })];
   },
 };
 
@@ -116,6 +159,9 @@ function caseGraph(name: string, table: Readonly<Record<string, Case>>): Graph {
       ia: g.input("ia", [2, 3, 4], "i32"),
       ib: g.input("ib", [4], "i32"),
       t: g.input("t", [3, 4]),
+      idx: g.input("idx", [2, 3], "i32"),
+      img: g.input("img", [2, 5, 5, 3]),
+      filt: g.input("filt", [3, 3, 3, 4]),
       get c() {
         return this.a.greater(this.b);
       },
@@ -135,7 +181,7 @@ async function checkAgainstInterpreter(g: Graph, precision: "f32" | "f64"): Prom
   for (const [name, want] of Object.entries(expected)) {
     const got = b.output(name);
     // matmul accumulates in the arena's precision; the interpreter rounds once at the end
-    const t = name.startsWith("matmul") && precision === "f32" ? { rtol: 1e-5, atol: 1e-5 } : tol;
+    const t = /^(matmul|conv)/.test(name) && precision === "f32" ? { rtol: 1e-5, atol: 1e-5 } : tol;
     try {
       expectAllClose(got, want.data, t);
     } catch (e) {
@@ -159,6 +205,11 @@ describe("emitted kernels agree with the interpreter", () => {
     it(`reductions, movement and matmul (lower), ${precision}`, async () => {
       const n = await checkAgainstInterpreter(caseGraph(`lowered_${precision}`, LOWERED_CASES), precision);
       expect(n).toBeGreaterThan(25);
+    });
+
+    it(`indexing, convolution and pooling (lower), ${precision}`, async () => {
+      const n = await checkAgainstInterpreter(caseGraph(`indexing_${precision}`, INDEXING_CONV_CASES), precision);
+      expect(n).toBeGreaterThan(20);
     });
   }
 });
