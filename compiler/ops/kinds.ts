@@ -63,7 +63,8 @@ export interface OpParams {
   scatterAdd: { rows: number };
   oneHot: { depth: number };
   // contraction
-  matmul: None;
+  /** op(A)·op(B) over the last two axes; a flag reads that operand transposed (absent = false). */
+  matmul: { transposeA?: boolean; transposeB?: boolean };
   conv2d: { strides: Pair; padding: Padding };
   /** d conv2d / d x: (dy, filter) → x's shape. */
   conv2dBackpropInput: { inputShape: number[]; strides: Pair; padding: Padding };

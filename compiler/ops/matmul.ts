@@ -1,117 +1,178 @@
-// Matrix product over the last two axes, with broadcast leading (batch) axes.
-import type { OpDef } from "./def.js";
+// Matrix product over the last two axes, with broadcast leading (batch) axes;
+// either operand may be read transposed (flags), so no transposed copy is made.
+import type { OpDef, NodeOf } from "./def.js";
 import type { Tensor } from "../ir/node.js";
+import type { OpParams } from "./kinds.js";
 import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex, sameDtype } from "./broadcast.js";
 import type { Expr, Stmt } from "../codegen/kir.js";
-import { addE, bin, let_, load, loop, mulE, num, ref, store } from "../codegen/kir.js";
+import { addE, bin, let_, load, loop, mulE, num, ref, set, store } from "../codegen/kir.js";
 import { broadcastStrides, stridedLoops } from "../codegen/loops.js";
 
-/** Rows of A (and C) that one pass over a row of B updates. */
+/** Rows of A (or columns of B) that one pass of the inner loop serves. */
 const ROWS = 4;
 
-/** C[i..i+3, :] = A[i..i+3, :]·B for each block of four rows; offsets oo, oa, ob of this batch. */
-function rowBlocks(oo: Expr, oa: Expr, ob: Expr, blocks: number, k: number, n: number): Stmt {
-  const rows = Array.from({ length: ROWS }, (_, r) => r);
-  const j = ref("j");
-  const b = ref("b");
-  return loop("ib", blocks, [
-    let_("r0", addE(oo, mulE(ref("ib"), ROWS * n))),
-    loop("j", ROWS * n, [store("out", addE(ref("r0"), j), num(0))]),
-    loop("p", k, [
-      let_("q", addE(oa, addE(mulE(ref("ib"), ROWS * k), ref("p")))),
-      ...rows.map((r) => let_(`a${r}`, load("in0", addE(ref("q"), r * k)))),
-      let_("rb", addE(ob, mulE(ref("p"), n))),
-      loop("j", n, [
-        let_("b", load("in1", addE(ref("rb"), j))),
-        ...rows.map((r) => store("out", addE(ref("r0"), addE(j, r * n)), bin("*", ref(`a${r}`), b), true)),
+/** The canonical params: a flag is present only when true, so equal products intern to one node. */
+export function matmulParams(transposeA: boolean, transposeB: boolean): OpParams["matmul"] {
+  return { ...(transposeA ? { transposeA: true } : {}), ...(transposeB ? { transposeB: true } : {}) };
+}
+
+/** op(a)·op(b), where op transposes the last two axes of an operand whose flag is set. */
+export function matmulT(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): Tensor {
+  return a.ctx.apply("matmul", [a, b], matmulParams(transposeA, transposeB));
+}
+
+/** Sizes of one product: C[m, n] = Σ_p A[m, p]·B[p, n] over p < k, and each operand's stored (row, column) strides. */
+interface Dims {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  /** A(i, p) = a[i·ai + p·ap]; B(p, j) = b[p·bp + j·bj]. */
+  readonly ai: number;
+  readonly ap: number;
+  readonly bp: number;
+  readonly bj: number;
+}
+
+/** The product's sizes from its operands' shapes and flags. */
+function dims(a: { shape: readonly number[] }, b: { shape: readonly number[] }, p: OpParams["matmul"]): Dims {
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const [m, k] = p.transposeA ? [ac, ar] : [ar, ac];
+  const n = p.transposeB ? br : bc;
+  return {
+    m,
+    k,
+    n,
+    ai: p.transposeA ? 1 : k,
+    ap: p.transposeA ? m : 1,
+    bp: p.transposeB ? 1 : n,
+    bj: p.transposeB ? k : 1,
+  };
+}
+
+/**
+ * Not transposed B: i-p-j order, the innermost loop walks a row of B and a row
+ * of C contiguously. Rows of C go four at a time, so each element of B loaded
+ * serves four products. Rows from `from` on, `rows` at a time, `count` groups.
+ */
+function axpyRows(oo: Expr, oa: Expr, ob: Expr, d: Dims, from: number, rows: number, count: number): Stmt {
+  const rs = Array.from({ length: rows }, (_, r) => r);
+  const [g, j, p] = [ref("ib"), ref("j"), ref("p")];
+  const i0 = addE(from, mulE(g, rows));
+  const bv = rows === 1 ? load("in1", addE(ref("rb"), mulE(j, d.bj))) : ref("b");
+  return loop("ib", count, [
+    let_("r0", addE(oo, mulE(i0, d.n))),
+    loop("j", rows * d.n, [store("out", addE(ref("r0"), j), num(0))]),
+    loop("p", d.k, [
+      let_("q", addE(oa, addE(mulE(i0, d.ai), mulE(p, d.ap)))),
+      ...rs.map((r) => let_(`a${r}`, load("in0", addE(ref("q"), r * d.ai)))),
+      let_("rb", addE(ob, mulE(p, d.bp))),
+      loop("j", d.n, [
+        ...(rows === 1 ? [] : [let_("b", load("in1", addE(ref("rb"), mulE(j, d.bj))))]),
+        ...rs.map((r) => store("out", addE(ref("r0"), addE(j, r * d.n)), bin("*", ref(`a${r}`), bv), true)),
       ]),
     ]),
   ]);
 }
 
-/** C[i, :] = A[i, :]·B for the rows from `from` to `to`, one at a time. */
-function singleRows(oo: Expr, oa: Expr, ob: Expr, from: number, to: number, k: number, n: number): Stmt {
-  const [i, p, j] = [ref("i"), ref("p"), ref("j")];
-  return loop("i", to, [
-    let_("ro", addE(oo, mulE(i, n))),
-    loop("j", n, [store("out", addE(ref("ro"), j), num(0))]),
-    loop("p", k, [
-      let_("av", load("in0", addE(oa, addE(mulE(i, k), p)))),
-      let_("rb", addE(ob, mulE(p, n))),
-      loop("j", n, [store("out", addE(ref("ro"), j), bin("*", ref("av"), load("in1", addE(ref("rb"), j))), true)]),
+/**
+ * Transposed B (rows of the stored B are columns of op(B)): i-j-p order, each
+ * output a dot product along a stored row of B, four columns of C at a time so
+ * each element of A loaded serves four products; sums run over p in order.
+ */
+function dotColumns(oo: Expr, oa: Expr, ob: Expr, d: Dims, from: number, cols: number, count: number): Stmt {
+  const cs = Array.from({ length: cols }, (_, c) => c);
+  const [i, g, p] = [ref("i"), ref("jb"), ref("p")];
+  const j0 = addE(from, mulE(g, cols));
+  return loop("i", d.m, [
+    let_("ra", addE(oa, mulE(i, d.ai))),
+    loop("jb", count, [
+      let_("ro", addE(oo, addE(mulE(i, d.n), j0))),
+      let_("qb", addE(ob, mulE(j0, d.bj))),
+      ...cs.map((c) => let_(`s${c}`, 0)),
+      loop("p", d.k, [
+        let_("a", load("in0", addE(ref("ra"), mulE(p, d.ap)))),
+        ...cs.map((c) => set(`s${c}`, bin("+", ref(`s${c}`), bin("*", ref("a"), load("in1", addE(ref("qb"), addE(mulE(p, d.bp), c * d.bj))))))),
+      ]),
+      ...cs.map((c) => store("out", addE(ref("ro"), c), ref(`s${c}`))),
     ]),
-  ], from);
+  ]);
 }
 
-/** Swaps the last two axes. */
-export function mT(t: Tensor): Tensor {
-  const perm = t.shape.map((_, i) => i);
-  const r = t.rank;
-  [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
-  return t.transpose(perm);
+/** One batch's product: whole groups of four, then the rest one at a time. */
+function product(oo: Expr, oa: Expr, ob: Expr, d: Dims, transposeB: boolean): Stmt[] {
+  const total = transposeB ? d.n : d.m;
+  const blocks = Math.floor(total / ROWS);
+  const rest = total - blocks * ROWS;
+  const part = transposeB ? dotColumns : axpyRows;
+  return [
+    ...(blocks > 0 ? [part(oo, oa, ob, d, 0, ROWS, blocks)] : []),
+    ...(rest > 0 ? [part(oo, oa, ob, d, blocks * ROWS, 1, rest)] : []),
+  ];
+}
+
+/** d(op(A)·op(B)): cotangents of the stored A and B, each one flagged matmul (no transposed copy). */
+function matmulVjp(ct: Tensor, node: NodeOf<"matmul">): Tensor[] {
+  const [a, b] = node.inputs as [Tensor, Tensor];
+  const tA = node.params.transposeA === true;
+  const tB = node.params.transposeB === true;
+  // with A' = op(A), B' = op(B): dA' = dC·B'ᵀ and dB' = A'ᵀ·dC; a transposed operand takes the transpose
+  const da = tA ? matmulT(b, ct, tB, true) : matmulT(ct, b, false, !tB); // dA = B'·dCᵀ  |  dC·B'ᵀ
+  const db = tB ? matmulT(ct, a, true, tA) : matmulT(a, ct, !tA, false); // dB = dCᵀ·A'  |  A'ᵀ·dC
+  return [da, db];
 }
 
 export const MATMUL = {
   matmul: {
-    infer: ([a, b]) => {
+    infer: ([a, b], p) => {
       const dtype = sameDtype([a!, b!]);
       if (!isFloat(dtype)) throw new ShapeError(`needs float operands, got ${dtype}`);
       if (a!.rank < 2 || b!.rank < 2) throw new ShapeError(`needs operands of rank >= 2, got ${shapeStr(a!.shape)} and ${shapeStr(b!.shape)}`);
-      const [m, k] = a!.shape.slice(-2) as [number, number];
-      const [k2, n] = b!.shape.slice(-2) as [number, number];
-      if (k !== k2) throw new ShapeError(`inner sizes differ: ${shapeStr(a!.shape)} · ${shapeStr(b!.shape)} (${k} vs ${k2})`);
+      const d = dims(a!, b!, p);
+      const k2 = p.transposeB ? b!.shape.at(-1)! : b!.shape.at(-2)!;
+      const flags = `${p.transposeA ? "ᵀ" : ""} · ${shapeStr(b!.shape)}${p.transposeB ? "ᵀ" : ""}`;
+      if (d.k !== k2) throw new ShapeError(`inner sizes differ: ${shapeStr(a!.shape)}${flags} (${d.k} vs ${k2})`);
       let batch: number[];
       try {
         batch = broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2));
       } catch {
-        throw new ShapeError(`batch axes do not broadcast: ${shapeStr(a!.shape)} · ${shapeStr(b!.shape)}`);
+        throw new ShapeError(`batch axes do not broadcast: ${shapeStr(a!.shape)}${flags}`);
       }
-      return { shape: [...batch, m, n], dtype };
+      return { shape: [...batch, d.m, d.n], dtype };
     },
     eval: (node, [a, b]) => {
-      const [m, k] = a!.shape.slice(-2) as [number, number];
-      const n = b!.shape.at(-1)!;
+      const d = dims(a!, b!, node.params);
       const batch = node.shape.slice(0, -2);
       // index of each batch's first element in a and b
       const ia = broadcastIndex(a!.shape.slice(0, -2), batch);
       const ib = broadcastIndex(b!.shape.slice(0, -2), batch);
       const out = new Float64Array(sizeOf(node.shape));
       for (let t = 0; t < ia.length; t++) {
-        const oa = ia[t]! * m * k;
-        const ob = ib[t]! * k * n;
-        const oo = t * m * n;
-        for (let i = 0; i < m; i++) {
-          for (let j = 0; j < n; j++) {
+        const oa = ia[t]! * d.m * d.k;
+        const ob = ib[t]! * d.k * d.n;
+        const oo = t * d.m * d.n;
+        for (let i = 0; i < d.m; i++) {
+          for (let j = 0; j < d.n; j++) {
             let s = 0;
-            for (let p = 0; p < k; p++) s += a!.data[oa + i * k + p]! * b!.data[ob + p * n + j]!;
-            out[oo + i * n + j] = s;
+            for (let p = 0; p < d.k; p++) s += a!.data[oa + i * d.ai + p * d.ap]! * b!.data[ob + p * d.bp + j * d.bj]!;
+            out[oo + i * d.n + j] = s;
           }
         }
       }
       return out;
     },
-    // dA = dC · Bᵀ, dB = Aᵀ · dC (batch axes summed back by autodiff)
-    vjp: (ct, node) => {
-      const [a, b] = node.inputs as [Tensor, Tensor];
-      return [ct.matmul(mT(b)), mT(a).matmul(ct)];
-    },
-    // i-k-j order: the innermost loop walks a row of B and rows of C contiguously.
-    // Rows of A go four at a time, so each element of B loaded serves four
-    // products; every output still sums over p in order, as the interpreter does.
+    // batch axes summed back by autodiff
+    vjp: matmulVjp,
+    // every output sums over p in order, as the interpreter does
     lower: (node) => {
       const [a, b] = node.inputs as [Tensor, Tensor];
-      const [m, k] = a.shape.slice(-2) as [number, number];
-      const n = b.shape.at(-1)!;
+      const d = dims(a, b, node.params);
       const batch = node.shape.slice(0, -2);
-      const so = stridesOf(batch).map((s) => s * m * n);
-      const sa = broadcastStrides(a.shape.slice(0, -2), batch).map((s) => s * m * k);
-      const sb = broadcastStrides(b.shape.slice(0, -2), batch).map((s) => s * k * n);
-      const blocks = Math.floor(m / ROWS);
-      return stridedLoops(batch, [so, sa, sb], ([oo, oa, ob]) => [
-        ...(blocks > 0 ? [rowBlocks(oo!, oa!, ob!, blocks, k, n)] : []),
-        ...(blocks * ROWS < m ? [singleRows(oo!, oa!, ob!, blocks * ROWS, m, k, n)] : []),
-      ], "t");
+      const so = stridesOf(batch).map((s) => s * d.m * d.n);
+      const sa = broadcastStrides(a.shape.slice(0, -2), batch).map((s) => s * d.m * d.k);
+      const sb = broadcastStrides(b.shape.slice(0, -2), batch).map((s) => s * d.k * d.n);
+      return stridedLoops(batch, [so, sa, sb], ([oo, oa, ob]) => product(oo!, oa!, ob!, d, node.params.transposeB === true), "t");
     },
   } satisfies OpDef<"matmul">,
 } as const;
