@@ -62,23 +62,23 @@ export function expectedText(entry: { readonly dtype: DTypeName; readonly shape:
  * the input and its expected shape and dtype.
  */
 export function checkFeed(entry: InputEntry, value: unknown): asserts value is Feed {
-  const want = expectedText(entry);
-  if (value === undefined) throw new Error(`missing input "${entry.name}": expected ${want}`);
+  // messages are built only on failure: this runs on every step
+  if (value === undefined) throw new Error(`missing input "${entry.name}": expected ${expectedText(entry)}`);
   const float = isFloat(entry.dtype);
   const ok = Array.isArray(value)
     ? true
     : float
       ? value instanceof Float32Array || value instanceof Float64Array
       : value instanceof Int32Array || (entry.dtype === "bool" && value instanceof Uint8Array);
-  if (!ok) throw new Error(`input "${entry.name}": got ${kindOf(value)}, expected ${want}`);
+  if (!ok) throw new Error(`input "${entry.name}": got ${kindOf(value)}, expected ${expectedText(entry)}`);
   const arr = value as ArrayLike<number>;
   const n = sizeOf(entry.shape);
-  if (arr.length !== n) throw new Error(`input "${entry.name}": got ${arr.length} values, expected ${want}`);
+  if (arr.length !== n) throw new Error(`input "${entry.name}": got ${arr.length} values, expected ${expectedText(entry)}`);
   if (Array.isArray(value)) {
     for (let i = 0; i < n; i++) {
       const x = arr[i];
       if (typeof x !== "number" || (!float && !Number.isInteger(x))) {
-        throw new Error(`input "${entry.name}": value ${String(x)} at index ${i} is not ${float ? "a number" : "an integer"}; expected ${want}`);
+        throw new Error(`input "${entry.name}": value ${String(x)} at index ${i} is not ${float ? "a number" : "an integer"}; expected ${expectedText(entry)}`);
       }
     }
   }

@@ -8,7 +8,7 @@ import { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
 import type { Arenas, FloatArray, Feeds, SlotView } from "./arena.js";
 import { InputWriter, kindOf, sizeOf, slotCopy, slotView, typeText } from "./arena.js";
 import { loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
-import { checkSchedule, learningRate } from "./schedule.js";
+import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
 
 /** Read and write parameters by name. Reads are copies; writes are checked. */
 export interface ParamStore {
@@ -193,7 +193,8 @@ class BundleTrainer implements Trainer {
 
   step(batch: Feeds): number {
     this.inputs.write(batch, "train");
-    this.lrView[0] = learningRate(this.optimizer, this.count);
+    if (this.lrView instanceof Int32Array) throw new Error(`${this.dir}: hyper.lr must live in the F arena`);
+    writeLearningRate(this.optimizer, this.count, this.lrView, 0);
     this.stepView[0] = this.count + 1;
     this.kernels.step();
     this.count++;

@@ -2,9 +2,15 @@
 // update's index to the learning rate the step kernels read from `hyper.lr`.
 import type { OptimizerSpec, ScheduleSpec } from "./manifest.js";
 
+/** Where rates are computed: writing into an array keeps doubles unboxed on the per-step path. */
+export type RateArray = Float32Array | Float64Array;
+
+const scratch = new Float64Array(1);
+
 /**
- * The learning rate of a schedule after `t` updates (t = 0 for the first
- * update after warm-up), starting from `base`:
+ * Writes the rate of a schedule after `t` updates, times num / den (the
+ * warm-up factor, passed as integers), into out[at]. With `base` the starting
+ * rate:
  *
  * - constant: base
  * - step:     base · gamma^floor(t / every)
@@ -13,41 +19,59 @@ import type { OptimizerSpec, ScheduleSpec } from "./manifest.js";
  *
  * Cosine and linear hold their final value once t ≥ totalSteps.
  */
-export function scheduleLr(schedule: ScheduleSpec | undefined, base: number, t: number): number {
-  if (!schedule) return base;
-  switch (schedule.name) {
-    case "constant":
-      return base;
-    case "step":
-      return base * Math.pow(schedule.gamma, Math.floor(t / Math.max(1, schedule.every)));
-    case "cosine": {
-      const T = Math.max(1, schedule.totalSteps);
-      const minLr = schedule.minLr ?? 0;
-      return minLr + ((base - minLr) * (1 + Math.cos((Math.PI * Math.min(t, T)) / T))) / 2;
+function scheduleInto(schedule: ScheduleSpec | undefined, base: number, t: number, num: number, den: number, out: RateArray, at: number): void {
+  let lr = base;
+  if (schedule) {
+    switch (schedule.name) {
+      case "constant":
+        break;
+      case "step":
+        lr = base * Math.pow(schedule.gamma, Math.floor(t / Math.max(1, schedule.every)));
+        break;
+      case "cosine": {
+        const T = Math.max(1, schedule.totalSteps);
+        const minLr = schedule.minLr ?? 0;
+        lr = minLr + ((base - minLr) * (1 + Math.cos((Math.PI * Math.min(t, T)) / T))) / 2;
+        break;
+      }
+      case "linear": {
+        const T = Math.max(1, schedule.totalSteps);
+        const endLr = schedule.endLr ?? 0;
+        lr = base + ((endLr - base) * Math.min(t, T)) / T;
+        break;
+      }
+      default:
+        schedule satisfies never;
     }
-    case "linear": {
-      const T = Math.max(1, schedule.totalSteps);
-      const endLr = schedule.endLr ?? 0;
-      return base + ((endLr - base) * Math.min(t, T)) / T;
-    }
-    default:
-      return schedule satisfies never;
   }
+  out[at] = num === den ? lr : (lr * num) / den;
+}
+
+/** The learning rate of a schedule after `t` updates, starting from `base` (see scheduleInto). */
+export function scheduleLr(schedule: ScheduleSpec | undefined, base: number, t: number): number {
+  scheduleInto(schedule, base, t, 1, 1, scratch, 0);
+  return scratch[0]!;
 }
 
 /**
- * The learning rate of update number `index` (0-based: the first update of a
- * fresh trainer has index 0, and the step kernels see `hyper.step = index + 1`).
+ * Writes the learning rate of update number `index` into out[at] (0-based:
+ * the first update of a fresh trainer has index 0, and the step kernels see
+ * `hyper.step = index + 1`).
  *
  * With `warmupSteps = W > 0`, the first W updates ramp linearly up to the
  * schedule's starting value (update i uses start · (i + 1) / W); the schedule
  * then runs from t = 0 at update W.
  */
-export function learningRate(optimizer: OptimizerSpec, index: number): number {
-  const base = optimizer.lr;
+export function writeLearningRate(optimizer: OptimizerSpec, index: number, out: RateArray, at: number): void {
   const W = Math.max(0, Math.floor(optimizer.warmupSteps ?? 0));
-  if (index < W) return (scheduleLr(optimizer.schedule, base, 0) * (index + 1)) / W;
-  return scheduleLr(optimizer.schedule, base, index - W);
+  if (index < W) scheduleInto(optimizer.schedule, optimizer.lr, 0, index + 1, W, out, at);
+  else scheduleInto(optimizer.schedule, optimizer.lr, index - W, 1, 1, out, at);
+}
+
+/** The learning rate of update number `index`, as a number (see writeLearningRate). */
+export function learningRate(optimizer: OptimizerSpec, index: number): number {
+  writeLearningRate(optimizer, index, scratch, 0);
+  return scratch[0]!;
 }
 
 /** Checks a schedule's numbers, naming the bad field; returns the spec unchanged. */

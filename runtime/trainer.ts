@@ -116,7 +116,7 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
 
   const started = performance.now();
   log(`training ${trainer.manifest.name}: ${p.total} steps, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}`);
-  const bar = await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true));
+  const bar = await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log);
   const say = (line: string): void => (bar ? bar.log(line) : log(line));
   let loss = NaN;
   let acc: number | undefined;
