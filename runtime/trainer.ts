@@ -1,6 +1,6 @@
 // The generated trainer: `node <bundle>/train.js [flags]` runs main(), which
 // loads the bundle and its data, trains, logs, evaluates and checkpoints.
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TrainingSpec } from "./manifest.js";
 import type { FlagDefs, FlagValues } from "./flags.js";
@@ -14,13 +14,14 @@ import { startProgress } from "./progress.js";
 
 /** The trainer's flags; each overrides the bundle's training spec. */
 export const TRAIN_FLAGS: FlagDefs = {
-  steps: { kind: "int", value: "N", help: "train for N updates (overrides epochs)" },
+  steps: { kind: "int", value: "N", help: "train until N updates in all (overrides epochs)" },
   epochs: { kind: "int", value: "N", help: "train for N passes over the training data" },
   seed: { kind: "int", value: "N", help: "seed of the data shuffling" },
   lr: { kind: "number", value: "X", help: "base learning rate (overrides the optimizer's)" },
   "log-every": { kind: "int", value: "N", help: "log the loss every N steps" },
   "checkpoint-every": { kind: "int", value: "N", help: "write a checkpoint every N steps (and always at the end)" },
   out: { kind: "string", value: "DIR", help: "folder for logs/ and checkpoints/ (default: the bundle)" },
+  resume: { kind: "boolean", help: "continue from checkpoints/latest.safetensors (same data order as an unbroken run)" },
   "no-progress": { kind: "boolean", help: "no progress bar (it is also off when stderr is not a terminal)" },
   help: { kind: "boolean", short: "h", help: "show this help" },
 };
@@ -111,21 +112,30 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   const lossLog = join(out, "logs", "loss.csv");
   const checkpoint = join(out, "checkpoints", "latest.safetensors");
   mkdirSync(join(out, "logs"), { recursive: true });
-  const csv = openSync(lossLog, "w");
-  writeSync(csv, "step,epoch,loss,lr\n");
+  const resume = flags["resume"] === true;
+  if (resume) {
+    if (!existsSync(checkpoint)) throw new Error(`--resume: no checkpoint at ${checkpoint}`);
+    trainer.restore(checkpoint);
+  }
+  const appendLog = resume && existsSync(lossLog);
+  const csv = openSync(lossLog, appendLog ? "a" : "w");
+  if (!appendLog) writeSync(csv, "step,epoch,loss,lr\n");
 
   const started = performance.now();
-  log(`training ${trainer.manifest.name}: ${p.total} steps, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}`);
+  log(`training ${trainer.manifest.name}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}`);
   const bar = await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log);
   const say = (line: string): void => (bar ? bar.log(line) : log(line));
   let loss = NaN;
   let acc: number | undefined;
-  let step = 0;
-  let epoch = 0;
+  // the data order depends only on (seed, epoch), so a resumed run picks up mid-epoch exactly
+  let step = trainer.stepCount;
+  let epoch = Math.floor(step / p.stepsPerEpoch);
+  let first = step % p.stepsPerEpoch;
   try {
     while (step < p.total) {
       const order = batcher.order(epoch, p.shuffle, p.seed);
-      let b = 0;
+      let b = first;
+      first = 0;
       for (; b < p.stepsPerEpoch && step < p.total; b++) {
         batcher.fill(order, b * trainer.batchSize);
         const lrNow = trainer.learningRate();

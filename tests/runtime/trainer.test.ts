@@ -80,6 +80,23 @@ describe("trainer main", () => {
     expect(epochs.summary.steps).toBe(18);
   });
 
+  it("--resume continues mid-epoch exactly where a checkpoint left off", async () => {
+    const straight = await run(bundle({ optimizer: { name: "adam", lr: 0.05 } }), ["--steps", "20", "--log-every", "4"]);
+    const dir = bundle({ optimizer: { name: "adam", lr: 0.05 } });
+    await run(dir, ["--steps", "13", "--log-every", "4"]);
+    const resumed = await run(dir, ["--steps", "20", "--log-every", "4", "--resume"]);
+    expect(resumed.lines[0]).toMatch(/20 steps \(resuming at 13\)/);
+    expect(resumed.summary.steps).toBe(20);
+    expect(resumed.summary.finalLoss).toBe(straight.summary.finalLoss);
+    const [a, b] = [await load(dir), await load(dir)];
+    a.restore(straight.summary.checkpoint);
+    b.restore(resumed.summary.checkpoint);
+    expect(Array.from(b.params.get("W"))).toEqual(Array.from(a.params.get("W")));
+    const rows = readFileSync(resumed.summary.lossLog, "utf8").trim().split("\n");
+    expect(rows.map((r) => r.split(",")[0])).toEqual(["step", "4", "8", "12", "13", "16", "20"]);
+    await expect(run(bundle(), ["--resume"])).rejects.toThrow(/--resume: no checkpoint at .*checkpoints\/latest.safetensors/);
+  });
+
   it("prints help, and rejects bad flags and bundles without training", async () => {
     const lines: string[] = [];
     expect(await main(bundle(), ["--help"], { log: (l) => lines.push(l) })).toBeUndefined();
