@@ -33,6 +33,7 @@ const COMPILE_FLAGS: FlagDefs = {
   lr: { kind: "number", value: "X", help: "base learning rate" },
   "grad-clip": { kind: "number", value: "X", help: "clip gradients to this global norm" },
   dtype: { kind: "string", value: "f32|f64", help: "float precision of the bundle (default f32)" },
+  "dump-passes": { kind: "boolean", help: "write the graph after each graph pass to <dir>/graphs/passes/" },
   ...HELP_FLAG,
 };
 const INSPECT_FLAGS: FlagDefs = { grad: { kind: "string", value: "NAME", help: "a param: print the kernels that compute dLoss/dNAME" }, ...HELP_FLAG };
@@ -110,6 +111,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
     ...(optimizer ? { optimizer } : {}),
     ...(gradClip !== undefined ? { gradClip } : {}),
     ...(dtype ? { dtype } : {}),
+    ...(flags["dump-passes"] ? { dumpPasses: true } : {}),
   };
   // imported here, so `gradc train`, `inspect` and `graph` run without loading the compiler
   const { compile } = await import("./compile.js");

@@ -10,6 +10,8 @@ import { planArena } from "./codegen/arena.js";
 import type { ArenaPlan } from "./codegen/arena.js";
 import { emitTs, transpile } from "./codegen/emitTs.js";
 import type { BundleFiles } from "./codegen/bundle.js";
+import { runPipeline } from "./passes/pipeline.js";
+import type { PassStat, PipelineResult } from "./passes/pipeline.js";
 import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./codegen/bundle.js";
 
 /** What `compile` wrote. */
@@ -19,6 +21,8 @@ export interface CompileResult {
   readonly manifest: Manifest;
   /** Every file of the bundle, relative to `outDir`. */
   readonly files: readonly string[];
+  /** What each graph pass did to the training graph (nodes before and after, milliseconds). */
+  readonly passes: readonly PassStat[];
   /** Milliseconds per phase, and `total`. */
   readonly timings: Readonly<Record<"lower" | "emit" | "transpile" | "write" | "total", number>>;
 }
@@ -40,14 +44,16 @@ function checkOptions(options: CompileOptions): void {
   }
 }
 
-/** The schedule and arena plan of a graph, without writing anything (for tests and tools). */
-export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): { schedule: Schedule; plan: ArenaPlan } {
+/** The schedule and arena plan of a graph, without writing anything (for tests and tools); the training graph goes through the pass pipeline. */
+export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): { schedule: Schedule; plan: ArenaPlan; passes: PipelineResult } {
+  let passes: PipelineResult | undefined;
   const schedule = buildSchedule(graph, {
+    transform: (train) => (passes = runPipeline(train, { dump: options.dumpPasses === true })).graph,
     precision: options.dtype ?? "f32",
     ...(options.optimizer ? { optimizer: options.optimizer } : {}),
     ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
   });
-  return { schedule, plan: planArena(schedule.buffers) };
+  return { schedule, plan: planArena(schedule.buffers), passes: passes! };
 }
 
 /**
@@ -57,7 +63,7 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
 export function compile(graph: Graph, options: CompileOptions): CompileResult {
   checkOptions(options);
   const t0 = performance.now();
-  const { schedule, plan } = lowerGraph(graph, options);
+  const { schedule, plan, passes } = lowerGraph(graph, options);
   const t1 = performance.now();
   const ts = emitTs(schedule, plan);
   const trainer = trainerSource();
@@ -77,6 +83,7 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
   files.set(FILES.weights, initialWeights(schedule));
   if (training?.data) files.set(FILES.data, training.data);
   for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
+  passes.dumps?.forEach((d, i) => files.set(`graphs/passes/${String(i).padStart(2, "0")}-${d.pass}.txt`, d.text + "\n"));
   // the .js files are ES modules wherever the bundle is put
   files.set("package.json", JSON.stringify({ type: "module", private: true }, null, 2) + "\n");
   const outDir = path.resolve(options.outDir);
@@ -86,6 +93,7 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
     outDir,
     manifest,
     files: [...files.keys()].sort(),
+    passes: passes.stats,
     timings: { lower: t1 - t0, emit: t2 - t1, transpile: t3 - t2, write: t4 - t3, total: t4 - t0 },
   };
 }

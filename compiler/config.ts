@@ -28,6 +28,8 @@ export interface CompileOptions {
   readonly dtype?: "f32" | "f64";
   /** What the generated trainer runs. */
   readonly training?: TrainingConfig;
+  /** Write the training graph before and after each graph pass to graphs/passes/NN-<pass>.txt. */
+  readonly dumpPasses?: boolean;
 }
 
 /** What a model file may export as `config`: compile options without the folder. */

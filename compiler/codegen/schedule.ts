@@ -50,6 +50,8 @@ export interface ScheduleOptions {
   readonly precision?: Precision;
   readonly optimizer?: OptimizerSpec;
   readonly gradClip?: number;
+  /** Rewrites the training graph (loss, outputs, gradients) before lowering, e.g. the pass pipeline. */
+  readonly transform?: (train: Graph) => Graph;
 }
 
 export interface Schedule {
@@ -87,7 +89,10 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   const precision = options.precision ?? "f32";
   const optimizer = resolveOptimizer(options.optimizer);
   const base = graph.with({ grads: {} });
-  const train = graph.loss ? grad(base) : base;
+  const differentiated = graph.loss ? grad(base) : base;
+  const train = options.transform ? options.transform(differentiated) : differentiated;
+  // a transformed training graph has its own nodes: the forward graph is its outputs and loss
+  if (options.transform) graph = train.with({ grads: {} });
   const printed = printedNodes(train);
   const trainRoots = [...(train.loss ? [train.loss] : []), ...Object.values(train.grads)];
   const trainSet = new Set(reachable(trainRoots));

@@ -1,0 +1,189 @@
+// The rewrite rules, as data: algebraic identities, movement simplifications
+// and matmul layout. Each keeps values bit for bit (NaN and ±Inf included),
+// except where its comment says how it rounds; none drops a NaN (no x·0 → 0).
+import type { Tensor } from "../ir/node.js";
+import type { Shape } from "../ir/types.js";
+import { broadcastShapes, shapesEqual, sizeOf } from "../ir/types.js";
+import type { OpKind } from "../ops/kinds.js";
+import { reducedShape } from "../ops/reduce.js";
+import { matmulParams } from "../ops/matmul.js";
+import { normAxes } from "../ir/types.js";
+import type { Builder, Match, Rule } from "./rewrite.js";
+import { any, lit, op, uniformConst } from "./pattern.js";
+
+/** `x` as a value of the matched node's shape: itself, or broadcast when the node broadcast it. */
+function fit(b: Builder, x: Tensor, node: Tensor): Tensor {
+  return shapesEqual(x.shape, node.shape) ? x : b.apply("broadcastTo", [x], { shape: [...node.shape] });
+}
+
+/** `x` reshaped to `shape`, or itself when it has that shape. */
+function reshaped(b: Builder, x: Tensor, shape: Shape): Tensor {
+  return shapesEqual(x.shape, shape) ? x : b.apply("reshape", [x], { shape: [...shape] });
+}
+
+/** A rule `pattern → fit(bind.x)`: the node equals its operand x. */
+function identity(name: string, match: Rule["match"]): Rule {
+  return { name, match, replace: ({ bind, node, build }) => fit(build, bind.x!, node) };
+}
+
+const isIdentityPerm = (p: readonly number[]): boolean => p.every((a, i) => a === i);
+
+/** Whether a transpose swaps the last two axes and keeps the others. */
+export function swapsLastTwo(t: Tensor): boolean {
+  const p = t.p("transpose").perm;
+  const r = p.length;
+  return r >= 2 && p[r - 2] === r - 1 && p[r - 1] === r - 2 && p.slice(0, -2).every((a, i) => a === i);
+}
+
+/** Whether two shapes differ only by leading 1s. */
+function sameUpToLeadingOnes(a: Shape, b: Shape): boolean {
+  const strip = (s: Shape) => s.slice(s.findIndex((d) => d !== 1) === -1 ? s.length : s.findIndex((d) => d !== 1));
+  return shapesEqual(strip(a), strip(b));
+}
+
+/** The axes a reduction node reduces, normalized. */
+const reducedAxes = (t: Tensor): number[] => normAxes(t.p("sum").axes ?? undefined, t.inputs[0]!.rank);
+
+// ---- algebra ----
+
+const BINARY: readonly OpKind[] = ["add", "sub", "mul", "div", "maximum", "minimum", "greater", "greaterEqual", "less", "lessEqual", "equal", "where"];
+
+/** The index of a non-scalar uniform constant operand that a scalar could stand for without changing the result's shape. */
+function splatOperand(t: Tensor): number {
+  return t.inputs.findIndex((x, i) => {
+    if (x.rank === 0 || uniformConst(x) === undefined) return false;
+    let s: number[] = [];
+    t.inputs.forEach((y, j) => (s = j === i ? s : broadcastShapes(s, y.shape)));
+    return shapesEqual(s, t.shape);
+  });
+}
+
+/** Elementwise identities and sign rules. */
+export const ALGEBRA: readonly Rule[] = [
+  identity("mulOne", op("mul", [any("x"), lit(1)])),
+  identity("oneMul", op("mul", [lit(1), any("x")])),
+  // exact but for the sign of a zero: −0 + 0 is +0 (no comparison tells them apart)
+  identity("addZero", op("add", [any("x"), lit(0)])),
+  identity("zeroAdd", op("add", [lit(0), any("x")])),
+  identity("subZero", op("sub", [any("x"), lit(0)])),
+  identity("divOne", op("div", [any("x"), lit(1)])),
+  identity("negNeg", op("neg", [op("neg", [any("x")])])),
+  { name: "mulMinusOne", match: op("mul", [any("x"), lit(-1)]), replace: ({ bind, node, build }) => build.apply("neg", [fit(build, bind.x!, node)], {}) },
+  // a + (−b) is a − b by definition of IEEE subtraction
+  { name: "addNeg", match: op("add", [any("x"), op("neg", [any("y")])]), replace: ({ bind, build }) => build.apply("sub", [bind.x!, bind.y!], {}) },
+  { name: "negAdd", match: op("add", [op("neg", [any("y")]), any("x")]), replace: ({ bind, build }) => build.apply("sub", [bind.x!, bind.y!], {}) },
+  { name: "subNeg", match: op("sub", [any("x"), op("neg", [any("y")])]), replace: ({ bind, build }) => build.apply("add", [bind.x!, bind.y!], {}) },
+  // a constant condition picks one branch
+  {
+    name: "whereConst",
+    match: op("where", [lit(undefined, "c"), any("x"), any("y")]),
+    replace: ({ node, bind, build }) => fit(build, uniformConst(bind.c!) !== 0 ? bind.x! : bind.y!, node),
+  },
+  identity("castSame", op("cast", [any("x")], { where: (t) => t.p("cast").dtype === t.inputs[0]!.dtype })),
+  // a constant operand of one value broadcast along: a scalar says the same
+  {
+    name: "scalarLiteral",
+    match: op(BINARY, undefined, { where: (t) => splatOperand(t) >= 0 }),
+    replace: ({ node, build }) => {
+      const i = splatOperand(node);
+      const c = node.inputs[i]!;
+      const inputs = node.inputs.map((x, j) => (j === i ? build.constant(uniformConst(c)!, [], c.dtype) : x));
+      return build.apply(node.op, inputs, node.params as never);
+    },
+  },
+  // Σ over broadcast axes = the value times their count: n·v for v + v + ... + v (rounds once instead of n times)
+  {
+    name: "sumBroadcast",
+    match: op("sum", [op("broadcastTo", [any("x")], { name: "b" })]),
+    replace: ({ node, bind, build }) => {
+      const [x, b] = [bind.x!, bind.b!];
+      const lead = b.rank - x.rank;
+      const aligned = b.shape.map((_, i) => (i < lead ? 1 : x.shape[i - lead]!));
+      const axes = reducedAxes(node);
+      const count = sizeOf(axes.map((a) => b.shape[a]!));
+      // a count of 0 sums nothing (0), which n·v would turn into NaN for v = ±Inf
+      if (count === 0 || !axes.every((a) => aligned[a] === 1)) return undefined;
+      let y = reshaped(build, x, reducedShape(aligned, axes, node.p("sum").keepDims));
+      if (count !== 1) y = build.apply("mul", [y, build.constant(count, [], node.dtype)], {});
+      return fit(build, y, node);
+    },
+  },
+];
+
+// ---- movement ----
+
+/** Whether a transpose moves only axes of size 1: a reshape then. */
+function movesOnlyOnes(t: Tensor): boolean {
+  const x = t.inputs[0]!;
+  const order = t.p("transpose").perm.filter((a) => x.shape[a] !== 1);
+  return order.every((a, i) => i === 0 || order[i - 1]! < a);
+}
+
+/** Reshapes, transposes and broadcasts that compose or vanish; reductions over nothing. */
+export const MOVEMENT: readonly Rule[] = [
+  // y = xᵀ¹, z = yᵀ²: z's axis i is x's axis p1[p2[i]]
+  {
+    name: "transposeTranspose",
+    match: op("transpose", [op("transpose", [any("x")], { name: "inner" })]),
+    replace: ({ node, bind, build }) => {
+      const p1 = bind.inner!.p("transpose").perm;
+      const perm = node.p("transpose").perm.map((a) => p1[a]!);
+      return isIdentityPerm(perm) ? bind.x! : build.apply("transpose", [bind.x!], { perm });
+    },
+  },
+  // the identity permutation, or one that only moves axes of size 1, copies nothing
+  {
+    name: "transposeReshape",
+    match: op("transpose", [any("x")], { where: movesOnlyOnes }),
+    replace: ({ node, bind, build }) => reshaped(build, bind.x!, node.shape),
+  },
+  {
+    name: "reshapeReshape",
+    match: op("reshape", [op("reshape", [any("x")])]),
+    replace: ({ node, bind, build }) => reshaped(build, bind.x!, node.shape),
+  },
+  identity("reshapeSame", op("reshape", [any("x")], { where: (t) => shapesEqual(t.shape, t.inputs[0]!.shape) })),
+  identity("broadcastSame", op("broadcastTo", [any("x")], { where: (t) => shapesEqual(t.shape, t.inputs[0]!.shape) })),
+  identity("broadcastBroadcast", op("broadcastTo", [op("broadcastTo", [any("x")])])),
+  // broadcasting adds leading axes itself: a reshape that only adds or drops leading 1s is not needed
+  identity(
+    "broadcastReshape",
+    op("broadcastTo", [op("reshape", [any("x")], { where: (r) => sameUpToLeadingOnes(r.shape, r.inputs[0]!.shape) })], {
+      where: (t) => t.inputs[0]!.inputs[0]!.rank <= t.rank,
+    }),
+  ),
+  // over no axes, or over axes of size 1, a reduction is its input (sum: −0 becomes +0, as with x + 0)
+  {
+    name: "reduceOnes",
+    match: op(["sum", "max", "min"], [any("x")], { where: (t) => reducedAxes(t).every((a) => t.inputs[0]!.shape[a] === 1) }),
+    replace: ({ node, bind, build }) => reshaped(build, bind.x!, node.shape),
+  },
+];
+
+// ---- layout ----
+
+/** matmul(transpose(a), b) where the transpose swaps the last two axes: the matmul reads a transposed itself. */
+function flipOperand(k: 0 | 1): (m: Match) => Tensor {
+  return ({ node, bind, build }) => {
+    const p = node.p("matmul");
+    const tA = p.transposeA === true;
+    const tB = p.transposeB === true;
+    const inputs = k === 0 ? [bind.a!, node.inputs[1]!] : [node.inputs[0]!, bind.b!];
+    return build.apply("matmul", inputs, matmulParams(k === 0 ? !tA : tA, k === 1 ? !tB : tB));
+  };
+}
+
+/** Transposes that feed a matmul become its flags: no transposed copy. */
+export const LAYOUT: readonly Rule[] = [
+  { name: "matmulTransposeA", match: op("matmul", [op("transpose", [any("a")], { where: swapsLastTwo }), any()]), replace: flipOperand(0) },
+  { name: "matmulTransposeB", match: op("matmul", [any(), op("transpose", [any("b")], { where: swapsLastTwo })]), replace: flipOperand(1) },
+  // a flag written as false means the same as no flag: one spelling, so equal products intern together
+  {
+    name: "matmulFlags",
+    match: op("matmul", undefined, { where: (t) => Object.values(t.p("matmul")).some((v) => v === false) }),
+    replace: ({ node, build }) => {
+      const p = node.p("matmul");
+      return build.apply("matmul", node.inputs, matmulParams(p.transposeA === true, p.transposeB === true));
+    },
+  },
+];
