@@ -1,13 +1,7 @@
 // In-memory datasets: columns of examples by input name, seeded shuffling,
 // train/test splits, and batching into the graph's static batch size.
-import type { DataSpec, InputEntry } from "./manifest.js";
-import { join } from "node:path";
-import { loadSafetensors } from "./safetensors.js";
+import type { InputEntry } from "./manifest.js";
 import { sizeOf } from "./arena.js";
-import { loadMnist } from "./mnist.js";
-import { epochSeed, permutation } from "./random.js";
-
-export { createRng, epochSeed, permutation } from "./random.js";
 
 /** One column: every example's values of one input, examples along the first axis. */
 export type Column = Float32Array | Float64Array | Int32Array;
@@ -37,6 +31,40 @@ export function widthOf(ds: Dataset, name: string): number {
   const col = ds.columns[name];
   if (!col) throw new Error(`the data has no column "${name}" (it has ${Object.keys(ds.columns).join(", ") || "none"})`);
   return ds.size === 0 ? 0 : col.length / ds.size;
+}
+
+/** mulberry32: a small seeded PRNG of floats in [0, 1). The same seed gives the same stream. */
+export function createRng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seed for epoch `epoch` of a run seeded with `seed`, so each epoch has its own order. */
+export function epochSeed(seed: number, epoch: number): number {
+  // an integer hash of the pair (splitmix-style mixing)
+  let h = (Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+/** A seeded random permutation of 0..n−1 (Fisher–Yates). */
+export function permutation(n: number, seed: number): Int32Array {
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  const r = createRng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
 }
 
 /** The examples at `indices`, in that order, as a new dataset. */
@@ -152,64 +180,5 @@ export class Batcher {
       const rows = this.fill(order, b * this.batchSize);
       yield { batch: this.batch, rows };
     }
-  }
-}
-
-/** A column converted to the kind of array an input of `dtype` accepts. */
-function columnFor(dtype: InputEntry["dtype"], col: Column): Column {
-  const float = dtype === "f32" || dtype === "f64";
-  if (float) return col instanceof Int32Array ? Float32Array.from(col) : col;
-  if (col instanceof Int32Array) return col;
-  const ints = Int32Array.from(col);
-  if (ints.some((v, i) => v !== col[i])) throw new Error(`non-integer values for an ${dtype} input`);
-  return ints;
-}
-
-/**
- * Reads a bundle's data file: one tensor per graph input, examples along the
- * first axis. The number of examples comes from the inputs' per-example sizes.
- */
-export function loadArrays(path: string, inputs: readonly InputEntry[]): Dataset {
-  const { tensors } = loadSafetensors(path);
-  const columns: Record<string, Column> = {};
-  let size: number | undefined;
-  for (const [name, t] of Object.entries(tensors)) {
-    const input = inputs.find((i) => i.name === name);
-    if (!input) throw new Error(`${path}: tensor "${name}" is not a graph input (inputs: ${inputs.map((i) => i.name).join(", ")})`);
-    if (t.data instanceof Uint8Array) throw new Error(`${path}: tensor "${name}" is u8; expected numbers for input "${name}"`);
-    const width = sizeOf(input.shape.slice(1));
-    const n = t.data.length / width;
-    if (!Number.isInteger(n)) throw new Error(`${path}: tensor "${name}" has ${t.data.length} values, not a multiple of ${width} per example`);
-    if (size !== undefined && n !== size) throw new Error(`${path}: tensor "${name}" has ${n} examples, but others have ${size}`);
-    size = n;
-    try {
-      columns[name] = columnFor(input.dtype, t.data);
-    } catch (e) {
-      throw new Error(`${path}: tensor "${name}": ${(e as Error).message}`);
-    }
-  }
-  return makeDataset(columns, size ?? 0);
-}
-
-/** Training data as a bundle describes it: a train split and, when held out, a test split. */
-export interface TrainingData {
-  readonly train: Dataset;
-  readonly test?: Dataset;
-}
-
-/** Loads the data of a bundle's training spec (`dir` is the bundle's folder). */
-export function loadTrainingData(spec: DataSpec, dir: string, inputs: readonly InputEntry[]): TrainingData {
-  switch (spec.kind) {
-    case "arrays": {
-      const all = loadArrays(join(dir, spec.file), inputs);
-      const fraction = spec.testFraction ?? 0;
-      if (!(fraction >= 0 && fraction < 1)) throw new Error(`testFraction must be in [0, 1) (got ${fraction})`);
-      if (fraction === 0) return { train: all };
-      return splitDataset(all, fraction, spec.seed ?? 0);
-    }
-    case "mnist":
-      return loadMnist(spec);
-    default:
-      return spec satisfies never;
   }
 }

@@ -8,18 +8,16 @@ export {
   Batcher,
   createRng,
   epochSeed,
-  loadArrays,
-  loadTrainingData,
   makeDataset,
   permutation,
   splitDataset,
   subset,
 } from "./data.js";
-export type { Column, Dataset, TrainingData } from "./data.js";
-export { loadMnist, MNIST_PIXELS } from "./mnist.js";
-export { accuracy, argmax } from "./evaluate.js";
-export { main as train, trainHelp } from "./trainer.js";
-export type { TrainSummary, TrainIO } from "./trainer.js";
+export type { Column, Dataset } from "./data.js";
+export { loadArrays, loadMnist, loadTrainingData, MNIST_PIXELS } from "./sources.js";
+export type { TrainingData } from "./sources.js";
+export { accuracy, argmax, main as train, trainHelp } from "./trainer.js";
+export type { AccuracySpec, TrainSummary, TrainIO } from "./trainer.js";
 export { loadSafetensors, saveSafetensors } from "./safetensors.js";
 export type { NamedTensor } from "./safetensors.js";
 export { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";

@@ -1,5 +1,6 @@
 // The generated trainer: `node <bundle>/train.js [flags]` runs main(), which
-// loads the bundle and its data, trains, logs, evaluates and checkpoints.
+// loads the bundle and its data, trains with a progress bar, logs the loss,
+// evaluates accuracy on the test split, and writes checkpoints.
 import { closeSync, existsSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TrainingSpec } from "./manifest.js";
@@ -7,10 +8,9 @@ import type { FlagDefs, FlagValues } from "./flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./flags.js";
 import { load } from "./load.js";
 import type { Trainer } from "./load.js";
-import { Batcher, loadTrainingData } from "./data.js";
+import { Batcher, widthOf } from "./data.js";
 import type { Dataset } from "./data.js";
-import { accuracy } from "./evaluate.js";
-import { startProgress } from "./progress.js";
+import { loadTrainingData } from "./sources.js";
 
 /** The trainer's flags; each overrides the bundle's training spec. */
 export const TRAIN_FLAGS: FlagDefs = {
@@ -173,4 +173,114 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
 
 function makeEvaluator(trainer: Trainer, test: Dataset, spec: NonNullable<TrainingSpec["accuracy"]>): () => number {
   return () => accuracy(trainer, test, spec);
+}
+
+// ---- evaluation ----
+/** The index of the largest of `values[from .. from + n)` (the first one on ties; NaN never wins). */
+export function argmax(values: ArrayLike<number>, from: number, n: number): number {
+  let best = 0;
+  let bestValue = -Infinity;
+  for (let k = 0; k < n; k++) {
+    const v = values[from + k]!;
+    if (v > bestValue) {
+      bestValue = v;
+      best = k;
+    }
+  }
+  return best;
+}
+
+/** What to compare: a graph output of shape [batch, classes] and the dataset column of labels. */
+export interface AccuracySpec {
+  readonly output: string;
+  readonly labels: string;
+}
+
+/**
+ * The fraction of `data`'s examples whose argmax over `spec.output` equals
+ * the label in column `spec.labels`. The last batch is padded; padded rows
+ * are not counted.
+ */
+export function accuracy(trainer: Trainer, data: Dataset, spec: AccuracySpec): number {
+  const m = trainer.manifest;
+  const out = m.outputs.find((o) => o.name === spec.output);
+  if (!out) throw new Error(`accuracy: no output "${spec.output}" (outputs: ${m.outputs.map((o) => o.name).join(", ") || "none"})`);
+  if (out.shape.length !== 2) throw new Error(`accuracy: output "${spec.output}" has shape [${out.shape.join(",")}]; expected [batch, classes]`);
+  const labels = data.columns[spec.labels];
+  if (!(labels instanceof Int32Array)) {
+    throw new Error(`accuracy: the data has no integer column "${spec.labels}" (it has ${Object.keys(data.columns).join(", ") || "none"})`);
+  }
+  if (data.size > 0 && widthOf(data, spec.labels) !== 1) throw new Error(`accuracy: labels "${spec.labels}" must hold one class per example`);
+  if (data.size === 0) return NaN;
+  const [batchSize, classes] = out.shape as [number, number];
+  const forwardInputs = m.inputs.filter((i) => i.usedBy.includes("forward"));
+  const batcher = new Batcher(data, forwardInputs, batchSize);
+  let correct = 0;
+  let seen = 0;
+  for (const { batch, rows } of batcher.padded()) {
+    const values = trainer.predict(batch)[spec.output]!;
+    for (let r = 0; r < rows; r++) {
+      if (argmax(values, r * classes, classes) === labels[seen + r]) correct++;
+    }
+    seen += rows;
+  }
+  return correct / data.size;
+}
+
+// ---- the progress bar (cli-progress, loaded lazily so a bundle copied away from node_modules still trains) ----
+
+/** A running progress bar. `log` prints a line (to stdout) above it. */
+export interface Progress {
+  update(step: number, loss: number): void;
+  log(line: string): void;
+  stop(): void;
+}
+
+type CliProgress = typeof import("cli-progress");
+
+/** Imports cli-progress if it can be found (it is a CommonJS package). */
+async function importCliProgress(): Promise<CliProgress | undefined> {
+  try {
+    const mod = (await import("cli-progress")) as CliProgress & { default?: CliProgress };
+    return mod.default ?? mod;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts a bar over `total` steps showing the latest loss, or returns
+ * undefined when `enabled` is false or cli-progress is not installed.
+ *
+ * Training runs synchronously, so the bar cannot redraw on a timer: it
+ * redraws from `update` (throttled by cli-progress) and after each `log`.
+ */
+export async function startProgress(total: number, enabled: boolean, print: (line: string) => void): Promise<Progress | undefined> {
+  if (!enabled || total <= 0) return undefined;
+  const cli = await importCliProgress();
+  if (!cli) return undefined;
+  const stream = process.stderr;
+  const bar = new cli.SingleBar(
+    {
+      format: " {bar} {percentage}% | step {value}/{total} | loss {loss} | {duration_formatted} (eta {eta_formatted})",
+      stream,
+      hideCursor: true,
+      synchronousUpdate: true,
+      etaBuffer: 50,
+    },
+    cli.Presets.shades_classic,
+  );
+  bar.start(total, 0, { loss: "-" });
+  return {
+    update: (step, loss) => bar.update(step, { loss: loss.toPrecision(4) }),
+    log: (line) => {
+      // clear the bar's line, print the log line, and draw the bar again below it;
+      // the bar restores the cursor it saved when it stops, so save the new line's position
+      stream.write("\r\x1b[2K");
+      print(line);
+      stream.write("\x1b7");
+      bar.render();
+    },
+    stop: () => bar.stop(),
+  };
 }

