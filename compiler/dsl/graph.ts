@@ -30,6 +30,8 @@ export interface GraphBuilder {
   const(value: NestedNumbers | ArrayLike<number>, shape?: readonly number[], dtype?: DType): Tensor;
   /** Wraps `f` so its gradient is `vjp` instead of the derivative of its ops. */
   customGrad(label: string, f: (...xs: Tensor[]) => Tensor, vjp: CustomVjp): (...xs: Tensor[]) => Tensor;
+  /** Marks `t` as saved for the backward pass; with rematerialization, what lies between checkpoints is recomputed. */
+  checkpoint(t: Tensor): Tensor;
 }
 
 export interface BuildResult {
@@ -118,6 +120,9 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
         const fn = ctx.customVjps.push(vjp) - 1;
         return ctx.apply("customGrad", [y, ...xs], { fn, label });
       };
+    },
+    checkpoint(t) {
+      return ctx.apply("checkpoint", [t], {});
     },
   };
 

@@ -7,8 +7,9 @@ import { MOVEMENT } from "./movement.js";
 import { INDEXING } from "./indexing.js";
 import { MATMUL } from "./matmul.js";
 import { CONV } from "./conv.js";
+import { CHECKPOINT } from "./checkpoint.js";
 
-export const OPS: OpTable = { ...SOURCES, ...ELEMENTWISE, ...REDUCE, ...MOVEMENT, ...INDEXING, ...MATMUL, ...CONV };
+export const OPS: OpTable = { ...SOURCES, ...ELEMENTWISE, ...REDUCE, ...MOVEMENT, ...INDEXING, ...MATMUL, ...CONV, ...CHECKPOINT };
 
 export type { OpDef, OpTable, NDArray, NodeOf } from "./def.js";
 export type { OpKind, OpParams } from "./kinds.js";

@@ -78,6 +78,8 @@ export interface OpParams {
   avgPool2dGrad: { inputShape: number[]; size: Pair; strides: Pair; padding: Padding };
   /** Identity on input 0 whose VJP is a user function (see `customGrad`). */
   customGrad: { fn: number; label: string };
+  /** Identity that marks its value as saved for the backward pass (gradient checkpointing). */
+  checkpoint: None;
 }
 
 export type OpKind = keyof OpParams;

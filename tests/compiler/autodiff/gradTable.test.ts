@@ -82,6 +82,8 @@ const GRAD_TABLE: readonly GradRow[] = [
   { op: "tanh", cases: unaryCases, build: ([x]) => x!.tanh(), second: true },
   { op: "sigmoid", cases: unaryCases, build: ([x]) => x!.sigmoid(), second: true },
   { op: "relu", cases: unaryCases, domain: "nonzero", build: ([x]) => x!.relu() },
+  // an identity that marks a saved value: the gradient passes through (checkpoint(x)² to see it move)
+  { op: "checkpoint", cases: unaryCases, build: ([x], g) => g.checkpoint(x!.tanh()).square(), second: true },
   { op: "softplus", cases: unaryCases, build: ([x]) => x!.softplus() },
   // exponent 3 on reals; 1/2 and -3/2 need positive bases
   {
