@@ -6,8 +6,7 @@ import { printGraph } from "../ir/printer.js";
 import { verifyGraph } from "../ir/verify.js";
 import type { Rule } from "./rewrite.js";
 import { rewrite } from "./rewrite.js";
-import { ALGEBRA, LAYOUT, MOVEMENT } from "./rules.js";
-import { FOLD } from "./fold.js";
+import { ALGEBRA, FOLD, LAYOUT, MOVEMENT } from "./rules.js";
 
 /** One graph-to-graph pass. */
 export interface Pass {
