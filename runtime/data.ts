@@ -182,3 +182,46 @@ export class Batcher {
     }
   }
 }
+
+/**
+ * Random translations of images for augmentation: each image (height × width,
+ * row-major, one per batch row) moves by whole pixels in [−maxShift, maxShift]
+ * along each axis; the uncovered border becomes 0. Buffers are made once.
+ */
+export class RandomShift {
+  private readonly scratch: Float64Array;
+
+  constructor(
+    readonly height: number,
+    readonly width: number,
+    readonly maxShift: number,
+  ) {
+    if (!(Number.isInteger(maxShift) && maxShift >= 0 && maxShift < Math.min(height, width))) {
+      throw new Error(`augment shift must be a whole number of pixels in [0, ${Math.min(height, width) - 1}] (got ${maxShift})`);
+    }
+    this.scratch = new Float64Array(height * width);
+  }
+
+  /** Shifts the first `rows` images of `images` in place; the same seed gives the same shifts. */
+  apply(images: Column, rows: number, seed: number): void {
+    const { height: h, width: w, maxShift: s, scratch } = this;
+    const size = h * w;
+    if (s === 0) return;
+    if (images.length < rows * size) throw new Error(`augment: ${rows} images of ${h}×${w} need ${rows * size} values, the batch has ${images.length}`);
+    const rng = createRng(seed);
+    for (let r = 0; r < rows; r++) {
+      const dy = Math.floor(rng() * (2 * s + 1)) - s;
+      const dx = Math.floor(rng() * (2 * s + 1)) - s;
+      const base = r * size;
+      // out[i][j] = in[i − dy][j − dx], or 0 outside the image
+      for (let i = 0; i < h; i++) {
+        const si = i - dy;
+        for (let j = 0; j < w; j++) {
+          const sj = j - dx;
+          scratch[i * w + j] = si >= 0 && si < h && sj >= 0 && sj < w ? images[base + si * w + sj]! : 0;
+        }
+      }
+      for (let k = 0; k < size; k++) images[base + k] = scratch[k]!;
+    }
+  }
+}

@@ -6,6 +6,7 @@ export type { Feed, Feeds, FloatArray, SlotView } from "./arena.js";
 export { learningRate, scheduleLr } from "./schedule.js";
 export {
   Batcher,
+  RandomShift,
   createRng,
   epochSeed,
   makeDataset,

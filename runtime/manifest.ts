@@ -77,6 +77,8 @@ export type DataSpec =
       /** Graph input names for the images ([N, 784] f32 in [0, 1]) and labels ([N] i32). */
       readonly images: string;
       readonly labels: string;
+      /** Training-time augmentation: shift each training image by up to `shift` pixels along each axis. */
+      readonly augment?: { readonly shift: number };
     }
   | {
       readonly kind: "arrays";

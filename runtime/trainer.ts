@@ -8,9 +8,9 @@ import type { FlagDefs, FlagValues } from "./flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./flags.js";
 import { load } from "./load.js";
 import type { Trainer } from "./load.js";
-import { Batcher, widthOf } from "./data.js";
+import { Batcher, epochSeed, RandomShift, widthOf } from "./data.js";
 import type { Dataset } from "./data.js";
-import { loadTrainingData } from "./sources.js";
+import { loadTrainingData, MNIST_PIXELS } from "./sources.js";
 
 /** The trainer's flags; each overrides the bundle's training spec. */
 export const TRAIN_FLAGS: FlagDefs = {
@@ -106,6 +106,7 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
     throw new Error(`${data.train.size} training examples are fewer than one batch of ${trainer.batchSize}`);
   }
   const p = plan(spec, flags, batcher.fullBatches);
+  const augment = augmentation(spec);
   const evaluate = spec.accuracy && data.test && data.test.size > 0 ? makeEvaluator(trainer, data.test, spec.accuracy) : undefined;
 
   const out = resolve(flagString(flags, "out") ?? dir);
@@ -138,6 +139,8 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
       first = 0;
       for (; b < p.stepsPerEpoch && step < p.total; b++) {
         batcher.fill(order, b * trainer.batchSize);
+        // seeded by the step, so a resumed run draws the same shifts
+        if (augment) augment.shift.apply(batcher.batch[augment.input]!, trainer.batchSize, epochSeed(p.seed + 0x5eed, step));
         const lrNow = trainer.learningRate();
         loss = trainer.step(batcher.batch);
         step++;
@@ -169,6 +172,13 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   log(`gradient code: ${stepCode}`);
   const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, checkpoint, stepCode };
   return acc === undefined ? summary : { ...summary, accuracy: acc };
+}
+
+/** The training-time augmentation a spec asks for: random shifts of the MNIST images. */
+function augmentation(spec: TrainingSpec): { shift: RandomShift; input: string } | undefined {
+  if (spec.data.kind !== "mnist" || !spec.data.augment) return undefined;
+  const side = Math.round(Math.sqrt(MNIST_PIXELS));
+  return { shift: new RandomShift(side, side, spec.data.augment.shift), input: spec.data.images };
 }
 
 function makeEvaluator(trainer: Trainer, test: Dataset, spec: NonNullable<TrainingSpec["accuracy"]>): () => number {

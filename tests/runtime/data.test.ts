@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { Batcher, makeDataset, permutation, splitDataset, subset } from "../../runtime/data.js";
+import { Batcher, makeDataset, permutation, RandomShift, splitDataset, subset } from "../../runtime/data.js";
 import { loadArrays, loadMnist, loadTrainingData } from "../../runtime/sources.js";
 import { saveSafetensors } from "../../runtime/safetensors.js";
 import type { InputEntry } from "../../runtime/manifest.js";
@@ -90,6 +90,51 @@ describe("Batcher", () => {
     expect(errorMessage(() => new Batcher(ten(), [{ name: "z", shape: [4] }], 4))).toMatch(/no column for input "z" \(it has x, y\)/);
     expect(errorMessage(() => new Batcher(ten(), [{ name: "x", shape: [4, 3] }], 4))).toMatch(/"x" has 2 values per example, but input "x" \[4,3\] needs 3/);
     expect(errorMessage(() => new Batcher(ten(), [{ name: "x", shape: [2, 2] }], 4))).toMatch(/first axis to be the batch size 4/);
+  });
+});
+
+describe("RandomShift", () => {
+  /** Two 5×5 images with one lit pixel each, at (2, 2) and (0, 4). */
+  const images = () => {
+    const x = new Float32Array(50);
+    x[2 * 5 + 2] = 1;
+    x[25 + 4] = 0.5;
+    return x;
+  };
+  const lit = (x: Float32Array, r: number) => {
+    const at: [number, number, number][] = [];
+    for (let k = 0; k < 25; k++) if (x[r * 25 + k] !== 0) at.push([Math.floor(k / 5), k % 5, x[r * 25 + k]!]);
+    return at;
+  };
+
+  it("moves each image by at most the shift, the same way for the same seed", () => {
+    const shift = new RandomShift(5, 5, 2);
+    const moved = new Set<string>();
+    for (let seed = 0; seed < 40; seed++) {
+      const x = images();
+      shift.apply(x, 2, seed);
+      const [[i, j, v]] = lit(x, 0) as [[number, number, number]];
+      expect(v).toBe(1);
+      expect(Math.abs(i - 2)).toBeLessThanOrEqual(2);
+      expect(Math.abs(j - 2)).toBeLessThanOrEqual(2);
+      moved.add(`${i},${j}`);
+      // the corner pixel of the second image stays put or falls off the edge
+      expect(lit(x, 1).every(([a, b, w]) => w === 0.5 && a <= 2 && b >= 2)).toBe(true);
+      const again = images();
+      shift.apply(again, 2, seed);
+      expect(Array.from(again)).toEqual(Array.from(x));
+    }
+    expect(moved.size).toBeGreaterThan(15);
+  });
+
+  it("leaves rows past `rows` and shift 0 alone, and checks its arguments", () => {
+    const x = images();
+    new RandomShift(5, 5, 1).apply(x, 1, 3);
+    expect(lit(x, 1)).toEqual([[0, 4, 0.5]]);
+    const y = images();
+    new RandomShift(5, 5, 0).apply(y, 2, 3);
+    expect(Array.from(y)).toEqual(Array.from(images()));
+    expect(errorMessage(() => new RandomShift(5, 5, 5))).toMatch(/whole number of pixels in \[0, 4\]/);
   });
 });
 
