@@ -67,8 +67,8 @@ export type CustomVjp = (ct: Tensor, inputs: readonly Tensor[], output: Tensor) 
 
 /** JSON with sorted keys, so equal params give equal interning keys. */
 export function stableJson(v: unknown): string {
-  // JSON writes NaN and ±Infinity as null: keep them apart (a pad with -Infinity is not one with Infinity)
-  if (typeof v === "number" && !Number.isFinite(v)) return String(v);
+  // JSON writes NaN and ±Infinity as null and -0 as 0: keep them apart (1/-0 is not 1/0)
+  if (typeof v === "number" && (!Number.isFinite(v) || Object.is(v, -0))) return Object.is(v, -0) ? "-0" : String(v);
   if (v === null || typeof v !== "object") return JSON.stringify(v) ?? "null";
   if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
   const o = v as Record<string, unknown>;

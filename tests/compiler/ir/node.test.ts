@@ -57,6 +57,10 @@ describe("interning", () => {
       expect(x.exp()).not.toBe(y.exp());
       expect(x.lift(1, "f32")).not.toBe(x.lift(1, "f64"));
       expect(x.pow(2)).not.toBe(x.pow(3));
+      // signed zeros and non-finite constants stay apart (1 / -0 is -Infinity)
+      expect(x.lift(-0)).not.toBe(x.lift(0));
+      expect(x.lift(Infinity)).not.toBe(x.lift(-Infinity));
+      expect(x.lift(NaN)).not.toBe(x.lift(Infinity));
     });
   });
 
