@@ -153,7 +153,13 @@ export function trainerSource(): string {
     'import { fileURLToPath } from "node:url";',
     'import { main } from "./runtime/trainer.js";',
     "",
-    "await main(dirname(fileURLToPath(import.meta.url)), process.argv.slice(2));",
+    "try {",
+    "  await main(dirname(fileURLToPath(import.meta.url)), process.argv.slice(2));",
+    "} catch (e) {",
+    "  // one clear line, not a stack trace, unless --verbose",
+    '  console.error(process.argv.includes("--verbose") ? e : `train: ${e instanceof Error ? e.message : String(e)}`);',
+    "  process.exitCode = 1;",
+    "}",
     "",
   ].join("\n");
 }
