@@ -157,7 +157,7 @@ export function trainerSource(): string {
     "  await main(dirname(fileURLToPath(import.meta.url)), process.argv.slice(2));",
     "} catch (e) {",
     "  // one clear line, not a stack trace, unless --verbose",
-    '  console.error(process.argv.includes("--verbose") ? e : `train: ${e instanceof Error ? e.message : String(e)}`);',
+    '  console.error(process.argv.includes("--verbose") ? e : "train: " + (e instanceof Error ? e.message : String(e)));',
     "  process.exitCode = 1;",
     "}",
     "",
