@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import xor from "../../../examples/xor/model.js";
 import neuron from "../../../examples/neuron/model.js";
 import chainRule from "../../../examples/chainRule/model.js";
+import mnist from "../../../examples/mnist/model.js";
 import { graph } from "../../../compiler/dsl/graph.js";
 import * as nn from "../../../compiler/dsl/nn.js";
 import type { Graph } from "../../../compiler/ir/graph.js";
@@ -31,6 +32,8 @@ const mlp = graph("mlp", (g) => {
 interface Example {
   readonly graph: Graph;
   readonly feeds: Record<string, ArrayLike<number>>;
+  /** How far the params are moved off their initial values (default 0.2, uniform ±jitter/2). */
+  readonly jitter?: number;
 }
 
 const EXAMPLES: Record<string, Example> = {
@@ -38,6 +41,7 @@ const EXAMPLES: Record<string, Example> = {
   neuron: { graph: neuron, feeds: { x: [2], y: [1] } },
   chainRule: { graph: chainRule, feeds: {} },
   mlp: { graph: mlp, feeds: { x: randomArray(30, 11), y: randomInts(6, 3, 12) } },
+  mnist: { graph: mnist, feeds: { x: randomArray(32 * 784, 13, 0, 1), y: randomInts(32, 10, 14) }, jitter: 0.02 },
 };
 
 async function load(ex: Example): Promise<Loaded> {
@@ -69,13 +73,17 @@ describe("compiled gradients (f64)", () => {
       const params = b.manifest.params.filter((p) => p.trainable).map((p) => p.name);
       // a generic point: at the initial zeros of a bias, xor's ReLU sits exactly on its kink
       const rand = seededRandom(7);
-      const base = Object.fromEntries(params.map((p) => [p, b.param(p).map((v) => v + 0.2 * (rand() - 0.5))]));
+      const jitter = ex.jitter ?? 0.2;
+      const base = Object.fromEntries(params.map((p) => [p, b.param(p).map((v) => v + jitter * (rand() - 0.5))]));
       for (const p of params) b.param(p, base[p]!);
       b.gradients();
       const grads = Object.fromEntries(params.map((p) => [p, b.grad(p)]));
       const h = 1e-5;
       for (let trial = 0; trial < 3; trial++) {
         const dir = Object.fromEntries(params.map((p) => [p, base[p]!.map(() => rand() * 2 - 1)]));
+        // a unit direction: the step h moves the params by h in all, however many there are
+        const norm = Math.sqrt(params.reduce((s, p) => s + dir[p]!.reduce((a, v) => a + v * v, 0), 0));
+        for (const p of params) dir[p] = dir[p]!.map((v) => v / norm);
         const shifted = (sign: number) => {
           for (const p of params) b.param(p, base[p]!.map((v, i) => v + sign * h * dir[p]![i]!));
           return lossAt(b);
