@@ -99,6 +99,8 @@ export interface TrainingSpec {
   readonly accuracy?: { readonly output: string; readonly labels: string };
   readonly logEvery?: number;
   readonly checkpointEvery?: number;
+  /** Log every trainable param's gradient norm every N steps (logs/grad_norms.csv); 0 = off. */
+  readonly gradNormEvery?: number;
 }
 
 export interface KernelEntry {
@@ -110,6 +112,13 @@ export interface KernelEntry {
   readonly entry: readonly ("forward" | "gradients" | "update")[];
   /** The params whose gradient depends on this kernel (for `gradc inspect --grad`). */
   readonly gradOf?: readonly string[];
+  /** The slots it writes, each with the printed name of the value it holds (read by --check-numerics). */
+  readonly writes?: readonly WriteSlot[];
+}
+
+/** A slot a kernel writes; `label` names the value it holds (a node's printed name, a param, `m(W1)`). */
+export interface WriteSlot extends Slot {
+  readonly label?: string;
 }
 
 export interface Manifest {

@@ -20,6 +20,7 @@ import { offsetOf } from "./arena.js";
 import { arenaOf, storageNode, storedDtype } from "./lower.js";
 import type { Buffer } from "./lower.js";
 import type { Schedule } from "./schedule.js";
+import type { Stmt } from "./kir.js";
 import { TRANSPILE_VERSION, bindingList, transpile } from "./emitTs.js";
 import { commentText } from "./names.js";
 
@@ -45,6 +46,16 @@ function nodeSlot(s: Schedule, plan: ArenaPlan, t: Tensor): Slot {
   if (!b) throw new Error(`bundle: node ${String(t)} has no buffer`);
   const dtype = storedDtype(t.dtype, s.precision);
   return { arena: arenaOf(dtype), offset: offsetOf(plan, b), shape: [...t.shape], dtype };
+}
+
+/** The kernel IR buffer names a body stores into, in first-store order (the manifest's `writes`). */
+function writtenBuffers(body: readonly Stmt[], into: string[] = []): string[] {
+  for (const st of body) {
+    if (st.k === "store" && !into.includes(st.buf)) into.push(st.buf);
+    else if (st.k === "for") writtenBuffers(st.body, into);
+    else if (st.k === "if") [st.then, st.else ?? []].forEach((b) => writtenBuffers(b, into));
+  }
+  return into;
 }
 
 /** manifest.json's content (see runtime/manifest.ts). */
@@ -80,6 +91,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
       ...(k.where ? { src: k.where } : {}),
       entry: k.entry,
       ...(k.gradOf.length ? { gradOf: k.gradOf } : {}),
+      writes: writtenBuffers(k.body).map((name) => ({ ...bufferSlot(plan, k.buffers[name]!), label: k.buffers[name]!.label })),
     })),
     files: { forward: FILES.forward, step: FILES.step, weights: FILES.weights, trainer: FILES.trainer },
     ...(training ? { training } : {}),

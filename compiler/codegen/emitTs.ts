@@ -79,6 +79,14 @@ function header(sf: SourceFile, what: string, s: Schedule, decls: readonly strin
 
 const calls = (ks: readonly Kernel[]): string[] => ks.map((k) => `${k.name}(F, I);`);
 
+/** `KERNELS`: the kernels in execution order, for the runtime's --check-numerics mode (one call at a time). */
+function kernelTable(sf: SourceFile, ks: readonly Kernel[]): void {
+  sf.addStatements([
+    "/** The kernels in execution order, by name (the runtime's --check-numerics mode runs them one at a time). */",
+    `export const KERNELS: readonly (readonly [string, (F: Float32Array | Float64Array, I: Int32Array) => void])[] = [${ks.map((k) => `["${k.name}", ${k.name}]`).join(", ")}];`,
+  ]);
+}
+
 /** forward.ts: `create(F, I)` returns `{ forward() }`, which computes the outputs. */
 export function emitForward(s: Schedule, plan: ArenaPlan, project = emitProject()): string {
   const sf = project.createSourceFile("forward.ts", "", { overwrite: true });
@@ -86,6 +94,7 @@ export function emitForward(s: Schedule, plan: ArenaPlan, project = emitProject(
   const { decls, fills } = constFills(s, plan);
   header(sf, "Forward pass (predict)", s, decls);
   sf.addFunctions(ks.map((k) => kernelFunction(k, plan)));
+  kernelTable(sf, ks);
   sf.addFunction({
     isExported: true,
     name: "create",
@@ -109,6 +118,7 @@ export function emitStep(s: Schedule, plan: ArenaPlan, project = emitProject()):
   const { decls, fills } = constFills(s, plan);
   header(sf, `Training step (loss, gradients, ${s.optimizer.name} update)`, s, decls);
   sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan)));
+  kernelTable(sf, [...grads, ...updates]);
   sf.addFunction({
     isExported: true,
     name: "create",
