@@ -1,6 +1,7 @@
 // Parameter initializers (named as in TensorFlow.js) and a seeded PRNG.
 import type { Shape } from "../ir/types.js";
 import { sizeOf } from "../ir/types.js";
+import { createRng } from "../../runtime/data.js";
 
 export type InitName =
   | "zeros" | "ones" | "constant" | "normal" | "uniform"
@@ -33,17 +34,8 @@ export interface Init {
   readonly values?: readonly number[];
 }
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG (mulberry32) the runtime shuffles with: one generator for the project. */
+export const rng = createRng;
 
 /** A stable 32-bit hash of a string (FNV-1a), to derive per-parameter seeds. */
 export function hashString(s: string): number {
