@@ -6,13 +6,14 @@ import type { CompileOptions } from "./config.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { buildSchedule } from "./codegen/schedule.js";
 import type { Schedule } from "./codegen/schedule.js";
-import { planArena } from "./codegen/arena.js";
+import { planMemory } from "./codegen/memory.js";
 import type { ArenaPlan } from "./codegen/arena.js";
 import { emitTs, transpile } from "./codegen/emitTs.js";
 import type { BundleFiles } from "./codegen/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
 import type { PassStat, PipelineResult } from "./passes/pipeline.js";
 import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./codegen/bundle.js";
+import { inspectionFiles } from "./inspect/bundleData.js";
 
 /** What `compile` wrote. */
 export interface CompileResult {
@@ -52,8 +53,10 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
     precision: options.dtype ?? "f32",
     ...(options.optimizer ? { optimizer: options.optimizer } : {}),
     ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
+    ...(options.fusion !== undefined ? { fusion: options.fusion } : {}),
+    ...(options.remat !== undefined ? { remat: options.remat } : {}),
   });
-  return { schedule, plan: planArena(schedule.buffers), passes: passes! };
+  return { schedule, plan: planMemory(schedule), passes: passes! };
 }
 
 /**
@@ -83,6 +86,8 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
   files.set(FILES.weights, initialWeights(schedule));
   if (training?.data) files.set(FILES.data, training.data);
   for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
+  // graph data for gradc inspect and gradc graph (the runtime never reads it)
+  for (const [rel, text] of inspectionFiles(graph, schedule, plan)) files.set(rel, text);
   passes.dumps?.forEach((d, i) => files.set(`graphs/passes/${String(i).padStart(2, "0")}-${d.pass}.txt`, d.text + "\n"));
   // the .js files are ES modules wherever the bundle is put
   files.set("package.json", JSON.stringify({ type: "module", private: true }, null, 2) + "\n");

@@ -30,6 +30,14 @@ export interface CompileOptions {
   readonly training?: TrainingConfig;
   /** Write the training graph before and after each graph pass to graphs/passes/NN-<pass>.txt. */
   readonly dumpPasses?: boolean;
+  /** Fuse kernels (default true); false emits one kernel per node, for comparison. */
+  readonly fusion?: boolean;
+  /**
+   * Recompute forward values in the backward pass instead of keeping them alive
+   * (gradient checkpointing): elementwise ones, or everything between
+   * `g.checkpoint` marks. Default: on exactly when the graph has checkpoints.
+   */
+  readonly remat?: boolean;
 }
 
 /** What a model file may export as `config`: compile options without the folder. */

@@ -15,8 +15,12 @@ import { broadcastStrides, stridedLoops } from "./loops.js";
 /** The two arenas: F holds floats, I holds i32 and bool values. */
 export type ArenaName = "F" | "I";
 
-/** What a buffer holds, for the arena plan, the manifest and kernels.txt. */
-export type BufferRole = "input" | "param" | "node" | "const" | "state" | "hyper" | "scratch";
+/**
+ * What a buffer holds, for the arena plan, the manifest and kernels.txt.
+ * `node` and `scratch` buffers are temporaries the memory plan may overlap
+ * when their lifetimes do not; the others keep their own place.
+ */
+export type BufferRole = "input" | "param" | "node" | "const" | "state" | "hyper" | "scratch" | "grad" | "output" | "loss" | "block";
 
 /** A flat region of one arena with a static shape. Offsets are the arena plan's. */
 export interface Buffer {
@@ -33,6 +37,13 @@ export interface Buffer {
   readonly fill?: readonly number[];
   /** The node whose value it holds, if any. */
   readonly node?: Tensor;
+  /** A view at a fixed element offset inside a block (params, gradients, optimizer state laid out alike). */
+  readonly within?: { readonly block: Buffer; readonly at: number };
+}
+
+/** Whether the memory plan may share a buffer's space with others whose lifetimes do not overlap. */
+export function isTemporary(b: Buffer): boolean {
+  return (b.role === "node" || b.role === "scratch") && !b.within;
 }
 
 /** Float precision of a compile: the F arena's element type. */
@@ -40,7 +51,7 @@ export type Precision = "f32" | "f64";
 
 /** Ops whose result is their (first) input's buffer: no kernel, no copy. */
 export function isAlias(t: Tensor): boolean {
-  return t.op === "reshape" || t.op === "stopGradient" || t.op === "customGrad";
+  return t.op === "reshape" || t.op === "stopGradient" || t.op === "customGrad" || t.op === "checkpoint";
 }
 
 /** The node whose buffer `t` reads, following aliases. */

@@ -19,6 +19,8 @@ import type { Manifest, Slot } from "../../../runtime/manifest.js";
 import { loadSafetensors } from "../../../runtime/safetensors.js";
 import { expectAllClose, errorMessage, randomArray } from "../../helpers.js";
 import { cleanupBundles, compileAndLoad, tempBundleDir } from "./harness.js";
+import { kernelsOf } from "../../../compiler/codegen/schedule.js";
+import { simulate } from "./liveness.js";
 
 afterAll(cleanupBundles);
 
@@ -33,11 +35,12 @@ const classifier = graph("classifier", (g) => {
   return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits, flat: logits.reshape([8]) } };
 });
 
+// one kernel per node (fusion off): the kernel names below are those of single nodes
 describe("the xor bundle", () => {
   const outDir = tempBundleDir("xor");
-  const result = compile(xor, { ...xorConfig, outDir });
+  const result = compile(xor, { ...xorConfig, fusion: false, outDir });
   const m: Manifest = JSON.parse(readFileSync(path.join(outDir, "manifest.json"), "utf8"));
-  const { schedule, plan } = lowerGraph(xor, xorConfig);
+  const { schedule, plan } = lowerGraph(xor, { ...xorConfig, fusion: false });
 
   it("holds every file, and reports them with timings", () => {
     for (const f of ["manifest.json", "forward.ts", "forward.js", "step.ts", "step.js", "train.ts", "train.js", "weights.safetensors", "data.safetensors", "graphs/forward.txt", "graphs/backward.txt", "graphs/kernels.txt", "package.json"]) {
@@ -75,18 +78,21 @@ describe("the xor bundle", () => {
     expect(m.kernels.filter((x) => x.entry.includes("update")).map((x) => x.name)).toEqual(["adam_W1", "adam_b1", "adam_W2", "adam_b2"]);
   });
 
-  it("lays buffers out without overlap, inside the arenas", () => {
+  it("lays buffers out inside the arenas; buffers live at the same time never overlap", () => {
     expect([plan.floats, plan.ints]).toEqual([m.arena.floats, m.arena.ints]);
+    for (const b of schedule.buffers) expect(plan.offsets.get(b)! + b.size).toBeLessThanOrEqual(b.arena === "F" ? plan.floats : plan.ints);
+    const programs = { forward: kernelsOf(schedule, "forward"), step: [...kernelsOf(schedule, "gradients"), ...kernelsOf(schedule, "update")] };
+    expect(simulate(schedule, plan, programs)).toEqual([]);
+    // what the runtime reads and writes overlaps nothing else
+    const slots: Slot[] = [...m.inputs, ...m.params, ...m.params.map((p) => p.grad!), ...m.state, m.hyper.lr, m.hyper.step, m.loss!, ...m.outputs];
     for (const arena of ["F", "I"] as const) {
-      const spans = schedule.buffers.filter((b) => b.arena === arena).map((b) => [plan.offsets.get(b)!, plan.offsets.get(b)! + b.size] as const);
+      const spans = slots.filter((x) => x.arena === arena).map((x) => [x.offset, x.offset + x.shape.reduce((a, b) => a * b, 1)] as const);
       spans.sort((a, b) => a[0] - b[0]);
-      spans.forEach(([s, e], i) => {
-        expect(e).toBeLessThanOrEqual(arena === "F" ? plan.floats : plan.ints);
-        if (i > 0) expect(s).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+      spans.forEach(([s0], i) => {
+        if (i > 0) expect(s0).toBeGreaterThanOrEqual(spans[i - 1]![1]);
       });
     }
-    const slots: Slot[] = [...m.inputs, ...m.params, ...m.params.map((p) => p.grad!), ...m.state, m.hyper.lr, m.hyper.step, m.loss!, ...m.outputs];
-    for (const s of slots) expect(s.offset + s.shape.reduce((a, b) => a * b, 1)).toBeLessThanOrEqual(s.arena === "F" ? m.arena.floats : m.arena.ints);
+    for (const x of slots) expect(x.offset + x.shape.reduce((a, b) => a * b, 1)).toBeLessThanOrEqual(x.arena === "F" ? m.arena.floats : m.arena.ints);
   });
 
   it("stores the initial weights and the training arrays", () => {
