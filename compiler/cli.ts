@@ -12,6 +12,7 @@ import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "../ru
 import { readManifest } from "../runtime/load.js";
 import { trainHelp, TRAIN_FLAGS } from "../runtime/trainer.js";
 import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
+import { checkCommand, checkHelp } from "../runtime/check.js";
 
 /** Where the CLI writes; tests capture both. */
 export interface CliIO {
@@ -44,6 +45,7 @@ const USAGE = `gradc: a compiler for training neural networks
 Usage:
   gradc compile <model.ts> -o <dir> [options]   compile a model file into a kernel bundle
   gradc train <dir> [options]                   train a bundle (the same as: node <dir>/train.js)
+  gradc check <dir> [options]                   check a float64 bundle's gradients against finite differences
   gradc inspect <dir> --grad NAME               print the emitted code that computes dLoss/dNAME
   gradc graph <dir> --stage forward|backward|kernels
                                                 print the graph of a compilation stage
@@ -53,6 +55,7 @@ Run gradc <command> --help for a command's options. --verbose shows stack traces
 const COMMAND_HELP: Record<string, string> = {
   compile: `Usage: gradc compile <model.ts> -o <dir> [options]\n\nImports the model file (its default export is the graph, its \`config\` export the\ndefaults), applies the options below over the config, and writes a kernel bundle.\n\nOptions:\n${flagsHelp(COMPILE_FLAGS)}`,
   train: trainHelp("gradc train <dir>"),
+  check: checkHelp("gradc check <dir>"),
   inspect: `Usage: gradc inspect <dir> --grad NAME\n\nPrints, in execution order, the emitted functions of <dir>/step.ts that the\ngradient of the loss with respect to param NAME depends on.\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
   graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/.\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
@@ -222,8 +225,10 @@ export async function run(argv: readonly string[], io: CliIO = defaultIO, trainI
       case "graph":
         graphCommand(rest, io);
         return 0;
+      case "check":
+        return await checkCommand(rest, io.out);
       default:
-        throw new UsageError(`unknown command "${command}"; the commands are compile, train, inspect, graph (see gradc --help)`);
+        throw new UsageError(`unknown command "${command}"; the commands are compile, train, check, inspect, graph (see gradc --help)`);
     }
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));

@@ -9,6 +9,7 @@ import type { Arenas, FloatArray, Feeds, SlotView } from "./arena.js";
 import { InputWriter, kindOf, sizeOf, slotCopy, slotView, typeText } from "./arena.js";
 import { loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
+import { CheckedKernels, kernelTableOf } from "./numerics.js";
 
 /** Read and write parameters by name. Reads are copies; writes are checked. */
 export interface ParamStore {
@@ -35,6 +36,8 @@ export interface Trainer {
   step(batch: Feeds): number;
   /** The loss and a copy of every trainable param's gradient; no update. */
   gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> };
+  /** The L2 norm of a trainable param's gradient as the last `step` or `gradients` left it (allocates nothing). */
+  gradNorm(name: string): number;
   /** Runs the forward pass on the `forward` inputs; returns a copy of every output. */
   predict(inputs: Feeds): Record<string, SlotView>;
   /** The learning rate the next `step` will use. */
@@ -49,6 +52,12 @@ export interface Trainer {
 export interface LoadOptions {
   /** Overrides the optimizer's base learning rate. */
   readonly lr?: number;
+  /**
+   * Run the kernels one at a time and throw a NumericsError (runtime/numerics.ts)
+   * at the first NaN or infinity one writes, naming the kernel, its graph node
+   * and the user's line. Slower; the normal mode runs each entry point as one call.
+   */
+  readonly checkNumerics?: boolean;
 }
 
 /** Reads and validates a bundle's manifest.json. */
@@ -129,8 +138,14 @@ export async function load(dir: string, options: LoadOptions = {}): Promise<Trai
   const optimizer: OptimizerSpec = options.lr === undefined ? manifest.optimizer : { ...manifest.optimizer, lr: options.lr };
   const forwardMod = await importKernels<ForwardModule>(root, manifest.files.forward);
   const stepMod = await importKernels<StepModule>(root, manifest.files.step);
+  // create() also writes the constants, so it runs in both modes
   const fwd = forwardMod.create(F, arenas.I);
   const kernels = stepMod.create(F, arenas.I);
+  if (options.checkNumerics) {
+    const forwardTable = kernelTableOf(forwardMod, join(root, manifest.files.forward));
+    const checked = new CheckedKernels(manifest, arenas, forwardTable, kernelTableOf(stepMod, join(root, manifest.files.step)));
+    return new BundleTrainer(root, manifest, optimizer, arenas, checked, checked);
+  }
   return new BundleTrainer(root, manifest, optimizer, arenas, fwd, kernels);
 }
 
@@ -143,6 +158,7 @@ class BundleTrainer implements Trainer {
   private readonly stepView: SlotView;
   private readonly lossView: SlotView | undefined;
   private readonly paramByName: Map<string, ParamEntry>;
+  private readonly gradViews: Map<string, SlotView>;
 
   constructor(
     readonly dir: string,
@@ -158,6 +174,7 @@ class BundleTrainer implements Trainer {
     this.stepView = slotView(arenas, manifest.hyper.step);
     this.lossView = manifest.loss ? slotView(arenas, manifest.loss) : undefined;
     this.paramByName = new Map(manifest.params.map((p) => [p.name, p]));
+    this.gradViews = new Map(manifest.params.flatMap((p) => (p.grad ? [[p.name, slotView(arenas, p.grad)] as const] : [])));
     this.params = {
       names: () => manifest.params.map((p) => p.name),
       get: (name) => slotCopy(arenas, this.param(name)),
@@ -209,6 +226,14 @@ class BundleTrainer implements Trainer {
       if (p.grad) grads[p.name] = slotCopy(this.arenas, p.grad) as FloatArray;
     }
     return { loss: this.loss(), grads };
+  }
+
+  gradNorm(name: string): number {
+    const g = this.gradViews.get(name);
+    if (!g) throw new Error(`param "${name}" has no gradient${this.paramByName.has(name) ? " (it is frozen)" : `; the bundle's params are ${[...this.paramByName.keys()].join(", ") || "(none)"}`}`);
+    let sq = 0;
+    for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+    return Math.sqrt(sq);
   }
 
   predict(inputs: Feeds): Record<string, SlotView> {

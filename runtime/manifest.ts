@@ -114,6 +114,15 @@ export interface KernelEntry {
   readonly gradOf?: readonly string[];
   /** The slots it writes, each with the printed name of the value it holds (read by --check-numerics). */
   readonly writes?: readonly WriteSlot[];
+  /** Every graph node a fused kernel computes, in execution order (absent when it computes one). */
+  readonly nodes?: readonly FusedNode[];
+}
+
+/** One node inside a fused kernel: its printed binding, its op and the user's file:line. */
+export interface FusedNode {
+  readonly node: string;
+  readonly op: string;
+  readonly src?: string;
 }
 
 /** A slot a kernel writes; `label` names the value it holds (a node's printed name, a param, `m(W1)`). */

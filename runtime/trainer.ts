@@ -1,7 +1,7 @@
 // The generated trainer: `node <bundle>/train.js [flags]` runs main(), which
 // loads the bundle and its data, trains with a progress bar, logs the loss,
 // evaluates accuracy on the test split, and writes checkpoints.
-import { closeSync, existsSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TrainingSpec } from "./manifest.js";
 import type { FlagDefs, FlagValues } from "./flags.js";
@@ -11,6 +11,9 @@ import type { Trainer } from "./load.js";
 import { Batcher, epochSeed, RandomShift, widthOf } from "./data.js";
 import type { Dataset } from "./data.js";
 import { loadTrainingData, MNIST_PIXELS } from "./sources.js";
+import { GradNormLog, gradNormSeries, parseCsv, readGradNorms } from "./gradNorms.js";
+import { linePlot } from "./plot.js";
+import { writeFileAtomic } from "./safetensors.js";
 
 /** The trainer's flags; each overrides the bundle's training spec. */
 export const TRAIN_FLAGS: FlagDefs = {
@@ -22,6 +25,8 @@ export const TRAIN_FLAGS: FlagDefs = {
   "checkpoint-every": { kind: "int", value: "N", help: "write a checkpoint every N steps (and always at the end)" },
   out: { kind: "string", value: "DIR", help: "folder for logs/ and checkpoints/ (default: the bundle)" },
   resume: { kind: "boolean", help: "continue from checkpoints/latest.safetensors (same data order as an unbroken run)" },
+  "check-numerics": { kind: "boolean", help: "stop at the first NaN or infinity, naming the kernel, graph node and model line (slower)" },
+  "grad-norms": { kind: "int", value: "N", help: "log each param's gradient norm every N steps to logs/grad_norms.csv (0: off)" },
   "no-progress": { kind: "boolean", help: "no progress bar (it is also off when stderr is not a terminal)" },
   help: { kind: "boolean", short: "h", help: "show this help" },
 };
@@ -42,6 +47,10 @@ export interface TrainSummary {
   readonly accuracy?: number;
   readonly seconds: number;
   readonly lossLog: string;
+  /** logs/grad_norms.csv, when gradient norms were logged. */
+  readonly gradNormLog?: string;
+  /** The SVG plots written at the end: logs/loss.svg, and logs/grad_norms.svg with gradient norms. */
+  readonly plots: readonly string[];
   readonly checkpoint: string;
   /** The emitted gradient code of the bundle. */
   readonly stepCode: string;
@@ -62,6 +71,7 @@ interface Plan {
   readonly shuffle: boolean;
   readonly logEvery: number;
   readonly checkpointEvery: number;
+  readonly gradNormEvery: number;
 }
 
 function plan(spec: TrainingSpec, f: FlagValues, stepsPerEpoch: number): Plan {
@@ -75,6 +85,7 @@ function plan(spec: TrainingSpec, f: FlagValues, stepsPerEpoch: number): Plan {
     shuffle: spec.shuffle ?? true,
     logEvery: Math.max(1, flagNumber(f, "log-every") ?? spec.logEvery ?? stepsPerEpoch),
     checkpointEvery: flagNumber(f, "checkpoint-every") ?? spec.checkpointEvery ?? 0,
+    gradNormEvery: flagNumber(f, "grad-norms") ?? spec.gradNormEvery ?? 0,
   };
 }
 
@@ -96,7 +107,7 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   if (positional.length) throw new UsageError(`the trainer takes no arguments besides options (got ${positional.join(" ")})`);
   const dir = resolve(bundleDir);
   const lr = flagNumber(flags, "lr");
-  const trainer = await load(dir, lr === undefined ? {} : { lr });
+  const trainer = await load(dir, { ...(lr === undefined ? {} : { lr }), checkNumerics: flags["check-numerics"] === true });
   const spec = trainer.manifest.training;
   if (!spec) throw new Error(`${join(dir, "manifest.json")}: the bundle has no training spec (give the model a config.training and recompile)`);
   const data = loadTrainingData(spec.data, dir, trainer.manifest.inputs);
@@ -121,11 +132,17 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   const appendLog = resume && existsSync(lossLog);
   const csv = openSync(lossLog, appendLog ? "a" : "w");
   if (!appendLog) writeSync(csv, "step,epoch,loss,lr\n");
+  const gradNames = trainer.manifest.params.filter((q) => q.grad).map((q) => q.name);
+  const gradLogFile = join(out, "logs", "grad_norms.csv");
+  // every step's loss for the plot, allocated once
+  const startStep = trainer.stepCount;
+  const losses = new Float64Array(Math.max(0, p.total - startStep));
 
   const started = performance.now();
   log(`training ${trainer.manifest.name}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}`);
   const bar = await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log);
   const say = (line: string): void => (bar ? bar.log(line) : log(line));
+  const gradLog = p.gradNormEvery > 0 && gradNames.length ? new GradNormLog(gradLogFile, gradNames, resume, say) : undefined;
   let loss = NaN;
   let acc: number | undefined;
   // the data order depends only on (seed, epoch), so a resumed run picks up mid-epoch exactly
@@ -144,7 +161,11 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
         const lrNow = trainer.learningRate();
         loss = trainer.step(batcher.batch);
         step++;
-        if (!Number.isFinite(loss)) throw new Error(`the loss is ${loss} at step ${step}; try a lower learning rate (--lr)`);
+        if (step > startStep && step - startStep <= losses.length) losses[step - startStep - 1] = loss;
+        if (gradLog && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
+        if (!Number.isFinite(loss)) {
+          throw new Error(`the loss is ${loss} at step ${step}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
+        }
         if (step % p.logEvery === 0 || step === p.total) {
           writeSync(csv, `${step},${epoch + 1},${loss},${lrNow}\n`);
           say(`step ${step}/${p.total}  epoch ${epoch + 1}  loss ${fmt(loss)}  lr ${lrNow.toPrecision(3)}`);
@@ -162,16 +183,43 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   } finally {
     bar?.stop();
     closeSync(csv);
+    gradLog?.close();
   }
+  const plots = writePlots(trainer.manifest.name, join(out, "logs"), startStep, losses.subarray(0, Math.max(0, step - startStep)), gradLog ? gradLogFile : undefined);
   trainer.save(checkpoint);
   const seconds = (performance.now() - started) / 1000;
   const stepCode = join(dir, "step.ts");
   log(`final loss ${fmt(loss)}${acc === undefined ? "" : `  test accuracy ${pct(acc)}`}  (${step} steps in ${seconds.toFixed(1)} s)`);
-  log(`loss log: ${lossLog}`);
+  log(`loss log: ${lossLog}${gradLog ? `, gradient norms: ${gradLogFile}` : ""}`);
+  log(`plots: ${plots.join(", ")}`);
   log(`checkpoint: ${checkpoint}`);
   log(`gradient code: ${stepCode}`);
-  const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, checkpoint, stepCode };
+  const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, ...(gradLog ? { gradNormLog: gradLogFile } : {}), plots, checkpoint, stepCode };
   return acc === undefined ? summary : { ...summary, accuracy: acc };
+}
+
+/**
+ * Writes logs/loss.svg (the losses of earlier runs from loss.csv, then every
+ * step of this one; log scale when the loss spans two decades) and, when
+ * gradient norms were logged, logs/grad_norms.svg. Returns their paths.
+ */
+export function writePlots(model: string, logs: string, startStep: number, losses: ArrayLike<number>, gradLog?: string): string[] {
+  const points: [number, number][] = [];
+  if (startStep > 0 && existsSync(join(logs, "loss.csv"))) {
+    // a resumed run: the logged losses before it
+    const [, ...rows] = parseCsv(readFileSync(join(logs, "loss.csv"), "utf8"));
+    for (const r of rows) if (Number(r[0]) <= startStep) points.push([Number(r[0]), Number(r[2])]);
+  }
+  for (let i = 0; i < losses.length; i++) points.push([startStep + i + 1, losses[i]!]);
+  const finite = points.map(([, y]) => y).filter((y) => Number.isFinite(y));
+  const logY = finite.length > 0 && Math.min(...finite) > 0 && Math.max(...finite) >= 100 * Math.min(...finite);
+  const lossSvg = join(logs, "loss.svg");
+  writeFileAtomic(lossSvg, linePlot([{ name: "loss", points }], { title: `${model}: training loss`, xLabel: "step", yLabel: "loss", logY }));
+  if (!gradLog) return [lossSvg];
+  const gradSvg = join(logs, "grad_norms.svg");
+  const series = gradNormSeries(readGradNorms(gradLog));
+  writeFileAtomic(gradSvg, linePlot(series, { title: `${model}: gradient L2 norm per parameter`, xLabel: "step", yLabel: "‖dLoss/dparam‖", logY: true }));
+  return [lossSvg, gradSvg];
 }
 
 /** The training-time augmentation a spec asks for: random shifts of the MNIST images. */
