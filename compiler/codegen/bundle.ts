@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { ts } from "ts-morph";
 import type { Tensor } from "../ir/node.js";
 import { sizeOf } from "../ir/types.js";
-import { printGraph } from "../ir/printer.js";
+import { describeOrigin, printGraph } from "../ir/printer.js";
 import { initValues } from "../dsl/init.js";
 import type { TrainingConfig } from "../config.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "../../runtime/manifest.js";
@@ -22,7 +22,7 @@ import type { Buffer } from "./lower.js";
 import type { Schedule } from "./schedule.js";
 import type { Stmt } from "./kir.js";
 import { TRANSPILE_VERSION, bindingList, transpile } from "./emitTs.js";
-import { commentText } from "./names.js";
+import { commentText, printedNodes } from "./names.js";
 
 /** Relative path → contents. */
 export type BundleFiles = Map<string, string | Uint8Array>;
@@ -61,6 +61,7 @@ function writtenBuffers(body: readonly Stmt[], into: string[] = []): string[] {
 /** manifest.json's content (see runtime/manifest.ts). */
 export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingSpec): Manifest {
   const g = s.graph;
+  const printed = printedNodes(s.train);
   return {
     format: FORMAT_NAME,
     version: FORMAT_VERSION,
@@ -92,6 +93,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
       entry: k.entry,
       ...(k.gradOf.length ? { gradOf: k.gradOf } : {}),
       writes: writtenBuffers(k.body).map((name) => ({ ...bufferSlot(plan, k.buffers[name]!), label: k.buffers[name]!.label })),
+      ...(k.nodes.length > 1 ? { nodes: k.nodes.map((t) => ({ node: printed.get(t)?.binding ?? String(t), op: t.op, ...(describeOrigin(t) ? { src: describeOrigin(t) } : {}) })) } : {}),
     })),
     files: { forward: FILES.forward, step: FILES.step, weights: FILES.weights, trainer: FILES.trainer },
     ...(training ? { training } : {}),
