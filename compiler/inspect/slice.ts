@@ -49,35 +49,75 @@ export function gradAncestors(g: Graph, name: string): Set<Tensor> {
   return new Set(reachable([gradNode(g, name)]));
 }
 
+/** A slot or buffer range in one arena. */
+interface Range {
+  readonly arena: "F" | "I";
+  readonly offset: number;
+  readonly size: number;
+}
+
 /**
- * The slice of param `name`. With graph data, a kernel belongs to it when it
- * computes a node that dLoss/dNAME depends on: to `backward` when one such
- * node is a backward node (or it copies the gradient out), else to `forward`.
+ * The kernels whose writes the final value of `target` depends on, by
+ * dataflow over arena elements: kernels run in `order`; a kernel depends on
+ * the last earlier writer of every element it reads. Kernels with no
+ * recorded buffers are never included.
+ */
+export function dataflowClosure(view: BundleView, order: readonly KernelEntry[], target: Range): Set<string> {
+  const m = view.manifest;
+  const last = { F: new Int32Array(m.arena.floats).fill(-1), I: new Int32Array(m.arena.ints).fill(-1) };
+  const writersOf = (r: Range): Set<number> => {
+    const out = new Set<number>();
+    const arr = last[r.arena];
+    for (let i = r.offset; i < r.offset + r.size && i < arr.length; i++) if (arr[i]! >= 0) out.add(arr[i]!);
+    return out;
+  };
+  const deps: Set<number>[] = [];
+  order.forEach((k, n) => {
+    const info = view.kernels.get(k.name);
+    const d = new Set<number>();
+    for (const b of info?.buffers ?? []) if (b.access === "read" || b.access === "readwrite") for (const w of writersOf(b)) d.add(w);
+    deps.push(d);
+    for (const b of info?.buffers ?? []) if (b.access === "write" || b.access === "readwrite") last[b.arena].fill(n, b.offset, b.offset + b.size);
+  });
+  const needed = new Set<number>();
+  const stack = [...writersOf(target)];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (needed.has(n)) continue;
+    needed.add(n);
+    stack.push(...deps[n]!);
+  }
+  return new Set([...needed].map((n) => order[n]!.name));
+}
+
+/**
+ * The slice of param `name`. With graph data, it is computed by dataflow
+ * over the arena: the kernels of gradients() whose writes the gradient's slot
+ * depends on. Those computing a backward node go to `backward`, the rest
+ * (forward values the backward pass reads) to `forward`.
  */
 export function gradSlice(view: BundleView, name: string): GradSlice {
   const param = findParam(view, name);
   const m = view.manifest;
   const running = m.kernels.filter((k) => k.entry.includes("gradients"));
-  if (!view.train) {
+  const exact = view.train !== undefined && running.every((k) => view.kernels.has(k.name));
+  if (!exact) {
     const backward = running.filter((k) => k.gradOf?.includes(name));
     if (!backward.length) throw new Error(`param "${name}" has no gradient kernels${param.trainable ? "" : " (it is frozen)"}`);
     return { param, backward, forward: [], exact: false };
   }
-  if (!param.trainable) throw new Error(`param "${name}" is frozen (trainable: false); it has no gradient kernels`);
-  const needed = gradAncestors(view.train, name);
+  if (!param.trainable || !param.grad) throw new Error(`param "${name}" is frozen (trainable: false); it has no gradient kernels`);
+  const g = param.grad;
+  const needed = dataflowClosure(view, running, { arena: g.arena, offset: g.offset, size: g.shape.reduce((a, b) => a * b, 1) });
   const backward: KernelEntry[] = [];
   const forward: KernelEntry[] = [];
   for (const k of running) {
+    if (!needed.has(k.name)) continue;
     const nodes = nodesOfKernel(view, k.name);
-    if (nodes.length === 0) {
-      // no graph node: the copy of a gradient out of an input or param buffer
-      if (k.gradOf?.length === 1 && k.gradOf[0] === name) backward.push(k);
-      continue;
-    }
-    const hits = nodes.filter((t) => needed.has(t));
-    if (!hits.length) continue;
-    (hits.some((t) => t.origin) ? backward : forward).push(k);
+    // a kernel with no graph node copies a gradient out of an input or param buffer
+    (nodes.length === 0 || nodes.some((t) => t.origin) ? backward : forward).push(k);
   }
+  if (!backward.length) throw new Error(`param "${name}" has no gradient kernels (its gradient is not computed by any kernel)`);
   return { param, backward, forward, exact: true };
 }
 
