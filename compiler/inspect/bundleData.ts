@@ -59,11 +59,6 @@ export interface KernelsJson {
 
 export const KERNELS_JSON_VERSION = 1;
 
-/** The graph nodes a kernel computes: a fused kernel lists several, an optimizer kernel none. */
-export function kernelNodes(k: Kernel): readonly Tensor[] {
-  const fused = (k as Kernel & { readonly nodes?: readonly Tensor[] }).nodes;
-  return fused ?? (k.node ? [k.node] : []);
-}
 
 /**
  * Node → index in `graphToJson(g).nodes`: the nodes that the roots, inputs
@@ -131,7 +126,7 @@ export function inspectionFiles(graph: Graph, s: Schedule, plan: ArenaPlan): Map
   const index = train ? jsonIndex(s.train, train) : undefined;
   const kernels: KernelInfo[] = s.kernels.map((k) => {
     const cost = kernelCost(k.body);
-    const nodes = index ? kernelNodes(k).map((t) => index.get(t)) : undefined;
+    const nodes = index ? k.nodes.map((t) => index.get(t)) : undefined;
     if (nodes?.some((i) => i === undefined)) throw new Error(`inspect data: kernel ${k.name} computes a node outside the training graph`);
     return { name: k.name, ...(nodes ? { nodes: nodes as number[] } : {}), buffers: kernelBuffers(k, plan, cost), cost };
   });
