@@ -5,12 +5,12 @@
 // every operand is read through pointers that step by a constant per p, so
 // the inner loop does no index arithmetic beyond one add per operand stream.
 import type { Expr, Stmt } from "./kir.js";
-import { addE, bin, let_, loop, mulE, num, ref, set } from "./kir.js";
+import { addE, baseOf, bin, let_, loop, mulE, num, ref, set } from "./kir.js";
 import type { Affine } from "./coords.js";
 import { axisOf, canonical, flatIndex } from "./coords.js";
 import type { FusedKernel } from "./fusedKernel.js";
 import type { KernelContext } from "./fusedKernel.js";
-import { Inliner, Scope, substitute } from "./inline.js";
+import { Inliner, Scope } from "./inline.js";
 import { TILE } from "./fuse.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "./matmulFrame.js";
 import type { Value } from "./program.js";
@@ -21,38 +21,38 @@ function shift(coords: readonly Affine[], axis: number, by: number): Affine[] {
   return coords.map((x) => (x.c[axis] ? { c: x.c, k: x.k + x.c[axis]! * by } : x));
 }
 
-/** Placeholder form indexes used anywhere in `stmts`. */
-function formsIn(stmts: readonly Stmt[]): Set<number> {
-  const out = new Set<number>();
-  const ex = (e: Expr): void => {
+/** A form placeholder's index, or -1. */
+const formOf = (e: Expr): number => (e.k === "var" && e.name.startsWith("@f") ? Number(e.name.slice(2)) : -1);
+
+/** Rewrites expressions and statements bottom-up. */
+function rewrite(stmts: readonly Stmt[], onExpr: (e: Expr) => Expr, onStore: (s: Stmt & { k: "store" }) => Stmt): Stmt[] {
+  const ex = (e: Expr): Expr => {
     switch (e.k) {
-      case "var": if (e.name.startsWith("@f")) out.add(Number(e.name.slice(2))); return;
-      case "load": return ex(e.index);
-      case "un": return ex(e.a);
-      case "bin": ex(e.a); return ex(e.b);
-      case "sel": ex(e.c); ex(e.a); return ex(e.b);
-      default: return;
+      case "load": return onExpr({ ...e, index: formOf(e.index) >= 0 ? e.index : ex(e.index) });
+      case "un": return onExpr({ ...e, a: ex(e.a) });
+      case "bin": return onExpr({ ...e, a: ex(e.a), b: ex(e.b) });
+      case "sel": return onExpr({ ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) });
+      default: return onExpr(e);
     }
   };
-  const st = (s: Stmt): void => {
-    switch (s.k) {
-      case "for": return s.body.forEach(st);
-      case "let": return ex(s.init);
-      case "set": return ex(s.value);
-      case "store": ex(s.index); return ex(s.value);
-      case "if": ex(s.c); s.then.forEach(st); return s.else?.forEach(st);
-      default: return;
+  const st = (x: Stmt): Stmt => {
+    switch (x.k) {
+      case "for": return { ...x, body: x.body.map(st) };
+      case "let": return { ...x, init: ex(x.init) };
+      case "set": return { ...x, value: ex(x.value) };
+      case "store": return onStore({ ...x, index: formOf(x.index) >= 0 ? x.index : ex(x.index), value: ex(x.value) });
+      case "if": return { ...x, c: ex(x.c), then: x.then.map(st), ...(x.else ? { else: x.else.map(st) } : {}) };
+      default: return x;
     }
   };
-  stmts.forEach(st);
-  return out;
+  return stmts.map(st);
 }
 
 /**
- * Rewrites the forms of `stmts` as pointers: forms with equal coefficients
- * share one pointer, set to their base before the statements (and, with
- * `step`, advanced along that frame axis after them); each use is the
- * pointer plus a constant.
+ * Rewrites the forms of `stmts` as pointers: the accesses of one buffer with
+ * equal coefficients share one pointer into the arena (its base included), set
+ * before the statements and, with `step`, advanced along that frame axis
+ * after them; each access is the pointer plus a constant, with no offset added.
  */
 function pointers(
   stmts: readonly Stmt[],
@@ -61,28 +61,48 @@ function pointers(
   fresh: (hint: string) => string,
   step?: number,
 ): { init: Stmt[]; body: Stmt[]; advance: Stmt[] } {
-  const families = new Map<string, { name: string; k: number; c: readonly number[] }>();
-  const used = [...formsIn(stmts)].sort((a, b) => a - b);
-  for (const i of used) {
-    const f = forms[i]!;
-    const key = f.c.join(",");
+  const families = new Map<string, { name: string; buf: string; k: number; c: readonly number[] }>();
+  const keyOf = (buf: string, i: number) => `${buf}|${forms[i]!.c.join(",")}`;
+  const note = (buf: string, i: number) => {
+    const key = keyOf(buf, i);
     const fam = families.get(key);
-    if (!fam) families.set(key, { name: "", k: f.k, c: f.c });
-    else if (f.k < fam.k) families.set(key, { ...fam, k: f.k });
-  }
+    const k = forms[i]!.k;
+    if (!fam) families.set(key, { name: fresh(step === undefined ? "o" : "q"), buf, k, c: forms[i]!.c });
+    else if (k < fam.k) families.set(key, { ...fam, k });
+  };
+  // first pass: which buffers read or write which forms (other uses of a form are plain numbers)
+  rewrite(
+    stmts,
+    (e) => {
+      if (e.k === "load" && formOf(e.index) >= 0) note(e.buf, formOf(e.index));
+      else if (formOf(e) >= 0) note("", formOf(e));
+      return e;
+    },
+    (x) => {
+      if (x.k === "store" && formOf(x.index) >= 0) note(x.buf, formOf(x.index));
+      return x;
+    },
+  );
+  const at = (buf: string, i: number): Expr => {
+    const fam = families.get(keyOf(buf, i))!;
+    return addE(ref(fam.name), forms[i]!.k - fam.k);
+  };
+  const body = rewrite(
+    stmts,
+    (e) => {
+      if (e.k === "load" && formOf(e.index) >= 0) return { ...e, index: at(e.buf, formOf(e.index)), abs: true };
+      if (formOf(e) >= 0) return at("", formOf(e));
+      return e;
+    },
+    (x) => (x.k === "store" && formOf(x.index) >= 0 ? { ...x, index: at(x.buf, formOf(x.index)), abs: true } : x),
+  );
   const init: Stmt[] = [];
   const advance: Stmt[] = [];
-  for (const [key, fam] of families) {
-    const name = fresh(step === undefined ? "o" : "q");
-    families.set(key, { ...fam, name });
-    init.push(let_(name, addE(base(fam.c), fam.k)));
-    if (step !== undefined && fam.c[step]) advance.push(set(name, bin("+", ref(name), num(fam.c[step]!))));
+  for (const fam of families.values()) {
+    const origin = fam.buf ? addE(baseOf(fam.buf), base(fam.c)) : base(fam.c);
+    init.push(let_(fam.name, addE(origin, fam.k)));
+    if (step !== undefined && fam.c[step]) advance.push(set(fam.name, bin("+", ref(fam.name), num(fam.c[step]!))));
   }
-  const body = substitute(stmts, (i) => {
-    const f = forms[i]!;
-    const fam = families.get(f.c.join(","))!;
-    return addE(ref(fam.name), f.k - fam.k);
-  });
   return { init, body, advance };
 }
 

@@ -2,6 +2,7 @@
 // emitter and by tests that run one kernel). Buffer names map to array
 // expressions and base offsets chosen by the caller.
 import type { Expr, Stmt } from "./kir.js";
+import { BASE_PREFIX } from "./kir.js";
 
 /** How a kernel buffer name appears in code: an array expression and a base offset. */
 export interface BufferBinding {
@@ -20,8 +21,9 @@ export function numLit(v: number): string {
   return String(v);
 }
 
-/** `array[offset + index]`, with a literal index folded into the offset. */
-function elementJs(b: BufferBinding, index: Expr, bind: Bindings): string {
+/** `array[offset + index]`, with a literal index folded into the offset (`abs`: the index is an arena offset). */
+function elementJs(b: BufferBinding, index: Expr, bind: Bindings, abs = false): string {
+  if (abs) return `${b.array}[${exprJs(index, bind)}]`;
   if (index.k === "num") return `${b.array}[${b.offset + index.v}]`;
   const idx = exprJs(index, bind);
   return `${b.array}[${b.offset ? `${b.offset} + ${idx}` : idx}]`;
@@ -36,8 +38,8 @@ const CALL: Partial<Record<string, string>> = {
 export function exprJs(e: Expr, bind: Bindings): string {
   switch (e.k) {
     case "num": return numLit(e.v);
-    case "var": return e.name;
-    case "load": return elementJs(bind(e.buf), e.index, bind);
+    case "var": return e.name.startsWith(BASE_PREFIX) ? numLit(bind(e.name.slice(BASE_PREFIX.length)).offset) : e.name;
+    case "load": return elementJs(bind(e.buf), e.index, bind, e.abs);
     case "un": {
       const a = exprJs(e.a, bind);
       switch (e.op) {
@@ -83,7 +85,7 @@ export function stmtsJs(stmts: readonly Stmt[], bind: Bindings, indent = 0): str
       case "let": out.push(`${pad}let ${s.name} = ${exprJs(s.init, bind)};`); break;
       case "set": out.push(`${pad}${s.name} = ${exprJs(s.value, bind)};`); break;
       case "store":
-        out.push(`${pad}${elementJs(bind(s.buf), s.index, bind)} ${s.add ? "+=" : "="} ${exprJs(s.value, bind)};`);
+        out.push(`${pad}${elementJs(bind(s.buf), s.index, bind, s.abs)} ${s.add ? "+=" : "="} ${exprJs(s.value, bind)};`);
         break;
       case "if":
         out.push(`${pad}if (${exprJs(s.c, bind)}) {`, ...stmtsJs(s.then, bind, indent + 1));

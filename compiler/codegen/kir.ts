@@ -2,7 +2,10 @@
 // nothing of the target language; emitters (TypeScript, gpu.js) lower it.
 //
 // A kernel reads input buffers named `in0`, `in1`, ... and writes `out` (and,
-// for multi-output kernels, `out1`, ...). Indexes are element offsets.
+// for multi-output kernels, `out1`, ...). Indexes are element offsets into
+// the buffer; a load or store marked `abs` indexes its arena directly, and the
+// variable `@base:<buf>` is the arena offset of buffer <buf> (so a pointer can
+// carry it, and an inner loop adds no offset per access).
 
 export type UnOp =
   | "neg" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "abs" | "sign" | "sin" | "cos" | "tanh"
@@ -14,7 +17,7 @@ export type BinOp =
 export type Expr =
   | { readonly k: "num"; readonly v: number }
   | { readonly k: "var"; readonly name: string }
-  | { readonly k: "load"; readonly buf: string; readonly index: Expr }
+  | { readonly k: "load"; readonly buf: string; readonly index: Expr; readonly abs?: boolean }
   | { readonly k: "un"; readonly op: UnOp; readonly a: Expr }
   | { readonly k: "bin"; readonly op: BinOp; readonly a: Expr; readonly b: Expr }
   | { readonly k: "sel"; readonly c: Expr; readonly a: Expr; readonly b: Expr };
@@ -25,8 +28,8 @@ export type Stmt =
   /** A mutable local. */
   | { readonly k: "let"; readonly name: string; readonly init: Expr }
   | { readonly k: "set"; readonly name: string; readonly value: Expr }
-  /** buf[index] = value, or buf[index] += value with `add`. */
-  | { readonly k: "store"; readonly buf: string; readonly index: Expr; readonly value: Expr; readonly add?: boolean }
+  /** buf[index] = value, or buf[index] += value with `add`; `abs`: index is an arena offset. */
+  | { readonly k: "store"; readonly buf: string; readonly index: Expr; readonly value: Expr; readonly add?: boolean; readonly abs?: boolean }
   | { readonly k: "if"; readonly c: Expr; readonly then: readonly Stmt[]; readonly else?: readonly Stmt[] }
   | { readonly k: "comment"; readonly text: string };
 
@@ -35,6 +38,10 @@ export type Stmt =
 export const num = (v: number): Expr => ({ k: "num", v });
 export const ref = (name: string): Expr => ({ k: "var", name });
 export const load = (buf: string, index: Expr | number): Expr => ({ k: "load", buf, index: typeof index === "number" ? num(index) : index });
+/** The arena offset of buffer `buf`, as a variable the emitter replaces by a literal. */
+export const baseOf = (buf: string): Expr => ({ k: "var", name: `@base:${buf}` });
+/** The prefix of `baseOf` variables. */
+export const BASE_PREFIX = "@base:";
 export const un = (op: UnOp, a: Expr): Expr => ({ k: "un", op, a });
 export const bin = (op: BinOp, a: Expr | number, b: Expr | number): Expr => ({
   k: "bin",
