@@ -5,7 +5,7 @@
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
-import { describeOrigin } from "../ir/printer.js";
+import { describeOrigin, printedName } from "../ir/printer.js";
 import { printedNodes } from "../codegen/names.js";
 
 /** Colours of the drawing, shared with the HTML legend. */
@@ -109,14 +109,14 @@ export function graphDot(g: Graph, options: DotOptions = {}): string {
   const nodeLine = (t: Tensor): string => {
     const st = STYLE[styleOf(t)];
     const p = printed.get(t);
-    const head = t.op === "input" || t.op === "param" ? `${p?.name ?? t.op}: ${t.dtype}[${t.shape.join(",")}]` : (p?.binding ?? String(t));
+    const head = t.op === "input" || t.op === "param" ? `${printedName(p?.name ?? t.op)}: ${t.dtype}[${t.shape.join(",")}]` : (p?.binding ?? String(t));
     const lines = [head];
     const where = describeOrigin(t);
     if (where) lines.push(where);
     const res = results.get(t);
     if (res) lines.push(`→ ${res.join(", ")}`);
     const on = path.has(t) || t === param;
-    const classes = [`op-${t.op}`, styleOf(t), ...(on ? ["hl"] : []), ...(res ? ["result"] : [])];
+    const classes = [`op_${t.op}`, styleOf(t), ...(on ? ["hl"] : []), ...(res ? ["result"] : [])];
     const attrs = [
       `id="${id(t)}"`,
       `class="${classes.join(" ")}"`,
