@@ -119,7 +119,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   // imported here, so `gradc train`, `inspect` and `graph` run without loading the compiler
   const { compile } = await import("./compile.js");
   const started = performance.now();
-  compile(graph, options);
+  const result = compile(graph, options);
   const ms = performance.now() - started;
   const m = readManifest(outDir);
   const values = m.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
@@ -128,6 +128,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   io.out(`compiled ${m.name} → ${shown}`);
   io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.dtype}, ${m.backend} backend`);
   io.out(`  compile time ${ms.toFixed(0)} ms`);
+  if (result.summary) io.out(result.summary.text);
   io.out(`  train: node ${join(shown, m.files.trainer)}   inspect: gradc inspect ${shown} --grad ${m.params[0]?.name ?? "NAME"}`);
 }
 

@@ -7,6 +7,8 @@ import type { Manifest } from "../runtime/manifest.js";
 import { buildSchedule } from "./codegen/schedule.js";
 import type { Schedule } from "./codegen/schedule.js";
 import { planMemory } from "./codegen/memory.js";
+import { summarize } from "./codegen/summary.js";
+import type { CompileSummary } from "./codegen/summary.js";
 import type { ArenaPlan } from "./codegen/arena.js";
 import { emitTs, transpile } from "./codegen/emitTs.js";
 import type { BundleFiles } from "./codegen/bundle.js";
@@ -24,6 +26,8 @@ export interface CompileResult {
   readonly files: readonly string[];
   /** What each graph pass did to the training graph (nodes before and after, milliseconds). */
   readonly passes: readonly PassStat[];
+  /** Kernels, FLOPs and memory of the compiled step (also in report.json). */
+  readonly summary: CompileSummary;
   /** Milliseconds per phase, and `total`. */
   readonly timings: Readonly<Record<"lower" | "emit" | "transpile" | "write" | "total", number>>;
 }
@@ -83,6 +87,8 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
   const training = options.training ? trainingSpec(schedule, options.training) : undefined;
   const manifest = buildManifest(schedule, plan, training?.spec);
   files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
+  const summary = summarize(schedule, plan, passes.stats);
+  files.set("report.json", JSON.stringify(summary, null, 2) + "\n");
   files.set(FILES.weights, initialWeights(schedule));
   if (training?.data) files.set(FILES.data, training.data);
   for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
@@ -99,6 +105,7 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
     manifest,
     files: [...files.keys()].sort(),
     passes: passes.stats,
+    summary,
     timings: { lower: t1 - t0, emit: t2 - t1, transpile: t3 - t2, write: t4 - t3, total: t4 - t0 },
   };
 }

@@ -138,6 +138,10 @@ export interface Manifest {
   /** Float precision of the F arena. */
   readonly dtype: "f32" | "f64";
   readonly arena: { readonly floats: number; readonly ints: number };
+  /** Both arenas in bytes, as the compiler's static memory plan laid them out (optional). */
+  readonly peakBytes?: number;
+  /** Temporaries the forward pass leaves for the backward pass (optional). */
+  readonly savedActivations?: { readonly count: number; readonly bytes: number };
   readonly inputs: readonly InputEntry[];
   readonly params: readonly ParamEntry[];
   /** Forward outputs (what `predict` returns). */

@@ -69,6 +69,8 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
     backend: "ts",
     dtype: s.precision,
     arena: { floats: plan.floats, ints: plan.ints },
+    peakBytes: plan.peakBytes,
+    savedActivations: plan.savedActivations,
     inputs: g.inputs.map((i) => ({ name: i.name, ...nodeSlot(s, plan, i.node), usedBy: s.inputUse.get(i.name) ?? [] })),
     params: g.params.map((p) => {
       const gb = s.grads.get(p.name);
