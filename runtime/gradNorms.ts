@@ -70,6 +70,8 @@ export interface GradSource {
 }
 
 const short = (x: number): string => (Number.isFinite(x) ? x.toExponential(2) : String(x));
+/** A warning names at most this many params. */
+const WARN_NAMES = 6;
 
 /**
  * Writes the gradient norms of `names` to a CSV file (`step,param,norm,flag`),
@@ -93,12 +95,15 @@ export class GradNormLog {
     this.norms = new Float64Array(names.length);
   }
 
-  /** Reads every norm from `source` after step `step`, writes them and warns about new flags. */
+  /**
+   * Reads every norm from `source` after step `step` and writes them. Params
+   * flagged for the first time are named in one warning line per flag.
+   */
   record(step: number, source: GradSource): void {
     for (let i = 0; i < this.names.length; i++) this.norms[i] = source.gradNorm(this.names[i]!);
     const largest = largestFinite(this.norms);
-    const biggest = this.names[this.norms.indexOf(largest)] ?? "";
     let rows = "";
+    const fresh: Record<Exclude<GradFlag, "">, string[]> = { vanishing: [], exploding: [] };
     for (let i = 0; i < this.names.length; i++) {
       const name = this.names[i]!;
       const norm = this.norms[i]!;
@@ -106,14 +111,21 @@ export class GradNormLog {
       rows += `${step},${csvField(name)},${norm},${flag}\n`;
       if (flag && !this.warned.has(`${flag}\0${name}`)) {
         this.warned.add(`${flag}\0${name}`);
-        const why =
-          flag === "exploding"
-            ? `norm ${short(norm)}${Number.isFinite(norm) ? ` > ${EXPLODING}` : ""}`
-            : `norm ${short(norm)}, the largest is ${short(largest)} (${JSON.stringify(biggest)})`;
-        this.warn(`warning: the gradient of ${JSON.stringify(name)} is ${flag} at step ${step} (${why}); see ${this.file}`);
+        fresh[flag].push(`${JSON.stringify(name)} ${short(norm)}`);
       }
     }
     writeSync(this.fd, rows);
+    const biggest = JSON.stringify(this.names[this.norms.indexOf(largest)] ?? "");
+    const why = {
+      vanishing: `norm < ${VANISHING_RELATIVE} × the largest, ${short(largest)} for ${biggest}, or < ${VANISHING_ABSOLUTE}`,
+      exploding: `norm > ${EXPLODING} or not finite`,
+    };
+    for (const flag of ["exploding", "vanishing"] as const) {
+      const list = fresh[flag];
+      if (!list.length) continue;
+      const shown = list.length > WARN_NAMES ? `${list.slice(0, WARN_NAMES).join(", ")} and ${list.length - WARN_NAMES} more` : list.join(", ");
+      this.warn(`warning: ${flag} gradient${list.length > 1 ? "s" : ""} at step ${step} (${why[flag]}): ${shown}; see ${this.file}`);
+    }
   }
 
   close(): void {

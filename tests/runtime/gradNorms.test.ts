@@ -52,10 +52,10 @@ describe("GradNormLog", () => {
     // against the largest finite norm of the step: 1e-13 / 0.25 is still vanishing
     expect(rows[3]!.flag).toBe("vanishing");
     expect(rows.slice(6).every((r) => r.flag === "")).toBe(true);
-    // one warning per (param, flag): layer1.W vanishing once, out.W exploding once
+    // each (param, flag) is warned about once: layer1.W vanishing at step 10, out.W exploding at step 20
     expect(warnings.length).toBe(2);
-    expect(warnings[0]).toMatch(/the gradient of "layer1.W" is vanishing at step 10 \(norm 1.00e-12, the largest is 2.00e\+0 \("out.W"\)\)/);
-    expect(warnings[1]).toMatch(/"out.W" is exploding at step 20/);
+    expect(warnings[0]).toBe(`warning: vanishing gradient at step 10 (norm < 1e-7 × the largest, 2.00e+0 for "out.W", or < 1e-10): "layer1.W" 1.00e-12; see ${file}`);
+    expect(warnings[1]).toMatch(/^warning: exploding gradient at step 20 \(norm > 1000 or not finite\): "out.W" 4.00e\+3; see /);
     const series = gradNormSeries(rows);
     expect(series.map((s) => s.name)).toEqual(names);
     expect(series[2]!.points).toEqual([[10, 2], [20, 4e3], [30, 1]]);
@@ -69,6 +69,16 @@ describe("GradNormLog", () => {
       log.close();
     }
     expect(readFileSync(file, "utf8")).toBe("step,param,norm,flag\n1,w,1,\n2,w,2,\n");
+  });
+
+  it("names many newly flagged params in one line", () => {
+    const names = Array.from({ length: 10 }, (_, i) => `p${i}`);
+    const warnings: string[] = [];
+    const log = new GradNormLog(join(root, `norms${n++}.csv`), [...names, "top"], false, (l) => warnings.push(l));
+    log.record(1, { gradNorm: (name) => (name === "top" ? 1 : 1e-12) });
+    log.record(2, { gradNorm: (name) => (name === "top" ? 1 : 1e-12) });
+    log.close();
+    expect(warnings).toEqual([expect.stringMatching(/^warning: vanishing gradients at step 1 .*: "p0" 1.00e-12, .*"p5" 1.00e-12 and 4 more; see /)]);
   });
 
   it("round-trips CSV fields", () => {
