@@ -4,7 +4,7 @@
 // and layer norm keeps every block's input at unit scale.
 import { graph, nn } from "gradc";
 import type { ModelConfig, Tensor } from "gradc";
-import { twoSpirals } from "./spirals.js";
+import { optimizer, training } from "./spirals.js";
 
 export const DEPTH = 16;
 export const WIDTH = 32;
@@ -29,15 +29,4 @@ export default graph("deepResidual", (g) => {
   return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits } };
 });
 
-export const config: ModelConfig = {
-  optimizer: { name: "momentum", lr: 0.02, momentum: 0.9 },
-  training: {
-    data: { kind: "arrays", inputs: twoSpirals(2560), testFraction: 0.2, seed: 1 },
-    steps: 640,
-    shuffle: true,
-    seed: 1,
-    accuracy: { output: "logits", labels: "y" },
-    logEvery: 100,
-    gradNormEvery: 10,
-  },
-};
+export const config: ModelConfig = { optimizer, training };

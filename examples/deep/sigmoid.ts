@@ -1,10 +1,11 @@
 // A deep sigmoid MLP on two spirals: 16 layers of width 32. Each sigmoid
 // multiplies the backward signal by σ'(z) ≤ 1/4, so the gradient reaching the
 // first layer is many orders of magnitude smaller than the last layer's (it
-// vanishes), and the early layers barely learn. Compare examples/deep/residual.ts.
+// vanishes), and the early layers barely learn. Compare examples/deep/residual.ts,
+// which trains on the same data with the same optimizer (see spirals.ts).
 import { graph, nn } from "gradc";
 import type { ModelConfig, Tensor } from "gradc";
-import { twoSpirals } from "./spirals.js";
+import { optimizer, training } from "./spirals.js";
 
 export const DEPTH = 16;
 export const WIDTH = 32;
@@ -24,15 +25,4 @@ export default graph("deepSigmoid", (g) => {
   return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits } };
 });
 
-export const config: ModelConfig = {
-  optimizer: { name: "momentum", lr: 0.02, momentum: 0.9 },
-  training: {
-    data: { kind: "arrays", inputs: twoSpirals(2560), testFraction: 0.2, seed: 1 },
-    steps: 640,
-    shuffle: true,
-    seed: 1,
-    accuracy: { output: "logits", labels: "y" },
-    logEvery: 100,
-    gradNormEvery: 10,
-  },
-};
+export const config: ModelConfig = { optimizer, training };
