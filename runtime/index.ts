@@ -17,8 +17,16 @@ export {
 export type { Column, Dataset } from "./data.js";
 export { loadArrays, loadMnist, loadTrainingData, MNIST_PIXELS } from "./sources.js";
 export type { TrainingData } from "./sources.js";
-export { accuracy, argmax, main as train, trainHelp } from "./trainer.js";
+export { accuracy, argmax, main as train, trainHelp, writePlots } from "./trainer.js";
 export type { AccuracySpec, TrainSummary, TrainIO } from "./trainer.js";
+export { CheckedKernels, NumericsError, describeFault, firstNonFinite, suspectNode } from "./numerics.js";
+export type { KernelFn, KernelTable, NumericsFault } from "./numerics.js";
+export { GradNormLog, flagOf, readGradNorms, gradNormSeries, EXPLODING, VANISHING_ABSOLUTE, VANISHING_RELATIVE } from "./gradNorms.js";
+export type { GradFlag, GradNormRow, GradSource } from "./gradNorms.js";
+export { linePlot, escapeXml } from "./plot.js";
+export type { PlotOptions, Series } from "./plot.js";
+export { checkBundle, checkCommand, checkHelp, formatCheckReport } from "./check.js";
+export type { CheckOptions, CheckReport, ParamCheck } from "./check.js";
 export { loadSafetensors, saveSafetensors } from "./safetensors.js";
 export type { NamedTensor } from "./safetensors.js";
 export { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
