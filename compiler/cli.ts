@@ -3,7 +3,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import ts from "typescript";
 import type { CompileOptions, ModelConfig } from "./config.js";
 import type { Graph } from "./ir/graph.js";
 import type { OptimizerSpec } from "../runtime/manifest.js";
@@ -13,6 +12,7 @@ import { readManifest } from "../runtime/load.js";
 import { trainHelp, TRAIN_FLAGS } from "../runtime/trainer.js";
 import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
 import { checkCommand, checkHelp } from "../runtime/check.js";
+import { functionSources } from "./inspect/functions.js";
 
 /** Where the CLI writes; tests capture both. */
 export interface CliIO {
@@ -37,8 +37,21 @@ const COMPILE_FLAGS: FlagDefs = {
   "dump-passes": { kind: "boolean", help: "write the graph after each graph pass to <dir>/graphs/passes/" },
   ...HELP_FLAG,
 };
-const INSPECT_FLAGS: FlagDefs = { grad: { kind: "string", value: "NAME", help: "a param: print the kernels that compute dLoss/dNAME" }, ...HELP_FLAG };
-const GRAPH_FLAGS: FlagDefs = { stage: { kind: "string", value: "STAGE", help: "forward, backward or kernels (default forward)" }, ...HELP_FLAG };
+const INSPECT_FLAGS: FlagDefs = {
+  grad: { kind: "string", value: "NAME", help: "a param: print the backward kernels that compute dLoss/dNAME" },
+  math: { kind: "boolean", help: "with --grad: the gradient as a chain-rule expression" },
+  stage: { kind: "string", value: "STAGE", help: "with --grad: the IR it depends on at forward, input, a pass name, or backward" },
+  kernel: { kind: "string", value: "NAME", help: "one kernel: its source, buffers and FLOPs" },
+  "with-forward": { kind: "boolean", help: "with --grad: print the forward kernels' code too" },
+  ...HELP_FLAG,
+};
+const GRAPH_FLAGS: FlagDefs = {
+  stage: { kind: "string", value: "STAGE", help: "forward, backward or kernels (default forward)" },
+  format: { kind: "string", value: "FMT", help: "text (default), dot, svg, or html (written to <dir>/graphs/graph.html)" },
+  "highlight-grad": { kind: "string", value: "NAME", help: "dot, svg, html: highlight the path of dLoss/dNAME" },
+  out: { kind: "string", short: "o", value: "FILE", help: "dot, svg, html: write to FILE" },
+  ...HELP_FLAG,
+};
 
 const USAGE = `gradc: a compiler for training neural networks
 
@@ -46,9 +59,10 @@ Usage:
   gradc compile <model.ts> -o <dir> [options]   compile a model file into a kernel bundle
   gradc train <dir> [options]                   train a bundle (the same as: node <dir>/train.js)
   gradc check <dir> [options]                   check a float64 bundle's gradients against finite differences
-  gradc inspect <dir> --grad NAME               print the emitted code that computes dLoss/dNAME
-  gradc graph <dir> --stage forward|backward|kernels
-                                                print the graph of a compilation stage
+  gradc inspect <dir> --grad NAME [--math]      print the emitted code (or the maths) of dLoss/dNAME
+  gradc inspect <dir> --kernel NAME             print one kernel, its buffers and FLOPs
+  gradc graph <dir> --stage forward|backward|kernels [--format text|dot|svg|html]
+                                                print or draw the graph of a compilation stage
 
 Run gradc <command> --help for a command's options. --verbose shows stack traces on errors.`;
 
@@ -56,8 +70,8 @@ const COMMAND_HELP: Record<string, string> = {
   compile: `Usage: gradc compile <model.ts> -o <dir> [options]\n\nImports the model file (its default export is the graph, its \`config\` export the\ndefaults), applies the options below over the config, and writes a kernel bundle.\n\nOptions:\n${flagsHelp(COMPILE_FLAGS)}`,
   train: trainHelp("gradc train <dir>"),
   check: checkHelp("gradc check <dir>"),
-  inspect: `Usage: gradc inspect <dir> --grad NAME\n\nPrints, in execution order, the emitted functions of <dir>/step.ts that the\ngradient of the loss with respect to param NAME depends on.\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
-  graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/.\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
+  inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
+  graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels] [--format text|dot|svg|html]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/; or draws\nthe forward or training graph (fused kernels as clusters) as DOT, SVG (to stdout\nor -o FILE) or a self-contained HTML page (to <dir>/graphs/graph.html or -o FILE).\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
 
 /** Exactly one positional argument, named in the error. */
@@ -149,45 +163,43 @@ async function trainCommand(argv: readonly string[], io: CliIO, trainIO: TrainIO
 
 /** The top-level function declarations of a source file, by name, with their JSDoc. */
 export function functionsOf(source: string, file = "step.ts"): Map<string, string> {
-  const sf = ts.createSourceFile(file, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
-  const out = new Map<string, string>();
-  for (const st of sf.statements) {
-    if (ts.isFunctionDeclaration(st) && st.name) {
-      // getStart with JSDoc included starts at the comment above the function
-      out.set(st.name.text, source.slice(st.getStart(sf, true), st.end));
-    }
-  }
-  return out;
+  return functionSources(source, file);
 }
 
-function inspectCommand(argv: readonly string[], io: CliIO): void {
+async function inspectCommand(argv: readonly string[], io: CliIO): Promise<void> {
   const { flags, positional } = parseFlags(argv, INSPECT_FLAGS, "gradc inspect");
   if (flags["help"]) return io.out(COMMAND_HELP["inspect"]!);
   const dir = resolve(onePositional(positional, "a bundle folder", "inspect"));
-  const m = readManifest(dir);
-  const names = m.params.map((p) => p.name);
-  const name = flagString(flags, "grad");
-  if (name === undefined) throw new UsageError(`gradc inspect needs --grad NAME; the params are ${names.join(", ") || "(none)"}`);
-  const param = m.params.find((p) => p.name === name);
-  if (!param) throw new Error(`no param "${name}" in ${m.name}; the params are ${names.join(", ") || "(none)"}`);
-  const kernels = m.kernels.filter((k) => k.gradOf?.includes(name));
-  if (kernels.length === 0) throw new Error(`param "${name}" has no gradient kernels${param.trainable ? "" : " (it is frozen)"}`);
-  const stepFile = join(dir, m.files.step.replace(/\.js$/, ".ts"));
-  const functions = functionsOf(readFileSync(stepFile, "utf8"), stepFile);
-  io.out(`// dLoss/d${name} (${param.dtype}[${param.shape.join(",")}]): ${kernels.length} kernels in execution order, from ${stepFile}`);
-  for (const k of kernels) {
-    const text = functions.get(k.name);
-    io.out("");
-    io.out(text ?? `// ${k.name}: ${k.node} (not found in ${stepFile})`);
-  }
+  const grad = flagString(flags, "grad");
+  const stage = flagString(flags, "stage");
+  const kernel = flagString(flags, "kernel");
+  const { inspectText } = await import("./inspect/command.js");
+  io.out(
+    inspectText(dir, {
+      ...(grad !== undefined ? { grad } : {}),
+      ...(stage !== undefined ? { stage } : {}),
+      ...(kernel !== undefined ? { kernel } : {}),
+      math: flags["math"] === true,
+      withForward: flags["with-forward"] === true,
+    }),
+  );
 }
 
-function graphCommand(argv: readonly string[], io: CliIO): void {
+async function graphCommand(argv: readonly string[], io: CliIO): Promise<void> {
   const { flags, positional } = parseFlags(argv, GRAPH_FLAGS, "gradc graph");
   if (flags["help"]) return io.out(COMMAND_HELP["graph"]!);
   const dir = resolve(onePositional(positional, "a bundle folder", "graph"));
   readManifest(dir);
   const asked = flagString(flags, "stage") ?? "forward";
+  const format = oneOf(flagString(flags, "format"), ["text", "dot", "svg", "html"], "format") ?? "text";
+  if (format !== "text") {
+    const { writeDrawing } = await import("./viz/draw.js");
+    const hl = flagString(flags, "highlight-grad");
+    const out = flagString(flags, "out");
+    const wrote = await writeDrawing(dir, { format, stage: asked, ...(hl !== undefined ? { highlightGrad: hl } : {}) }, out === undefined ? undefined : resolve(out));
+    return io.out(wrote);
+  }
+  if (flags["highlight-grad"] !== undefined || flags["out"] !== undefined) throw new UsageError("--highlight-grad and -o draw: use them with --format dot, svg or html");
   const stage = asked === "fused" ? "kernels" : asked;
   const file = join(dir, "graphs", `${stage}.txt`);
   if (!/^[A-Za-z0-9_-]+$/.test(stage) || !existsSync(file)) {
@@ -221,10 +233,10 @@ export async function run(argv: readonly string[], io: CliIO = defaultIO, trainI
         await trainCommand(rest, io, trainIO);
         return 0;
       case "inspect":
-        inspectCommand(rest, io);
+        await inspectCommand(rest, io);
         return 0;
       case "graph":
-        graphCommand(rest, io);
+        await graphCommand(rest, io);
         return 0;
       case "check":
         return await checkCommand(rest, io.out);

@@ -30,7 +30,7 @@ export function inspectText(dir: string, req: InspectRequest): string {
     return kernelText(view, req.kernel);
   }
   const params = view.manifest.params.map((p) => p.name).join(", ") || "(none)";
-  if (req.grad === undefined) throw new UsageError(`gradc inspect needs --grad NAME (or --kernel NAME); the params are ${params}`);
+  if (req.grad === undefined) throw new UsageError(`gradc inspect needs --grad NAME; the params are ${params} (or --kernel NAME for one kernel)`);
   findParam(view, req.grad);
   if (req.math) {
     if (req.stage === "forward") throw new UsageError("--math reads the backward graph; --stage forward has none (use input, a pass name or backward)");

@@ -10,7 +10,7 @@ import type { BundleView, KernelBufferInfo } from "./bundleData.js";
 import { nodesOfKernel } from "./bundleData.js";
 import type { KernelCost } from "./flops.js";
 import { humanCount } from "./flops.js";
-import { functionSources } from "./slice.js";
+import { functionSources } from "./functions.js";
 
 /** The manifest entry of kernel `name`, or an error naming close matches. */
 export function findKernel(view: BundleView, name: string): KernelEntry {

@@ -3,7 +3,6 @@
 // apart; printed as the emitted TypeScript of step.ts.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import ts from "typescript";
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
@@ -11,6 +10,7 @@ import type { KernelEntry, ParamEntry } from "../../runtime/manifest.js";
 import type { BundleView } from "./bundleData.js";
 import { nodesOfKernel } from "./bundleData.js";
 import { commentText } from "../codegen/names.js";
+import { functionSources } from "./functions.js";
 
 /** The kernels dLoss/dNAME depends on. */
 export interface GradSlice {
@@ -119,19 +119,6 @@ export function gradSlice(view: BundleView, name: string): GradSlice {
   }
   if (!backward.length) throw new Error(`param "${name}" has no gradient kernels (its gradient is not computed by any kernel)`);
   return { param, backward, forward, exact: true };
-}
-
-/** The top-level function declarations of a source file, by name, each with its JSDoc. */
-export function functionSources(source: string, file = "step.ts"): Map<string, string> {
-  const sf = ts.createSourceFile(file, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
-  const out = new Map<string, string>();
-  for (const st of sf.statements) {
-    if (ts.isFunctionDeclaration(st) && st.name) {
-      // getStart with JSDoc included starts at the comment above the function
-      out.set(st.name.text, source.slice(st.getStart(sf, true), st.end));
-    }
-  }
-  return out;
 }
 
 /** The emitted TypeScript of step (step.ts beside step.js) and its path. */

@@ -1,6 +1,8 @@
 // `gradc graph <dir> --format dot|svg|html`: a bundle's forward or training
 // graph drawn from its graph data, with fused kernels as clusters and one
 // gradient's path highlighted, as DOT text, an SVG, or a self-contained page.
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import type { Graph } from "../ir/graph.js";
 import { printGraph } from "../ir/printer.js";
 import { UsageError } from "../../runtime/flags.js";
@@ -91,4 +93,19 @@ export async function drawBundle(dir: string, req: DrawRequest): Promise<Drawing
     legend,
   });
   return { ...base, text };
+}
+
+/**
+ * `gradc graph --format ...`: draws the bundle and returns what to print.
+ * DOT and SVG go to stdout (the text is returned) unless `out` names a file;
+ * the HTML page goes to `out` or <dir>/graphs/graph.html, and a line says so.
+ */
+export async function writeDrawing(dir: string, req: DrawRequest, out?: string): Promise<string> {
+  const d = await drawBundle(dir, req);
+  const file = out ?? (req.format === "html" ? path.join(dir, "graphs", "graph.html") : undefined);
+  if (file === undefined) return d.text.trimEnd();
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, d.text);
+  const clusters = d.clusters ? `, ${d.clusters} fused kernels as clusters` : "";
+  return `wrote ${file} (${d.stage} graph: ${d.nodes} nodes${clusters}${req.highlightGrad !== undefined ? `, dLoss/d${req.highlightGrad} highlighted` : ""})`;
 }
