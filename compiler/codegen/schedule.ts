@@ -274,7 +274,8 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   // gradients that are not their own node: copied into their block
   for (const c of copies) {
     const lit = uniformValue(c.from, precision);
-    const from = lit === undefined ? (bufferOf.get(c.from) ?? pinned.get(c.from) ?? temps.get(`${c.from.id}:0`)) : undefined;
+    const from = lit !== undefined ? undefined : c.from.op === "const" ? constBuffer(c.from) : (bufferOf.get(c.from) ?? pinned.get(c.from) ?? temps.get(`${c.from.id}:0`));
+    if (lit === undefined && !from) throw new Error(`schedule: the gradient of "${c.name}" is in no buffer`);
     const value = from ? load("in0", ref("i")) : num(lit ?? 0);
     stepKernels.push({
       name: namer.fresh(`copy_grad_${c.name}`),
