@@ -139,7 +139,7 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   const losses = new Float64Array(Math.max(0, p.total - startStep));
 
   const started = performance.now();
-  log(`training ${trainer.manifest.name}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}`);
+  log(`training ${trainer.manifest.name}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}${flags["check-numerics"] ? " (checking every kernel for NaN and infinity)" : ""}`);
   const bar = await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log);
   const say = (line: string): void => (bar ? bar.log(line) : log(line));
   const gradLog = p.gradNormEvery > 0 && gradNames.length ? new GradNormLog(gradLogFile, gradNames, resume, say) : undefined;
