@@ -276,7 +276,7 @@ function open(r: Round, kind: Group["kind"], v: Value): Group {
       const reuse = matmulReuse(v)[i]!;
       const costly = inlineCostIn(r, top) * reuse > OPERAND_COST;
       if (got.some((x) => x.how === "local") && costly && (top.kind === "pointwise" || top.kind === "index") && !r.groupOf.has(top)) {
-        { r.more.add(top); if (process.env["GRADC_DEBUG_FUSE"]) console.log("   operand top", String(top.node)); }
+        r.more.add(top);
       } else {
         reached.push(...got);
       }
@@ -293,7 +293,7 @@ function open(r: Round, kind: Group["kind"], v: Value): Group {
     const owner = r.groupOf.get(x.v);
     if (owner === g) continue;
     // a kernel that cannot take in another's locals reads them from memory
-    if (x.how === "local") { r.more.add(x.v); if (process.env["GRADC_DEBUG_FUSE"]) console.log("   open local", String(x.v.node), String(v.node)); }
+    if (x.how === "local") r.more.add(x.v);
     else if (owner) deps.add(owner);
   }
   r.deps.set(g, deps);
@@ -331,9 +331,9 @@ function groupRound(p: Program, stored: Set<Value>): Round {
       // the latest owner keeps v; the others' locals go to memory
       const latest = [...owners.keys()].sort((a, b) => b.id - a.id)[0]!;
       if (owners.size > 1) {
-        for (const [g, locals] of owners) if (g !== latest) locals.forEach((l) => { r.more.add(l); if (process.env["GRADC_DEBUG_FUSE"]) console.log("   owners", String(l.node), String(v.node)); });
+        for (const [g, locals] of owners) if (g !== latest) locals.forEach((l) => r.more.add(l));
       } else if (!tryJoin(r, latest, v)) {
-        owners.get(latest)!.forEach((l) => { r.more.add(l); if (process.env["GRADC_DEBUG_FUSE"]) console.log("   nojoin", String(l.node), String(v.node)); });
+        owners.get(latest)!.forEach((l) => r.more.add(l));
       }
       continue;
     }
@@ -461,7 +461,6 @@ export function fuseProgram(p: Program, options: { fusion: boolean }): FusionPla
     const anchors = [...r.more].filter((v) => v.kind === "reduce" || v.kind === "matmul" || v.kind === "opaque");
     let more: Set<Value> = anchors.length ? new Set(anchors) : r.more;
     if (!more.size) more = costlyShared(r);
-    if (process.env["GRADC_DEBUG_FUSE"]) console.log(`fuse round ${round}: store ${[...more].map((v) => String(v.node)).join(", ")}`);
     if (!more.size) {
       // a stored value that is not a source needs a kernel; values kept only as locals do not
       return { program: p, stored, groups: order(r), groupOf: r.groupOf, levels: r.levels };

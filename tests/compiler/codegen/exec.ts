@@ -61,9 +61,9 @@ export function execute(graph: Graph, options: Omit<CompileOptions, "outDir"> = 
   for (const p of s.graph.params) write(s.bufferOf.get(p.node)!, initValues(p.init, p.shape));
   const fns = new Map(s.kernels.map((k) => [k, compileKernel(k, plan)]));
   const runAll = (ks: readonly Kernel[]) => ks.forEach((k) => fns.get(k)!(F, I));
-  const node = (what: string, name: string, t: unknown) => {
+  const node = <T>(what: string, name: string, t: T | undefined): T => {
     if (!t) throw new Error(`exec: no ${what} ${name}`);
-    return t as NonNullable<typeof t>;
+    return t;
   };
   return {
     schedule: s,
