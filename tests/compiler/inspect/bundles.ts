@@ -33,6 +33,13 @@ export function exampleBundle(name: ExampleName): Promise<{ dir: string; graph: 
   return p;
 }
 
+/** Compiles any graph into a folder of its own (default options). */
+export function compileGraph(name: string, graph: Graph): string {
+  const dir = path.join(root, `g-${name}`);
+  compile(graph, { outDir: dir });
+  return dir;
+}
+
 /** Text with the temporary folder written as <bundle>, so goldens do not depend on it. */
 export function normalize(text: string, dir: string): string {
   return text.split(dir).join("<bundle>");

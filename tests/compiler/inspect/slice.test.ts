@@ -1,7 +1,10 @@
 // The gradient slice: exactly the kernels dLoss/dW1 depends on (checked
 // against the training graph's nodes and the kernels' stores), printed as the
 // emitted TypeScript; goldens of `inspect --grad W1` for XOR and MNIST.
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { graph } from "../../../compiler/dsl/graph.js";
 import { lowerGraph } from "../../../compiler/compile.js";
 import { reachable } from "../../../compiler/ir/graph.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
@@ -10,7 +13,7 @@ import type { Buffer } from "../../../compiler/codegen/lower.js";
 import { readBundle } from "../../../compiler/inspect/bundleData.js";
 import { gradSlice, sliceText } from "../../../compiler/inspect/slice.js";
 import { inspectText } from "../../../compiler/inspect/command.js";
-import { exampleBundle, normalize, removeBundles } from "./bundles.js";
+import { compileGraph, exampleBundle, normalize, removeBundles } from "./bundles.js";
 import type { ExampleName } from "./bundles.js";
 
 afterAll(removeBundles);
@@ -32,9 +35,12 @@ function storedNames(body: readonly Stmt[], out = new Set<string>()): Set<string
  * The kernels of gradients() that store a node dLoss/dNAME depends on: the
  * backward ones (or the gradient's own buffer), and the forward ones.
  */
+const lowered = new Map<ExampleName, ReturnType<typeof lowerGraph>>();
+
 async function expectedSlice(example: ExampleName, name: string): Promise<{ backward: string[]; forward: string[] }> {
   const { graph } = await exampleBundle(example);
-  const { schedule } = lowerGraph(graph, {});
+  if (!lowered.has(example)) lowered.set(example, lowerGraph(graph, {}));
+  const { schedule } = lowered.get(example)!;
   const needed = new Set<Tensor>(reachable([schedule.train.grads[name]!]));
   const gradBuffer = schedule.grads.get(name);
   // what a buffer holds: its node, or for a gradient buffer the gradient (and the nodes it reshapes)
@@ -102,6 +108,26 @@ describe("the gradient slice", () => {
     const { dir } = await exampleBundle("xor");
     expect(() => inspectText(dir, { grad: "W9" })).toThrow('no param "W9" in xor; the params are W1, b1, W2, b2');
     expect(() => inspectText(dir, {})).toThrow(/needs --grad NAME; the params are W1, b1, W2, b2 \(or --kernel NAME/);
+  });
+
+  it("falls back to the manifest's gradOf for a bundle without graph data (customGrad)", async () => {
+    const g = graph("custom", (b) => {
+      const x = b.input("x", [2, 2]);
+      const W = b.param("W", [2, 2]);
+      const clipped = b.customGrad("clip", (t: Tensor) => t.mul(1), (ct) => [ct.maximum(-1).minimum(1)])(x.matmul(W));
+      return { loss: clipped.tanh().sum() };
+    });
+    const dir = compileGraph("custom", g);
+    expect(existsSync(path.join(dir, "graphs", "train.json"))).toBe(false);
+    expect(existsSync(path.join(dir, "graphs", "kernels.json"))).toBe(true);
+    const view = readBundle(dir);
+    const slice = gradSlice(view, "W");
+    expect(slice.exact).toBe(false);
+    expect(slice.backward.map((k) => k.name)).toEqual(view.manifest.kernels.filter((k) => k.entry.includes("gradients") && k.gradOf?.includes("W")).map((k) => k.name));
+    expect(sliceText(view, "W")).toContain("(this bundle has no graph data: forward and backward kernels are listed together");
+    expect(() => inspectText(dir, { grad: "W", math: true })).toThrow(/has no graph data \(graphs\/train\.json, graphs\/grad\.json\)/);
+    // kernels.json still describes every kernel's buffers and cost
+    expect(inspectText(dir, { kernel: slice.backward.at(-1)!.name })).toMatch(/\/\/ flops: \d+/);
   });
 
   for (const example of ["xor", "mnist"] as const) {
