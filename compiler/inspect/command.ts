@@ -5,8 +5,7 @@ import { UsageError } from "../../runtime/flags.js";
 import { readBundle } from "./bundleData.js";
 import { kernelText } from "./kernel.js";
 import { mathText } from "./math.js";
-import { findParam, sliceText } from "./slice.js";
-import { irSliceText, stageGraph, stageNames } from "./stage.js";
+import { findParam, irSliceText, sliceText, stageGraph, stageNames } from "./slice.js";
 
 /** The flags of `gradc inspect`, parsed. */
 export interface InspectRequest {

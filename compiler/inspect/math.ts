@@ -8,8 +8,7 @@ import { describeOrigin, printedName } from "../ir/printer.js";
 import { shapesEqual } from "../ir/types.js";
 import { commentText, printedNodes } from "../codegen/names.js";
 import type { Printed } from "../codegen/names.js";
-import { gradNode } from "./slice.js";
-import { bindingLines } from "./stage.js";
+import { bindingLines, gradNode } from "./slice.js";
 import type { Term } from "./terms.js";
 import { T, add, call, cmp, div, dot, had, mask, name, neg, not, num, pow, render, scale, sub, subscript } from "./terms.js";
 

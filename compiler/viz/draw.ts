@@ -10,8 +10,7 @@ import type { BundleView } from "../inspect/bundleData.js";
 import { nodesOfKernel, readBundle } from "../inspect/bundleData.js";
 import type { KernelGroup, NodeStyle } from "./dot.js";
 import { drawnNodes, gradPath, graphDot, styleOf } from "./dot.js";
-import { graphPage } from "./html.js";
-import { inlineSvg, renderSvg } from "./render.js";
+import { graphPage, inlineSvg, renderSvg } from "./render.js";
 
 export type DrawFormat = "dot" | "svg" | "html";
 export type DrawStage = "forward" | "backward";

@@ -9,7 +9,7 @@ import { reachable } from "../../../compiler/ir/graph.js";
 import { printGraph } from "../../../compiler/ir/printer.js";
 import { PIPELINE, runPipeline } from "../../../compiler/passes/pipeline.js";
 import { readBundle } from "../../../compiler/inspect/bundleData.js";
-import { irSliceText, stageGraph, stageNames } from "../../../compiler/inspect/stage.js";
+import { irSliceText, stageGraph, stageNames } from "../../../compiler/inspect/slice.js";
 import { inspectText } from "../../../compiler/inspect/command.js";
 import { exampleBundle, removeBundles } from "./bundles.js";
 
