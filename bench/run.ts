@@ -1,0 +1,26 @@
+// `npm run bench`: the compile report (kernels, peak memory) and the MNIST MLP
+// step suite (fused vs unfused vs hand-written); JSON results go to
+// bench/results/. `npm run bench -- report` or `-- mnist` runs one of them.
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { compileReport, reportTable } from "./compileReport.js";
+import { mnistStepSuite } from "./mnistStep.bench.js";
+
+const folder = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
+const only = process.argv.slice(2);
+const wanted = (name: string) => only.length === 0 || only.includes(name);
+
+console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} x${os.cpus().length}`);
+if (wanted("report")) {
+  console.log("\ncompile report (training step of each example):");
+  console.log(reportTable(compileReport(folder)));
+}
+if (wanted("mnist")) {
+  console.log("\nMNIST MLP step (batch 128, 784→256→256→10, Adam):");
+  const r = await mnistStepSuite(folder);
+  const f = (ms: number) => `${ms.toFixed(2)} ms`;
+  console.log(`  fused ${f(r.msPerStep.fused)} (${r.kernels.fused} kernels), unfused ${f(r.msPerStep.unfused)} (${r.kernels.unfused} kernels), hand-written ${f(r.msPerStep.handwritten)}`);
+  console.log(`  fused is ${r.speedup.overUnfused.toFixed(2)}× the unfused step and ${r.speedup.overHandwritten.toFixed(2)}× the hand-written one`);
+}
+console.log(`\nresults in ${path.relative(process.cwd(), folder) || "."}/`);
