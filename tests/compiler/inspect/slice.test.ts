@@ -110,6 +110,19 @@ describe("the gradient slice", () => {
     expect(() => inspectText(dir, {})).toThrow(/needs --grad NAME; the params are W1, b1, W2, b2 \(or --kernel NAME/);
   });
 
+  it("says a frozen param has no gradient", async () => {
+    const g = graph("frozen", (b) => {
+      const x = b.input("x", [2, 2]);
+      const F = b.param("F", [2, 2], { trainable: false });
+      const W = b.param("W", [2, 2]);
+      return { loss: x.matmul(F).matmul(W).tanh().sum() };
+    });
+    const dir = compileGraph("frozen", g);
+    expect(() => inspectText(dir, { grad: "F" })).toThrow('param "F" is frozen (trainable: false); it has no gradient kernels');
+    expect(() => inspectText(dir, { grad: "F", math: true })).toThrow('param "F" is frozen (trainable: false); it has no gradient');
+    expect(gradSlice(readBundle(dir), "W").backward.length).toBeGreaterThan(0);
+  });
+
   it("falls back to the manifest's gradOf for a bundle without graph data (customGrad)", async () => {
     const g = graph("custom", (b) => {
       const x = b.input("x", [2, 2]);
