@@ -59,6 +59,7 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
     ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
     ...(options.fusion !== undefined ? { fusion: options.fusion } : {}),
     ...(options.remat !== undefined ? { remat: options.remat } : {}),
+    ...(options.wasm !== undefined ? { wasm: options.wasm } : {}),
   });
   return { schedule, plan: planMemory(schedule), passes: passes! };
 }

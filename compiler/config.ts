@@ -38,6 +38,8 @@ export interface CompileOptions {
    * `g.checkpoint` marks. Default: on exactly when the graph has checkpoints.
    */
   readonly remat?: boolean;
+  /** Large f32 matmul products in WebAssembly SIMD, the rest of the kernel in TypeScript (default true). */
+  readonly wasm?: boolean;
 }
 
 /** What a model file may export as `config`: compile options without the folder. */

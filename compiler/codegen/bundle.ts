@@ -51,7 +51,8 @@ function nodeSlot(s: Schedule, plan: ArenaPlan, t: Tensor): Slot {
 /** The kernel IR buffer names a body stores into, in first-store order (the manifest's `writes`). */
 function writtenBuffers(body: readonly Stmt[], into: string[] = []): string[] {
   for (const st of body) {
-    if (st.k === "store" && !into.includes(st.buf)) into.push(st.buf);
+    // the WebAssembly scratch memory is no arena slot
+    if (st.k === "store" && !into.includes(st.buf) && !st.buf.startsWith("@")) into.push(st.buf);
     else if (st.k === "for") writtenBuffers(st.body, into);
     else if (st.k === "if") [st.then, st.else ?? []].forEach((b) => writtenBuffers(b, into));
   }

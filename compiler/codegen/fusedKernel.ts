@@ -14,6 +14,7 @@ import { Forms, formsByBuffer } from "./inline.js";
 import type { Precision } from "./lower.js";
 import { Namer } from "./names.js";
 import type { Value } from "./program.js";
+import type { WasmProduct } from "./wasm.js";
 
 /** A fused kernel before it is bound to arena buffers. */
 export interface FusedKernel {
@@ -24,7 +25,19 @@ export interface FusedKernel {
   readonly inplace: readonly (readonly [string, string])[];
   /** Every value the kernel computes, members and inlined ones (for its comments). */
   readonly computed: ReadonlySet<Value>;
+  /**
+   * A product done by WebAssembly: the body holds it as a reference loop nest
+   * inside a one-trip loop over `NATIVE` (what it computes, for readers and
+   * cost counters), which the emitter replaces by the call. Operands and
+   * result live in the kernel's scratch memory `SCRATCH`.
+   */
+  readonly native?: { readonly product: Omit<WasmProduct, "name"> };
 }
+
+/** The kernel buffer name of the WebAssembly scratch memory (not an arena buffer: private to one kernel call). */
+export const SCRATCH = "@W";
+/** The loop variable that marks a product the emitter hands to WebAssembly. */
+export const NATIVE = "@wasm";
 
 /** The state of one kernel being built. */
 export class KernelContext {
@@ -40,6 +53,8 @@ export class KernelContext {
     readonly group: Group,
     readonly precision: Precision,
     readonly nameOf: (t: Tensor) => string,
+    /** Whether large f32 matmuls may run in WebAssembly SIMD. */
+    readonly wasm = false,
   ) {}
 
   /** The kernel's name for the buffer of a stored value. */
@@ -59,12 +74,12 @@ export class KernelContext {
     return this.plan.groupOf.get(v) !== this.group || this.written.has(v);
   }
 
-  /** The inliner's view of this kernel. */
-  env(): InlineEnv {
+  /** The inliner's view of this kernel (in a frame of `n` axes with its own forms, for parts with other loops). */
+  env(n = this.group.n, forms = this.forms): InlineEnv {
     return {
-      n: this.group.n,
+      n,
       precision: this.precision,
-      forms: this.forms,
+      forms,
       buffer: (v) => (this.readable(v) ? this.bufferName(v) : undefined),
       nameOf: this.nameOf,
     };

@@ -15,6 +15,7 @@ import { TILE } from "./fuse.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "./matmulFrame.js";
 import type { Value } from "./program.js";
 import { nest } from "./loops.js";
+import { wantsWasm, wasmMatmulKernel } from "./gemmWasm.js";
 
 /** Coordinates with frame axis `axis` moved by `by`. */
 function shift(coords: readonly Affine[], axis: number, by: number): Affine[] {
@@ -106,8 +107,9 @@ function pointers(
   return { init, body, advance };
 }
 
-/** A fused matmul kernel (see the file header). */
+/** A fused matmul kernel (see the file header); large f32 products go to WebAssembly (gemmWasm.ts). */
 export function matmulKernel(cx: KernelContext): FusedKernel {
+  if (wantsWasm(cx)) return wasmMatmulKernel(cx);
   const g = cx.group;
   const mm = g.members[0]!;
   const d = matmulDims(mm);

@@ -9,7 +9,7 @@ import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ops/kinds.js";
 import type { Expr, Stmt } from "./kir.js";
-import { bin, load, num, ref, sel, un } from "./kir.js";
+import { bin, load, num, ref, un } from "./kir.js";
 import type { Affine } from "./coords.js";
 import { axesUsed, canonical, coordsKey, flatIndex, inputCoords } from "./coords.js";
 import type { Precision } from "./lower.js";
@@ -193,7 +193,7 @@ export class Inliner {
     let e: Expr;
     if (v.node.op === "oneHot") {
       // the class index is the last coordinate itself
-      e = sel(bin("==", args[0]!, this.env.forms.ref(coords.at(-1)!)), 1, 0);
+      e = bin("==", args[0]!, this.env.forms.ref(coords.at(-1)!));
     } else if (v.kind === "index") {
       e = args[0]!;
     } else {

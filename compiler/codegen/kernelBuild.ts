@@ -32,6 +32,8 @@ export interface KernelDraft {
   readonly inplace: readonly (readonly [string, string])[];
   /** Values recomputed in the backward pass that this kernel computes. */
   readonly recomputes: number;
+  /** A product done in WebAssembly (see FusedKernel.native). */
+  readonly native?: FusedKernel["native"];
 }
 
 /** What lowering a group needs from the schedule. */
@@ -40,6 +42,8 @@ export interface KernelEnv {
   readonly printed: ReadonlyMap<Tensor, Printed>;
   /** The buffer of a stored value. */
   readonly bufferOf: (v: Value) => Buffer;
+  /** Whether large f32 matmul products may run in WebAssembly SIMD. */
+  readonly wasm: boolean;
 }
 
 const nameOf = (env: KernelEnv, t: Tensor): string => env.printed.get(t)?.name ?? `n${t.id}`;
@@ -67,7 +71,7 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   if (g.kind === "single" || g.kind === "opaque") {
     fused = singleKernel(env, plan, anchor);
   } else {
-    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t));
+    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t), env.wasm);
     fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx) : matmulKernel(cx);
   }
   const buffers: Record<string, Buffer> = {};
@@ -99,5 +103,6 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
     phase: g.phase,
     inplace: fused.inplace,
     recomputes: computed.filter((v) => v.copy).length,
+    ...(fused.native ? { native: fused.native } : {}),
   };
 }

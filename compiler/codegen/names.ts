@@ -10,7 +10,7 @@ const RESERVED = new Set(
   (
     "break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
     "import in instanceof new null return super switch this throw true try typeof var void while with yield let static " +
-    "implements interface package private protected public await arguments eval undefined NaN Infinity Math F I create"
+    "implements interface package private protected public await arguments eval undefined NaN Infinity Math F I W wasm create KERNELS"
   ).split(" "),
 );
 

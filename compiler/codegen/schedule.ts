@@ -24,6 +24,7 @@ import { fuseProgram } from "./fuse.js";
 import type { FusionPlan } from "./fuse.js";
 import type { KernelDraft, KernelEnv } from "./kernelBuild.js";
 import { groupKernel } from "./kernelBuild.js";
+import type { WasmProduct } from "./wasm.js";
 
 /** Which entry point runs a kernel. */
 export type Entry = "forward" | "gradients" | "update";
@@ -52,6 +53,8 @@ export interface Kernel {
   readonly inplace: readonly (readonly [string, string])[];
   /** How many recomputed (rematerialized) values it computes. */
   readonly recomputes: number;
+  /** A matrix product it hands to WebAssembly: the export `product.name`, called where the body has its NATIVE loop. */
+  readonly native?: { readonly product: WasmProduct };
 }
 
 /** An optimizer-state buffer of one param. */
@@ -75,6 +78,8 @@ export interface ScheduleOptions {
    * has `checkpoint` nodes (default: true exactly when it has some).
    */
   readonly remat?: boolean;
+  /** Large f32 matmul products in WebAssembly SIMD (default true); false keeps them in JavaScript. */
+  readonly wasm?: boolean;
 }
 
 export interface Schedule {
@@ -236,7 +241,7 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   for (const [name, g] of Object.entries(train.grads)) {
     for (const t of reachable([g])) gradOf.set(t, [...(gradOf.get(t) ?? []), name]);
   }
-  const kernelEnv: KernelEnv = { precision, printed, bufferOf: bufferOfValue };
+  const kernelEnv: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm: options.wasm ?? true };
   const namer = new Namer();
   const bySignature = new Map<string, { kernel: Kernel; entry: Entry[] }>();
   const build = (plan: FusionPlan, entry: Entry): Kernel[] =>
@@ -251,8 +256,9 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
       const feeds = [...new Set(draft.nodes.flatMap((t) => gradOf.get(t) ?? []))];
       const order = Object.keys(train.grads);
       const entries: Entry[] = [entry];
+      const name = namer.fresh(draft.base);
       const kernel: Kernel = {
-        name: namer.fresh(draft.base),
+        name,
         body: draft.body,
         buffers: draft.buffers,
         node: draft.node,
@@ -264,6 +270,7 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
         phase: draft.phase,
         inplace: draft.inplace,
         recomputes: draft.recomputes,
+        ...(draft.native ? { native: { product: { ...draft.native.product, name } } } : {}),
       };
       bySignature.set(sig, { kernel, entry: entries });
       return kernel;

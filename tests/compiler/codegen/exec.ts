@@ -11,6 +11,9 @@ import type { Buffer } from "../../../compiler/codegen/lower.js";
 import type { Kernel, Schedule } from "../../../compiler/codegen/schedule.js";
 import { kernelsOf } from "../../../compiler/codegen/schedule.js";
 import { initValues } from "../../../compiler/dsl/init.js";
+import { NATIVE, SCRATCH } from "../../../compiler/codegen/fusedKernel.js";
+import { scratchFloats } from "../../../compiler/codegen/gemmWasm.js";
+import { encodeModule, pagesFor } from "../../../compiler/codegen/wasm.js";
 
 type Arena = Float32Array | Float64Array | Int32Array;
 
@@ -32,14 +35,26 @@ export interface Executed {
   loss(): number;
 }
 
-/** A kernel as a function of the arenas. */
-function compileKernel(k: Kernel, plan: ArenaPlan): (F: Arena, I: Arena) => void {
-  const text = stmtsJs(k.body, (name) => {
+/** The WebAssembly products of a schedule's kernels, as the emitter instantiates them. */
+function wasmOf(s: Schedule): { W: Float32Array; wasm: Record<string, () => void> } {
+  const products = s.kernels.flatMap((k) => (k.native ? [k.native.product] : []));
+  if (!products.length) return { W: new Float32Array(0), wasm: {} };
+  const pages = pagesFor(4 * Math.max(...products.map(scratchFloats)));
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(encodeModule(products, pages)), { env: { memory } });
+  return { W: new Float32Array(memory.buffer), wasm: instance.exports as Record<string, () => void> };
+}
+
+/** A kernel as a function of the arenas (and of the WebAssembly scratch and exports). */
+function compileKernel(k: Kernel, plan: ArenaPlan): (F: Arena, I: Arena, W: Float32Array, wasm: Record<string, () => void>) => void {
+  const bind = (name: string) => {
+    if (name === SCRATCH) return { array: "W", offset: 0 };
     const b = k.buffers[name];
     if (!b) throw new Error(`exec: ${k.name} uses unbound buffer ${name}`);
     return { array: b.arena, offset: plan.offsets.get(b)! };
-  }).join("\n");
-  return new Function("F", "I", text) as (F: Arena, I: Arena) => void;
+  };
+  const lines = k.body.flatMap((st) => (st.k === "for" && st.v === NATIVE ? [`wasm.${k.native!.product.name}();`] : stmtsJs([st], bind)));
+  return new Function("F", "I", "W", "wasm", lines.join("\n")) as (F: Arena, I: Arena, W: Float32Array, wasm: Record<string, () => void>) => void;
 }
 
 /** Lowers `graph` with `options` and binds it to arenas (constants filled, params initialized). */
@@ -60,7 +75,8 @@ export function execute(graph: Graph, options: Omit<CompileOptions, "outDir"> = 
   }
   for (const p of s.graph.params) write(s.bufferOf.get(p.node)!, initValues(p.init, p.shape));
   const fns = new Map(s.kernels.map((k) => [k, compileKernel(k, plan)]));
-  const runAll = (ks: readonly Kernel[]) => ks.forEach((k) => fns.get(k)!(F, I));
+  const { W, wasm } = wasmOf(s);
+  const runAll = (ks: readonly Kernel[]) => ks.forEach((k) => fns.get(k)!(F, I, W, wasm));
   const node = <T>(what: string, name: string, t: T | undefined): T => {
     if (!t) throw new Error(`exec: no ${what} ${name}`);
     return t;

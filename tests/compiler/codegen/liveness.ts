@@ -64,7 +64,8 @@ export function simulate(s: Schedule, plan: ArenaPlan, programs: Record<string, 
       const reads = new Set<string>();
       const writes = new Set<string>();
       touched(k.body, reads, writes);
-      const map = (names: Set<string>) => new Set([...names].map((n) => k.buffers[n]!));
+      // the WebAssembly scratch memory is private to one kernel call: no arena buffer
+      const map = (names: Set<string>) => new Set([...names].filter((n) => k.buffers[n]).map((n) => k.buffers[n]!));
       return { reads: map(reads), writes: map(writes) };
     });
     const lastRead = new Map<Buffer, number>();

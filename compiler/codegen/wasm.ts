@@ -1,0 +1,133 @@
+// A small WebAssembly encoder and the SIMD matrix products emitted with it:
+// C = A·B over f32 operands packed into the kernel's scratch memory (A in
+// panels of 4 rows and B in panels of 8 columns, both walked p by p), in 4×8
+// register tiles of eight f32x4 accumulators; A is broadcast with
+// v128.load32_splat, B loaded whole. Sizes and offsets are baked in.
+
+/** One product, with byte offsets in the module's memory. */
+export interface WasmProduct {
+  /** The exported function's name. */
+  readonly name: string;
+  /** Rows and columns of C that matter (the tiles round them up). */
+  readonly m: number;
+  readonly n: number;
+  /** Panels of 4 rows of A (and C), panels of 8 columns of B (and C), and the summed size. */
+  readonly rowPanels: number;
+  readonly colPanels: number;
+  readonly k: number;
+  /** Byte offsets of packed A, packed B and C (row-major, colPanels·8 wide). */
+  readonly a: number;
+  readonly b: number;
+  readonly c: number;
+}
+
+/** Rows and columns of one register tile. */
+export const TILE_ROWS = 4;
+export const TILE_COLS = 8;
+
+const uleb = (n: number): number[] => {
+  const out: number[] = [];
+  let v = n >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+};
+
+const sleb = (n: number): number[] => {
+  const out: number[] = [];
+  let v = n | 0;
+  for (;;) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+};
+
+const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
+const section = (id: number, body: readonly number[]): number[] => [id, ...uleb(body.length), ...body];
+const vec = (items: readonly (readonly number[])[]): number[] => [...uleb(items.length), ...items.flat()];
+
+const I32 = 0x7f;
+const V128 = 0x7b;
+const LOOP = [0x03, 0x40];
+const END = 0x0b;
+const BR_IF = 0x0d;
+const get = (l: number) => [0x20, ...uleb(l)];
+const set = (l: number) => [0x21, ...uleb(l)];
+const i32 = (v: number) => [0x41, ...sleb(v)];
+const ADD = 0x6a;
+const NE = 0x47;
+const simd = (code: number) => [0xfd, ...uleb(code)];
+const memarg = (align: number, offset: number) => [...uleb(align), ...uleb(offset)];
+const v128Load = (offset: number) => [...simd(0x00), ...memarg(4, offset)];
+const v128Store = (offset: number) => [...simd(0x0b), ...memarg(4, offset)];
+const splat32 = (offset: number) => [...simd(0x09), ...memarg(2, offset)];
+const F32X4_ADD = simd(0xe4);
+const F32X4_MUL = simd(0xe6);
+const ZERO = [...simd(0x0c), ...new Array<number>(16).fill(0)];
+/** l += by */
+const bump = (l: number, by: number) => [...get(l), ...i32(by), ADD, ...set(l)];
+
+/**
+ * One product's body. i32 locals: 0 ia (byte offset of the A panel), 1 jb (of
+ * the B panel), 2 p, 3 pa, 4 pb, 5 pc (C tile), 6 row (C row block);
+ * v128 locals: 7..14 accumulators, 15 b0, 16 b1, 17 a.
+ */
+function productBody(x: WasmProduct): number[] {
+  const [IA, JB, P, PA, PB, PC, ROW] = [0, 1, 2, 3, 4, 5, 6];
+  const ACC = 7;
+  const [B0, B1, A] = [15, 16, 17];
+  const width = x.colPanels * TILE_COLS * 4;
+  const aPanel = x.k * TILE_ROWS * 4;
+  const bPanel = x.k * TILE_COLS * 4;
+  const code: number[] = [...i32(0), ...set(IA), ...i32(x.c), ...set(ROW), ...LOOP];
+  code.push(...i32(0), ...set(JB), ...get(ROW), ...set(PC), ...LOOP);
+  for (let q = 0; q < 8; q++) code.push(...ZERO, ...set(ACC + q));
+  if (x.k > 0) {
+    code.push(...get(IA), ...i32(x.a), ADD, ...set(PA), ...get(JB), ...i32(x.b), ADD, ...set(PB), ...i32(x.k), ...set(P), ...LOOP);
+    code.push(...get(PB), ...v128Load(0), ...set(B0), ...get(PB), ...v128Load(16), ...set(B1));
+    for (let r = 0; r < TILE_ROWS; r++) {
+      code.push(...get(PA), ...splat32(4 * r), ...set(A));
+      for (const [q, b] of [[0, B0], [1, B1]] as const) {
+        const acc = ACC + 2 * r + q;
+        code.push(...get(acc), ...get(A), ...get(b), ...F32X4_MUL, ...F32X4_ADD, ...set(acc));
+      }
+    }
+    code.push(...bump(PA, 4 * TILE_ROWS), ...bump(PB, 4 * TILE_COLS));
+    code.push(...get(P), ...i32(-1), ADD, 0x22, ...uleb(P), ...i32(0), NE, BR_IF, 0, END);
+  }
+  for (let r = 0; r < TILE_ROWS; r++) {
+    for (let q = 0; q < 2; q++) code.push(...get(PC), ...get(ACC + 2 * r + q), ...v128Store(16 * q + width * r));
+  }
+  code.push(...bump(PC, 4 * TILE_COLS), ...bump(JB, bPanel));
+  code.push(...get(JB), ...i32(bPanel * x.colPanels), NE, BR_IF, 0, END);
+  code.push(...bump(ROW, width * TILE_ROWS), ...bump(IA, aPanel));
+  code.push(...get(IA), ...i32(aPanel * x.rowPanels), NE, BR_IF, 0, END, END);
+  const locals = vec([[7, I32], [11, V128]].map(([n, t]) => [...uleb(n!), t!]));
+  const body = [...locals, ...code];
+  return [...uleb(body.length), ...body];
+}
+
+/** A module importing `env.memory` (at least `pages` of 64 KiB) and exporting one function per product. */
+export function encodeModule(products: readonly WasmProduct[], pages: number): Uint8Array<ArrayBuffer> {
+  const bytes = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, 0x00, 0x00]])),
+    ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x00, ...uleb(pages)]])),
+    ...section(3, vec(products.map(() => [0x00]))),
+    ...section(7, vec(products.map((p, i) => [...str(p.name), 0x00, ...uleb(i)]))),
+    ...section(10, vec(products.map(productBody))),
+  ];
+  return Uint8Array.from(bytes);
+}
+
+/** Pages of 64 KiB that hold `bytes`. */
+export const pagesFor = (bytes: number): number => Math.max(1, Math.ceil(bytes / 65536));
