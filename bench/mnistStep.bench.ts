@@ -1,7 +1,8 @@
 // The MNIST MLP training step (PERFORMANCE.md: batch 128, 784→256→256→10,
-// softmax cross-entropy, Adam) compiled with fusion, without fusion, and
-// written by hand in plain JavaScript, timed with benny. The three start from
-// the same weights and batch; their first losses must agree.
+// softmax cross-entropy, Adam) compiled with fusion (matmul products in
+// WebAssembly SIMD), with fusion but every kernel in TypeScript, without
+// fusion, and written by hand in plain JavaScript, timed with benny. All four
+// start from the same weights and batch; their first losses must agree.
 import b from "benny";
 import { writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -13,9 +14,14 @@ type Summary = Awaited<ReturnType<typeof b.suite>>;
 
 /** What the suite measured, saved with benny's own JSON. */
 export interface MnistStepResult {
-  readonly msPerStep: Readonly<Record<"fused" | "unfused" | "handwritten", number>>;
-  /** unfused / fused and handwritten / fused: how many times faster the fused step is. */
-  readonly speedup: { readonly overUnfused: number; readonly overHandwritten: number };
+  readonly msPerStep: Readonly<Record<"fused" | "fusedTs" | "unfused" | "handwritten", number>>;
+  /** How many times faster the fused step is than the unfused and the hand-written ones (and the same for fused TypeScript only). */
+  readonly speedup: {
+    readonly overUnfused: number;
+    readonly overHandwritten: number;
+    readonly tsOverUnfused: number;
+    readonly tsOverHandwritten: number;
+  };
   readonly kernels: { readonly fused: number; readonly unfused: number };
   readonly peakBytes: { readonly fused: number; readonly unfused: number };
   readonly firstLoss: Readonly<Record<string, number>>;
@@ -25,13 +31,15 @@ export interface MnistStepResult {
 export async function mnistStepSuite(folder: string, options: { maxTime?: number } = {}): Promise<MnistStepResult> {
   const data = batch(1);
   const fused: CompiledStep = await compiledStep({}, data);
+  const fusedTs: CompiledStep = await compiledStep({ wasm: false }, data);
   const unfused: CompiledStep = await compiledStep({ fusion: false }, data);
   const hand = new HandwrittenStep(fused.weights, data.x, data.y);
   // one step each from the same weights: the losses agree to float32 rounding
   fused.step();
+  fusedTs.step();
   unfused.step();
   hand.step();
-  const firstLoss = { fused: fused.loss(), unfused: unfused.loss(), handwritten: hand.loss() };
+  const firstLoss = { fused: fused.loss(), fusedTs: fusedTs.loss(), unfused: unfused.loss(), handwritten: hand.loss() };
   for (const [name, loss] of Object.entries(firstLoss)) {
     if (Math.abs(loss - firstLoss.fused) > 1e-4 * Math.abs(firstLoss.fused)) {
       throw new Error(`mnist step: ${name}'s first loss ${loss} differs from the fused step's ${firstLoss.fused}`);
@@ -41,6 +49,7 @@ export async function mnistStepSuite(folder: string, options: { maxTime?: number
   const summary: Summary = await b.suite(
     "mnist-step",
     b.add("fused", () => fused.step(), cases),
+    b.add("fusedTs", () => fusedTs.step(), cases),
     b.add("unfused", () => unfused.step(), cases),
     b.add("handwritten", () => hand.step(), cases),
     b.cycle(),
@@ -50,15 +59,19 @@ export async function mnistStepSuite(folder: string, options: { maxTime?: number
   // the median time of one step (benny's ops/s is rounded to an integer)
   const ms = (name: string) => 1000 * summary.results.find((r) => r.name === name)!.details.median;
   const result: MnistStepResult = {
-    msPerStep: { fused: ms("fused"), unfused: ms("unfused"), handwritten: ms("handwritten") },
-    speedup: { overUnfused: ms("unfused") / ms("fused"), overHandwritten: ms("handwritten") / ms("fused") },
+    msPerStep: { fused: ms("fused"), fusedTs: ms("fusedTs"), unfused: ms("unfused"), handwritten: ms("handwritten") },
+    speedup: {
+      overUnfused: ms("unfused") / ms("fused"),
+      overHandwritten: ms("handwritten") / ms("fused"),
+      tsOverUnfused: ms("unfused") / ms("fusedTs"),
+      tsOverHandwritten: ms("handwritten") / ms("fusedTs"),
+    },
     kernels: { fused: fused.summary.kernels.step, unfused: unfused.summary.kernels.step },
     peakBytes: { fused: fused.summary.memory.peakBytes, unfused: unfused.summary.memory.peakBytes },
     firstLoss,
   };
   mkdirSync(folder, { recursive: true });
   writeFileSync(path.join(folder, "mnist-step.summary.json"), JSON.stringify(result, null, 2) + "\n");
-  fused.dispose();
-  unfused.dispose();
+  for (const c of [fused, fusedTs, unfused]) c.dispose();
   return result;
 }

@@ -128,6 +128,9 @@ export function updateKernel(
         let_("t", load("step", 0)),
         let_("bc1", bin("-", 1, bin("pow", b1, ref("t")))),
         let_("bc2", bin("-", 1, bin("pow", b2, ref("t")))),
+        // per step, not per element: the step size lr / (1 − β1ᵗ) and 1 / √(1 − β2ᵗ)
+        let_("stepSize", bin("/", lr, ref("bc1"))),
+        let_("rbc2", bin("/", 1, un("sqrt", ref("bc2")))),
       );
       // AdamW decays the weights directly: p ← p·(1 − lr·wd)
       const p0: Expr = opt.name === "adamw" && wd !== 0 ? bin("*", load("p", i), bin("-", 1, bin("*", lr, wd))) : load("p", i);
@@ -137,7 +140,8 @@ export function updateKernel(
         let_("vi", bin("+", bin("*", b2, load("v", i)), bin("*", 1 - b2, bin("*", gi, gi)))),
         store("m", i, ref("mi")),
         store("v", i, ref("vi")),
-        store("p", i, bin("-", p0, bin("/", bin("*", lr, bin("/", ref("mi"), ref("bc1"))), bin("+", un("sqrt", bin("/", ref("vi"), ref("bc2"))), num(opt.eps!))))),
+        // p −= lr·m̂/(√v̂ + ε) with m̂ = m/(1 − β1ᵗ), √v̂ = √v/√(1 − β2ᵗ): one division and one root per element
+        store("p", i, bin("-", p0, bin("/", bin("*", ref("stepSize"), ref("mi")), bin("+", bin("*", un("sqrt", ref("vi")), ref("rbc2")), num(opt.eps!))))),
       );
       break;
     }
