@@ -56,11 +56,10 @@ export function nodeKernelBase(env: KernelEnv, t: Tensor): string {
 }
 
 /** One node through its op record's lowering, as before fusion. */
-function singleKernel(env: KernelEnv, plan: FusionPlan, v: Value): FusedKernel {
+function singleKernel(env: KernelEnv, v: Value): FusedKernel {
   const lowered = lowerNode(v.node, env.precision);
   const buffers = new Map<string, Value>([["out", v]]);
   for (const k of lowered.reads) buffers.set(`in${k}`, storageOf(v.inputs[k]!));
-  void plan;
   return { body: lowered.body, buffers, inplace: [], computed: new Set([v]) };
 }
 
@@ -69,7 +68,7 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   const anchor = g.members[0]!;
   let fused: FusedKernel;
   if (g.kind === "single" || g.kind === "opaque") {
-    fused = singleKernel(env, plan, anchor);
+    fused = singleKernel(env, anchor);
   } else {
     const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t), env.wasm);
     fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx) : matmulKernel(cx);

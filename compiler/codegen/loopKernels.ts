@@ -11,7 +11,7 @@ import type { Affine } from "./coords.js";
 import { canonical, flatIndex, identity } from "./coords.js";
 import type { FusedKernel, LaidOut } from "./fusedKernel.js";
 import { KernelContext, formIndex, layOut } from "./fusedKernel.js";
-import { keptShape, nativeCoords } from "./groups.js";
+import { nativeCoords } from "./groups.js";
 import { Inliner, Scope, substitute } from "./inline.js";
 import type { Value } from "./program.js";
 
@@ -223,6 +223,3 @@ function columnKernel(cx: KernelContext): FusedKernel {
     computed: inl.computed,
   };
 }
-
-/** Sizes of the kept positions (re-exported for the schedule's FLOP counts). */
-export { keptShape };
