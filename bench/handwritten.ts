@@ -16,11 +16,11 @@ function matmul(A: Float32Array, B: Float32Array, C: Float32Array, M: number, K:
   }
 }
 
-/** C[M×N] = Aᵀ·B for A[K×M], B[K×N]: k-i-j, so the inner loop walks rows. */
+/** C[M×N] = Aᵀ·B for A[K×M], B[K×N]: i-k-j, the inner loop walking a row of B and of C. */
 function matmulTA(A: Float32Array, B: Float32Array, C: Float32Array, M: number, K: number, N: number): void {
   C.fill(0);
-  for (let k = 0; k < K; k++) {
-    for (let i = 0; i < M; i++) {
+  for (let i = 0; i < M; i++) {
+    for (let k = 0; k < K; k++) {
       const a = A[k * M + i]!;
       for (let j = 0; j < N; j++) C[i * N + j] += a * B[k * N + j]!;
     }
