@@ -11,6 +11,8 @@ import mnist from "../../../examples/mnist/model.js";
 import { graph } from "../../../compiler/dsl/graph.js";
 import * as nn from "../../../compiler/dsl/nn.js";
 import type { Graph } from "../../../compiler/ir/graph.js";
+import type { Tensor } from "../../../compiler/ir/node.js";
+import { concat } from "../../../compiler/dsl/functions.js";
 import { grad } from "../../../compiler/autodiff/grad.js";
 import { interpret } from "../../../compiler/interp/interpret.js";
 import { kernelsOf } from "../../../compiler/codegen/schedule.js";
@@ -60,6 +62,48 @@ describe("fused kernels agree with the interpreter", () => {
     it(`random graph #${seed}: fused, unfused and remat agree (f64)`, () => {
       const c = randomCase(seed, 5 + (seed % 8));
       for (const options of Object.values(MODES)) agrees({ graph: c.graph, feeds: c.feeds }, options, "f64");
+    });
+  }
+});
+
+/** A convolution, pooling and a dense layer; self-attention with batched matmuls and a layer norm; gather, concat, slice, pad and reductions to scalars. */
+const ZOO: Record<string, Example> = {
+  cnn: {
+    graph: graph("cnn", (g) => {
+      const x = g.input("x", [2, 6, 6, 3]);
+      const y = g.input("y", [2], "i32");
+      const h = x.conv2d(g.param("f", [3, 3, 3, 4], { init: "heNormal" }), 1, "same").add(g.param("cb", [4], { init: 0.1 })).relu().maxPool2d(2);
+      const logits = h.reshape([2, 36]).matmul(g.param("W", [36, 5])).add(g.param("b", [5]));
+      return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits } };
+    }),
+    feeds: { x: randomArray(216, 1), y: randomInts(2, 5, 2) },
+  },
+  attention: {
+    graph: graph("attention", (g) => {
+      const x = g.input("x", [2, 5, 8]);
+      const [q, k, v] = ["Wq", "Wk", "Wv"].map((n) => x.matmul(g.param(n, [8, 8]))) as [Tensor, Tensor, Tensor];
+      const a = nn.softmax(q.matmul(k.transpose([0, 2, 1])).mul(1 / Math.sqrt(8)));
+      const o = nn.layerNorm(a.matmul(v).add(x), g.param("gamma", [8], { init: 1 }), g.param("beta", [8]));
+      return { loss: o.square().mean(), outputs: { o } };
+    }),
+    feeds: { x: randomArray(80, 3) },
+  },
+  indexing: {
+    graph: graph("indexing", (g) => {
+      const x = g.input("x", [4, 6]);
+      const emb = g.param("E", [10, 6]).gather(g.input("idx", [4], "i32"));
+      const h = concat([x.add(emb).tanh(), x.slice([0, 0], [4, 3])], 1).pad([[0, 0], [1, 2]], 0.5);
+      const z = h.matmul(g.param("V", [12, 6])).mul(g.param("W", [6, 6]).sum(0)).sigmoid();
+      return { loss: z.sum().add(z.max().mul(0.1)).add(h.min().mul(0.05)), outputs: { z } };
+    }),
+    feeds: { x: randomArray(24, 4), idx: [1, 7, 3, 9] },
+  },
+};
+
+describe("fused kernels around convolutions, batched matmuls and indexing ops", () => {
+  for (const [name, ex] of Object.entries(ZOO)) {
+    it(`${name}: fused, unfused, remat and clipped agree with the interpreter (f64)`, () => {
+      for (const options of [...Object.values(MODES), { gradClip: 0.5 }]) agrees(ex, options, "f64");
     });
   }
 });
