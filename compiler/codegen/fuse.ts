@@ -49,6 +49,8 @@ interface Round {
   readonly deps: Map<Group, Set<Group>>;
   /** Values to store in the next round. */
   readonly more: Set<Value>;
+  /** Matmuls whose operands are packed (each element computed once) before the product. */
+  readonly packed: (mm: Value) => boolean;
 }
 
 /**
@@ -270,12 +272,12 @@ function open(r: Round, kind: Group["kind"], v: Value): Group {
       const operand = v.inputs[i]!;
       const got: Reach[] = [];
       reachValue(operand, c, g.n, (u) => r.stored.has(u), (u) => r.groupOf.has(u), got);
-      // an operand computed from another kernel's locals at a high cost per read is stored whole;
-      // a cheap one stays inline and the locals are stored instead
+      // an operand computed from another kernel's locals is stored whole when that costs least:
+      // it is read at a high cost per element, or other kernels read it too; else the locals are stored
       const top = storageOf(operand);
-      const reuse = matmulReuse(v)[i]!;
-      const costly = inlineCostIn(r, top) * reuse > OPERAND_COST;
-      if (got.some((x) => x.how === "local") && costly && (top.kind === "pointwise" || top.kind === "index") && !r.groupOf.has(top)) {
+      const reuse = matmulReuse(v, r.packed(v))[i]!;
+      const whole = inlineCostIn(r, top) * reuse > OPERAND_COST || top.users.length >= 2;
+      if (got.some((x) => x.how === "local") && whole && (top.kind === "pointwise" || top.kind === "index") && !r.groupOf.has(top)) {
         r.more.add(top);
       } else {
         reached.push(...got);
@@ -301,8 +303,8 @@ function open(r: Round, kind: Group["kind"], v: Value): Group {
 }
 
 /** One round: groups for the current stored set, and the values that must be stored as well. */
-function groupRound(p: Program, stored: Set<Value>): Round {
-  const r: Round = { stored, groups: [], groupOf: new Map(), levels: new Map(), deps: new Map(), more: new Set() };
+function groupRound(p: Program, stored: Set<Value>, packed: (mm: Value) => boolean): Round {
+  const r: Round = { stored, groups: [], groupOf: new Map(), levels: new Map(), deps: new Map(), more: new Set(), packed };
   for (const v of p.values) {
     switch (v.kind) {
       case "source":
@@ -360,8 +362,12 @@ function inlineCostIn(r: Round, u: Value, memo = new Map<Value, number>()): numb
   return c;
 }
 
-/** How many times a matmul reads each element of A and of B: once per tile of columns, once per tile of rows. */
-export function matmulReuse(v: Value): [number, number] {
+/**
+ * How many times a matmul computes each element of A and of B inline: once
+ * per tile of columns and once per tile of rows, or once when it packs them.
+ */
+export function matmulReuse(v: Value, packed = false): [number, number] {
+  if (packed) return [1, 1];
   const [m, n] = v.node.shape.slice(-2) as [number, number];
   return [Math.ceil(n / TILE), Math.ceil(m / TILE)];
 }
@@ -390,7 +396,7 @@ function costlyShared(r: Round): Set<Value> {
         if (v.kind === "matmul") {
           // each element of A is read once per tile of columns, each element of B once per tile of rows
           const [ca, cb] = matmulOperandCoords(v, g.n);
-          const [ra, rb] = matmulReuse(v);
+          const [ra, rb] = matmulReuse(v, r.packed(v));
           reachValue(v.inputs[0]!, ca, g.n, isStored, isLocal, out, seen(ra));
           reachValue(v.inputs[1]!, cb, g.n, isStored, isLocal, out, seen(rb));
           continue;
@@ -452,11 +458,11 @@ function unfused(p: Program): FusionPlan {
  * Fuses a program: rounds of grouping, each storing the values the previous
  * round could not keep inline, until none is added.
  */
-export function fuseProgram(p: Program, options: { fusion: boolean }): FusionPlan {
+export function fuseProgram(p: Program, options: { fusion: boolean; packed?: (mm: Value) => boolean }): FusionPlan {
   if (!options.fusion) return unfused(p);
   const stored = initialStored(p);
   for (let round = 0; round <= p.values.length; round++) {
-    const r = groupRound(p, stored);
+    const r = groupRound(p, stored, options.packed ?? (() => false));
     // anchors first: storing them frees the values computed from them, which may then stay inline
     const anchors = [...r.more].filter((v) => v.kind === "reduce" || v.kind === "matmul" || v.kind === "opaque");
     let more: Set<Value> = anchors.length ? new Set(anchors) : r.more;

@@ -15,6 +15,7 @@ import { NATIVE, SCRATCH, formIndex, layOut } from "./fusedKernel.js";
 import { Forms, Inliner, Scope, substitute } from "./inline.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "./matmulFrame.js";
 import type { Value } from "./program.js";
+import type { Precision } from "./lower.js";
 import { canonical, flatIndex } from "./coords.js";
 import { TILE_COLS, TILE_ROWS } from "./wasm.js";
 import type { WasmProduct } from "./wasm.js";
@@ -23,11 +24,15 @@ import { commentText } from "./names.js";
 /** Products with fewer multiply-adds than this stay in JavaScript (the packing would not pay). */
 export const WASM_MIN_WORK = 16384;
 
+/** Whether a matmul's product runs in WebAssembly (its operands then packed, each element computed once). */
+export function packsOperands(mm: Value, precision: Precision, wasm: boolean): boolean {
+  const d = matmulDims(mm);
+  return wasm && precision === "f32" && d.batch.length === 0 && d.m * d.n * d.k >= WASM_MIN_WORK;
+}
+
 /** Whether a matmul group's product runs in WebAssembly. */
 export function wantsWasm(cx: KernelContext): boolean {
-  const mm = cx.group.members[0]!;
-  const d = matmulDims(mm);
-  return cx.wasm && cx.precision === "f32" && d.batch.length === 0 && d.m * d.n * d.k >= WASM_MIN_WORK;
+  return packsOperands(cx.group.members[0]!, cx.precision, cx.wasm);
 }
 
 /** Coordinates over one frame rewritten over another: frame axis a becomes `map[a]`. */

@@ -25,6 +25,7 @@ import type { FusionPlan } from "./fuse.js";
 import type { KernelDraft, KernelEnv } from "./kernelBuild.js";
 import { groupKernel } from "./kernelBuild.js";
 import type { WasmProduct } from "./wasm.js";
+import { packsOperands } from "./gemmWasm.js";
 
 /** Which entry point runs a kernel. */
 export type Entry = "forward" | "gradients" | "update";
@@ -156,8 +157,10 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   const trainRoots = [...(train.loss ? [train.loss] : []), ...Object.values(train.grads)];
   const checkpoints = reachable(trainRoots).some((t) => t.op === "checkpoint");
   const remat = options.remat ?? checkpoints;
-  const stepPlan = fuseProgram(buildProgram(trainRoots, precision, savePolicy(remat, checkpoints, precision)), { fusion });
-  const fwdPlan = fuseProgram(buildProgram(Object.values(graph.outputs), precision), { fusion });
+  const wasm = options.wasm ?? true;
+  const packed = (mm: Value) => packsOperands(mm, precision, wasm);
+  const stepPlan = fuseProgram(buildProgram(trainRoots, precision, savePolicy(remat, checkpoints, precision)), { fusion, packed });
+  const fwdPlan = fuseProgram(buildProgram(Object.values(graph.outputs), precision), { fusion, packed });
 
   const buffers: Buffer[] = [];
   const newBuffer = (label: string, role: BufferRole, shape: Shape, dtype: DTypeName, extra: Partial<Buffer> = {}): Buffer => {
@@ -241,7 +244,7 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   for (const [name, g] of Object.entries(train.grads)) {
     for (const t of reachable([g])) gradOf.set(t, [...(gradOf.get(t) ?? []), name]);
   }
-  const kernelEnv: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm: options.wasm ?? true };
+  const kernelEnv: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm };
   const namer = new Namer();
   const bySignature = new Map<string, { kernel: Kernel; entry: Entry[] }>();
   const build = (plan: FusionPlan, entry: Entry): Kernel[] =>
