@@ -3,9 +3,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execFileSync } from "node:child_process";
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { allocationPerStep } from "../probes/measure.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { load } from "../../runtime/load.js";
 import { loadSafetensors, saveSafetensors } from "../../runtime/safetensors.js";
@@ -165,14 +163,10 @@ describe("load", () => {
 });
 
 describe("load: no allocation per step", () => {
-  it("filling a batch and stepping allocates nothing but the returned loss", async () => {
+  it("filling a batch and stepping allocates nothing but the returned loss", () => {
     const dir = fixture({ optimizer: { name: "adam", lr: 0.001, schedule: { name: "cosine", totalSteps: 50_000 } } }).dir;
     // a process of its own, optimizing on its main thread: the measure does not depend on machine load
-    const probe = join(dirname(fileURLToPath(import.meta.url)), "allocProbe.ts");
-    const out = execFileSync(process.execPath, ["--expose-gc", "--no-concurrent-recompilation", "--import", "tsx", probe, dir], {
-      encoding: "utf8",
-    });
-    const { perStep, stepCount } = JSON.parse(out) as { perStep: number[]; stepCount: number };
+    const { perStep, stepCount } = allocationPerStep(dir);
     // at most the returned loss, a boxed double (16 bytes) when step() is not inlined into
     // the caller; one more string, array or object per call would add at least 16 bytes
     expect(Math.min(...perStep), `bytes per step: ${perStep.join(", ")}`).toBeLessThan(20);
