@@ -37,7 +37,8 @@ const CALL: Partial<Record<string, string>> = {
 /** An expression as JS source, fully parenthesized where precedence matters. */
 export function exprJs(e: Expr, bind: Bindings): string {
   switch (e.k) {
-    case "num": return numLit(e.v);
+    // a negative literal is parenthesized: `-${a}` of "-1" would read as the decrement "--1"
+    case "num": return e.v < 0 || Object.is(e.v, -0) ? `(${numLit(e.v)})` : numLit(e.v);
     case "var": return e.name.startsWith(BASE_PREFIX) ? numLit(bind(e.name.slice(BASE_PREFIX.length)).offset) : e.name;
     case "load": return elementJs(bind(e.buf), e.index, bind, e.abs);
     case "un": {
