@@ -37,16 +37,17 @@ const CALL: Partial<Record<string, string>> = {
 /** An expression as JS source, fully parenthesized where precedence matters. */
 export function exprJs(e: Expr, bind: Bindings): string {
   switch (e.k) {
-    // a negative literal is parenthesized: `-${a}` of "-1" would read as the decrement "--1"
-    case "num": return e.v < 0 || Object.is(e.v, -0) ? `(${numLit(e.v)})` : numLit(e.v);
+    case "num": return numLit(e.v);
     case "var": return e.name.startsWith(BASE_PREFIX) ? numLit(bind(e.name.slice(BASE_PREFIX.length)).offset) : e.name;
     case "load": return elementJs(bind(e.buf), e.index, bind, e.abs);
     case "un": {
       const a = exprJs(e.a, bind);
+      // a negative literal under a minus is parenthesized: "-" + "-1" would read as the decrement "--1"
+      const minusA = a.startsWith("-") ? `-(${a})` : `-${a}`;
       switch (e.op) {
-        case "neg": return `(-${a})`;
+        case "neg": return `(${minusA})`;
         case "rsqrt": return `(1 / Math.sqrt(${a}))`;
-        case "sigmoid": return `(1 / (1 + Math.exp(-${a})))`;
+        case "sigmoid": return `(1 / (1 + Math.exp(${minusA})))`;
         case "not": return `(${a} ? 0 : 1)`;
         case "toInt": return `(${a} | 0)`;
         default: return `${CALL[e.op]}(${a})`;
