@@ -3,11 +3,12 @@
 // step path on the main thread, whatever else the machine is doing. The data
 // is made from the manifest's train inputs (four batches of seeded values;
 // i32 inputs get 0 or 1) and fed through a Batcher, as the trainer feeds it.
-// Usage: node --expose-gc --no-concurrent-recompilation --import tsx allocProbe.ts <bundle dir>
-// Prints {"perStep": [bytes, ...], "stepCount": n}.
+// Usage: node --expose-gc --no-concurrent-recompilation --max-semi-space-size=64 --import tsx allocProbe.ts <bundle dir>
+// Prints {"rounds": [{bytes (per step), collections}, ...], "stepCount": n, "roundSteps": steps per round}.
 import { Batcher, createRng, makeDataset } from "../../runtime/data.js";
 import type { Column } from "../../runtime/data.js";
 import { load } from "../../runtime/load.js";
+import { PerformanceObserver } from "node:perf_hooks";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("allocProbe: run node with --expose-gc");
@@ -30,12 +31,27 @@ const run = (n: number) => {
     t.step(batcher.batch);
   }
 };
+const warmStart = performance.now();
 run(40_000);
-const perStep: number[] = [];
-while (perStep.length < 5) {
+// rounds of ~0.5 s (at most 200,000 steps): V8's own occasional allocations (code,
+// feedback) are spread thin, and even 64 bytes a step stays inside the young
+// generation (--max-semi-space-size=64), so garbage shows as growth, not a collection
+const perSecond = 40_000 / ((performance.now() - warmStart) / 1000);
+const roundSteps = Math.min(200_000, Math.max(20_000, Math.ceil(0.5 * perSecond)));
+let collections = 0;
+const observer = new PerformanceObserver((list) => (collections += list.getEntries().length));
+observer.observe({ entryTypes: ["gc"] });
+const settle = () => new Promise((r) => setTimeout(r, 20));
+const rounds: { bytes: number; collections: number }[] = [];
+while (rounds.length < 5) {
   gc();
+  await settle();
+  collections = 0;
   const before = process.memoryUsage().heapUsed;
-  run(20_000);
-  perStep.push((process.memoryUsage().heapUsed - before) / 20_000);
+  run(roundSteps);
+  const bytes = (process.memoryUsage().heapUsed - before) / roundSteps;
+  await settle();
+  rounds.push({ bytes, collections });
 }
-process.stdout.write(JSON.stringify({ perStep, stepCount: t.stepCount }) + "\n");
+observer.disconnect();
+process.stdout.write(JSON.stringify({ rounds, stepCount: t.stepCount, roundSteps }) + "\n");
