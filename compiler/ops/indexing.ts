@@ -55,9 +55,9 @@ function badIndex(op: string, node: Tensor, idx: NDArray, p: number, rows: numbe
   return new GraphError(op, `index ${idx.data[p]} at indices[${coord.join(",")}] is out of range for ${rows} rows (indices ${shapeStr(idx.shape)})`, node.src);
 }
 
-/** Kernel IR: the row `in<k>[p]` as an integer clamped to [0, rows - 1]. */
-function clampedRow(indexBuf: string, p: Expr, rows: number): Expr {
-  return bin("max", 0, bin("min", rows - 1, un("toInt", load(indexBuf, p))));
+/** Kernel IR: is row `r` one of the table's `rows`? */
+function rowInRange(r: Expr, rows: number): Expr {
+  return bin("&&", bin(">=", r, 0), bin("<", r, rows));
 }
 
 /** Sizes before, at and after `axis` of a shape: a concat works on [outer, axis * inner]. */
@@ -214,13 +214,16 @@ export const INDEXING = {
       const [table, indices] = node.inputs as [Tensor, Tensor];
       return [ct.ctx.apply("scatterAdd", [ct, indices], { rows: table.shape[0]! }), null];
     },
-    // the kernel clamps out-of-range indices instead of throwing
+    // the kernel cannot throw: an out-of-range index gives a zero row, and scatterAdd
+    // (the VJP) skips it, so forward and backward agree, as oneHot does
     lower: (node) => {
       const [table, indices] = node.inputs as [Tensor, Tensor];
       const d = sizeOf(table.shape.slice(1));
-      if (table.shape[0] === 0) return [loop("i", sizeOf(node.shape), [store("out", ref("i"), num(0))])];
-      const copy = loop("j", d, [store("out", affine(["p", "j"], [d, 1]), load("in0", addE(mulE(ref("r"), d), ref("j"))))]);
-      return [loop("p", indices.size, [let_("r", clampedRow("in1", ref("p"), table.shape[0]!)), copy])];
+      const at = affine(["p", "j"], [d, 1]);
+      const copy = loop("j", d, [store("out", at, load("in0", addE(mulE(ref("r"), d), ref("j"))))]);
+      const zero = loop("j", d, [store("out", at, num(0))]);
+      const row = let_("r", un("toInt", load("in1", ref("p"))));
+      return [loop("p", indices.size, [row, if_(rowInRange(ref("r"), table.shape[0]!), [copy], [zero])])];
     },
   } satisfies OpDef<"gather">,
 
@@ -256,8 +259,7 @@ export const INDEXING = {
       const d = sizeOf(node.shape.slice(1));
       const zero = loop("i", sizeOf(node.shape), [store("out", ref("i"), num(0))]);
       const add = loop("j", d, [store("out", affine(["r", "j"], [d, 1]), load("in0", affine(["p", "j"], [d, 1])), true)]);
-      const inRange = bin("&&", bin(">=", ref("r"), 0), bin("<", ref("r"), rows));
-      return [zero, loop("p", indices.size, [let_("r", un("toInt", load("in1", ref("p")))), if_(inRange, [add])])];
+      return [zero, loop("p", indices.size, [let_("r", un("toInt", load("in1", ref("p")))), if_(rowInRange(ref("r"), rows), [add])])];
     },
   } satisfies OpDef<"scatterAdd">,
 

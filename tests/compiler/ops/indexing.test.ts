@@ -5,7 +5,9 @@ import { describe, expect, it } from "vitest";
 import { concat, stack } from "../../../compiler/dsl/functions.js";
 import * as api from "../../../index.js";
 import { OPS } from "../../../compiler/ops/index.js";
+import { graph } from "../../../compiler/dsl/graph.js";
 import type { GraphBuilder } from "../../../compiler/dsl/graph.js";
+import { kernelFunction } from "../../../compiler/codegen/jsExpr.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
 import { errorMessage, evalOutputs, expectAllClose, randomArray, randomInts } from "../../helpers.js";
 import { expectGradsMatchFD, expectHvpMatchesFD, expectLoweringMatches } from "./opChecks.js";
@@ -205,6 +207,26 @@ describe("lowered kernels agree with eval", () => {
     expectLoweringMatches((g) => g.input("t", [5]).gather(g.input("i", [6], "i32")), { t: randomArray(5, 13), i: idx });
     expectLoweringMatches((g) => scatterAdd(g.input("v", [2, 3, 4]), g.input("i", [2, 3], "i32"), 5), { v: randomArray(24, 14), i: idx });
     expectLoweringMatches((g) => g.input("l", [2, 3], "i32").oneHot(4), { l: [0, 3, 4, -1, 2, 2] });
+  });
+  it("out-of-range indices: gather's kernel gives a zero row and scatterAdd's skips it, so they agree", () => {
+    let node: Tensor | undefined;
+    graph("oob", (g) => {
+      node = g.input("t", [3, 2]).gather(g.input("i", [4], "i32"));
+      return {};
+    });
+    const gather = node!;
+    const run = (n: Tensor, ins: Float64Array[]) => {
+      const out = new Float64Array(n.size).fill(NaN);
+      kernelFunction(OPS[n.op].lower!(n as never), ins.length)(out, ...ins);
+      return out;
+    };
+    const table = Float64Array.from([1, 2, 3, 4, 5, 6]);
+    const indices = Float64Array.from([2, -1, 3, 0]);
+    expect(Array.from(run(gather, [table, indices]))).toEqual([5, 6, 0, 0, 0, 0, 1, 2]);
+    // the VJP: each row's cotangent goes back to its in-range row only
+    const back = gather.ctx.apply("scatterAdd", [gather, gather.inputs[1]!], { rows: 3 });
+    const ct = Float64Array.from([1, 1, 10, 10, 100, 100, 1000, 1000]);
+    expect(Array.from(run(back, [ct, indices]))).toEqual([1000, 1000, 0, 0, 1, 1]);
   });
 });
 
