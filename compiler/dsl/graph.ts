@@ -73,6 +73,8 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
 
   const claim = (op: string, n: string) => {
     if (typeof n !== "string" || n.length === 0) throw new GraphError(op, "a name must be a non-empty string", callerLocation());
+    // checkpoints store optimizer state as "state/<param>/<slot>" beside the params
+    if (n.startsWith("state/")) throw new GraphError(op, `the name "${n}" starts with "state/", which checkpoints reserve for optimizer state`, callerLocation());
     const prior = names.get(n);
     if (prior) throw new GraphError(op, `the name "${n}" is already used by ${prior}`, callerLocation());
     names.set(n, op === "input" ? "an input" : "a param");

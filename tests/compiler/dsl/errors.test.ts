@@ -95,6 +95,14 @@ describe("builder errors", () => {
     expectAt(msg, line);
   });
 
+  it("a name in the prefix checkpoints reserve for optimizer state", () => {
+    const [msg, line] = [errorMessage(() => graph("e", (g) => (g.param("state/W/m", [1]), {}))), thisLine()];
+    expect(msg).toMatch(/^param: the name "state\/W\/m" starts with "state\/"/);
+    expectAt(msg, line);
+    // a slash elsewhere is fine ("dense/kernel")
+    expect(() => graph("ok", (g) => (g.param("dense/kernel", [1]), {}))).not.toThrow();
+  });
+
   it("an unknown dtype", () => {
     const [msg, line] = [errorMessage(() => graph("e", (g) => (g.input("x", [2], "f16" as DType), {}))), thisLine()];
     expect(msg).toMatch(/^input: "x" has unknown dtype "f16"/);
