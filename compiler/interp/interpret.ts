@@ -4,7 +4,7 @@ import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { reachable } from "../ir/graph.js";
 import type { DType, Shape } from "../ir/types.js";
-import { shapeStr, sizeOf } from "../ir/types.js";
+import { formatLoc, shapeStr, sizeOf } from "../ir/types.js";
 import { OPS } from "../ops/index.js";
 import type { NDArray, NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ops/kinds.js";
@@ -43,10 +43,11 @@ export function evaluate(roots: readonly Tensor[], feeds: Feeds, options: Interp
     if (node.op === "input" || node.op === "param") {
       const p = node.p("input");
       const v = feeds[p.name];
-      if (v === undefined) throw new Error(`interpret: no value for ${node.op} "${p.name}" ${shapeStr(node.shape)}`);
+      const at = node.src ? ` (declared at ${formatLoc(node.src)})` : "";
+      if (v === undefined) throw new Error(`interpret: no value for ${node.op} "${p.name}" ${shapeStr(node.shape)}${at}`);
       const flat = "data" in v && "shape" in v ? (v as NDArray).data : (v as ArrayLike<number>);
       if (flat.length !== sizeOf(node.shape)) {
-        throw new Error(`interpret: ${node.op} "${p.name}" needs ${sizeOf(node.shape)} values for shape ${shapeStr(node.shape)}, got ${flat.length}`);
+        throw new Error(`interpret: ${node.op} "${p.name}" needs ${sizeOf(node.shape)} values for shape ${shapeStr(node.shape)}, got ${flat.length}${at}`);
       }
       data = Float64Array.from(flat);
     } else {

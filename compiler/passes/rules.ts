@@ -171,7 +171,8 @@ export const ALGEBRA: readonly Rule[] = [
       return build.apply(node.op, inputs, node.params as never);
     },
   },
-  // Σ over broadcast axes = the value times their count: n·v for v + v + ... + v (rounds once instead of n times)
+  // Σ over broadcast axes = the value times their count: n·v for v + v + ... + v (rounds once instead of n
+  // times; and Σ of −0, which is +0 since a sum starts from 0, becomes n·(−0) = −0)
   {
     name: "sumBroadcast",
     match: op("sum", [op("broadcastTo", [any("x")], { name: "b" })]),

@@ -154,3 +154,11 @@ describe("f32 rounding in the interpreter", () => {
     expect(values.has(unused)).toBe(false);
   });
 });
+
+describe("interpreter feeds", () => {
+  it("a missing or short feed names the input, its shape and the line that declared it", () => {
+    const g = graph("feeds", (g) => ({ outputs: { y: g.input("x", [2, 3]).exp() } }));
+    expect(() => interpret(g, {})).toThrow(/no value for input "x" \[2,3\] \(declared at tests\/compiler\/ir\/node\.test\.ts:\d+\)/);
+    expect(() => interpret(g, { x: [1, 2] })).toThrow(/input "x" needs 6 values for shape \[2,3\], got 2 \(declared at .*node\.test\.ts:\d+\)/);
+  });
+});
