@@ -35,6 +35,9 @@ const COMPILE_FLAGS: FlagDefs = {
   "grad-clip": { kind: "number", value: "X", help: "clip gradients to this global norm" },
   dtype: { kind: "string", value: "f32|f64", help: "float precision of the bundle (default f32)" },
   "dump-passes": { kind: "boolean", help: "write the graph after each graph pass to <dir>/graphs/passes/" },
+  "no-fusion": { kind: "boolean", help: "one kernel per graph node (for comparison)" },
+  remat: { kind: "boolean", help: "recompute cheap activations in the backward instead of keeping them" },
+  "no-wasm": { kind: "boolean", help: "keep large matmuls in TypeScript instead of WebAssembly SIMD" },
   ...HELP_FLAG,
 };
 const INSPECT_FLAGS: FlagDefs = {
@@ -129,6 +132,9 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
     ...(gradClip !== undefined ? { gradClip } : {}),
     ...(dtype ? { dtype } : {}),
     ...(flags["dump-passes"] ? { dumpPasses: true } : {}),
+    ...(flags["no-fusion"] ? { fusion: false } : {}),
+    ...(flags["remat"] ? { remat: true } : {}),
+    ...(flags["no-wasm"] ? { wasm: false } : {}),
   };
   // imported here, so `gradc train`, `inspect` and `graph` run without loading the compiler
   const { compile } = await import("./compile.js");

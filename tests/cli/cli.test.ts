@@ -83,6 +83,19 @@ describe("gradc (in-process)", () => {
     expect((await cli("train", fixture.dir, "--stepz", "2")).err).toMatch(/unknown option --stepz for gradc train/);
   });
 
+  it("compile flags choose fusion, remat and WebAssembly", async () => {
+    const read = (d: string): Manifest => JSON.parse(readFileSync(join(d, "manifest.json"), "utf8")) as Manifest;
+    const fused = join(root, "xor-fused");
+    const plain = join(root, "xor-plain");
+    expect((await cli("compile", join(repo, "examples/xor/model.ts"), "-o", fused)).code).toBe(0);
+    const r = await cli("compile", join(repo, "examples/xor/model.ts"), "-o", plain, "--no-fusion", "--remat", "--no-wasm");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/fusion off/);
+    expect(r.out).toMatch(/remat on/);
+    // one kernel per node is more kernels than the fused step
+    expect(read(plain).kernels.length).toBeGreaterThan(read(fused).kernels.length);
+  });
+
   it("merges optimizer flags over the model's config", () => {
     const adam = { name: "adam", lr: 0.01, beta1: 0.8, warmupSteps: 5 } as const;
     expect(mergeOptimizer(adam, undefined, undefined)).toBe(adam);
