@@ -147,7 +147,8 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const shown = rel === "" ? "." : rel.startsWith("..") ? outDir : rel;
   io.out(`compiled ${m.name} → ${shown}`);
   io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.dtype}, ${m.backend} backend`);
-  io.out(`  compile time ${ms.toFixed(0)} ms`);
+  const t = result.timings;
+  io.out(`  compile time ${ms.toFixed(0)} ms (lower ${t.lower.toFixed(0)}, emit ${t.emit.toFixed(0)}, transpile ${t.transpile.toFixed(0)}, write ${t.write.toFixed(0)} ms)`);
   if (result.summary) io.out(result.summary.text);
   io.out(`  train: node ${join(shown, m.files.trainer)}   inspect: gradc inspect ${shown} --grad ${m.params[0]?.name ?? "NAME"}`);
 }

@@ -94,6 +94,11 @@ describe("gradc (in-process)", () => {
     expect(r.out).toMatch(/remat on/);
     // one kernel per node is more kernels than the fused step
     expect(read(plain).kernels.length).toBeGreaterThan(read(fused).kernels.length);
+    // the report: per-stage compile times, printed and saved with the params
+    expect(r.out).toMatch(/compile time \d+ ms \(lower \d+, emit \d+, transpile \d+, write \d+ ms\)/);
+    const report = JSON.parse(readFileSync(join(plain, "report.json"), "utf8")) as { params: { name: string }[]; compileMs: Record<string, number> };
+    expect(report.params.map((p) => p.name)).toEqual(["W1", "b1", "W2", "b2"]);
+    expect(Object.keys(report.compileMs)).toEqual(["lower", "emit", "transpile", "report"]);
   });
 
   it("merges optimizer flags over the model's config", () => {
