@@ -9,7 +9,7 @@ import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ops/kinds.js";
 import type { Expr, Stmt } from "./kir.js";
-import { bin, load, num, ref, un } from "./kir.js";
+import { bin, load, mapExprs, num, ref, un, visitKir } from "./kir.js";
 import type { Affine } from "./coords.js";
 import { axesUsed, canonical, coordsKey, flatIndex, inputCoords } from "./coords.js";
 import type { Precision } from "./lower.js";
@@ -38,29 +38,7 @@ export class Forms {
 
 /** Replaces form placeholders in statements by index expressions. */
 export function substitute(stmts: readonly Stmt[], form: (i: number) => Expr): Stmt[] {
-  const ex = (e: Expr): Expr => {
-    switch (e.k) {
-      case "num": return e;
-      case "var": return e.name.startsWith("@f") ? form(Number(e.name.slice(2))) : e;
-      case "load": return { ...e, index: ex(e.index) };
-      case "un": return { ...e, a: ex(e.a) };
-      case "bin": return { ...e, a: ex(e.a), b: ex(e.b) };
-      case "sel": return { ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) };
-      default: return e satisfies never;
-    }
-  };
-  const st = (s: Stmt): Stmt => {
-    switch (s.k) {
-      case "for": return { ...s, body: s.body.map(st) };
-      case "let": return { ...s, init: ex(s.init) };
-      case "set": return { ...s, value: ex(s.value) };
-      case "store": return { ...s, index: ex(s.index), value: ex(s.value) };
-      case "if": return { ...s, c: ex(s.c), then: s.then.map(st), ...(s.else ? { else: s.else.map(st) } : {}) };
-      case "comment": return s;
-      default: return s satisfies never;
-    }
-  };
-  return stmts.map(st);
+  return mapExprs(stmts, (e) => (e.k === "var" && e.name.startsWith("@f") ? form(Number(e.name.slice(2))) : e));
 }
 
 /** A block of statements inside some loops: which frame axes are bound there, and what it computed. */
@@ -221,42 +199,22 @@ export function storedAs(dtype: DTypeName, precision: Precision): DTypeName {
   return dtype === "f32" || dtype === "f64" ? precision : dtype;
 }
 
-/** The lets and stores of `stmts` that mention a form placeholder, as the set of form indexes used per buffer. */
+/** The loads and stores of `stmts` indexed by a form placeholder, as the set of form indexes used per buffer. */
 export function formsByBuffer(stmts: readonly Stmt[]): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
-  const ex = (e: Expr): void => {
-    switch (e.k) {
-      case "load":
-        if (e.index.k === "var" && e.index.name.startsWith("@f")) {
-          const s = out.get(e.buf) ?? new Set<number>();
-          s.add(Number(e.index.name.slice(2)));
-          out.set(e.buf, s);
-        } else ex(e.index);
-        return;
-      case "un": return ex(e.a);
-      case "bin": ex(e.a); return ex(e.b);
-      case "sel": ex(e.c); ex(e.a); return ex(e.b);
-      default: return;
-    }
+  const note = (buf: string, index: Expr): void => {
+    if (index.k !== "var" || !index.name.startsWith("@f")) return;
+    const s = out.get(buf) ?? new Set<number>();
+    s.add(Number(index.name.slice(2)));
+    out.set(buf, s);
   };
-  const st = (s: Stmt): void => {
-    switch (s.k) {
-      case "for": return s.body.forEach(st);
-      case "let": return ex(s.init);
-      case "set": return ex(s.value);
-      case "store": {
-        ex(s.value);
-        if (s.index.k === "var" && s.index.name.startsWith("@f")) {
-          const set = out.get(s.buf) ?? new Set<number>();
-          set.add(Number(s.index.name.slice(2)));
-          out.set(s.buf, set);
-        }
-        return;
-      }
-      case "if": ex(s.c); s.then.forEach(st); return s.else?.forEach(st);
-      default: return;
-    }
-  };
-  stmts.forEach(st);
+  visitKir(stmts, {
+    stmt: (s) => {
+      if (s.k === "store") note(s.buf, s.index);
+    },
+    expr: (e) => {
+      if (e.k === "load") note(e.buf, e.index);
+    },
+  });
   return out;
 }

@@ -103,3 +103,76 @@ export function affine(vars: readonly string[], strides: readonly number[], base
   });
   return e;
 }
+
+// ---- walkers: the one place that knows which fields hold expressions ----
+
+/**
+ * `e` rebuilt bottom-up: each child is mapped first, then `f` is called on the
+ * node with its mapped children. What `f` returns is not walked again.
+ */
+export function mapExpr(e: Expr, f: (e: Expr) => Expr): Expr {
+  switch (e.k) {
+    case "num": case "var": return f(e);
+    case "load": return f({ ...e, index: mapExpr(e.index, f) });
+    case "un": return f({ ...e, a: mapExpr(e.a, f) });
+    case "bin": return f({ ...e, a: mapExpr(e.a, f), b: mapExpr(e.b, f) });
+    case "sel": return f({ ...e, c: mapExpr(e.c, f), a: mapExpr(e.a, f), b: mapExpr(e.b, f) });
+    default: return e satisfies never;
+  }
+}
+
+/** `stmts` rebuilt with every expression in them (loop bodies and branches included) mapped by `mapExpr(_, f)`. */
+export function mapExprs(stmts: readonly Stmt[], f: (e: Expr) => Expr): Stmt[] {
+  const ex = (e: Expr): Expr => mapExpr(e, f);
+  const st = (s: Stmt): Stmt => {
+    switch (s.k) {
+      case "for": return { ...s, body: s.body.map(st) };
+      case "let": return { ...s, init: ex(s.init) };
+      case "set": return { ...s, value: ex(s.value) };
+      case "store": return { ...s, index: ex(s.index), value: ex(s.value) };
+      case "if": return { ...s, c: ex(s.c), then: s.then.map(st), ...(s.else ? { else: s.else.map(st) } : {}) };
+      case "comment": return s;
+      default: return s satisfies never;
+    }
+  };
+  return stmts.map(st);
+}
+
+/** Callbacks of `visitKir`; either may be left out. */
+export interface KirVisitor {
+  readonly stmt?: (s: Stmt) => void;
+  readonly expr?: (e: Expr) => void;
+}
+
+/**
+ * Visits `stmts` in order without changing them. Each statement is passed to
+ * `stmt` before anything inside it; then every node of its expressions is
+ * passed to `expr`, parents before children (a store's index before its
+ * value, an `if`'s condition before its branches); then its nested statements.
+ */
+export function visitKir(stmts: readonly Stmt[], v: KirVisitor): void {
+  const ex = (e: Expr): void => {
+    v.expr?.(e);
+    switch (e.k) {
+      case "num": case "var": return;
+      case "load": return ex(e.index);
+      case "un": return ex(e.a);
+      case "bin": ex(e.a); return ex(e.b);
+      case "sel": ex(e.c); ex(e.a); return ex(e.b);
+      default: return e satisfies never;
+    }
+  };
+  const st = (s: Stmt): void => {
+    v.stmt?.(s);
+    switch (s.k) {
+      case "for": return s.body.forEach(st);
+      case "let": return ex(s.init);
+      case "set": return ex(s.value);
+      case "store": ex(s.index); return ex(s.value);
+      case "if": ex(s.c); s.then.forEach(st); return s.else?.forEach(st);
+      case "comment": return;
+      default: return s satisfies never;
+    }
+  };
+  stmts.forEach(st);
+}

@@ -9,7 +9,7 @@ import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ops/kinds.js";
 import type { Expr, Stmt } from "./kir.js";
-import { load, num, store } from "./kir.js";
+import { load, mapExprs, num, store } from "./kir.js";
 import { broadcastStrides, stridedLoops } from "./loops.js";
 
 /** The two arenas: F holds floats, I holds i32 and bool values. */
@@ -102,31 +102,10 @@ export interface LoweredBody {
 
 /** Replaces loads of the listed buffers by literals (any index: the value is uniform). */
 function inlineLoads(stmts: readonly Stmt[], literals: ReadonlyMap<string, number>): Stmt[] {
-  const ex = (e: Expr): Expr => {
-    switch (e.k) {
-      case "num": case "var": return e;
-      case "load": {
-        const v = literals.get(e.buf);
-        return v === undefined ? { ...e, index: ex(e.index) } : num(v);
-      }
-      case "un": return { ...e, a: ex(e.a) };
-      case "bin": return { ...e, a: ex(e.a), b: ex(e.b) };
-      case "sel": return { ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) };
-      default: return e satisfies never;
-    }
-  };
-  const st = (s: Stmt): Stmt => {
-    switch (s.k) {
-      case "for": return { ...s, body: s.body.map(st) };
-      case "let": return { ...s, init: ex(s.init) };
-      case "set": return { ...s, value: ex(s.value) };
-      case "store": return { ...s, index: ex(s.index), value: ex(s.value) };
-      case "if": return { ...s, c: ex(s.c), then: s.then.map(st), ...(s.else ? { else: s.else.map(st) } : {}) };
-      case "comment": return s;
-      default: return s satisfies never;
-    }
-  };
-  return stmts.map(st);
+  return mapExprs(stmts, (e) => {
+    const v = e.k === "load" ? literals.get(e.buf) : undefined;
+    return v === undefined ? e : num(v);
+  });
 }
 
 /**

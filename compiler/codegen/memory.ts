@@ -4,7 +4,8 @@
 // writes between calls (inputs, params, gradients, optimizer state, hyper
 // slots, results, constants) keeps its own place. An in-place kernel may
 // write its output over an input that dies there.
-import type { Expr, Stmt } from "./kir.js";
+import type { Stmt } from "./kir.js";
+import { visitKir } from "./kir.js";
 import type { ArenaPlan } from "./arena.js";
 import { ALIGN } from "./arena.js";
 import type { ArenaName, Buffer, BufferRole } from "./lower.js";
@@ -16,30 +17,16 @@ import { kernelsOf } from "./schedule.js";
 export function accessNames(body: readonly Stmt[]): { reads: Set<string>; writes: Set<string> } {
   const reads = new Set<string>();
   const writes = new Set<string>();
-  const ex = (e: Expr): void => {
-    switch (e.k) {
-      case "load": reads.add(e.buf); return ex(e.index);
-      case "un": return ex(e.a);
-      case "bin": ex(e.a); return ex(e.b);
-      case "sel": ex(e.c); ex(e.a); return ex(e.b);
-      default: return;
-    }
-  };
-  const st = (s: Stmt): void => {
-    switch (s.k) {
-      case "for": return s.body.forEach(st);
-      case "let": return ex(s.init);
-      case "set": return ex(s.value);
-      case "store":
-        writes.add(s.buf);
-        if (s.add) reads.add(s.buf);
-        ex(s.index);
-        return ex(s.value);
-      case "if": ex(s.c); s.then.forEach(st); return s.else?.forEach(st);
-      default: return;
-    }
-  };
-  body.forEach(st);
+  visitKir(body, {
+    stmt: (s) => {
+      if (s.k !== "store") return;
+      writes.add(s.buf);
+      if (s.add) reads.add(s.buf);
+    },
+    expr: (e) => {
+      if (e.k === "load") reads.add(e.buf);
+    },
+  });
   return { reads, writes };
 }
 
