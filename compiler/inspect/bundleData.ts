@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Graph } from "../ir/graph.js";
+import { neededNodes } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { GraphError } from "../ir/types.js";
 import { graphFromJson, graphToJson } from "../ir/json.js";
@@ -61,21 +62,11 @@ export const KERNELS_JSON_VERSION = 1;
 
 
 /**
- * Node → index in `graphToJson(g).nodes`: the nodes that the roots, inputs
- * and params reach through inputs and gradient origins, sorted by id (the
- * order graphToJson writes them in). Checked against the JSON by op and shape.
+ * Node → index in `graphToJson(g).nodes`, which lists `neededNodes(g)` in
+ * that order. Checked against the JSON by op and shape.
  */
 function jsonIndex(g: Graph, json: GraphJson): Map<Tensor, number> {
-  const seen = new Set<Tensor>();
-  const stack: Tensor[] = [...g.roots(), ...g.inputs.map((i) => i.node), ...g.params.map((p) => p.node)];
-  while (stack.length) {
-    const t = stack.pop()!;
-    if (seen.has(t)) continue;
-    seen.add(t);
-    stack.push(...t.inputs);
-    if (t.origin) stack.push(t.origin.of);
-  }
-  const nodes = [...seen].sort((a, b) => a.id - b.id);
+  const nodes = neededNodes(g);
   const ok = nodes.length === json.nodes.length && nodes.every((t, i) => t.op === json.nodes[i]!.op && t.shape.join() === json.nodes[i]!.shape.join());
   if (!ok) throw new Error(`inspect data: graph "${g.name}" and its JSON disagree on the node list`);
   return new Map(nodes.map((t, i) => [t, i]));

@@ -76,3 +76,24 @@ export function reachable(roots: readonly Tensor[]): Tensor[] {
   }
   return [...seen.values()].sort((a, b) => a.id - b.id);
 }
+
+/**
+ * Every node a faithful copy of `g` must hold, sorted by id: the nodes reached
+ * from the roots (loss, outputs, gradients) and from every input and parameter
+ * node (listed ones too when nothing uses them), following each node's inputs
+ * and, for a backward node, the forward node named by its `origin`. Unlike
+ * `g.nodes`, it keeps the origins and unused sources, so a rebuilt or
+ * serialized graph still names them.
+ */
+export function neededNodes(g: Graph): Tensor[] {
+  const seen = new Set<Tensor>();
+  const stack: Tensor[] = [...g.roots(), ...g.inputs.map((i) => i.node), ...g.params.map((p) => p.node)];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    stack.push(...t.inputs);
+    if (t.origin) stack.push(t.origin.of);
+  }
+  return [...seen].sort((a, b) => a.id - b.id);
+}

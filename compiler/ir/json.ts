@@ -1,7 +1,7 @@
 // A graph as plain JSON data and back: nodes by index, with their params,
 // shapes, source lines and gradient origins. Loading replays the nodes through
 // a fresh Context, so shape rules run again and interning holds.
-import { Graph } from "./graph.js";
+import { Graph, neededNodes } from "./graph.js";
 import type { InputSpec, ParamSpec } from "./graph.js";
 import { Context } from "./node.js";
 import type { Tensor } from "./node.js";
@@ -81,20 +81,6 @@ function decode(v: JsonValue): unknown {
   return v;
 }
 
-/** Every node the graph needs: its roots, its listed sources, and the forward nodes named as origins. */
-function collect(g: Graph): Tensor[] {
-  const seen = new Set<Tensor>();
-  const stack: Tensor[] = [...g.roots(), ...g.inputs.map((i) => i.node), ...g.params.map((p) => p.node)];
-  while (stack.length) {
-    const t = stack.pop()!;
-    if (seen.has(t)) continue;
-    seen.add(t);
-    stack.push(...t.inputs);
-    if (t.origin) stack.push(t.origin.of);
-  }
-  return [...seen].sort((a, b) => a.id - b.id);
-}
-
 /**
  * A graph as plain JSON-able data: format version, name, inputs, params (with
  * init and trainable), nodes (op, params, inputs by index, shape, dtype, src,
@@ -102,7 +88,7 @@ function collect(g: Graph): Tensor[] {
  * their gradient is a function.
  */
 export function graphToJson(g: Graph): GraphJson {
-  const nodes = collect(g);
+  const nodes = neededNodes(g);
   const index = new Map<Tensor, number>(nodes.map((t, i) => [t, i]));
   const ref = (t: Tensor): number => index.get(t)!;
   const out: NodeJson[] = nodes.map((t) => {

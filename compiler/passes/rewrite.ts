@@ -3,7 +3,7 @@
 // merges equal nodes (CSE) and only what the roots need survives (DCE).
 import { Context } from "../ir/node.js";
 import type { Tensor } from "../ir/node.js";
-import { Graph } from "../ir/graph.js";
+import { Graph, neededNodes } from "../ir/graph.js";
 import type { InputSpec, ParamSpec } from "../ir/graph.js";
 import type { DType } from "../ir/types.js";
 import { GraphError, shapeStr, shapesEqual } from "../ir/types.js";
@@ -45,20 +45,6 @@ export type Fired = Record<string, number>;
 /** Rewrites of one node at most, and replays of one graph at most, before a rule set counts as looping. */
 const NODE_LIMIT = 64;
 const ROUND_LIMIT = 32;
-
-/** Every node a rebuilt graph needs: the roots' nodes, the listed sources, and the forward nodes named as origins. */
-function needed(g: Graph): Tensor[] {
-  const seen = new Set<Tensor>();
-  const stack: Tensor[] = [...g.roots(), ...g.inputs.map((i) => i.node), ...g.params.map((p) => p.node)];
-  while (stack.length) {
-    const t = stack.pop()!;
-    if (seen.has(t)) continue;
-    seen.add(t);
-    stack.push(...t.inputs);
-    if (t.origin) stack.push(t.origin.of);
-  }
-  return [...seen].sort((a, b) => a.id - b.id);
-}
 
 /** A Builder over `ctx` that stamps `src` on what it creates (the context's origin is already set). */
 function builder(ctx: Context, node: Tensor): Builder {
@@ -111,7 +97,7 @@ export function replay(g: Graph, rules: readonly Rule[], fired: Fired = {}): Gra
     throw new GraphError("rewrite", `node %${t.id} (${t.op}) is used before it is rebuilt`, t.src);
   })();
   try {
-    for (const t of needed(g)) {
+    for (const t of neededNodes(g)) {
       // a backward node's origin is the rebuilt forward node it differentiates
       ctx.origin = t.origin ? { of: img(t.origin.of), input: t.origin.input } : undefined;
       const fresh = ctx.apply(t.op, t.inputs.map(img), t.params, t.src ?? null);
