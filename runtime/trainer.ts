@@ -9,6 +9,7 @@ import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./fla
 import { load } from "./load.js";
 import type { Trainer } from "./load.js";
 import { Batcher, epochSeed, RandomShift, widthOf } from "./data.js";
+import { writeReport } from "./report.js";
 import type { Dataset } from "./data.js";
 import { loadTrainingData, MNIST_PIXELS } from "./sources.js";
 import { GradNormLog, gradNormSeries, parseCsv, readGradNorms } from "./gradNorms.js";
@@ -51,6 +52,8 @@ export interface TrainSummary {
   readonly gradNormLog?: string;
   /** The SVG plots written at the end: logs/loss.svg, and logs/grad_norms.svg with gradient norms. */
   readonly plots: readonly string[];
+  /** logs/report.html: the plots inline, the results and the compile report. */
+  readonly report: string;
   readonly checkpoint: string;
   /** The emitted gradient code of the bundle. */
   readonly stepCode: string;
@@ -191,10 +194,12 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   const stepCode = join(dir, "step.ts");
   log(`final loss ${fmt(loss)}${acc === undefined ? "" : `  test accuracy ${pct(acc)}`}  (${step} steps in ${seconds.toFixed(1)} s)`);
   log(`loss log: ${lossLog}${gradLog ? `, gradient norms: ${gradLogFile}` : ""}`);
-  log(`plots: ${plots.join(", ")}`);
+  const results = [`final loss ${fmt(loss)}`, ...(acc === undefined ? [] : [`test accuracy ${pct(acc)}`]), `${step} steps in ${seconds.toFixed(1)} s`];
+  const report = writeReport(dir, join(out, "logs"), { model: trainer.manifest.name, results, plots });
+  log(`plots: ${plots.join(", ")}  report: ${report}`);
   log(`checkpoint: ${checkpoint}`);
   log(`gradient code: ${stepCode}`);
-  const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, ...(gradLog ? { gradNormLog: gradLogFile } : {}), plots, checkpoint, stepCode };
+  const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, ...(gradLog ? { gradNormLog: gradLogFile } : {}), plots, report, checkpoint, stepCode };
   return acc === undefined ? summary : { ...summary, accuracy: acc };
 }
 

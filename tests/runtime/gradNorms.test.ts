@@ -1,11 +1,12 @@
 // Gradient norms: the flags, the CSV log (hostile names included), warnings
 // once per param, and the trainer's --grad-norms with its plots.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { EXPLODING, GradNormLog, csvField, flagOf, gradNormSeries, parseCsv, readGradNorms } from "../../runtime/gradNorms.js";
 import { main } from "../../runtime/trainer.js";
+import { writeReport } from "../../runtime/report.js";
 import { load } from "../../runtime/load.js";
 import { Batcher } from "../../runtime/data.js";
 import { loadTrainingData } from "../../runtime/sources.js";
@@ -125,6 +126,23 @@ describe("trainer --grad-norms and plots", () => {
     expect(normSvg.match(/<path /g)?.length).toBe(2);
     expect(normSvg).toContain(">W</text>");
     expect(lines.some((l) => l.startsWith("plots: "))).toBe(true);
+    // the HTML report shows both plots inline, the results, and nothing that could run
+    expect(summary.report).toBe(join(dir, "logs", "report.html"));
+    const page = readFileSync(summary.report, "utf8");
+    expect(page.match(/<svg[\s>]/g)?.length).toBe(2);
+    expect(page).toContain("<li>16 steps in ");
+    expect(page).toMatch(/Content-Security-Policy" content="default-src 'none'/);
+    expect(page).not.toMatch(/<script/i);
+  });
+
+  it("escapes the model name and the compile report in the HTML report", () => {
+    const dir = mkdtempSync(join(root, "rep-"));
+    writeFileSync(join(dir, "report.json"), JSON.stringify({ text: "kernels: <b>3</b> & more" }));
+    const file = writeReport(dir, dir, { model: '<script>alert("x")</script>', results: ["final loss 0.1"], plots: [] });
+    const page = readFileSync(file, "utf8");
+    expect(page).not.toContain("<script>");
+    expect(page).toContain("&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62;");
+    expect(page).toContain("kernels: &#60;b&#62;3&#60;/b&#62; &#38; more");
   });
 
   it("takes N from the training spec, and is off without it", async () => {
