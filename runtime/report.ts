@@ -38,7 +38,7 @@ export function writeReport(bundleDir: string, logs: string, facts: ReportFacts)
     // nothing runs and nothing is fetched: the page is data only
     `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`,
     `<title>${escapeHtml(facts.model)}: training report</title>`,
-    "<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:960px}pre{background:#f6f6f6;padding:12px;overflow:auto}figure{margin:16px 0}</style>",
+    "<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:960px}pre{background:#f6f6f6;padding:12px;overflow:auto}figure{margin:16px 0}figure svg{max-width:100%;height:auto}pre{white-space:pre-wrap}</style>",
     "</head><body>",
     `<h1>${escapeHtml(facts.model)}: training report</h1>`,
     `<ul>${facts.results.map((r) => `<li>${escapeHtml(r)}</li>`).join("")}</ul>`,
