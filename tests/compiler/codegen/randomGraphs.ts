@@ -8,24 +8,8 @@ import type { GraphBuilder } from "../../../compiler/dsl/graph.js";
 import * as nn from "../../../compiler/dsl/nn.js";
 import type { Graph } from "../../../compiler/ir/graph.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
-import { randomArray, seededRandom } from "../../helpers.js";
-
-/** A seeded chooser. */
-class Dice {
-  private readonly next: () => number;
-  constructor(seed: number) {
-    this.next = seededRandom(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-}
+import { randomArray } from "../../helpers.js";
+import { Dice } from "../../randomGraphs.js";
 
 /** A random graph and values for its inputs. */
 export interface RandomCase {

@@ -7,32 +7,7 @@ import type { Graph } from "../../../compiler/ir/graph.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
 import { broadcastShapes } from "../../../compiler/ir/types.js";
 import { matmulT } from "../../../compiler/ops/matmul.js";
-import { seededRandom } from "../../helpers.js";
-
-/** A seeded chooser over the random stream. */
-class Dice {
-  private readonly next: () => number;
-  constructor(seed: number) {
-    this.next = seededRandom(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  shuffle<T>(xs: readonly T[]): T[] {
-    const out = [...xs];
-    for (let i = out.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      [out[i], out[j]] = [out[j]!, out[i]!];
-    }
-    return out;
-  }
-}
+import { Dice } from "../../randomGraphs.js";
 
 /** A random shape of rank 0 to 3 with sizes 1 to 3 (size 1 often, to exercise broadcasting). */
 function randomShape(d: Dice): number[] {
