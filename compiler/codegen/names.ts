@@ -3,7 +3,7 @@
 // binding of each node ("c:f32[4,8] = relu b"), as graphs/backward.txt shows it.
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
-import { printGraph } from "../ir/printer.js";
+import { printGraphWithNames } from "../ir/printer.js";
 
 /** JS words an identifier must not be, plus the names the emitted modules use themselves. */
 const RESERVED = new Set(
@@ -61,30 +61,18 @@ export interface Printed {
   readonly binding: string;
 }
 
-/** Scalar and uniform consts the printer writes inline as literals (they get no binding line). */
-function printedInline(t: Tensor): boolean {
-  return t.op === "const" && t.p("const").value.length === 1;
-}
-
 /**
- * Printed names of every node of `g`, taken from `printGraph(g)` so kernels,
- * comments and graphs/backward.txt agree. Body lines are the ones just before
- * the closing `in (...)` line, one per node that is not an input, a param or a
- * literal, in node order (the header may span lines: it holds the raw graph name).
+ * Printed names of every node of `g`, as `printGraphWithNames(g)` assigns
+ * them, so kernels, comments and graphs/backward.txt agree: inputs and params
+ * by their own names, bound nodes by their letters, literals by their value.
  */
 export function printedNodes(g: Graph): Map<Tensor, Printed> {
   const out = new Map<Tensor, Printed>();
   for (const i of g.inputs) out.set(i.node, { name: i.name, binding: `input ${JSON.stringify(i.name)}` });
   for (const p of g.params) out.set(p.node, { name: p.name, binding: `param ${JSON.stringify(p.name)}` });
-  const bound = g.nodes.filter((t) => t.op !== "input" && t.op !== "param" && !printedInline(t));
-  const lines = printGraph(g, { comments: false }).split("\n");
-  const body = lines.slice(lines.length - 1 - bound.length, lines.length - 1);
-  bound.forEach((t, k) => {
-    const line = body[k]?.trim() ?? "";
-    const m = /^([a-z]+):/.exec(line);
-    // should the printer's layout change, fall back to the node id
-    out.set(t, m ? { name: m[1]!, binding: line } : { name: `n${t.id}`, binding: `n${t.id}:${t.dtype}[${t.shape.join(",")}] = ${t.op}` });
-  });
+  const { names, bindings } = printGraphWithNames(g, { comments: false });
+  for (const [t, binding] of bindings) out.set(t, { name: names.get(t)!, binding });
+  // the rest are the scalar and uniform consts the printer writes inline as literals
   for (const t of g.nodes) {
     if (!out.has(t)) {
       const v = t.p("const").value[0]!;

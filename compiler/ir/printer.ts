@@ -59,6 +59,20 @@ export interface PrintOptions {
 
 /** Prints a graph: its signature, one binding per node, and its results. */
 export function printGraph(g: Graph, options: PrintOptions = {}): string {
+  return printGraphWithNames(g, options).text;
+}
+
+/** A printed graph with the names the printer gave its nodes. */
+export interface PrintedGraph {
+  readonly text: string;
+  /** The printed name of every input, param and bound node (literals are written inline and have none). */
+  readonly names: ReadonlyMap<Tensor, string>;
+  /** Each bound node's binding as printed, without indentation or comment, e.g. `c:f32[4,8] = relu b`. */
+  readonly bindings: ReadonlyMap<Tensor, string>;
+}
+
+/** `printGraph`'s text, with the names and binding lines it assigned to each node. */
+export function printGraphWithNames(g: Graph, options: PrintOptions = {}): PrintedGraph {
   const comments = options.comments ?? true;
   const names = new Map<Tensor, string>();
   for (const i of g.inputs) names.set(i.node, printedName(i.name));
@@ -81,11 +95,14 @@ export function printGraph(g: Graph, options: PrintOptions = {}): string {
   const frozen = g.params.filter((p) => !p.trainable).map((p) => printedName(p.name));
   const lines = [`{ lambda ${g.name} (${sig(g.inputs)}; ${sig(g.params)})${frozen.length ? ` frozen(${frozen.join(", ")})` : ""} .`];
   const body: [string, string][] = [];
+  const bindings = new Map<Tensor, string>();
   for (const t of g.nodes) {
     if (t.op === "input" || t.op === "param" || literal(t) !== undefined) continue;
     const lhs = `${nameOf(t)}:${typeOf(t)}`;
     const rhs = t.op === "const" ? `const ${JSON.stringify(t.p("const").value)}` : `${t.op}${paramsText(t)} ${t.inputs.map(nameOf).join(" ")}`;
-    body.push([`  ${lhs} = ${rhs.trimEnd()}`, comments ? describeOrigin(t) : ""]);
+    const binding = `${lhs} = ${rhs.trimEnd()}`;
+    bindings.set(t, binding);
+    body.push([`  ${binding}`, comments ? describeOrigin(t) : ""]);
   }
   const width = Math.min(72, Math.max(0, ...body.map(([s]) => s.length)));
   for (const [s, c] of body) lines.push(c ? `${s.padEnd(width)}  # ${c}` : s);
@@ -94,5 +111,5 @@ export function printGraph(g: Graph, options: PrintOptions = {}): string {
   for (const [k, t] of Object.entries(g.outputs)) results.push(`${printedName(k)}=${nameOf(t)}`);
   for (const [k, t] of Object.entries(g.grads)) results.push(`d${printedName(k)}=${nameOf(t)}`);
   lines.push(`  in (${results.join(", ")}) }`);
-  return lines.join("\n");
+  return { text: lines.join("\n"), names, bindings };
 }
