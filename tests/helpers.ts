@@ -7,6 +7,7 @@ import type { Tensor } from "../compiler/ir/node.js";
 import { interpret } from "../compiler/interp/interpret.js";
 import type { Feeds } from "../compiler/interp/interpret.js";
 import type { NDArray } from "../compiler/ops/def.js";
+import { createRng } from "../runtime/data.js";
 
 /** Tolerances for `expectAllClose`: |a − e| ≤ atol + rtol·|e|. A number sets both. */
 export interface Tolerance {
@@ -60,17 +61,8 @@ export function expectAllClose(actual: unknown, expected: unknown, tol: number |
   }
 }
 
-/** mulberry32: a seeded PRNG of floats in [0, 1), independent of the compiler's. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG of floats in [0, 1): the project's one generator (mulberry32); same seed, same stream. */
+export const seededRandom = createRng;
 
 /**
  * `count` (or the size of a shape) seeded uniform values in [min, max),
