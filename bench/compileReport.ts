@@ -6,7 +6,7 @@ import xor, { config as xorConfig } from "../examples/xor/model.js";
 import mnist, { config as mnistConfig } from "../examples/mnist/model.js";
 import { lowerGraph } from "../compiler/compile.js";
 import type { CompileOptions } from "../compiler/config.js";
-import { summarize } from "../compiler/codegen/summary.js";
+import { summarize } from "../compiler/bundle/summary.js";
 import type { Graph } from "../compiler/ir/graph.js";
 
 /** One row: a model compiled one way. */

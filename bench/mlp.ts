@@ -10,7 +10,7 @@ import * as nn from "../compiler/dsl/nn.js";
 import type { Graph } from "../compiler/ir/graph.js";
 import { compile } from "../compiler/compile.js";
 import type { CompileOptions } from "../compiler/config.js";
-import type { CompileSummary } from "../compiler/codegen/summary.js";
+import type { CompileSummary } from "../compiler/bundle/summary.js";
 import type { Manifest, StepModule } from "../runtime/manifest.js";
 import { loadSafetensors } from "../runtime/safetensors.js";
 

@@ -4,17 +4,17 @@ import path from "node:path";
 import type { Graph } from "./ir/graph.js";
 import type { CompileOptions } from "./config.js";
 import type { Manifest } from "../runtime/manifest.js";
-import { buildSchedule } from "./codegen/schedule.js";
-import type { Schedule } from "./codegen/schedule.js";
-import { planMemory } from "./codegen/memory.js";
-import { summarize } from "./codegen/summary.js";
-import type { CompileSummary } from "./codegen/summary.js";
-import type { ArenaPlan } from "./codegen/arena.js";
-import { emitTs, transpile } from "./codegen/emitTs.js";
-import type { BundleFiles } from "./codegen/bundle.js";
+import { buildSchedule } from "./lower/schedule.js";
+import type { Schedule } from "./lower/schedule.js";
+import { planMemory } from "./plan/memory.js";
+import { summarize } from "./bundle/summary.js";
+import type { CompileSummary } from "./bundle/summary.js";
+import type { ArenaPlan } from "./plan/arena.js";
+import { emitTs, transpile } from "./backends/ts/emitTs.js";
+import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
 import type { PassStat, PipelineResult } from "./passes/pipeline.js";
-import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./codegen/bundle.js";
+import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./bundle/bundle.js";
 import { inspectionFiles } from "./inspect/bundleData.js";
 
 /** What `compile` wrote. */

@@ -1,7 +1,7 @@
 // Static cost of one kernel from its kernel IR: arithmetic operations on
 // values and elements loaded and stored, each multiplied by the trip counts
 // of the loops around it. Index arithmetic is not counted.
-import type { Expr, Stmt } from "../codegen/kir.js";
+import type { Expr, Stmt } from "../kernel/kir.js";
 
 /** What one run of a kernel does, counted from its loop nests. */
 export interface KernelCost {

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { KernelEntry } from "../../runtime/manifest.js";
 import { describeOrigin } from "../ir/printer.js";
-import { commentText, printedNodes } from "../codegen/names.js";
+import { commentText, printedNodes } from "../lower/names.js";
 import type { BundleView, KernelBufferInfo } from "./bundleData.js";
 import { nodesOfKernel } from "./bundleData.js";
 import type { KernelCost } from "./flops.js";

@@ -12,7 +12,7 @@ import { PIPELINE, runPipeline } from "../passes/pipeline.js";
 import type { KernelEntry, ParamEntry } from "../../runtime/manifest.js";
 import type { BundleView } from "./bundleData.js";
 import { nodesOfKernel } from "./bundleData.js";
-import { commentText, printedNodes } from "../codegen/names.js";
+import { commentText, printedNodes } from "../lower/names.js";
 import { functionSources } from "./functions.js";
 
 /** The kernels dLoss/dNAME depends on. */

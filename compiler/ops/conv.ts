@@ -4,8 +4,8 @@ import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { ShapeError, isFloat, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
 import type { Pair, Padding } from "./kinds.js";
-import type { Expr, Stmt } from "../codegen/kir.js";
-import { addE, affine, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../codegen/kir.js";
+import type { Expr, Stmt } from "../kernel/kir.js";
+import { addE, affine, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../kernel/kir.js";
 
 /** One spatial axis of a window op: its output size and the padding before the first input cell. */
 export interface WindowAxis {

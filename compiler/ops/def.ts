@@ -3,7 +3,7 @@
 import type { DType, Shape } from "../ir/types.js";
 import type { Tensor } from "../ir/node.js";
 import type { OpKind, OpParams } from "./kinds.js";
-import type { Expr, Stmt } from "../codegen/kir.js";
+import type { Expr, Stmt } from "../kernel/kir.js";
 
 /**
  * A dense array for the reference interpreter. Values are kept as float64;

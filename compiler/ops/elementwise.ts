@@ -5,8 +5,8 @@ import type { OpKind } from "./kinds.js";
 import type { Tensor } from "../ir/node.js";
 import { isFloat } from "../ir/types.js";
 import { ShapeError } from "../ir/types.js";
-import type { Expr } from "../codegen/kir.js";
-import { bin, sel, un } from "../codegen/kir.js";
+import type { Expr } from "../kernel/kir.js";
+import { bin, sel, un } from "../kernel/kir.js";
 import { broadcastAll, broadcastIndex, requireFloat, requireNumeric, sameDtype } from "./broadcast.js";
 
 type Vjp<K extends OpKind> = (ct: Tensor, node: NodeOf<K>) => readonly (Tensor | null)[];

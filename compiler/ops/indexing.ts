@@ -3,8 +3,8 @@ import type { NDArray, NodeOf, OpDef } from "./def.js";
 import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { GraphError, ShapeError, isFloat, normAxis, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
-import type { Expr, Stmt } from "../codegen/kir.js";
-import { addE, affine, bin, if_, let_, load, loop, mulE, num, ref, sel, store, un } from "../codegen/kir.js";
+import type { Expr, Stmt } from "../kernel/kir.js";
+import { addE, affine, bin, if_, let_, load, loop, mulE, num, ref, sel, store, un } from "../kernel/kir.js";
 
 /** Calls `visit(flat, coord)` for every element of `shape` in row-major order. */
 export function forEachCoord(shape: Shape, visit: (flat: number, coord: readonly number[]) => void): void {

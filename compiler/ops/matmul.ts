@@ -5,9 +5,9 @@ import type { Tensor } from "../ir/node.js";
 import type { OpParams } from "./kinds.js";
 import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex, sameDtype } from "./broadcast.js";
-import type { Expr, Stmt } from "../codegen/kir.js";
-import { addE, bin, let_, load, loop, mulE, num, ref, set, store } from "../codegen/kir.js";
-import { broadcastStrides, stridedLoops } from "../codegen/loops.js";
+import type { Expr, Stmt } from "../kernel/kir.js";
+import { addE, bin, let_, load, loop, mulE, num, ref, set, store } from "../kernel/kir.js";
+import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
 
 /** Rows of A (or columns of B) that one pass of the inner loop serves. */
 const ROWS = 4;

@@ -3,9 +3,9 @@ import type { OpDef } from "./def.js";
 import type { Shape } from "../ir/types.js";
 import { ShapeError, broadcastShapes, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex } from "./broadcast.js";
-import type { Stmt } from "../codegen/kir.js";
-import { load, store } from "../codegen/kir.js";
-import { broadcastStrides, stridedLoops } from "../codegen/loops.js";
+import type { Stmt } from "../kernel/kir.js";
+import { load, store } from "../kernel/kir.js";
+import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
 
 /** out[i] = in0[j] over `outShape`, with the input addressed by `inStrides` per output axis. */
 function lowerCopy(outShape: Shape, inStrides: readonly number[]): Stmt[] {

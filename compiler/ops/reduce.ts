@@ -4,9 +4,9 @@ import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { ShapeError, normAxes, normAxis, sizeOf, stridesOf } from "../ir/types.js";
 import { requireNumeric } from "./broadcast.js";
-import type { Expr, Stmt } from "../codegen/kir.js";
-import { addE, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../codegen/kir.js";
-import { stridedLoops, stridesAt } from "../codegen/loops.js";
+import type { Expr, Stmt } from "../kernel/kir.js";
+import { addE, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../kernel/kir.js";
+import { stridedLoops, stridesAt } from "../kernel/loops.js";
 
 /** Shape after reducing `axes`, with the reduced axes kept as 1 or dropped. */
 export function reducedShape(shape: Shape, axes: readonly number[], keepDims: boolean): number[] {

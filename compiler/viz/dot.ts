@@ -6,7 +6,7 @@ import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { describeOrigin, printedName } from "../ir/printer.js";
-import { printedNodes } from "../codegen/names.js";
+import { printedNodes } from "../lower/names.js";
 
 /** Colours of the drawing, shared with the HTML legend. */
 export const STYLE = {

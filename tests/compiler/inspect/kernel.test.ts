@@ -2,7 +2,7 @@
 // counts, then real kernels whose FLOPs follow from their shapes (2·M·N·K for
 // a matrix product), their buffers and their source.
 import { afterAll, describe, expect, it } from "vitest";
-import { bin, let_, load, loop, num, ref, sel, set, store, un, if_ } from "../../../compiler/codegen/kir.js";
+import { bin, let_, load, loop, num, ref, sel, set, store, un, if_ } from "../../../compiler/kernel/kir.js";
 import { humanCount, kernelCost } from "../../../compiler/inspect/flops.js";
 import { readBundle } from "../../../compiler/inspect/bundleData.js";
 import { kernelText } from "../../../compiler/inspect/kernel.js";

@@ -7,7 +7,7 @@ import * as api from "../../../index.js";
 import { OPS } from "../../../compiler/ops/index.js";
 import { graph } from "../../../compiler/dsl/graph.js";
 import type { GraphBuilder } from "../../../compiler/dsl/graph.js";
-import { kernelFunction } from "../../../compiler/codegen/jsExpr.js";
+import { kernelFunction } from "../../../compiler/backends/ts/jsExpr.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
 import { errorMessage, evalOutputs, expectAllClose, randomArray, randomInts } from "../../helpers.js";
 import { expectGradsMatchFD, expectHvpMatchesFD, expectLoweringMatches } from "./opChecks.js";

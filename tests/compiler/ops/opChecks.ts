@@ -9,7 +9,7 @@ import { evaluate, interpret } from "../../../compiler/interp/interpret.js";
 import type { Feeds } from "../../../compiler/interp/interpret.js";
 import { OPS } from "../../../compiler/ops/index.js";
 import type { NDArray, NodeOf, OpDef, OpKind } from "../../../compiler/ops/index.js";
-import { kernelFunction } from "../../../compiler/codegen/jsExpr.js";
+import { kernelFunction } from "../../../compiler/backends/ts/jsExpr.js";
 import { grad, hvp, tangentName } from "../../../compiler/autodiff/grad.js";
 import { expectAllClose, randomArray } from "../../helpers.js";
 

@@ -1,0 +1,107 @@
+// From kernel groups to kernels: each group is lowered (fused kernels, or one
+// node through its op record), bound to buffers, named after what it computes
+// and documented with one comment line per graph node it includes.
+import type { Tensor } from "../ir/node.js";
+import { describeOrigin } from "../ir/printer.js";
+import type { Stmt } from "../kernel/kir.js";
+import type { Buffer, Precision } from "./lower.js";
+import { lowerNode, uniformValue } from "./lower.js";
+import type { Printed } from "./names.js";
+import { commentText, sanitize } from "./names.js";
+import type { FusionPlan } from "../fusion/fuse.js";
+import type { Group } from "../fusion/groups.js";
+import type { FusedKernel } from "./fusedKernel.js";
+import { KernelContext } from "./fusedKernel.js";
+import { pointwiseKernel, reduceKernel } from "./loopKernels.js";
+import { matmulKernel } from "./gemm.js";
+import type { Value } from "../fusion/program.js";
+import { storageOf } from "../fusion/program.js";
+
+/** A kernel before it gets its unique name and entry points. */
+export interface KernelDraft {
+  /** The base of its name, e.g. `matmul_x_W1_add_relu`. */
+  readonly base: string;
+  readonly body: readonly Stmt[];
+  readonly buffers: Readonly<Record<string, Buffer>>;
+  /** The graph node it is anchored at, and every node it computes (members and inlined values), by id. */
+  readonly node: Tensor;
+  readonly nodes: readonly Tensor[];
+  readonly what: string;
+  readonly where: string;
+  readonly phase: "forward" | "backward";
+  readonly inplace: readonly (readonly [string, string])[];
+  /** Values recomputed in the backward pass that this kernel computes. */
+  readonly recomputes: number;
+  /** A product done in WebAssembly (see FusedKernel.native). */
+  readonly native?: FusedKernel["native"];
+}
+
+/** What lowering a group needs from the schedule. */
+export interface KernelEnv {
+  readonly precision: Precision;
+  readonly printed: ReadonlyMap<Tensor, Printed>;
+  /** The buffer of a stored value. */
+  readonly bufferOf: (v: Value) => Buffer;
+  /** Whether large f32 matmul products may run in WebAssembly SIMD. */
+  readonly wasm: boolean;
+}
+
+const nameOf = (env: KernelEnv, t: Tensor): string => env.printed.get(t)?.name ?? `n${t.id}`;
+
+/** The name base of a node's kernel as emitted one node per kernel: `matmul_x_W1`, `grad_relu_c_where`. */
+export function nodeKernelBase(env: KernelEnv, t: Tensor): string {
+  if (t.origin) return `grad_${t.origin.of.op}_${sanitize(nameOf(env, t.origin.of))}_${t.op}`;
+  const operands = t.inputs.filter((x) => uniformValue(x, env.precision) === undefined).map((x) => sanitize(nameOf(env, x)));
+  return [t.op, ...operands].join("_");
+}
+
+/** One node through its op record's lowering, as before fusion. */
+function singleKernel(env: KernelEnv, v: Value): FusedKernel {
+  const lowered = lowerNode(v.node, env.precision);
+  const buffers = new Map<string, Value>([["out", v]]);
+  for (const k of lowered.reads) buffers.set(`in${k}`, storageOf(v.inputs[k]!));
+  return { body: lowered.body, buffers, inplace: [], computed: new Set([v]) };
+}
+
+/** Lowers a group and binds its buffers. */
+export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelDraft {
+  const anchor = g.members[0]!;
+  let fused: FusedKernel;
+  if (g.kind === "single" || g.kind === "opaque") {
+    fused = singleKernel(env, anchor);
+  } else {
+    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t), env.wasm);
+    fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx) : matmulKernel(cx);
+  }
+  const buffers: Record<string, Buffer> = {};
+  for (const [name, v] of fused.buffers) buffers[name] = env.bufferOf(v);
+  const computed = [...fused.computed].sort((a, b) => a.node.id - b.node.id || Number(a.copy) - Number(b.copy));
+  const nodes = [...new Set(computed.map((v) => v.node))];
+  const binding = (t: Tensor) => env.printed.get(t)?.binding ?? String(t);
+  const others = g.members.slice(1).map((v) => nameOf(env, v.node));
+  const what = others.length ? `${binding(anchor.node)} (fused with ${others.join(" ")})` : binding(anchor.node);
+  const ops = [...new Set(g.members.slice(1).map((v) => v.node.op))].slice(0, 4);
+  const base = `${anchor.copy ? "re_" : ""}${[nodeKernelBase(env, anchor.node), ...(g.kind === "single" ? [] : ops)].join("_")}`;
+  // fused kernels list every node they compute, one per line, with its source
+  const comments: Stmt[] =
+    g.kind === "single"
+      ? []
+      : computed.map((v) => {
+          const origin = describeOrigin(v.node);
+          const text = `${binding(v.node)}${v.copy ? " (recomputed)" : ""}${origin ? `  # ${origin}` : ""}`;
+          return { k: "comment", text: commentText(text) };
+        });
+  return {
+    base,
+    body: [...comments, ...fused.body],
+    buffers,
+    node: anchor.node,
+    nodes,
+    what,
+    where: describeOrigin(anchor.node),
+    phase: g.phase,
+    inplace: fused.inplace,
+    recomputes: computed.filter((v) => v.copy).length,
+    ...(fused.native ? { native: fused.native } : {}),
+  };
+}
