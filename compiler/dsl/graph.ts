@@ -32,6 +32,12 @@ export interface GraphBuilder {
   customGrad(label: string, f: (...xs: Tensor[]) => Tensor, vjp: CustomVjp): (...xs: Tensor[]) => Tensor;
   /** Marks `t` as saved for the backward pass; with rematerialization, what lies between checkpoints is recomputed. */
   checkpoint(t: Tensor): Tensor;
+  /**
+   * Runs `build` with `name.` prefixed to the name of every param it creates
+   * (scopes nest: `g.scope("block1", () => g.scope("attn", ...))` names
+   * `block1.attn.q.W`). Returns what `build` returns.
+   */
+  scope<T>(name: string, build: () => T): T;
 }
 
 export interface BuildResult {
@@ -40,6 +46,20 @@ export interface BuildResult {
 }
 
 const DTYPES: readonly DType[] = ["f32", "f64", "i32", "bool"];
+
+/** The builders of the graphs being built, innermost last (a build may define another graph). */
+const building: GraphBuilder[] = [];
+
+/**
+ * The builder of the graph being built, for layers that create nodes without
+ * being handed a tensor or a builder (`nn.causalMask(seq)`). Throws, naming
+ * `op`, outside a `graph(...)` build function.
+ */
+export function activeBuilder(op: string): GraphBuilder {
+  const g = building.at(-1);
+  if (!g) throw new GraphError(op, "must be called inside a graph(...) build function", callerLocation());
+  return g;
+}
 
 function checkShape(op: string, name: string, shape: readonly number[]): number[] {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
@@ -70,6 +90,7 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
   const params: ParamSpec[] = [];
   const names = new Map<string, string>();
   const baseSeed = options.seed ?? 0;
+  const scopes: string[] = [];
 
   const claim = (op: string, n: string) => {
     if (typeof n !== "string" || n.length === 0) throw new GraphError(op, "a name must be a non-empty string", callerLocation());
@@ -92,7 +113,9 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
       inputs.push({ name: n, shape: s, dtype, node });
       return node;
     },
-    param(n, shape, opts = {}) {
+    param(local, shape, opts = {}) {
+      if (typeof local !== "string" || local.length === 0) throw new GraphError("param", "a name must be a non-empty string", callerLocation());
+      const n = [...scopes, local].join(".");
       claim("param", n);
       const dtype = opts.dtype ?? "f32";
       checkDtype("param", n, dtype);
@@ -126,9 +149,27 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
     checkpoint(t) {
       return ctx.apply("checkpoint", [t], {});
     },
+    scope(n, inner) {
+      if (typeof n !== "string" || n.length === 0 || n.startsWith(".") || n.endsWith(".")) {
+        throw new GraphError("scope", `a scope name must be a non-empty string that neither starts nor ends with ".", got ${JSON.stringify(n)}`, callerLocation());
+      }
+      if (typeof inner !== "function") throw new GraphError("scope", `scope "${n}" needs a function to run`, callerLocation());
+      scopes.push(n);
+      try {
+        return inner();
+      } finally {
+        scopes.pop();
+      }
+    },
   };
 
-  const result = build(g);
+  building.push(g);
+  let result: BuildResult;
+  try {
+    result = build(g);
+  } finally {
+    building.pop();
+  }
   if (!result || typeof result !== "object") {
     throw new GraphError("graph", `"${name}": build must return { loss, outputs }`);
   }
