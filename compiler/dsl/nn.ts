@@ -110,3 +110,6 @@ export function dense(
   const b = opts.useBias === false ? undefined : g.param(`${name}.b`, [units], { init: "zeros", trainable });
   return linear(x, W, b, opts.activation);
 }
+
+export { MASKED_SCORE, causalMask, dotProductAttention, embedding, multiHeadAttention } from "./layers.js";
+export type { AttentionOptions } from "./layers.js";

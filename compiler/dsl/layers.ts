@@ -1,0 +1,117 @@
+// Layers with parameters or structure beyond one op: embeddings and
+// attention, written in terms of primitives (gather, matmul, where, softmax)
+// so that gradients, CSE and fusion apply to them.
+import type { Tensor } from "../ir/node.js";
+import { GraphError, shapeStr } from "../ir/types.js";
+import { callerLocation } from "../ir/source.js";
+import type { GraphBuilder } from "./graph.js";
+import { activeBuilder } from "./graph.js";
+import type { InitSpec } from "./init.js";
+import { dense, softmax } from "./nn.js";
+
+/** What masked-out attention scores are set to before the softmax: exp of it minus any real score is 0. */
+export const MASKED_SCORE = -1e9;
+
+/**
+ * A lookup table `${name}.embeddings` [vocab, dim]: row `ids[...]` for every
+ * id, so integer ids [...] give vectors [..., dim] (Keras `Embedding`,
+ * PyTorch `nn.Embedding`). Its gradient adds each output row's cotangent into
+ * the row it came from. An id outside [0, vocab) reads a zero row.
+ * Default init: uniform in [-0.05, 0.05], as Keras.
+ */
+export function embedding(
+  g: GraphBuilder,
+  name: string,
+  ids: Tensor,
+  vocab: number,
+  dim: number,
+  opts: { init?: InitSpec; trainable?: boolean } = {},
+): Tensor {
+  if (ids.dtype !== "i32") throw new GraphError("embedding", `"${name}": ids must be i32 token indices, got ${ids.dtype}${shapeStr(ids.shape)}`, callerLocation());
+  for (const [what, v] of [["vocab", vocab], ["dim", dim]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new GraphError("embedding", `"${name}": ${what} must be a positive integer, got ${String(v)}`, callerLocation());
+  }
+  const table = g.param(`${name}.embeddings`, [vocab, dim], { init: opts.init ?? "uniform", trainable: opts.trainable ?? true });
+  return table.gather(ids);
+}
+
+/**
+ * The causal mask of a sequence of length `seq`: a bool [seq, seq] constant,
+ * true at [i, j] where query i may attend to key j (j ≤ i), as Keras's
+ * `attention_mask` and `jax.nn.dot_product_attention`'s `mask` read it.
+ * Apply it to scores [..., seq, seq] with `mask.where(scores, nn.MASKED_SCORE)`
+ * or pass it to `dotProductAttention`. Must be called inside a graph's build.
+ */
+export function causalMask(seq: number): Tensor {
+  const g = activeBuilder("causalMask");
+  if (!Number.isInteger(seq) || seq < 1) throw new GraphError("causalMask", `seq must be a positive integer, got ${String(seq)}`, callerLocation());
+  const values = new Array<number>(seq * seq);
+  for (let i = 0; i < seq; i++) for (let j = 0; j < seq; j++) values[i * seq + j] = j <= i ? 1 : 0;
+  return g.const(values, [seq, seq], "bool");
+}
+
+/**
+ * softmax(q·kᵀ / √d + mask) · v over the last two axes: q [..., Tq, d],
+ * k [..., Tk, d], v [..., Tk, dv] → [..., Tq, dv]. `mask` (bool, broadcast to
+ * [..., Tq, Tk]) is true where a query may attend to a key.
+ */
+export function dotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; scale?: number } = {}): Tensor {
+  const op = "dotProductAttention";
+  if (q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank) {
+    throw new GraphError(op, `q, k and v must have one rank ≥ 2, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`, callerLocation());
+  }
+  if (q.shape.at(-1) !== k.shape.at(-1) || k.shape.at(-2) !== v.shape.at(-2)) {
+    throw new GraphError(op, `q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}: q and k must agree in their last axis, k and v in their second-to-last`, callerLocation());
+  }
+  if (opts.mask && opts.mask.dtype !== "bool") throw new GraphError(op, `mask must be bool (true = attend), got ${opts.mask.dtype}${shapeStr(opts.mask.shape)}`, callerLocation());
+  const perm = [...q.shape.keys()];
+  perm.splice(-2, 2, q.rank - 1, q.rank - 2);
+  const scores = q.matmul(k.transpose(perm)).mul(opts.scale ?? 1 / Math.sqrt(q.shape.at(-1)!));
+  const masked = opts.mask ? opts.mask.where(scores, MASKED_SCORE) : scores;
+  return softmax(masked).matmul(v);
+}
+
+/** Options of `multiHeadAttention`. */
+export interface AttentionOptions {
+  /** Number of heads; must divide the model width. */
+  readonly heads: number;
+  /** Each position attends only to itself and earlier ones (default false). */
+  readonly causal?: boolean;
+  /** Dropout rate on the attention weights in the training step (default 0). */
+  readonly dropout?: number;
+  /** Biases in the four projections (default true). */
+  readonly useBias?: boolean;
+}
+
+/**
+ * Multi-head self-attention over x [..., T, D] (Keras `MultiHeadAttention`
+ * with query = key = value): projections `${name}.q`, `.k`, `.v` and `.out`
+ * (each a dense layer with `.W` [D, D] and `.b` [D]), `heads` heads of width
+ * D / heads, scaled dot-product attention per head, then the output
+ * projection. `causal` masks later positions with a compile-time constant.
+ */
+export function multiHeadAttention(g: GraphBuilder, name: string, x: Tensor, opts: AttentionOptions): Tensor {
+  const op = "multiHeadAttention";
+  if (x.rank < 2) throw new GraphError(op, `"${name}": x must be [..., seq, width], got ${shapeStr(x.shape)}`, callerLocation());
+  const [T, D] = [x.shape.at(-2)!, x.shape.at(-1)!];
+  const heads = opts?.heads;
+  if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) {
+    throw new GraphError(op, `"${name}": heads must be a positive integer that divides the width ${D}, got ${String(heads)}`, callerLocation());
+  }
+  const rate = opts.dropout ?? 0;
+  if (!(rate >= 0 && rate < 1)) throw new GraphError(op, `"${name}": dropout must be in [0, 1), got ${String(rate)}`, callerLocation());
+  if (rate > 0) throw new GraphError(op, `"${name}": attention dropout is not available yet`, callerLocation());
+  const lead = x.shape.slice(0, -2);
+  const B = lead.reduce((a, b) => a * b, 1);
+  const dh = D / heads;
+  const useBias = opts.useBias ?? true;
+  const x3 = x.reshape([B, T, D]);
+  // [B, T, D] → [B, heads, T, dh]
+  const split = (t: Tensor) => t.reshape([B, T, heads, dh]).transpose([0, 2, 1, 3]);
+  const q = split(dense(g, `${name}.q`, x3, D, { useBias }));
+  const k = split(dense(g, `${name}.k`, x3, D, { useBias }));
+  const v = split(dense(g, `${name}.v`, x3, D, { useBias }));
+  const attended = dotProductAttention(q, k, v, opts.causal ? { mask: causalMask(T) } : {});
+  const merged = attended.transpose([0, 2, 1, 3]).reshape([B, T, D]);
+  return dense(g, `${name}.out`, merged, D, { useBias }).reshape([...lead, T, D]);
+}

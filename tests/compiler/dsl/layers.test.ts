@@ -1,0 +1,214 @@
+// The nn layers with structure (scopes, embedding, causal mask, attention):
+// values worked by hand in the test, and f64 gradient checks.
+import { describe, expect, it } from "vitest";
+import * as nn from "../../../compiler/dsl/nn.js";
+import { graph } from "../../../compiler/dsl/graph.js";
+import { interpret } from "../../../compiler/interp/interpret.js";
+import { grad } from "../../../compiler/autodiff/grad.js";
+import { checkGrads, formatGradReport } from "../../../compiler/autodiff/checkGrads.js";
+import { errorMessage, expectAllClose, randomArray } from "../../helpers.js";
+
+describe("g.scope", () => {
+  it("prefixes param names, nested scopes joined by dots, and returns what its function returns", () => {
+    let got: unknown;
+    const m = graph("scoped", (g) => {
+      const x = g.input("x", [2, 4]);
+      got = g.scope("block1", () => g.scope("attn", () => nn.dense(g, "q", x, 4)));
+      const y = g.scope("block2", () => nn.dense(g, "q", x, 4));
+      const top = g.param("top", [4]);
+      return { loss: y.add(top).sum() };
+    });
+    expect(m.params.map((p) => p.name)).toEqual(["block1.attn.q.W", "block1.attn.q.b", "block2.q.W", "block2.q.b", "top"]);
+    expect((got as { shape: number[] }).shape).toEqual([2, 4]);
+  });
+
+  it("ends with its function, even one that throws; names stay unique across scopes", () => {
+    const names: string[] = [];
+    graph("unwind", (g) => {
+      expect(() => g.scope("a", () => { throw new Error("inner"); })).toThrow("inner");
+      names.push(g.scope("a", () => g.param("w", [1])).p("param").name, g.param("w", [1]).p("param").name);
+      expect(errorMessage(() => g.scope("a", () => g.param("w", [1])))).toMatch(/"a\.w" is already used/);
+      return {};
+    });
+    expect(names).toEqual(["a.w", "w"]);
+  });
+
+  it("rejects empty or dotted-at-the-edge scope names, naming the line", () => {
+    for (const bad of ["", ".a", "a."]) {
+      const msg = errorMessage(() => graph("bad", (g) => g.scope(bad, () => ({}))));
+      expect(msg).toMatch(/^scope: a scope name must be a non-empty string/);
+      expect(msg).toMatch(/layers\.test\.ts:\d+/);
+    }
+  });
+});
+
+describe("nn.embedding", () => {
+  const table = randomArray(5 * 3, 11); // [5, 3]
+  const ids = Int32Array.from([4, 0, 4, 2]);
+
+  it("gives row ids[i] of `${name}.embeddings` for every id, shaped [...ids, dim]", () => {
+    const m = graph("emb", (g) => {
+      const e = nn.embedding(g, "tok", g.input("ids", [2, 2], "i32"), 5, 3);
+      return { outputs: { e } };
+    });
+    expect(m.params.map((p) => [p.name, p.shape])).toEqual([["tok.embeddings", [5, 3]]]);
+    const out = interpret(m, { ids }, { "tok.embeddings": table }, { precision: "f64" }).outputs.e!;
+    expect(out.shape).toEqual([2, 2, 3]);
+    expectAllClose(out, [...ids].flatMap((i) => Array.from(table.slice(i * 3, i * 3 + 3))), 0);
+  });
+
+  it("f64 gradient check, element by element", () => {
+    const weights = randomArray(4 * 3, 12);
+    const m = graph("embGrad", (g) => {
+      const e = nn.embedding(g, "tok", g.input("ids", [4], "i32"), 5, 3, { init: Array.from(table) });
+      return { loss: e.mul(g.const(Array.from(weights), [4, 3], "f64").cast("f32")).sum() };
+    });
+    const report = checkGrads(m, { ids }, { maxElements: 100 });
+    expect(report.ok, formatGradReport(report)).toBe(true);
+    expect(report.params[0]!.checks).toBe(3 + 15); // 3 directions + every element
+  });
+
+  it("hand-worked gradient: dL/dtable[r] = Σ over positions with id r of the weight there", () => {
+    const weights = randomArray(4 * 3, 12);
+    const m = graph("embHand", (g) => {
+      const e = nn.embedding(g, "tok", g.input("ids", [4], "i32"), 5, 3);
+      return { loss: e.mul(g.const(Array.from(weights), [4, 3], "f64").cast("f32")).sum() };
+    });
+    const d = interpret(grad(m), { ids }, {}, { precision: "f64" }).grads["tok.embeddings"]!;
+    const expected = new Float64Array(15);
+    [...ids].forEach((r, pos) => { for (let c = 0; c < 3; c++) expected[r * 3 + c]! += weights[pos * 3 + c]!; });
+    expectAllClose(d, expected, 1e-12);
+    expect(Array.from(d.data.slice(3, 6))).toEqual([0, 0, 0]); // row 1: never looked up
+  });
+
+  it("rejects float ids and a non-positive size, naming the layer", () => {
+    expect(errorMessage(() => graph("e", (g) => ({ outputs: { e: nn.embedding(g, "tok", g.input("ids", [2]), 5, 3) } })))).toMatch(
+      /^embedding: "tok": ids must be i32 token indices, got f32\[2\].*layers\.test\.ts/,
+    );
+    expect(errorMessage(() => graph("e", (g) => ({ outputs: { e: nn.embedding(g, "tok", g.input("ids", [2], "i32"), 0, 3) } })))).toMatch(
+      /vocab must be a positive integer, got 0/,
+    );
+  });
+});
+
+describe("nn.causalMask", () => {
+  it("is a bool [seq, seq] constant, true on and below the diagonal", () => {
+    let mask: ReturnType<typeof nn.causalMask> | undefined;
+    const m = graph("mask", () => ((mask = nn.causalMask(3)), { outputs: { m: mask } }));
+    expect(mask!.dtype).toBe("bool");
+    expect(mask!.op).toBe("const");
+    expectAllClose(interpret(m, {}).outputs.m!, [1, 0, 0, 1, 1, 0, 1, 1, 1], 0);
+  });
+
+  it("refuses to run outside a graph build, and a bad length", () => {
+    expect(errorMessage(() => nn.causalMask(3))).toMatch(/^causalMask: must be called inside a graph\(\.\.\.\) build function/);
+    expect(errorMessage(() => graph("m", () => ({ outputs: { m: nn.causalMask(0) } })))).toMatch(/seq must be a positive integer, got 0/);
+  });
+});
+
+/** softmax(q kᵀ/√d [+ causal mask]) v for one head, by hand: q, k, v row-major [T, d]. */
+function attendByHand(q: number[][], k: number[][], v: number[][], causal: boolean): number[][] {
+  const d = q[0]!.length;
+  return q.map((qi, i) => {
+    const s = k.map((kj, j) => (causal && j > i ? -Infinity : qi.reduce((a, x, c) => a + x * kj[c]!, 0) / Math.sqrt(d)));
+    const m = Math.max(...s);
+    const e = s.map((x) => Math.exp(x - m));
+    const z = e.reduce((a, b) => a + b, 0);
+    return v[0]!.map((_, c) => e.reduce((a, w, j) => a + (w / z) * v[j]![c]!, 0));
+  });
+}
+
+const rows = (a: ArrayLike<number>, cols: number): number[][] => Array.from({ length: a.length / cols }, (_, r) => Array.from(a).slice(r * cols, (r + 1) * cols));
+
+describe("nn.dotProductAttention", () => {
+  for (const causal of [false, true]) {
+    it(`matches softmax(q·kᵀ/√d)·v worked by hand (${causal ? "causal" : "no mask"})`, () => {
+      const [q, k, v] = [21, 22, 23].map((s) => randomArray(4 * 2, s));
+      const out = interpret(
+        graph("sdpa", (g) => {
+          const [tq, tk, tv] = [q, k, v].map((a) => g.const(Array.from(a!), [4, 2], "f64"));
+          return { outputs: { o: nn.dotProductAttention(tq!, tk!, tv!, causal ? { mask: nn.causalMask(4) } : {}) } };
+        }),
+        {},
+      ).outputs.o!;
+      expectAllClose(out, attendByHand(rows(q!, 2), rows(k!, 2), rows(v!, 2), causal), 1e-12);
+    });
+  }
+
+  it("rejects a float mask and mismatched widths", () => {
+    expect(errorMessage(() => graph("a", (g) => {
+      const t = g.input("t", [3, 2]);
+      return { outputs: { o: nn.dotProductAttention(t, t, t, { mask: g.const(0, [3, 3]) }) } };
+    }))).toMatch(/^dotProductAttention: mask must be bool/);
+    expect(errorMessage(() => graph("a", (g) => ({ outputs: { o: nn.dotProductAttention(g.input("q", [3, 2]), g.input("k", [3, 4]), g.input("v", [3, 4])) } })))).toMatch(
+      /q and k must agree in their last axis/,
+    );
+  });
+});
+
+describe("nn.multiHeadAttention", () => {
+  const B = 2, T = 3, D = 4;
+  const model = (causal: boolean) =>
+    graph(`mha${causal ? "Causal" : ""}`, (g) => {
+      const x = g.input("x", [B, T, D]);
+      const y = g.scope("block1", () => nn.multiHeadAttention(g, "attn", x, { heads: 2, causal }));
+      return { loss: y.mul(g.const(Array.from(randomArray(B * T * D, 31)), [B, T, D])).sum(), outputs: { y } };
+    });
+  const x = randomArray(B * T * D, 32);
+
+  it("names its projections under the scope", () => {
+    expect(model(false).params.map((p) => `${p.name}${JSON.stringify(p.shape)}`)).toEqual(
+      ["q", "k", "v", "out"].flatMap((n) => [`block1.attn.${n}.W[4,4]`, `block1.attn.${n}.b[4]`]),
+    );
+  });
+
+  for (const causal of [false, true]) {
+    it(`f64 gradient check of every projection (${causal ? "causal" : "not causal"})`, () => {
+      const report = checkGrads(model(causal), { x }, { params: nonZeroBiases(model(causal)) });
+      expect(report.params).toHaveLength(8);
+      expect(report.ok, formatGradReport(report)).toBe(true);
+    });
+  }
+
+  it("is the heads' hand-computed attention, merged and projected", () => {
+    const m = model(true);
+    const params = nonZeroBiases(m);
+    const y = interpret(m, { x }, params, { precision: "f64" }).outputs.y!;
+    const P = (n: string) => Array.from(params[`block1.attn.${n}`] as ArrayLike<number>);
+    const proj = (X: number[][], n: string) => X.map((r) => P(`${n}.b`).map((b, o) => b + r.reduce((a, xv, i) => a + xv * P(`${n}.W`)[i * D + o]!, 0)));
+    const expected: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const X = rows(x.slice(b * T * D, (b + 1) * T * D), D);
+      const [q, k, v] = ["q", "k", "v"].map((n) => proj(X, n));
+      const head = (h: number, M: number[][]) => M.map((r) => r.slice(h * 2, h * 2 + 2));
+      const heads = [0, 1].map((h) => attendByHand(head(h, q!), head(h, k!), head(h, v!), true));
+      const merged = X.map((_, t) => [...heads[0]![t]!, ...heads[1]![t]!]);
+      expected.push(...proj(merged, "out").flat());
+    }
+    expectAllClose(y, expected, 1e-12);
+  });
+
+  it("causal: earlier positions do not see later ones; without the mask they do", () => {
+    const later = Float64Array.from(x);
+    for (let b = 0; b < B; b++) later[b * T * D + (T - 1) * D] += 1; // change the last position only
+    for (const causal of [true, false]) {
+      const m = model(causal);
+      const [y0, y1] = [x, later].map((feed) => interpret(m, { x: feed }, {}, { precision: "f64" }).outputs.y!.data);
+      const firstRowsSame = [0, 1].every((b) => Array.from({ length: (T - 1) * D }, (_, i) => b * T * D + i).every((i) => y0![i] === y1![i]));
+      expect(firstRowsSame).toBe(causal);
+    }
+  });
+
+  it("rejects heads that do not divide the width", () => {
+    expect(errorMessage(() => graph("h", (g) => ({ outputs: { y: nn.multiHeadAttention(g, "attn", g.input("x", [1, 3, 4]), { heads: 3 }) } })))).toMatch(
+      /^multiHeadAttention: "attn": heads must be a positive integer that divides the width 4, got 3/,
+    );
+  });
+});
+
+/** Every param from its initializer, but biases random (zeros would hide a wrong bias gradient). */
+function nonZeroBiases(m: ReturnType<typeof graph>): Record<string, Float64Array> {
+  return Object.fromEntries(
+    m.params.map((p, i) => [p.name, p.shape.length === 1 ? randomArray(p.shape, 40 + i, -0.5, 0.5) : randomArray(p.shape, 50 + i, -0.7, 0.7)]),
+  );
+}
