@@ -220,6 +220,8 @@ class BundleTrainer implements Trainer {
 
   gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> } {
     this.inputs.write(batch, "train");
+    // random ops (dropout) draw as the next step would
+    this.stepView[0] = this.count + 1;
     this.kernels.gradients();
     const grads: Record<string, FloatArray> = {};
     for (const p of this.manifest.params) {

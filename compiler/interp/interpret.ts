@@ -6,7 +6,7 @@ import { reachable } from "../ir/graph.js";
 import type { DType, Shape } from "../ir/types.js";
 import { formatLoc, shapeStr, sizeOf } from "../ir/types.js";
 import { OPS } from "../ops/index.js";
-import type { NDArray, NodeOf } from "../ops/def.js";
+import type { EvalEnv, NDArray, NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ops/kinds.js";
 import { initValues } from "../dsl/init.js";
 
@@ -16,6 +16,13 @@ export type Feeds = Readonly<Record<string, ArrayLike<number> | NDArray>>;
 export interface InterpretOptions {
   /** "f64" evaluates every float in float64 (for gradient checks); "f32" rounds f32 nodes. */
   readonly precision?: "f32" | "f64";
+  /**
+   * The training step (default) or forward/predict: `ifTraining` picks its
+   * branch by it (dropout is active, batch norm uses the batch's statistics).
+   */
+  readonly training?: boolean;
+  /** The step's number, which random ops draw from (default 1, the first update). */
+  readonly step?: number;
 }
 
 /** Rounds values to what a dtype can hold. */
@@ -37,6 +44,7 @@ export function ndarray(shape: Shape, dtype: DType, data: ArrayLike<number>): ND
 /** Evaluates `roots` (and everything they need) given every input and param by name. */
 export function evaluate(roots: readonly Tensor[], feeds: Feeds, options: InterpretOptions = {}): Map<Tensor, NDArray> {
   const precision = options.precision ?? "f32";
+  const env: EvalEnv = { training: options.training ?? true, step: options.step ?? 1 };
   const values = new Map<Tensor, NDArray>();
   for (const node of reachable(roots)) {
     let data: Float64Array;
@@ -52,7 +60,7 @@ export function evaluate(roots: readonly Tensor[], feeds: Feeds, options: Interp
       data = Float64Array.from(flat);
     } else {
       const ins = node.inputs.map((t) => values.get(t)!);
-      data = (OPS[node.op].eval as (n: NodeOf<OpKind>, i: readonly NDArray[]) => Float64Array)(node as NodeOf<OpKind>, ins);
+      data = (OPS[node.op].eval as (n: NodeOf<OpKind>, i: readonly NDArray[], e: EvalEnv) => Float64Array)(node as NodeOf<OpKind>, ins, env);
     }
     values.set(node, { shape: node.shape, dtype: node.dtype, data: roundTo(data, node.dtype, precision) });
   }

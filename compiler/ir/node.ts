@@ -27,7 +27,11 @@ export class Context {
   /** User VJPs of `customGrad` nodes, by the id in their params. */
   readonly customVjps: CustomVjp[] = [];
 
-  constructor(readonly graphName: string) {}
+  /** `graphName`, and the seed of the graph's random ops (see `graph(..., { seed })`). */
+  constructor(
+    readonly graphName: string,
+    readonly seed = 0,
+  ) {}
 
   /** Creates (or finds) the node `op(inputs; params)`. `src` null = no source line (not the caller's). */
   apply<K extends OpKind>(op: K, inputs: readonly Tensor[], params: OpParams[K], src?: SourceLoc | null): Tensor {

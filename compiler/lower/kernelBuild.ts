@@ -2,6 +2,8 @@
 // node through its op record), bound to buffers, named after what it computes
 // and documented with one comment line per graph node it includes.
 import type { Tensor } from "../ir/node.js";
+import { GraphError } from "../ir/types.js";
+import { OPS } from "../ops/index.js";
 import { describeOrigin } from "../ir/printer.js";
 import type { Stmt } from "../kernel/kir.js";
 import type { Buffer, Precision } from "./lower.js";
@@ -44,6 +46,8 @@ export interface KernelEnv {
   readonly bufferOf: (v: Value) => Buffer;
   /** Whether large f32 matmul products may run in WebAssembly SIMD. */
   readonly wasm: boolean;
+  /** The step's number (i32 scalar), bound as `step` for ops whose record says `readsStep`. */
+  readonly step?: Buffer;
 }
 
 const nameOf = (env: KernelEnv, t: Tensor): string => env.printed.get(t)?.name ?? `n${t.id}`;
@@ -75,6 +79,10 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   }
   const buffers: Record<string, Buffer> = {};
   for (const [name, v] of fused.buffers) buffers[name] = env.bufferOf(v);
+  if ((OPS[anchor.node.op] as { readsStep?: boolean }).readsStep) {
+    if (!env.step) throw new GraphError(anchor.node.op, "reads the step's number, but this schedule has no step buffer", anchor.node.src);
+    buffers["step"] = env.step;
+  }
   const computed = [...fused.computed].sort((a, b) => a.node.id - b.node.id || Number(a.copy) - Number(b.copy));
   const nodes = [...new Set(computed.map((v) => v.node))];
   const binding = (t: Tensor) => env.printed.get(t)?.binding ?? String(t);

@@ -10,6 +10,7 @@ import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { formatLoc, sizeOf } from "../ir/types.js";
 import { grad } from "../autodiff/grad.js";
+import { trainingGraph } from "../passes/training.js";
 import type { DTypeName, OptimizerSpec } from "../../runtime/manifest.js";
 import type { Stmt } from "../kernel/kir.js";
 import { load, loop, num, ref, store } from "../kernel/kir.js";
@@ -148,6 +149,8 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   const precision = options.precision ?? "f32";
   const fusion = options.fusion ?? true;
   const optimizer = resolveOptimizer(options.optimizer);
+  // the loss as in the training step, the outputs as in forward()
+  graph = trainingGraph(graph);
   const base = graph.with({ grads: {} });
   const differentiated = graph.loss ? grad(base) : base;
   const train = options.transform ? options.transform(differentiated) : differentiated;
@@ -244,7 +247,7 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   for (const [name, g] of Object.entries(train.grads)) {
     for (const t of reachable([g])) gradOf.set(t, [...(gradOf.get(t) ?? []), name]);
   }
-  const kernelEnv: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm };
+  const kernelEnv: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm, step: hyper.step };
   const namer = new Namer();
   const bySignature = new Map<string, { kernel: Kernel; entry: Entry[] }>();
   const build = (plan: FusionPlan, entry: Entry): Kernel[] =>

@@ -15,14 +15,26 @@ export interface NDArray {
   readonly data: Float64Array;
 }
 
+/**
+ * What an op may read besides its inputs while it is evaluated: whether this
+ * is the training step, and the step's number (1 for the first update).
+ */
+export interface EvalEnv {
+  readonly training: boolean;
+  readonly step: number;
+}
+
 /** A node whose op is known: typed params. */
 export type NodeOf<K extends OpKind> = Tensor & { readonly op: K; readonly params: OpParams[K] };
 
 export interface OpDef<K extends OpKind> {
   /** Shape and dtype of the result; throws ShapeError with a plain message. */
   readonly infer: (inputs: readonly Tensor[], p: OpParams[K]) => { shape: Shape; dtype: DType };
-  /** The reference semantics, in float64. Must not round: the interpreter rounds to `node.dtype`. */
-  readonly eval: (node: NodeOf<K>, inputs: readonly NDArray[]) => Float64Array;
+  /**
+   * The reference semantics, in float64. Must not round: the interpreter rounds to `node.dtype`.
+   * `env` is given by the interpreter; constant folding gives none (an op that needs it throws, and is not folded).
+   */
+  readonly eval: (node: NodeOf<K>, inputs: readonly NDArray[], env?: EvalEnv) => Float64Array;
   /**
    * Cotangents of the inputs given the output's cotangent `ct`, built from
    * ordinary ops (so gradients are differentiable again). `null` = no gradient.
@@ -37,6 +49,8 @@ export interface OpDef<K extends OpKind> {
    * element of `out` (flat, row-major).
    */
   readonly lower?: (node: NodeOf<K>) => readonly Stmt[];
+  /** Its `lower` also reads the step's number, an i32 scalar, from the buffer `step`. */
+  readonly readsStep?: boolean;
 }
 
 /** The table of all ops; the mapped type makes tsc reject a missing record. */

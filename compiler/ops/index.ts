@@ -8,8 +8,9 @@ import { INDEXING } from "./indexing.js";
 import { MATMUL } from "./matmul.js";
 import { CONV } from "./conv.js";
 import { CHECKPOINT } from "./checkpoint.js";
+import { RANDOM } from "./random.js";
 
-export const OPS: OpTable = { ...SOURCES, ...ELEMENTWISE, ...REDUCE, ...MOVEMENT, ...INDEXING, ...MATMUL, ...CONV, ...CHECKPOINT };
+export const OPS: OpTable = { ...SOURCES, ...ELEMENTWISE, ...REDUCE, ...MOVEMENT, ...INDEXING, ...MATMUL, ...CONV, ...CHECKPOINT, ...RANDOM };
 
-export type { OpDef, OpTable, NDArray, NodeOf } from "./def.js";
+export type { EvalEnv, OpDef, OpTable, NDArray, NodeOf } from "./def.js";
 export type { OpKind, OpParams } from "./kinds.js";

@@ -80,6 +80,11 @@ export interface OpParams {
   customGrad: { fn: number; label: string };
   /** Identity that marks its value as saved for the backward pass (gradient checkpointing). */
   checkpoint: None;
+  // training mode and randomness
+  /** ifTraining(a, b): a in the training step, b in forward/predict. */
+  ifTraining: None;
+  /** A bool mask, true with probability `p`, drawn from (seed, step, element index): see ops/random.ts. */
+  bernoulli: { shape: number[]; p: number; seed: number };
 }
 
 export type OpKind = keyof OpParams;

@@ -17,7 +17,7 @@ import { randomArray, seededRandom } from "../../helpers.js";
 /** Composites: written in primitives by the DSL, checked as a whole. */
 type Composite =
   | "gelu" | "mean" | "softmax" | "logSoftmax" | "logsumexp" | "mse"
-  | "softmaxCrossEntropy" | "sigmoidCrossEntropy" | "hinge" | "layerNorm";
+  | "softmaxCrossEntropy" | "sigmoidCrossEntropy" | "hinge" | "layerNorm" | "dropout";
 
 /**
  * Where an operand's values are drawn: "real" in [-2, 2), "positive" in
@@ -85,6 +85,8 @@ const GRAD_TABLE: readonly GradRow[] = [
   // an identity that marks a saved value: the gradient passes through (checkpoint(x)² to see it move)
   { op: "checkpoint", cases: unaryCases, build: ([x], g) => g.checkpoint(x!.tanh()).square(), second: true },
   { op: "softplus", cases: unaryCases, build: ([x]) => x!.softplus() },
+  // checked in the training step: the gradient is the first branch's
+  { op: "ifTraining", cases: unaryCases, build: ([x]) => x!.ctx.apply("ifTraining", [x!.sin(), x!.cos()], {}), second: true },
   // exponent 3 on reals; 1/2 and -3/2 need positive bases
   {
     op: "pow",
@@ -234,6 +236,8 @@ const GRAD_TABLE: readonly GradRow[] = [
     build: ([x, gamma, beta]) => nn.layerNorm(x!, gamma, beta),
     second: true,
   },
+  // the mask of step 1 (checkGrads evaluates the training step): dropped elements get no gradient
+  { op: "dropout", cases: [c([4, 5]), c([3, 2, 4])], build: ([x]) => nn.dropout(x!.tanh(), 0.4), second: true },
 ];
 
 /** Ops with a VJP that finite differences cannot check, and where they are tested instead. */
