@@ -85,7 +85,7 @@ function flatten(v: NestedNumbers | ArrayLike<number>): { values: number[]; shap
  * is created, and errors name the op, the shapes and the line in `build`.
  */
 export function graph(name: string, build: (g: GraphBuilder) => BuildResult, options: { seed?: number } = {}): Graph {
-  const ctx = new Context(name);
+  const ctx = new Context(name, options.seed ?? 0);
   const inputs: InputSpec[] = [];
   const params: ParamSpec[] = [];
   const names = new Map<string, string>();

@@ -2,12 +2,35 @@
 // attention, written in terms of primitives (gather, matmul, where, softmax)
 // so that gradients, CSE and fusion apply to them.
 import type { Tensor } from "../ir/node.js";
-import { GraphError, shapeStr } from "../ir/types.js";
+import { GraphError, isFloat, shapeStr } from "../ir/types.js";
 import { callerLocation } from "../ir/source.js";
 import type { GraphBuilder } from "./graph.js";
 import { activeBuilder } from "./graph.js";
 import type { InitSpec } from "./init.js";
+import { hashString } from "./init.js";
 import { dense, softmax } from "./nn.js";
+
+/**
+ * Dropout: in the training step each element is zeroed with probability
+ * `rate` and the rest scaled by 1 / (1 − rate); in forward/predict it is the
+ * identity (Keras `Dropout`, PyTorch `nn.Dropout`). The mask is a `bernoulli`
+ * draw from (seed, step number, element index), so a step draws the same mask
+ * on every backend and in the interpreter, and each step draws a new one. The
+ * seed comes from the graph's seed and the call (or from `opts.seed`).
+ */
+export function dropout(x: Tensor, rate: number, opts: { seed?: number } = {}): Tensor {
+  if (!(typeof rate === "number" && rate >= 0 && rate < 1)) throw new GraphError("dropout", `rate must be in [0, 1), got ${String(rate)}`, callerLocation());
+  if (!isFloat(x.dtype)) throw new GraphError("dropout", `x must be a float tensor, got ${x.dtype}${shapeStr(x.shape)}`, callerLocation());
+  if (rate === 0) return x;
+  if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) {
+    throw new GraphError("dropout", `seed must be a non-negative integer, got ${String(opts.seed)}`, callerLocation());
+  }
+  // the number of nodes so far tells one call from another, the same way in every build
+  const seed = opts.seed ?? hashString(`dropout:${x.ctx.seed}:${x.ctx.nodes.length}`);
+  const keep = x.ctx.apply("bernoulli", [], { shape: [...x.shape], p: 1 - rate, seed });
+  const dropped = keep.where(x.mul(1 / (1 - rate)), 0);
+  return x.ctx.apply("ifTraining", [dropped, x], {});
+}
 
 /** What masked-out attention scores are set to before the softmax: exp of it minus any real score is 0. */
 export const MASKED_SCORE = -1e9;
@@ -53,9 +76,10 @@ export function causalMask(seq: number): Tensor {
 /**
  * softmax(q·kᵀ / √d + mask) · v over the last two axes: q [..., Tq, d],
  * k [..., Tk, d], v [..., Tk, dv] → [..., Tq, dv]. `mask` (bool, broadcast to
- * [..., Tq, Tk]) is true where a query may attend to a key.
+ * [..., Tq, Tk]) is true where a query may attend to a key. `dropout` drops
+ * attention weights in the training step.
  */
-export function dotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; scale?: number } = {}): Tensor {
+export function dotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; scale?: number; dropout?: number } = {}): Tensor {
   const op = "dotProductAttention";
   if (q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank) {
     throw new GraphError(op, `q, k and v must have one rank ≥ 2, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`, callerLocation());
@@ -68,7 +92,7 @@ export function dotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mas
   perm.splice(-2, 2, q.rank - 1, q.rank - 2);
   const scores = q.matmul(k.transpose(perm)).mul(opts.scale ?? 1 / Math.sqrt(q.shape.at(-1)!));
   const masked = opts.mask ? opts.mask.where(scores, MASKED_SCORE) : scores;
-  return softmax(masked).matmul(v);
+  return dropout(softmax(masked), opts.dropout ?? 0).matmul(v);
 }
 
 /** Options of `multiHeadAttention`. */
@@ -100,7 +124,6 @@ export function multiHeadAttention(g: GraphBuilder, name: string, x: Tensor, opt
   }
   const rate = opts.dropout ?? 0;
   if (!(rate >= 0 && rate < 1)) throw new GraphError(op, `"${name}": dropout must be in [0, 1), got ${String(rate)}`, callerLocation());
-  if (rate > 0) throw new GraphError(op, `"${name}": attention dropout is not available yet`, callerLocation());
   const lead = x.shape.slice(0, -2);
   const B = lead.reduce((a, b) => a * b, 1);
   const dh = D / heads;
@@ -111,7 +134,7 @@ export function multiHeadAttention(g: GraphBuilder, name: string, x: Tensor, opt
   const q = split(dense(g, `${name}.q`, x3, D, { useBias }));
   const k = split(dense(g, `${name}.k`, x3, D, { useBias }));
   const v = split(dense(g, `${name}.v`, x3, D, { useBias }));
-  const attended = dotProductAttention(q, k, v, opts.causal ? { mask: causalMask(T) } : {});
+  const attended = dotProductAttention(q, k, v, { dropout: rate, ...(opts.causal ? { mask: causalMask(T) } : {}) });
   const merged = attended.transpose([0, 2, 1, 3]).reshape([B, T, D]);
   return dense(g, `${name}.out`, merged, D, { useBias }).reshape([...lead, T, D]);
 }

@@ -111,5 +111,5 @@ export function dense(
   return linear(x, W, b, opts.activation);
 }
 
-export { MASKED_SCORE, causalMask, dotProductAttention, embedding, multiHeadAttention } from "./layers.js";
+export { MASKED_SCORE, causalMask, dotProductAttention, dropout, embedding, multiHeadAttention } from "./layers.js";
 export type { AttentionOptions } from "./layers.js";

@@ -5,6 +5,7 @@ import * as nn from "../../../compiler/dsl/nn.js";
 import { graph } from "../../../compiler/dsl/graph.js";
 import { interpret } from "../../../compiler/interp/interpret.js";
 import { grad } from "../../../compiler/autodiff/grad.js";
+import { hashDraw, keepThreshold } from "../../../compiler/ops/random.js";
 import { checkGrads, formatGradReport } from "../../../compiler/autodiff/checkGrads.js";
 import { errorMessage, expectAllClose, randomArray } from "../../helpers.js";
 
@@ -212,3 +213,76 @@ function nonZeroBiases(m: ReturnType<typeof graph>): Record<string, Float64Array
     m.params.map((p, i) => [p.name, p.shape.length === 1 ? randomArray(p.shape, 40 + i, -0.5, 0.5) : randomArray(p.shape, 50 + i, -0.7, 0.7)]),
   );
 }
+
+describe("nn.dropout", () => {
+  const R = 200, C = 100;
+  /** dropout(ones [R, C], rate) in the interpreter, at a step, training or not. */
+  const run = (rate: number, options: { training?: boolean; step?: number } = {}, seed?: number) =>
+    interpret(
+      graph("drop", (g) => {
+        const x = g.input("x", [R, C]);
+        return { outputs: { a: nn.dropout(x, rate, seed === undefined ? {} : { seed }), b: nn.dropout(x, rate) } };
+      }),
+      { x: new Float64Array(R * C).fill(1) },
+      {},
+      { precision: "f64", ...options },
+    ).outputs;
+
+  it("in the training step zeroes about `rate` of the elements and scales the rest by 1/(1 − rate)", () => {
+    const a = run(0.3).a!.data;
+    expect(new Set(a)).toEqual(new Set([0, 1 / 0.7]));
+    const dropped = a.filter((v) => v === 0).length / a.length;
+    expect(Math.abs(dropped - 0.3)).toBeLessThan(0.015); // 20000 draws: σ ≈ 0.0032
+    // neighbours are independent: both kept with probability 0.7² = 0.49
+    let both = 0;
+    for (let i = 0; i + 1 < a.length; i += 2) both += a[i] !== 0 && a[i + 1] !== 0 ? 1 : 0;
+    expect(Math.abs(both / (a.length / 2) - 0.49)).toBeLessThan(0.025);
+  });
+
+  it("is the identity outside the training step, and for rate 0", () => {
+    const out = run(0.3, { training: false });
+    expect(Array.from(out.a!.data).every((v) => v === 1)).toBe(true);
+    expect(graph("zero", (g) => {
+      const x = g.input("x", [2]);
+      expect(nn.dropout(x, 0)).toBe(x);
+      return {};
+    }).name).toBe("zero");
+  });
+
+  it("draws a new mask each step, the same mask for the same step, and a different one per call", () => {
+    const s1 = run(0.3, { step: 1 });
+    const again = run(0.3, { step: 1 });
+    const s2 = run(0.3, { step: 2 });
+    expect(Array.from(again.a!.data)).toEqual(Array.from(s1.a!.data));
+    const differ = (x: ArrayLike<number>, y: ArrayLike<number>) => Array.from(x).filter((v, i) => (v === 0) !== (y[i] === 0)).length / x.length;
+    // two independent masks disagree with probability 2 · 0.3 · 0.7 = 0.42
+    expect(Math.abs(differ(s1.a!.data, s2.a!.data) - 0.42)).toBeLessThan(0.03);
+    expect(Math.abs(differ(s1.a!.data, s1.b!.data) - 0.42)).toBeLessThan(0.03);
+  });
+
+  it("keeps element i exactly when hash(seed, step, i) < floor((1 − rate) · P), the documented draw", () => {
+    // values of the hash computed separately with exact integers
+    expect(hashDraw(0, 0, 0)).toBe(10139058);
+    expect(hashDraw(7, 1, 3)).toBe(34239653);
+    expect(hashDraw(7, 2, 3)).toBe(33070586);
+    const a = run(0.3, { step: 5 }, 7).a!.data;
+    const expected = Array.from({ length: R * C }, (_, i) => (hashDraw(7, 5, i) < keepThreshold(0.7) ? 1 / 0.7 : 0));
+    expect(Array.from(a)).toEqual(expected);
+  });
+
+  it("rejects a rate outside [0, 1) and an integer tensor, naming the line", () => {
+    expect(errorMessage(() => graph("d", (g) => ({ outputs: { y: nn.dropout(g.input("x", [2]), 1) } })))).toMatch(/^dropout: rate must be in \[0, 1\), got 1 .*layers\.test\.ts/);
+    expect(errorMessage(() => graph("d", (g) => ({ outputs: { y: nn.dropout(g.input("x", [2], "i32"), 0.5) } })))).toMatch(/^dropout: x must be a float tensor, got i32\[2\]/);
+  });
+
+  it("f64 gradient check with the step's fixed mask, through attention with dropout too", () => {
+    const m = graph("dropGrad", (g) => {
+      const x = g.input("x", [2, 3, 4]);
+      const h = nn.dropout(nn.dense(g, "d", x, 4, { activation: "tanh" }), 0.25);
+      const y = nn.multiHeadAttention(g, "attn", h, { heads: 2, causal: true, dropout: 0.2 });
+      return { loss: y.mul(g.const(Array.from(randomArray(24, 61)), [2, 3, 4])).sum() };
+    });
+    const report = checkGrads(m, { x: randomArray(24, 62) }, { params: nonZeroBiases(m) });
+    expect(report.ok, formatGradReport(report)).toBe(true);
+  });
+});
