@@ -175,9 +175,11 @@ export interface ForwardModule {
 
 /**
  * What step.js exports. gradients() computes the loss and every grad slot;
- * step() does the same, then applies the optimizer update in place, using
- * the lr and step count the runtime wrote into `hyper`.
+ * update() applies gradient clipping and the optimizer update in place from
+ * the grad slots, using the lr and step count the runtime wrote into `hyper`;
+ * step() is gradients() then update(). Data-parallel training averages the
+ * grad slots over the ranks between the two.
  */
 export interface StepModule {
-  create(F: Float32Array | Float64Array, I: Int32Array): { gradients(): void; step(): void };
+  create(F: Float32Array | Float64Array, I: Int32Array): { gradients(): void; update(): void; step(): void };
 }

@@ -170,6 +170,10 @@ export class CheckedKernels {
     this.run(this.gradientKernels, "gradients", undefined);
   }
 
+  update(): void {
+    this.run(this.updateKernels, "update", this.stepView ? this.stepView[0] : undefined);
+  }
+
   step(): void {
     // the runtime writes the 1-based step count before each step()
     const step = this.stepView ? this.stepView[0] : undefined;

@@ -109,7 +109,7 @@ export function writeFixture(dir: string, o: FixtureOptions = {}): Fixture {
   const head = `const B = ${B}, D = ${D}, C = ${C};\nconst X = ${c.x}, W = ${c.W}, BIAS = ${c.b}, DW = ${c.dW}, DB = ${c.db}, LOGITS = ${c.logits}, P = ${c.probs};\nconst LOSS = ${loss.offset}, LR = ${lr.offset}, Y = ${y.offset}, STEP = ${step.offset};\n`;
   const affine = `/** logits = add(matmul(x, W), b)  (fixture.ts:1) */\nfunction logits_affine(F, I) {\n  for (let i = 0; i < B; i++) for (let j = 0; j < C; j++) {\n    let s = F[BIAS + j];\n    for (let k = 0; k < D; k++) s += F[X + i * D + k] * F[W + k * C + j];\n    F[LOGITS + i * C + j] = s;\n  }\n}\n`;
   writeFileSync(join(dir, "forward.js"), `// fixture forward\n${head}${affine}export function create(F, I) {\n  return { forward() { logits_affine(F, I); } };\n}\n`);
-  const stepJs = `// fixture step\n${head}${affine}${lossKernel}${gradKernels}${updateKernel(optimizer, state)}export function create(F, I) {\n  const gradients = () => { logits_affine(F, I); loss_softmax_xent(F, I); grad_W(F, I); grad_b(F, I); };\n  return { gradients, step() { gradients(); update_params(F, I); } };\n}\n`;
+  const stepJs = `// fixture step\n${head}${affine}${lossKernel}${gradKernels}${updateKernel(optimizer, state)}export function create(F, I) {\n  const gradients = () => { logits_affine(F, I); loss_softmax_xent(F, I); grad_W(F, I); grad_b(F, I); };\n  const update = () => { update_params(F, I); };\n  return { gradients, update, step() { gradients(); update(); } };\n}\n`;
   writeFileSync(join(dir, "step.js"), stepJs);
   writeFileSync(join(dir, "step.ts"), stepJs);
   mkdirSync(join(dir, "graphs"), { recursive: true });

@@ -137,9 +137,10 @@ export function emitForward(s: Schedule, plan: ArenaPlan, project = emitProject(
 }
 
 /**
- * step.ts: `create(F, I)` returns `{ gradients(), step() }`. gradients()
- * computes the loss and every gradient; step() does too, then updates the
- * params with the lr and step count the runtime wrote into the hyper slots.
+ * step.ts: `create(F, I)` returns `{ gradients(), update(), step() }`.
+ * gradients() computes the loss and every gradient; update() clips and
+ * applies the optimizer from the gradients, with the lr and step count the
+ * runtime wrote into the hyper slots; step() is gradients() then update().
  */
 export function emitStep(s: Schedule, plan: ArenaPlan, project = emitProject()): string {
   const sf = project.createSourceFile("step.ts", "", { overwrite: true });
@@ -154,18 +155,22 @@ export function emitStep(s: Schedule, plan: ArenaPlan, project = emitProject()):
     isExported: true,
     name: "create",
     parameters: ARENA_PARAMS,
-    returnType: "{ gradients(): void; step(): void }",
+    returnType: "{ gradients(): void; update(): void; step(): void }",
     docs: ["Binds the kernels to the arenas. Nothing is allocated per call."],
     statements: [
       ...fills,
       "const gradients = (): void => {",
       ...calls(grads).map((c) => `  ${c}`),
       "};",
+      "const update = (): void => {",
+      ...calls(updates).map((c) => `  ${c}`),
+      "};",
       "return {",
       "  gradients,",
+      "  update,",
       "  step(): void {",
       "    gradients();",
-      ...calls(updates).map((c) => `    ${c}`),
+      "    update();",
       "  },",
       "};",
     ],

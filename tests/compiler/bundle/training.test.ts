@@ -54,6 +54,45 @@ describe("training through step()", () => {
   });
 });
 
+describe("update(): the optimizer alone, from the gradient slots", () => {
+  it("gradients() then update() is step(), bit for bit (Adam, gradients clipped)", async () => {
+    const options = { optimizer: { name: "adam" as const, lr: 0.05 }, gradClip: 0.5 };
+    const [a, b] = [await compileAndLoad(xor, options), await compileAndLoad(xor, options)];
+    for (const r of [a, b]) {
+      r.input("x", XOR_X);
+      r.input("y", XOR_Y);
+    }
+    for (let t = 1; t <= 20; t++) {
+      a.hyper(0.05, t);
+      b.hyper(0.05, t);
+      a.step();
+      b.gradients();
+      b.update();
+      expect(b.F).toEqual(a.F);
+    }
+  });
+
+  it("update() clips and applies whatever the gradient slots hold (SGD, clip 0.5: p − lr·g·0.5/‖g‖)", async () => {
+    const b = await compileAndLoad(xor, { optimizer: { name: "sgd", lr: 0.1 }, gradClip: 0.5 });
+    b.input("x", XOR_X);
+    b.input("y", XOR_Y);
+    b.gradients();
+    // overwrite every gradient with 1, 2, 3, ... (as an all-reduce would overwrite them)
+    const names = ["W1", "b1", "W2", "b2"];
+    let k = 0;
+    const given = new Map(names.map((n) => [n, b.grad(n).map(() => ++k)]));
+    const norm = Math.sqrt(Array.from({ length: k }, (_, i) => (i + 1) ** 2).reduce((x, y) => x + y, 0));
+    const before = new Map(names.map((n) => [n, b.param(n)]));
+    for (const n of names) b.write(b.manifest.params.find((p) => p.name === n)!.grad!, given.get(n)!);
+    b.hyper(0.1, 1);
+    b.update();
+    for (const n of names) {
+      const want = before.get(n)!.map((p, i) => p - (0.1 * given.get(n)![i]! * 0.5) / norm);
+      b.param(n).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 6));
+    }
+  });
+});
+
 describe("no allocation per step", () => {
   it("kernels, gradients() and step() contain no new, literals or closures", async () => {
     const b = await xorBundle();
@@ -71,9 +110,10 @@ describe("no allocation per step", () => {
     const create = sf.getFunctionOrThrow("create");
     const bodies = [
       create.getVariableDeclarationOrThrow("gradients").getInitializerIfKindOrThrow(SyntaxKind.ArrowFunction).getBody(),
+      create.getVariableDeclarationOrThrow("update").getInitializerIfKindOrThrow(SyntaxKind.ArrowFunction).getBody(),
       create.getDescendantsOfKind(SyntaxKind.MethodDeclaration).find((m) => m.getName() === "step")!.getBodyOrThrow(),
     ];
-    const names = new Set(kernels.map((k) => k.getName()).concat("gradients"));
+    const names = new Set(kernels.map((k) => k.getName()).concat("gradients", "update"));
     for (const body of bodies) {
       expect(Node.isBlock(body)).toBe(true);
       for (const st of (body as import("ts-morph").Block).getStatements()) {

@@ -20,6 +20,7 @@ export interface Loaded {
   readonly I: Int32Array;
   forward(): void;
   gradients(): void;
+  update(): void;
   step(): void;
   read(slot: Slot): Float64Array;
   write(slot: Slot, values: ArrayLike<number>): void;
@@ -77,6 +78,7 @@ export async function loadBundle(result: CompileResult): Promise<Loaded> {
     I,
     forward: () => fwd.forward(),
     gradients: () => stp.gradients(),
+    update: () => stp.update(),
     step: () => stp.step(),
     read,
     write,
