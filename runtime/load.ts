@@ -10,6 +10,8 @@ import { InputWriter, kindOf, sizeOf, slotCopy, slotView, typeText } from "./are
 import { loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
 import { CheckedKernels, kernelTableOf } from "./numerics.js";
+import { DataParallel } from "./dataParallel.js";
+import type { DataParallelOptions } from "./dataParallel.js";
 
 /** Read and write parameters by name. Reads are copies; writes are checked. */
 export interface ParamStore {
@@ -32,9 +34,15 @@ export interface Trainer {
   /** How many updates `step` has applied (saved in checkpoints). */
   readonly stepCount: number;
   readonly params: ParamStore;
-  /** One optimizer update on a batch of the `train` inputs; returns the loss before the update. */
+  /** This rank's side of data-parallel training, when loaded with `dataParallel`. */
+  readonly dataParallel?: DataParallel;
+  /**
+   * One optimizer update on a batch of the `train` inputs; returns the loss before the update.
+   * Data-parallel, every rank calls it with its shard of the global batch: the gradients are
+   * averaged over the ranks before the update, and the loss returned is the ranks' mean.
+   */
   step(batch: Feeds): number;
-  /** The loss and a copy of every trainable param's gradient; no update. */
+  /** The loss and a copy of every trainable param's gradient (averaged over the ranks when data-parallel); no update. */
   gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> };
   /** The L2 norm of a trainable param's gradient as the last `step` or `gradients` left it (allocates nothing). */
   gradNorm(name: string): number;
@@ -44,7 +52,10 @@ export interface Trainer {
   learningRate(): number;
   /** Writes params, optimizer state and step count to a safetensors file, atomically. */
   save(path: string): void;
-  /** Reads a checkpoint written by `save` for this bundle. */
+  /**
+   * Reads a checkpoint written by `save` for this bundle. Data-parallel, it is collective:
+   * rank 0 reads the file and every other rank receives its contents (the path is rank 0's).
+   */
   restore(path: string): void;
 }
 
@@ -58,6 +69,11 @@ export interface LoadOptions {
    * and the user's line. Slower; the normal mode runs each entry point as one call.
    */
   readonly checkNumerics?: boolean;
+  /**
+   * Train data-parallel with the other ranks of a communicator (runtime/mpi.ts):
+   * params start as rank 0's, gradients are averaged over the ranks before each update.
+   */
+  readonly dataParallel?: DataParallelOptions;
 }
 
 /** Reads and validates a bundle's manifest.json. */
@@ -141,12 +157,24 @@ export async function load(dir: string, options: LoadOptions = {}): Promise<Trai
   // create() also writes the constants, so it runs in both modes
   const fwd = forwardMod.create(F, arenas.I);
   const kernels = stepMod.create(F, arenas.I);
+  let parallel: DataParallel | undefined;
+  if (options.dataParallel) {
+    if (typeof (kernels as Partial<typeof kernels>).update !== "function") {
+      throw new Error(`${join(root, manifest.files.step)}: has no update() entry, which data-parallel training needs; recompile the model with this version of gradc`);
+    }
+    parallel = new DataParallel(manifest, arenas, options.dataParallel);
+  }
+  let trainer: BundleTrainer;
   if (options.checkNumerics) {
     const forwardTable = kernelTableOf(forwardMod, join(root, manifest.files.forward));
     const checked = new CheckedKernels(manifest, arenas, forwardTable, kernelTableOf(stepMod, join(root, manifest.files.step)));
-    return new BundleTrainer(root, manifest, optimizer, arenas, checked, checked);
+    trainer = new BundleTrainer(root, manifest, optimizer, arenas, checked, checked, parallel);
+  } else {
+    trainer = new BundleTrainer(root, manifest, optimizer, arenas, fwd, kernels, parallel);
   }
-  return new BundleTrainer(root, manifest, optimizer, arenas, fwd, kernels);
+  // every rank starts from rank 0's params
+  parallel?.broadcastState(0);
+  return trainer;
 }
 
 class BundleTrainer implements Trainer {
@@ -166,7 +194,8 @@ class BundleTrainer implements Trainer {
     readonly optimizer: OptimizerSpec,
     private readonly arenas: Arenas,
     private readonly fwd: { forward(): void },
-    private readonly kernels: { gradients(): void; step(): void },
+    private readonly kernels: { gradients(): void; update(): void; step(): void },
+    readonly dataParallel?: DataParallel,
   ) {
     this.batchSize = batchSizeOf(manifest);
     this.inputs = new InputWriter(arenas, manifest.inputs);
@@ -213,9 +242,20 @@ class BundleTrainer implements Trainer {
     if (this.lrView instanceof Int32Array) throw new Error(`${this.dir}: hyper.lr must live in the F arena`);
     writeLearningRate(this.optimizer, this.count, this.lrView, 0);
     this.stepView[0] = this.count + 1;
-    this.kernels.step();
+    const dp = this.dataParallel;
+    if (!dp) {
+      this.kernels.step();
+      this.count++;
+      return this.loss();
+    }
+    // gradients() + mean over the ranks + update() is step() on the global batch
+    this.kernels.gradients();
+    dp.reduceGradients();
+    this.kernels.update();
     this.count++;
-    return this.loss();
+    const loss = dp.mean(this.loss());
+    if (dp.checkEvery > 0 && this.count % dp.checkEvery === 0) dp.checkReplicas(this.count);
+    return loss;
   }
 
   gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> } {
@@ -223,11 +263,12 @@ class BundleTrainer implements Trainer {
     // random ops (dropout) draw as the next step would
     this.stepView[0] = this.count + 1;
     this.kernels.gradients();
+    this.dataParallel?.reduceGradients();
     const grads: Record<string, FloatArray> = {};
     for (const p of this.manifest.params) {
       if (p.grad) grads[p.name] = slotCopy(this.arenas, p.grad) as FloatArray;
     }
-    return { loss: this.loss(), grads };
+    return { loss: this.dataParallel ? this.dataParallel.mean(this.loss()) : this.loss(), grads };
   }
 
   gradNorm(name: string): number {
@@ -251,6 +292,8 @@ class BundleTrainer implements Trainer {
   }
 
   restore(path: string): void {
-    this.count = restoreCheckpoint(resolve(path), this.arenas, this.manifest);
+    const dp = this.dataParallel;
+    if (!dp || dp.rank === 0) this.count = restoreCheckpoint(resolve(path), this.arenas, this.manifest);
+    if (dp) this.count = dp.broadcastState(this.count);
   }
 }
