@@ -202,13 +202,19 @@ export class RandomShift {
     this.scratch = new Float64Array(height * width);
   }
 
-  /** Shifts the first `rows` images of `images` in place; the same seed gives the same shifts. */
-  apply(images: Column, rows: number, seed: number): void {
+  /**
+   * Shifts the first `rows` images of `images` in place; the same seed gives
+   * the same shifts. The images are rows `firstRow …` of a larger batch
+   * seeded alike (a data-parallel rank's shard): they get that batch's shifts.
+   */
+  apply(images: Column, rows: number, seed: number, firstRow = 0): void {
     const { height: h, width: w, maxShift: s, scratch } = this;
     const size = h * w;
     if (s === 0) return;
     if (images.length < rows * size) throw new Error(`augment: ${rows} images of ${h}×${w} need ${rows * size} values, the batch has ${images.length}`);
     const rng = createRng(seed);
+    // two draws per row before ours
+    for (let k = 0; k < 2 * firstRow; k++) rng();
     for (let r = 0; r < rows; r++) {
       const dy = Math.floor(rng() * (2 * s + 1)) - s;
       const dx = Math.floor(rng() * (2 * s + 1)) - s;

@@ -117,9 +117,9 @@ export class DataParallel {
 
   /**
    * Throws a ReplicaDivergence on every rank unless every rank's params and
-   * optimizer state are bit-identical (an all-reduced hash). Collective.
+   * optimizer state are bit-identical (an all-reduced hash); returns the hash. Collective.
    */
-  checkReplicas(step: number): void {
+  checkReplicas(step: number): number {
     let h = 0x811c9dc5;
     for (const v of this.replicated) h = hashBits(v, h);
     // max of (h, −h) gives the largest and the smallest hash at once
@@ -133,6 +133,7 @@ export class DataParallel {
         `the params of the ${this.size} ranks differ after step ${step} (hash ${h.toString(16)} on rank ${this.rank}, between ${lo.toString(16)} and ${hi.toString(16)} over all ranks): every rank must run the same bundle on the same gradients; check that all ranks load the same bundle folder`,
       );
     }
+    return h;
   }
 
   /** The all-reduce cost so far. */

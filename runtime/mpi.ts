@@ -55,7 +55,7 @@ function requireKoffi(): Koffi {
       // try the next base
     }
   }
-  throw new Error(`--mpi needs the "koffi" package (an optional dependency of gradc; run npm install koffi), and ${INSTALL_HINT}`);
+  throw new Error(`--mpi needs the "koffi" package, an optional dependency of gradc (npm install koffi; looked from ${bases.join(" and ")}); also ${INSTALL_HINT}`);
 }
 
 // Open MPI's MPI_IN_PLACE: the address 1 as the send buffer

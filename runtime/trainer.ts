@@ -8,13 +8,16 @@ import type { FlagDefs, FlagValues } from "./flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./flags.js";
 import { load } from "./load.js";
 import type { Trainer } from "./load.js";
-import { Batcher, epochSeed, RandomShift, widthOf } from "./data.js";
+import { Batcher, epochSeed, RandomShift, subset, widthOf } from "./data.js";
 import { writeReport } from "./report.js";
 import type { Dataset } from "./data.js";
 import { loadTrainingData, MNIST_PIXELS } from "./sources.js";
 import { GradNormLog, gradNormSeries, parseCsv, readGradNorms } from "./gradNorms.js";
 import { linePlot } from "./plot.js";
 import { writeFileAtomic } from "./safetensors.js";
+import type { Communicator } from "./mpi.js";
+import { mpiWorld } from "./mpi.js";
+import type { DataParallel } from "./dataParallel.js";
 
 /** The trainer's flags; each overrides the bundle's training spec. */
 export const TRAIN_FLAGS: FlagDefs = {
@@ -29,6 +32,8 @@ export const TRAIN_FLAGS: FlagDefs = {
   "check-numerics": { kind: "boolean", help: "stop at the first NaN or infinity, naming the kernel, graph node and model line (slower)" },
   "grad-norms": { kind: "int", value: "N", help: "log each param's gradient norm every N steps to logs/grad_norms.csv (0: off)" },
   "no-progress": { kind: "boolean", help: "no progress bar (it is also off when stderr is not a terminal)" },
+  mpi: { kind: "boolean", help: "train data-parallel on the ranks of an MPI job (mpirun -np N ... --mpi): each rank takes its shard of a global batch of batch × N examples; rank 0 writes logs and checkpoints" },
+  "check-replicas": { kind: "int", value: "N", help: "with --mpi: check every N steps that the params are bit-identical on every rank (default 100; 0: only at the end)" },
   help: { kind: "boolean", short: "h", help: "show this help" },
 };
 
@@ -57,6 +62,8 @@ export interface TrainSummary {
   readonly checkpoint: string;
   /** The emitted gradient code of the bundle. */
   readonly stepCode: string;
+  /** With --mpi: the ranks, and what the gradient all-reduces cost. */
+  readonly mpi?: { readonly ranks: number; readonly bytesPerStep: number; readonly secondsPerStep: number };
 }
 
 /** Where the trainer prints; tests pass their own. */
@@ -108,33 +115,64 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
     return undefined;
   }
   if (positional.length) throw new UsageError(`the trainer takes no arguments besides options (got ${positional.join(" ")})`);
+  if (!flags["mpi"]) return train(bundleDir, flags, io, log, undefined);
+  if (flags["check-numerics"]) throw new UsageError("--check-numerics and --mpi do not go together: check numerics in one process");
+  const comm: Communicator = mpiWorld();
+  let summary: TrainSummary;
+  try {
+    summary = await train(bundleDir, flags, io, comm.rank === 0 ? log : () => {}, comm);
+  } catch (e) {
+    // the other ranks wait in a collective call: end the whole job
+    console.error(`train: rank ${comm.rank} of ${comm.size}: ${e instanceof Error ? e.message : String(e)}`);
+    comm.abort(1);
+  }
+  comm.finalize();
+  return summary;
+}
+
+/** The training run of `main` on one process, or on one rank of `comm`. */
+async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (line: string) => void, comm: Communicator | undefined): Promise<TrainSummary> {
   const dir = resolve(bundleDir);
   const lr = flagNumber(flags, "lr");
-  const trainer = await load(dir, { ...(lr === undefined ? {} : { lr }), checkNumerics: flags["check-numerics"] === true });
+  const checkEvery = flagNumber(flags, "check-replicas");
+  const trainer = await load(dir, {
+    ...(lr === undefined ? {} : { lr }),
+    checkNumerics: flags["check-numerics"] === true,
+    ...(comm ? { dataParallel: { communicator: comm, ...(checkEvery === undefined ? {} : { checkEvery }) } } : {}),
+  });
+  const dp = trainer.dataParallel;
+  // rank 0 alone writes logs and checkpoints
+  const writer = !dp || dp.rank === 0;
+  const ranks = dp?.size ?? 1;
   const spec = trainer.manifest.training;
   if (!spec) throw new Error(`${join(dir, "manifest.json")}: the bundle has no training spec (give the model a config.training and recompile)`);
   const data = loadTrainingData(spec.data, dir, trainer.manifest.inputs);
   const trainInputs = trainer.manifest.inputs.filter((i) => i.usedBy.includes("train"));
   const batcher = new Batcher(data.train, trainInputs, trainer.batchSize);
-  if (batcher.fullBatches === 0) {
-    throw new Error(`${data.train.size} training examples are fewer than one batch of ${trainer.batchSize}`);
+  // one global batch is `ranks` consecutive batches of the epoch's order; rank r takes the r-th
+  const globalBatch = trainer.batchSize * ranks;
+  const stepsPerEpoch = Math.floor(data.train.size / globalBatch);
+  if (stepsPerEpoch === 0) {
+    throw new Error(`${data.train.size} training examples are fewer than one ${ranks > 1 ? `global batch of ${trainer.batchSize} × ${ranks} ranks` : `batch of ${trainer.batchSize}`}`);
   }
-  const p = plan(spec, flags, batcher.fullBatches);
+  const shardAt = (dp?.rank ?? 0) * trainer.batchSize;
+  const p = plan(spec, flags, stepsPerEpoch);
   const augment = augmentation(spec);
   const evaluate = spec.accuracy && data.test && data.test.size > 0 ? makeEvaluator(trainer, data.test, spec.accuracy) : undefined;
 
   const out = resolve(flagString(flags, "out") ?? dir);
   const lossLog = join(out, "logs", "loss.csv");
   const checkpoint = join(out, "checkpoints", "latest.safetensors");
-  mkdirSync(join(out, "logs"), { recursive: true });
+  if (writer) mkdirSync(join(out, "logs"), { recursive: true });
   const resume = flags["resume"] === true;
   if (resume) {
-    if (!existsSync(checkpoint)) throw new Error(`--resume: no checkpoint at ${checkpoint}`);
+    if (writer && !existsSync(checkpoint)) throw new Error(`--resume: no checkpoint at ${checkpoint}`);
+    // data-parallel: collective, every rank continues from rank 0's checkpoint
     trainer.restore(checkpoint);
   }
   const appendLog = resume && existsSync(lossLog);
-  const csv = openSync(lossLog, appendLog ? "a" : "w");
-  if (!appendLog) writeSync(csv, "step,epoch,loss,lr\n");
+  const csv = writer ? openSync(lossLog, appendLog ? "a" : "w") : undefined;
+  if (csv !== undefined && !appendLog) writeSync(csv, "step,epoch,loss,lr\n");
   const gradNames = trainer.manifest.params.filter((q) => q.grad).map((q) => q.name);
   const gradLogFile = join(out, "logs", "grad_norms.csv");
   // every step's loss for the plot, allocated once
@@ -142,10 +180,11 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
   const losses = new Float64Array(Math.max(0, p.total - startStep));
 
   const started = performance.now();
-  log(`training ${trainer.manifest.name}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, batches of ${trainer.batchSize}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}${flags["check-numerics"] ? " (checking every kernel for NaN and infinity)" : ""}`);
-  const bar = await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log);
+  const batches = ranks > 1 ? `global batches of ${trainer.batchSize} × ${ranks} ranks` : `batches of ${trainer.batchSize}`;
+  log(`training ${trainer.manifest.name}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, ${batches}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}${flags["check-numerics"] ? " (checking every kernel for NaN and infinity)" : ""}`);
+  const bar = writer ? await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log) : undefined;
   const say = (line: string): void => (bar ? bar.log(line) : log(line));
-  const gradLog = p.gradNormEvery > 0 && gradNames.length ? new GradNormLog(gradLogFile, gradNames, resume, say) : undefined;
+  const gradLog = writer && p.gradNormEvery > 0 && gradNames.length ? new GradNormLog(gradLogFile, gradNames, resume, say) : undefined;
   let loss = NaN;
   let acc: number | undefined;
   // the data order depends only on (seed, epoch), so a resumed run picks up mid-epoch exactly
@@ -158,9 +197,9 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
       let b = first;
       first = 0;
       for (; b < p.stepsPerEpoch && step < p.total; b++) {
-        batcher.fill(order, b * trainer.batchSize);
-        // seeded by the step, so a resumed run draws the same shifts
-        if (augment) augment.shift.apply(batcher.batch[augment.input]!, trainer.batchSize, epochSeed(p.seed + 0x5eed, step));
+        batcher.fill(order, b * globalBatch + shardAt);
+        // seeded by the step, so a resumed run draws the same shifts (a rank: its rows' shifts)
+        if (augment) augment.shift.apply(batcher.batch[augment.input]!, trainer.batchSize, epochSeed(p.seed + 0x5eed, step), shardAt);
         const lrNow = trainer.learningRate();
         loss = trainer.step(batcher.batch);
         step++;
@@ -170,10 +209,10 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
           throw new Error(`the loss is ${loss} at step ${step}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
         }
         if (step % p.logEvery === 0 || step === p.total) {
-          writeSync(csv, `${step},${epoch + 1},${loss},${lrNow}\n`);
+          if (csv !== undefined) writeSync(csv, `${step},${epoch + 1},${loss},${lrNow}\n`);
           say(`step ${step}/${p.total}  epoch ${epoch + 1}  loss ${fmt(loss)}  lr ${lrNow.toPrecision(3)}`);
         }
-        if (p.checkpointEvery > 0 && step % p.checkpointEvery === 0) trainer.save(checkpoint);
+        if (writer && p.checkpointEvery > 0 && step % p.checkpointEvery === 0) trainer.save(checkpoint);
         bar?.update(step, loss);
       }
       epoch++;
@@ -185,22 +224,35 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
     }
   } finally {
     bar?.stop();
-    closeSync(csv);
+    if (csv !== undefined) closeSync(csv);
     gradLog?.close();
   }
-  const plots = writePlots(trainer.manifest.name, join(out, "logs"), startStep, losses.subarray(0, Math.max(0, step - startStep)), gradLog ? gradLogFile : undefined);
-  trainer.save(checkpoint);
   const seconds = (performance.now() - started) / 1000;
+  const mpi = dp ? finishReplicas(dp, step, seconds, log) : undefined;
+  const plots = writer ? writePlots(trainer.manifest.name, join(out, "logs"), startStep, losses.subarray(0, Math.max(0, step - startStep)), gradLog ? gradLogFile : undefined) : [];
+  if (writer) trainer.save(checkpoint);
   const stepCode = join(dir, "step.ts");
   log(`final loss ${fmt(loss)}${acc === undefined ? "" : `  test accuracy ${pct(acc)}`}  (${step} steps in ${seconds.toFixed(1)} s)`);
   log(`loss log: ${lossLog}${gradLog ? `, gradient norms: ${gradLogFile}` : ""}`);
-  const results = [`final loss ${fmt(loss)}`, ...(acc === undefined ? [] : [`test accuracy ${pct(acc)}`]), `${step} steps in ${seconds.toFixed(1)} s`];
-  const report = writeReport(dir, join(out, "logs"), { model: trainer.manifest.name, results, plots });
+  const results = [`final loss ${fmt(loss)}`, ...(acc === undefined ? [] : [`test accuracy ${pct(acc)}`]), `${step} steps in ${seconds.toFixed(1)} s`, ...(mpi ? [`${mpi.ranks} ranks`] : [])];
+  const report = writer ? writeReport(dir, join(out, "logs"), { model: trainer.manifest.name, results, plots }) : join(out, "logs", "report.html");
   log(`plots: ${plots.join(", ")}  report: ${report}`);
   log(`checkpoint: ${checkpoint}`);
   log(`gradient code: ${stepCode}`);
-  const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, ...(gradLog ? { gradNormLog: gradLogFile } : {}), plots, report, checkpoint, stepCode };
+  const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, ...(gradLog ? { gradNormLog: gradLogFile } : {}), plots, report, checkpoint, stepCode, ...(mpi ? { mpi } : {}) };
   return acc === undefined ? summary : { ...summary, accuracy: acc };
+}
+
+/** The end of a data-parallel run: the params checked alike on every rank, and the all-reduce cost logged. */
+function finishReplicas(dp: DataParallel, step: number, seconds: number, log: (line: string) => void): NonNullable<TrainSummary["mpi"]> {
+  const hash = dp.checkReplicas(step);
+  const s = dp.stats();
+  const perStep = s.steps > 0 ? s.seconds / s.steps : 0;
+  const kb = (s.bytesPerStep / 1024).toFixed(1);
+  const share = seconds > 0 ? ` (${((100 * s.seconds) / seconds).toFixed(1)}% of the run)` : "";
+  log(`params bit-identical on all ${dp.size} ranks (hash ${hash.toString(16).padStart(8, "0")})`);
+  log(`all-reduce: ${kb} KiB of gradients per step in ${s.callsPerStep} call${s.callsPerStep === 1 ? "" : "s"}, ${(perStep * 1000).toFixed(3)} ms per step on rank 0${share}`);
+  return { ranks: dp.size, bytesPerStep: s.bytesPerStep, secondsPerStep: perStep };
 }
 
 /**
@@ -235,7 +287,13 @@ function augmentation(spec: TrainingSpec): { shift: RandomShift; input: string }
 }
 
 function makeEvaluator(trainer: Trainer, test: Dataset, spec: NonNullable<TrainingSpec["accuracy"]>): () => number {
-  return () => accuracy(trainer, test, spec);
+  const dp = trainer.dataParallel;
+  if (!dp) return () => accuracy(trainer, test, spec);
+  // data-parallel: each rank counts the hits on its share of the test set
+  const from = Math.floor((test.size * dp.rank) / dp.size);
+  const to = Math.floor((test.size * (dp.rank + 1)) / dp.size);
+  const shard = subset(test, Int32Array.from({ length: to - from }, (_, i) => from + i));
+  return () => dp.sum(correctCount(trainer, shard, spec)) / test.size;
 }
 
 // ---- evaluation ----
@@ -265,6 +323,11 @@ export interface AccuracySpec {
  * are not counted.
  */
 export function accuracy(trainer: Trainer, data: Dataset, spec: AccuracySpec): number {
+  return data.size === 0 ? NaN : correctCount(trainer, data, spec) / data.size;
+}
+
+/** How many of `data`'s examples `accuracy` counts as correct. */
+export function correctCount(trainer: Trainer, data: Dataset, spec: AccuracySpec): number {
   const m = trainer.manifest;
   const out = m.outputs.find((o) => o.name === spec.output);
   if (!out) throw new Error(`accuracy: no output "${spec.output}" (outputs: ${m.outputs.map((o) => o.name).join(", ") || "none"})`);
@@ -274,7 +337,7 @@ export function accuracy(trainer: Trainer, data: Dataset, spec: AccuracySpec): n
     throw new Error(`accuracy: the data has no integer column "${spec.labels}" (it has ${Object.keys(data.columns).join(", ") || "none"})`);
   }
   if (data.size > 0 && widthOf(data, spec.labels) !== 1) throw new Error(`accuracy: labels "${spec.labels}" must hold one class per example`);
-  if (data.size === 0) return NaN;
+  if (data.size === 0) return 0;
   const [batchSize, classes] = out.shape as [number, number];
   const forwardInputs = m.inputs.filter((i) => i.usedBy.includes("forward"));
   const batcher = new Batcher(data, forwardInputs, batchSize);
@@ -287,7 +350,7 @@ export function accuracy(trainer: Trainer, data: Dataset, spec: AccuracySpec): n
     }
     seen += rows;
   }
-  return correct / data.size;
+  return correct;
 }
 
 // ---- the progress bar (cli-progress, loaded lazily so a bundle copied away from node_modules still trains) ----

@@ -3,15 +3,15 @@
 // learning-rate decay, batches of 32; 8,000 digits to train (each shifted by
 // up to one pixel at random, every epoch), 2,000 others to test.
 import { graph, nn } from "gradc";
-import type { ModelConfig } from "gradc";
+import type { Graph, ModelConfig } from "gradc";
 
 const BATCH = 32;
 const TRAIN = 8000;
 const EPOCHS = 10;
-
-export default graph("mnist", (g) => {
-  const x = g.input("x", [BATCH, 784]);
-  const y = g.input("y", [BATCH], "i32");
+/** The MLP for batches of `batch` digits (data-parallel over N ranks: each rank's share of a global batch). */
+export const mnistModel = (batch = BATCH): Graph => graph("mnist", (g) => {
+  const x = g.input("x", [batch, 784]);
+  const y = g.input("y", [batch], "i32");
   const W1 = g.param("W1", [784, 256], { init: "heNormal" });
   const b1 = g.param("b1", [256]);
   const W2 = g.param("W2", [256, 256], { init: "heNormal" });
@@ -23,6 +23,7 @@ export default graph("mnist", (g) => {
   const logits = h2.matmul(W3).add(b3);
   return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits } };
 });
+export default mnistModel();
 
 export const config: ModelConfig = {
   optimizer: {

@@ -1,10 +1,10 @@
 // XOR with a 2→8 ReLU→1 network, trained with Adam (lr 0.01) on MSE.
 import { graph, nn } from "gradc";
-import type { ModelConfig } from "gradc";
-
-export default graph("xor", (g) => {
-  const x = g.input("x", [4, 2]);
-  const y = g.input("y", [4, 1]);
+import type { Graph, ModelConfig } from "gradc";
+/** The network for batches of `batch` rows (data-parallel over N ranks: 4 / N rows each). */
+export const xorModel = (batch = 4): Graph => graph("xor", (g) => {
+  const x = g.input("x", [batch, 2]);
+  const y = g.input("y", [batch, 1]);
   const W1 = g.param("W1", [2, 8], { init: "heUniform" });
   const b1 = g.param("b1", [8]);
   const h = x.matmul(W1).add(b1).relu();
@@ -13,6 +13,7 @@ export default graph("xor", (g) => {
   const pred = h.matmul(W2).add(b2);
   return { loss: nn.mse(pred, y), outputs: { pred } };
 });
+export default xorModel();
 
 export const config: ModelConfig = {
   optimizer: { name: "adam", lr: 0.01 },

@@ -136,6 +136,22 @@ describe("RandomShift", () => {
     expect(Array.from(y)).toEqual(Array.from(images()));
     expect(errorMessage(() => new RandomShift(5, 5, 5))).toMatch(/whole number of pixels in \[0, 4\]/);
   });
+  it("a shard's rows (firstRow) get the shifts those rows get in the whole batch", () => {
+    const shift = new RandomShift(5, 5, 2);
+    // both images lit in the middle, so every shift shows
+    const centred = () => Float32Array.from({ length: 50 }, (_, k) => (k % 25 === 12 ? 1 : 0));
+    let unlikeFirst = 0;
+    for (let seed = 0; seed < 20; seed++) {
+      const whole = centred();
+      shift.apply(whole, 2, seed);
+      const second = centred().subarray(25);
+      shift.apply(second, 1, seed, 1);
+      expect(Array.from(second)).toEqual(Array.from(whole.subarray(25)));
+      if (lit(whole, 0)[0]!.join() !== lit(whole, 1)[0]!.join()) unlikeFirst++;
+    }
+    // the second row's shift is not simply the first row's
+    expect(unlikeFirst).toBeGreaterThan(10);
+  });
 });
 
 describe("loaders", () => {
