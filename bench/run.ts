@@ -1,11 +1,13 @@
-// `npm run bench`: the compile report (kernels, peak memory) and the MNIST MLP
-// step suite (fused vs unfused vs hand-written); JSON results go to
-// bench/results/. `npm run bench -- report` or `-- mnist` runs one of them.
+// `npm run bench`: the compile report (kernels, peak memory), the MNIST MLP
+// step suite (fused vs unfused vs hand-written) and, where mpirun exists,
+// data-parallel MNIST on 1 and 2 MPI ranks; JSON results go to bench/results/.
+// `npm run bench -- report`, `-- mnist` or `-- mpi` runs one of them.
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { compileReport, reportTable } from "./compileReport.js";
 import { mnistStepSuite } from "./mnistStep.bench.js";
+import { hasMpirun, mpiSuite } from "./mpi.js";
 
 const folder = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 const only = process.argv.slice(2);
@@ -25,5 +27,18 @@ if (wanted("mnist")) {
   const x = (v: number) => `${v.toFixed(2)}×`;
   console.log(`  speed-up of the fused step: ${x(r.speedup.overUnfused)} over unfused, ${x(r.speedup.overHandwritten)} over hand-written`);
   console.log(`  (fused TypeScript only: ${x(r.speedup.tsOverUnfused)} over unfused, ${x(r.speedup.tsOverHandwritten)} over hand-written)`);
+}
+if (wanted("mpi")) {
+  console.log("\nMNIST MLP data-parallel on MPI (global batch 64, Adam; trainer runs of 400 steps):");
+  if (!hasMpirun()) {
+    console.log("  skipped: no mpirun (apt-get install openmpi-bin libopenmpi-dev)");
+  } else {
+    const rs = mpiSuite(folder);
+    for (const r of rs) {
+      console.log(`  ${r.ranks} rank${r.ranks > 1 ? "s" : ""} × ${r.batchPerRank}: ${r.stepsPerSecond.toFixed(1)} steps/s; all-reduce ${(r.allReduceBytes / 1e6).toFixed(2)} MB per step, ${r.allReduceMsPerStep.toFixed(3)} ms per step`);
+    }
+    const cores = os.cpus().length;
+    console.log(`  speed-up of 2 ranks: ${(rs[1]!.stepsPerSecond / rs[0]!.stepsPerSecond).toFixed(2)}× (${cores} cores: each rank's step is single-threaded here, and the ranks share them with everything else)`);
+  }
 }
 console.log(`\nresults in ${path.relative(process.cwd(), folder) || "."}/`);
