@@ -6,7 +6,7 @@ import type { InputSpec } from "../ir/graph.js";
 import { GraphError, isFloat, shapeStr, shapesEqual } from "../ir/types.js";
 import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
-import type { OpKind } from "../ops/kinds.js";
+import type { OpKind } from "../ir/kinds.js";
 
 /**
  * Sums a cotangent of a broadcast shape back to `shape`: the one place where

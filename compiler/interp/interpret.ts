@@ -7,7 +7,7 @@ import type { DType, Shape } from "../ir/types.js";
 import { formatLoc, shapeStr, sizeOf } from "../ir/types.js";
 import { OPS } from "../ops/index.js";
 import type { EvalEnv, NDArray, NodeOf } from "../ops/def.js";
-import type { OpKind } from "../ops/kinds.js";
+import type { OpKind } from "../ir/kinds.js";
 import { initValues } from "../dsl/init.js";
 
 /** Values for inputs or params: flat arrays in row-major order. */

@@ -8,7 +8,7 @@ import type { Tensor } from "./node.js";
 import type { DType, SourceLoc } from "./types.js";
 import { GraphError, shapeStr, shapesEqual } from "./types.js";
 import { OPS } from "../ops/index.js";
-import type { OpKind, OpParams } from "../ops/kinds.js";
+import type { OpKind, OpParams } from "./kinds.js";
 import type { Init } from "../dsl/init.js";
 
 /** The version written by `graphToJson`; `graphFromJson` reads only this one. */

@@ -2,7 +2,7 @@
 // handle a user's model calls methods on (add, matmul, sum, ...).
 import type { DType, Shape, SourceLoc } from "./types.js";
 import { GraphError, ShapeError, normAxes, shapeStr } from "./types.js";
-import type { OpKind, OpParams } from "../ops/kinds.js";
+import type { OpKind, OpParams } from "./kinds.js";
 import { OPS } from "../ops/index.js";
 import { callerLocation } from "./source.js";
 

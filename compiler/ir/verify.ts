@@ -6,7 +6,7 @@ import type { DType, Shape } from "./types.js";
 import { GraphError, isFloat, shapeStr, shapesEqual } from "./types.js";
 import { printGraph, printedName } from "./printer.js";
 import { OPS } from "../ops/index.js";
-import type { OpKind } from "../ops/kinds.js";
+import type { OpKind } from "./kinds.js";
 
 type Infer = (inputs: readonly Tensor[], p: unknown) => { shape: Shape; dtype: DType };
 

@@ -7,7 +7,7 @@ import type { Tensor } from "../ir/node.js";
 import type { DTypeName } from "../../runtime/manifest.js";
 import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
-import type { OpKind } from "../ops/kinds.js";
+import type { OpKind } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { bin, load, mapExprs, num, ref, un, visitKir } from "../kernel/kir.js";
 import type { Affine } from "../fusion/coords.js";

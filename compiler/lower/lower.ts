@@ -7,7 +7,7 @@ import { GraphError, stridesOf } from "../ir/types.js";
 import type { DTypeName } from "../../runtime/manifest.js";
 import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
-import type { OpKind } from "../ops/kinds.js";
+import type { OpKind } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { load, mapExprs, num, store } from "../kernel/kir.js";
 import { broadcastStrides, stridedLoops } from "../kernel/loops.js";

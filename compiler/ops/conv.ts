@@ -3,7 +3,7 @@ import type { OpDef } from "./def.js";
 import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { ShapeError, isFloat, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
-import type { Pair, Padding } from "./kinds.js";
+import type { Pair, Padding } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { addE, affine, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../kernel/kir.js";
 

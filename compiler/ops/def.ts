@@ -2,7 +2,7 @@
 // code template live together (one op, one record).
 import type { DType, Shape } from "../ir/types.js";
 import type { Tensor } from "../ir/node.js";
-import type { OpKind, OpParams } from "./kinds.js";
+import type { OpKind, OpParams } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
 
 /**

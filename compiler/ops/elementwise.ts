@@ -1,7 +1,7 @@
 // Elementwise primitives: each record has its shape rule, its value, its
 // derivative and its code template side by side.
 import type { OpDef, NodeOf } from "./def.js";
-import type { OpKind } from "./kinds.js";
+import type { OpKind } from "../ir/kinds.js";
 import type { Tensor } from "../ir/node.js";
 import { isFloat } from "../ir/types.js";
 import { ShapeError } from "../ir/types.js";

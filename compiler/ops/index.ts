@@ -13,4 +13,4 @@ import { RANDOM } from "./random.js";
 export const OPS: OpTable = { ...SOURCES, ...ELEMENTWISE, ...REDUCE, ...MOVEMENT, ...INDEXING, ...MATMUL, ...CONV, ...CHECKPOINT, ...RANDOM };
 
 export type { EvalEnv, OpDef, OpTable, NDArray, NodeOf } from "./def.js";
-export type { OpKind, OpParams } from "./kinds.js";
+export type { OpKind, OpParams } from "../ir/kinds.js";

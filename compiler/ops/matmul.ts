@@ -2,7 +2,7 @@
 // either operand may be read transposed (flags), so no transposed copy is made.
 import type { OpDef, NodeOf } from "./def.js";
 import type { Tensor } from "../ir/node.js";
-import type { OpParams } from "./kinds.js";
+import type { OpParams } from "../ir/kinds.js";
 import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex, sameDtype } from "./broadcast.js";
 import type { Expr, Stmt } from "../kernel/kir.js";

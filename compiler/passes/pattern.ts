@@ -1,7 +1,7 @@
 // Patterns over IR nodes, as data: an op with input patterns, any node, or a
 // literal (a constant with one value repeated). Matching binds names to nodes.
 import type { Tensor } from "../ir/node.js";
-import type { OpKind } from "../ops/kinds.js";
+import type { OpKind } from "../ir/kinds.js";
 
 /** A tree that matches a node and its inputs. A name bound twice must bind one node. */
 export type Pattern =

@@ -7,7 +7,7 @@ import { Graph, neededNodes } from "../ir/graph.js";
 import type { InputSpec, ParamSpec } from "../ir/graph.js";
 import type { DType } from "../ir/types.js";
 import { GraphError, shapeStr, shapesEqual } from "../ir/types.js";
-import type { OpKind, OpParams } from "../ops/kinds.js";
+import type { OpKind, OpParams } from "../ir/kinds.js";
 import type { Bindings, Pattern } from "./pattern.js";
 import { match } from "./pattern.js";
 

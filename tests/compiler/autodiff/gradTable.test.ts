@@ -10,7 +10,7 @@ import type { DType, Shape } from "../../../compiler/ir/types.js";
 import { broadcastShapes, sizeOf } from "../../../compiler/ir/types.js";
 import { OPS } from "../../../compiler/ops/index.js";
 import type { OpKind } from "../../../compiler/ops/index.js";
-import type { Padding } from "../../../compiler/ops/kinds.js";
+import type { Padding } from "../../../compiler/ir/kinds.js";
 import { checkGrads, formatGradReport } from "../../../compiler/autodiff/checkGrads.js";
 import { randomArray, seededRandom } from "../../helpers.js";
 

@@ -15,7 +15,7 @@ import { verifyGraph } from "../../../compiler/ir/verify.js";
 import { printGraph } from "../../../compiler/ir/printer.js";
 import { graph } from "../../../compiler/dsl/graph.js";
 import { grad, hvp, vjp } from "../../../compiler/autodiff/grad.js";
-import type { OpKind } from "../../../compiler/ops/kinds.js";
+import type { OpKind } from "../../../compiler/ir/kinds.js";
 import { errorMessage } from "../../helpers.js";
 
 const here = { file: "tests/compiler/ir/verify.test.ts", line: 1, column: 1 };

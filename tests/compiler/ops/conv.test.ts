@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { GraphBuilder } from "../../../compiler/dsl/graph.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
 import { windowAxis } from "../../../compiler/ops/conv.js";
-import type { Padding, Pair } from "../../../compiler/ops/kinds.js";
+import type { Padding, Pair } from "../../../compiler/ir/kinds.js";
 import { errorMessage, evalOutputs, expectAllClose, randomArray } from "../../helpers.js";
 import { expectGradsMatchFD, expectHvpMatchesFD, expectLoweringMatches } from "./opChecks.js";
 

@@ -1,6 +1,6 @@
 // The primitive ops of the IR and their typed params. Composites (softmax,
 // losses, layer norm, gelu, mean, ...) are built from these in the DSL.
-import type { DType } from "../ir/types.js";
+import type { DType } from "./types.js";
 
 type None = Record<string, never>;
 /** Strides and window sizes as [height, width]. */
