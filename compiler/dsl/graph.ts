@@ -1,6 +1,7 @@
 // The DSL entry point: graph(name, build) runs the user's builder once and
 // checks names, dtypes and the loss while the user's lines are on the stack.
 import { Context, Tensor } from "../ir/node.js";
+import { OPS } from "../ops/index.js";
 import type { CustomVjp, TensorLike } from "../ir/node.js";
 import { Graph } from "../ir/graph.js";
 import type { InputSpec, ParamSpec } from "../ir/graph.js";
@@ -85,7 +86,7 @@ function flatten(v: NestedNumbers | ArrayLike<number>): { values: number[]; shap
  * is created, and errors name the op, the shapes and the line in `build`.
  */
 export function graph(name: string, build: (g: GraphBuilder) => BuildResult, options: { seed?: number } = {}): Graph {
-  const ctx = new Context(name, options.seed ?? 0);
+  const ctx = new Context(name, OPS, options.seed ?? 0);
   const inputs: InputSpec[] = [];
   const params: ParamSpec[] = [];
   const names = new Map<string, string>();

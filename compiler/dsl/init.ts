@@ -2,10 +2,9 @@
 import type { Shape } from "../ir/types.js";
 import { sizeOf } from "../ir/types.js";
 import { createRng } from "../../runtime/data.js";
+import type { Init, InitName } from "../ir/graph.js";
 
-export type InitName =
-  | "zeros" | "ones" | "constant" | "normal" | "uniform"
-  | "glorotUniform" | "glorotNormal" | "heUniform" | "heNormal";
+export type { Init, InitName } from "../ir/graph.js";
 
 /** How a parameter starts. A number is a constant; an array gives every value. */
 export type InitSpec =
@@ -21,18 +20,6 @@ export type InitSpec =
       readonly max?: number;
       readonly seed?: number;
     };
-
-/** A resolved initializer: plain data, stored in the manifest. */
-export interface Init {
-  readonly name: InitName | "values";
-  readonly seed: number;
-  readonly value?: number;
-  readonly mean?: number;
-  readonly stddev?: number;
-  readonly min?: number;
-  readonly max?: number;
-  readonly values?: readonly number[];
-}
 
 /** The seeded PRNG (mulberry32) the runtime shuffles with: one generator for the project. */
 export const rng = createRng;

@@ -10,6 +10,7 @@ import type { Tensor } from "../ir/node.js";
 import { GraphError } from "../ir/types.js";
 import { graphFromJson, graphToJson } from "../ir/json.js";
 import type { GraphJson } from "../ir/json.js";
+import { OPS } from "../ops/index.js";
 import { grad } from "../autodiff/grad.js";
 import type { Kernel, Schedule } from "../lower/schedule.js";
 import type { ArenaPlan } from "../plan/arena.js";
@@ -150,7 +151,7 @@ function readJson(file: string): unknown {
 export function readBundle(dir: string): BundleView {
   const manifest = readManifest(dir);
   const at = (rel: string) => path.join(dir, rel);
-  const graphAt = (rel: string): Graph | undefined => (existsSync(at(rel)) ? graphFromJson(readJson(at(rel)) as GraphJson) : undefined);
+  const graphAt = (rel: string): Graph | undefined => (existsSync(at(rel)) ? graphFromJson(readJson(at(rel)) as GraphJson, OPS) : undefined);
   const kernels = new Map<string, KernelInfo>();
   if (existsSync(at(INSPECT_FILES.kernels))) {
     const data = readJson(at(INSPECT_FILES.kernels)) as KernelsJson;

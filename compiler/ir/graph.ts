@@ -2,13 +2,29 @@
 // differentiated, one gradient per parameter. Plain data over interned nodes.
 import type { DType, Shape } from "./types.js";
 import type { Context, Tensor } from "./node.js";
-import type { Init } from "../dsl/init.js";
 
 export interface InputSpec {
   readonly name: string;
   readonly shape: Shape;
   readonly dtype: DType;
   readonly node: Tensor;
+}
+
+/** Initializers by name (as in TensorFlow.js); the DSL resolves a user's spec to an `Init`. */
+export type InitName =
+  | "zeros" | "ones" | "constant" | "normal" | "uniform"
+  | "glorotUniform" | "glorotNormal" | "heUniform" | "heNormal";
+
+/** A resolved initializer: plain data, stored in the manifest. */
+export interface Init {
+  readonly name: InitName | "values";
+  readonly seed: number;
+  readonly value?: number;
+  readonly mean?: number;
+  readonly stddev?: number;
+  readonly min?: number;
+  readonly max?: number;
+  readonly values?: readonly number[];
 }
 
 export interface ParamSpec {

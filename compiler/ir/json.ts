@@ -2,14 +2,12 @@
 // shapes, source lines and gradient origins. Loading replays the nodes through
 // a fresh Context, so shape rules run again and interning holds.
 import { Graph, neededNodes } from "./graph.js";
-import type { InputSpec, ParamSpec } from "./graph.js";
+import type { Init, InputSpec, ParamSpec } from "./graph.js";
 import { Context } from "./node.js";
-import type { Tensor } from "./node.js";
+import type { OpRules, Tensor } from "./node.js";
 import type { DType, SourceLoc } from "./types.js";
 import { GraphError, shapeStr, shapesEqual } from "./types.js";
-import { OPS } from "../ops/index.js";
 import type { OpKind, OpParams } from "./kinds.js";
-import type { Init } from "../dsl/init.js";
 
 /** The version written by `graphToJson`; `graphFromJson` reads only this one. */
 export const GRAPH_JSON_VERSION = 1;
@@ -131,8 +129,9 @@ export function graphToJson(g: Graph): GraphJson {
  * Rebuilds a graph from `graphToJson`'s data (or its parsed JSON text). Nodes
  * are replayed in order through a fresh Context: each op's shape rule runs
  * again and must give the recorded shape and dtype; src and origin are restored.
+ * `ops` are the shape rules of the op table (ops/index.ts's OPS).
  */
-export function graphFromJson(json: GraphJson | string): Graph {
+export function graphFromJson(json: GraphJson | string, ops: OpRules): Graph {
   const data = (typeof json === "string" ? JSON.parse(json) : json) as GraphJson;
   const bad = (why: string): never => {
     throw new GraphError("graphFromJson", why);
@@ -141,7 +140,7 @@ export function graphFromJson(json: GraphJson | string): Graph {
   if (data.version !== GRAPH_JSON_VERSION) bad(`format version ${data.version} is not supported (expected ${GRAPH_JSON_VERSION})`);
   if (typeof data.name !== "string" || !Array.isArray(data.nodes)) bad("the graph needs a name and a list of nodes");
 
-  const ctx = new Context(data.name);
+  const ctx = new Context(data.name, ops);
   const built: Tensor[] = [];
   const node = (i: unknown, what: string, before = built.length): Tensor => {
     if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= before) bad(`${what} refers to node ${JSON.stringify(i)}, which is not an earlier node`);
@@ -149,7 +148,7 @@ export function graphFromJson(json: GraphJson | string): Graph {
   };
   try {
     data.nodes.forEach((n, k) => {
-      if (!n || typeof n.op !== "string" || !(n.op in OPS)) bad(`node ${k} has the unknown op ${JSON.stringify(n?.op)}`);
+      if (!n || typeof n.op !== "string" || !Object.hasOwn(ops, n.op)) bad(`node ${k} has the unknown op ${JSON.stringify(n?.op)}`);
       if (n.op === "customGrad") bad(`node ${k} is a customGrad node; its gradient cannot be restored from JSON`);
       const inputs = (Array.isArray(n.inputs) ? n.inputs : bad(`node ${k} has no input list`)).map((i) => node(i, `node ${k}`));
       ctx.origin = n.origin ? { of: node(n.origin.of, `node ${k}'s origin`), input: n.origin.input } : undefined;

@@ -3,7 +3,6 @@
 import type { DType, Shape, SourceLoc } from "./types.js";
 import { GraphError, ShapeError, normAxes, shapeStr } from "./types.js";
 import type { OpKind, OpParams } from "./kinds.js";
-import { OPS } from "../ops/index.js";
 import { callerLocation } from "./source.js";
 
 /** Why a backward node exists: the forward node it differentiates, and which input. */
@@ -14,6 +13,18 @@ export interface Origin {
 
 /** A scalar or a tensor; scalars become constants of the other operand's dtype. */
 export type TensorLike = Tensor | number;
+
+/** What the IR needs of an op's record: its shape and dtype rule (throws ShapeError with a plain message). */
+export interface OpRule<K extends OpKind> {
+  readonly infer: (inputs: readonly Tensor[], p: OpParams[K]) => { shape: Shape; dtype: DType };
+}
+
+/**
+ * The shape rules of every op, handed to a graph's Context by whoever builds
+ * the graph (the op table in ops/ is one): the IR checks nodes with them but
+ * does not know the op records.
+ */
+export type OpRules = { readonly [K in OpKind]: OpRule<K> };
 
 /**
  * The interning table of one graph: every node created for the graph, in
@@ -27,9 +38,11 @@ export class Context {
   /** User VJPs of `customGrad` nodes, by the id in their params. */
   readonly customVjps: CustomVjp[] = [];
 
-  /** `graphName`, and the seed of the graph's random ops (see `graph(..., { seed })`). */
   constructor(
     readonly graphName: string,
+    /** The ops' shape rules every node is checked with (ops/index.ts's OPS). */
+    readonly ops: OpRules,
+    /** The seed of the graph's random ops (see `graph(..., { seed })`). */
     readonly seed = 0,
   ) {}
 
@@ -43,7 +56,7 @@ export class Context {
     const key = `${op}|${stableJson(params)}|${inputs.map((t) => t.id).join(",")}`;
     const found = this.table.get(key);
     if (found) return found;
-    const def = OPS[op];
+    const def = this.ops[op];
     const loc = src === null ? undefined : (src ?? this.where());
     let sig: { shape: Shape; dtype: DType };
     try {

@@ -5,7 +5,6 @@ import type { Tensor } from "./node.js";
 import type { DType, Shape } from "./types.js";
 import { GraphError, isFloat, shapeStr, shapesEqual } from "./types.js";
 import { printGraph, printedName } from "./printer.js";
-import { OPS } from "../ops/index.js";
 import type { OpKind } from "./kinds.js";
 
 type Infer = (inputs: readonly Tensor[], p: unknown) => { shape: Shape; dtype: DType };
@@ -58,7 +57,7 @@ function validShape(s: unknown): boolean {
 function verifyNode(g: Graph, t: Tensor, fail: (t: Tensor, why: string) => never): void {
   if (t.ctx !== g.ctx) fail(t, `belongs to another graph ("${t.ctx.graphName}")`);
   if (t.ctx.nodes[t.id] !== t) fail(t, `is not node ${t.id} of its graph's node table (not interned)`);
-  if (!(t.op in OPS)) fail(t, `has the unknown op "${t.op}"`);
+  if (!Object.hasOwn(t.ctx.ops, t.op)) fail(t, `has the unknown op "${t.op}"`);
   if (!DTYPES.includes(t.dtype)) fail(t, `has the unknown dtype "${t.dtype}"`);
   if (!validShape(t.shape)) fail(t, `has an invalid shape ${JSON.stringify(t.shape)}`);
   t.inputs.forEach((x, i) => {
@@ -74,7 +73,7 @@ function verifyNode(g: Graph, t: Tensor, fail: (t: Tensor, why: string) => never
   }
   let sig: { shape: Shape; dtype: DType };
   try {
-    sig = (OPS[t.op as OpKind].infer as Infer)(t.inputs, t.params);
+    sig = (t.ctx.ops[t.op as OpKind].infer as Infer)(t.inputs, t.params);
   } catch (e) {
     const shapes = t.inputs.map((x) => `${x.dtype}${shapeStr(x.shape)}`).join(", ") || "none";
     return fail(t, `its op's shape rule rejects it: ${(e as Error).message}; inputs: ${shapes}`);

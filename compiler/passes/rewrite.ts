@@ -89,7 +89,7 @@ function simplifyNode(ctx: Context, t: Tensor, rules: readonly Rule[], fired: Fi
  * Returns the new graph; `fired` counts the rules that fired.
  */
 export function replay(g: Graph, rules: readonly Rule[], fired: Fired = {}): Graph {
-  const ctx = new Context(g.name);
+  const ctx = new Context(g.name, g.ctx.ops);
   // customGrad nodes refer to their VJP by its index here
   ctx.customVjps.push(...g.ctx.customVjps);
   const image = new Map<Tensor, Tensor>();

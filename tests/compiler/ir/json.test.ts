@@ -6,6 +6,7 @@ import xor from "../../../examples/xor/model.js";
 import neuron from "../../../examples/neuron/model.js";
 import chainRule from "../../../examples/chainRule/model.js";
 import mnist from "../../../examples/mnist/model.js";
+import { OPS } from "../../../compiler/ops/index.js";
 import { graphFromJson, graphToJson } from "../../../compiler/ir/json.js";
 import type { GraphJson } from "../../../compiler/ir/json.js";
 import type { Graph } from "../../../compiler/ir/graph.js";
@@ -18,7 +19,7 @@ import { interpret } from "../../../compiler/interp/interpret.js";
 import { errorMessage, expectAllClose, randomArray } from "../../helpers.js";
 
 /** Through JSON text and back. */
-const roundTrip = (g: Graph): Graph => graphFromJson(JSON.stringify(graphToJson(g)));
+const roundTrip = (g: Graph): Graph => graphFromJson(JSON.stringify(graphToJson(g)), OPS);
 
 const EXAMPLES = [xor, neuron, chainRule, mnist];
 
@@ -140,19 +141,19 @@ describe("refusals", () => {
   };
 
   it("another format or version", () => {
-    expect(errorMessage(() => graphFromJson(edit((j) => (j.format = "onnx"))))).toMatch(/not a gradc graph/);
-    expect(errorMessage(() => graphFromJson(edit((j) => (j.version = 99))))).toMatch(/version 99/);
+    expect(errorMessage(() => graphFromJson(edit((j) => (j.format = "onnx")), OPS))).toMatch(/not a gradc graph/);
+    expect(errorMessage(() => graphFromJson(edit((j) => (j.version = 99)), OPS))).toMatch(/version 99/);
   });
 
   it("a node that refers to a later node, or an unknown op", () => {
     const later = edit((j) => {
       (j.nodes as { inputs: number[] }[])[2]!.inputs = [5, 0];
     });
-    expect(errorMessage(() => graphFromJson(later))).toMatch(/node 2 refers to node 5/);
+    expect(errorMessage(() => graphFromJson(later, OPS))).toMatch(/node 2 refers to node 5/);
     const unknown = edit((j) => {
       (j.nodes as { op: string }[])[2]!.op = "frobnicate";
     });
-    expect(errorMessage(() => graphFromJson(unknown))).toMatch(/unknown op "frobnicate"/);
+    expect(errorMessage(() => graphFromJson(unknown, OPS))).toMatch(/unknown op "frobnicate"/);
   });
 
   it("a recorded shape its op's rule disagrees with", () => {
@@ -160,13 +161,13 @@ describe("refusals", () => {
       const nodes = d.nodes as { op: string; shape: number[] }[];
       nodes.find((n) => n.op === "relu")!.shape = [8, 4];
     });
-    expect(errorMessage(() => graphFromJson(j))).toMatch(/relu\) is recorded as f32\[8,4\] but its shape rule gives f32\[4,8\]/);
+    expect(errorMessage(() => graphFromJson(j, OPS))).toMatch(/relu\) is recorded as f32\[8,4\] but its shape rule gives f32\[4,8\]/);
   });
 
   it("a param that points at an input node", () => {
     const j = edit((d) => {
       (d.params as { node: number }[])[0]!.node = (d.inputs as { node: number }[])[0]!.node;
     });
-    expect(errorMessage(() => graphFromJson(j))).toMatch(/param "W1" refers to node \d+, which is not that param/);
+    expect(errorMessage(() => graphFromJson(j, OPS))).toMatch(/param "W1" refers to node \d+, which is not that param/);
   });
 });

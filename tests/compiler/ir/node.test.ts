@@ -2,6 +2,7 @@
 // order, immutability, source lines, and the interpreter's f32 rounding.
 import { describe, expect, it } from "vitest";
 import { Context } from "../../../compiler/ir/node.js";
+import { OPS } from "../../../compiler/ops/index.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
 import { graph } from "../../../compiler/dsl/graph.js";
 import { interpret, evaluate } from "../../../compiler/interp/interpret.js";
@@ -75,7 +76,7 @@ describe("interning", () => {
 
 describe("nodes", () => {
   it("ids are creation order and index the context's table", () => {
-    const ctx = new Context("ids");
+    const ctx = new Context("ids", OPS);
     const a = ctx.apply("input", [], { name: "a", shape: [2], dtype: "f32" });
     const b = a.exp();
     const c = b.add(a);
