@@ -8,7 +8,7 @@ import type { GraphBuilder } from "./graph.js";
 import { activeBuilder } from "./graph.js";
 import type { InitSpec } from "./init.js";
 import { hashString } from "./init.js";
-import { dense, softmax } from "./nn.js";
+import { dense, softmax } from "./composites.js";
 
 /**
  * Dropout: in the training step each element is zeroed with probability
