@@ -25,7 +25,8 @@ export interface WasmProduct {
 export const TILE_ROWS = 4;
 export const TILE_COLS = 8;
 
-const uleb = (n: number): number[] => {
+// The encoder's building blocks, shared by the products here and the SIMD math.
+export const uleb = (n: number): number[] => {
   const out: number[] = [];
   let v = n >>> 0;
   do {
@@ -37,7 +38,7 @@ const uleb = (n: number): number[] => {
   return out;
 };
 
-const sleb = (n: number): number[] => {
+export const sleb = (n: number): number[] => {
   const out: number[] = [];
   let v = n | 0;
   for (;;) {
@@ -51,45 +52,53 @@ const sleb = (n: number): number[] => {
   }
 };
 
-const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-const section = (id: number, body: readonly number[]): number[] => [id, ...uleb(body.length), ...body];
-const vec = (items: readonly (readonly number[])[]): number[] => [...uleb(items.length), ...items.flat()];
+export const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
+export const section = (id: number, body: readonly number[]): number[] => [id, ...uleb(body.length), ...body];
+export const vec = (items: readonly (readonly number[])[]): number[] => [...uleb(items.length), ...items.flat()];
 
-const I32 = 0x7f;
-const V128 = 0x7b;
-const LOOP = [0x03, 0x40];
-const END = 0x0b;
-const BR_IF = 0x0d;
-const get = (l: number) => [0x20, ...uleb(l)];
-const set = (l: number) => [0x21, ...uleb(l)];
-const i32 = (v: number) => [0x41, ...sleb(v)];
-const ADD = 0x6a;
-const NE = 0x47;
-const simd = (code: number) => [0xfd, ...uleb(code)];
-const memarg = (align: number, offset: number) => [...uleb(align), ...uleb(offset)];
-const v128Load = (offset: number) => [...simd(0x00), ...memarg(4, offset)];
-const v128Store = (offset: number) => [...simd(0x0b), ...memarg(4, offset)];
+export const I32 = 0x7f;
+export const V128 = 0x7b;
+export const LOOP = [0x03, 0x40];
+export const END = 0x0b;
+export const BR_IF = 0x0d;
+export const get = (l: number) => [0x20, ...uleb(l)];
+export const set = (l: number) => [0x21, ...uleb(l)];
+export const i32 = (v: number) => [0x41, ...sleb(v)];
+export const ADD = 0x6a;
+export const NE = 0x47;
+export const simd = (code: number) => [0xfd, ...uleb(code)];
+export const memarg = (align: number, offset: number) => [...uleb(align), ...uleb(offset)];
+export const v128Load = (offset: number) => [...simd(0x00), ...memarg(4, offset)];
+export const v128Store = (offset: number) => [...simd(0x0b), ...memarg(4, offset)];
 const splat32 = (offset: number) => [...simd(0x09), ...memarg(2, offset)];
-const F32X4_ADD = simd(0xe4);
-const F32X4_MUL = simd(0xe6);
-const ZERO = [...simd(0x0c), ...new Array<number>(16).fill(0)];
+export const F32X4_ADD = simd(0xe4);
+export const F32X4_MUL = simd(0xe6);
+export const ZERO = [...simd(0x0c), ...new Array<number>(16).fill(0)];
 /** l += by */
-const bump = (l: number, by: number) => [...get(l), ...i32(by), ADD, ...set(l)];
+export const bump = (l: number, by: number) => [...get(l), ...i32(by), ADD, ...set(l)];
 
 /**
  * One product's body. i32 locals: 0 ia (byte offset of the A panel), 1 jb (of
  * the B panel), 2 p, 3 pa, 4 pb, 5 pc (C tile), 6 row (C row block);
- * v128 locals: 7..14 accumulators, 15 b0, 16 b1, 17 a.
+ * v128 locals: 7..14 accumulators, 15 b0, 16 b1, 17 a. A ranged product
+ * takes two i32 params first (the column panels from, to: its locals follow
+ * them) and computes only the columns of C in those panels, so that threads
+ * can split one product by column panels, each writing its own part of C.
  */
-function productBody(x: WasmProduct): number[] {
-  const [IA, JB, P, PA, PB, PC, ROW] = [0, 1, 2, 3, 4, 5, 6];
-  const ACC = 7;
-  const [B0, B1, A] = [15, 16, 17];
+function productBody(x: WasmProduct, ranged: boolean): number[] {
+  const at = ranged ? 2 : 0;
+  const [IA, JB, P, PA, PB, PC, ROW] = [0, 1, 2, 3, 4, 5, 6].map((l) => l + at) as [number, number, number, number, number, number, number];
+  const ACC = 7 + at;
+  const [B0, B1, A] = [15 + at, 16 + at, 17 + at];
   const width = x.colPanels * TILE_COLS * 4;
   const aPanel = x.k * TILE_ROWS * 4;
   const bPanel = x.k * TILE_COLS * 4;
+  // jb starts at from·bPanel and pc at row + from·32 (bytes); the column loop ends at to·bPanel
+  const firstJ = ranged ? [...get(0), ...i32(bPanel), 0x6c] : i32(0);
+  const firstC = ranged ? [...get(ROW), ...get(0), ...i32(4 * TILE_COLS), 0x6c, ADD] : get(ROW);
+  const lastJ = ranged ? [...get(1), ...i32(bPanel), 0x6c] : i32(bPanel * x.colPanels);
   const code: number[] = [...i32(0), ...set(IA), ...i32(x.c), ...set(ROW), ...LOOP];
-  code.push(...i32(0), ...set(JB), ...get(ROW), ...set(PC), ...LOOP);
+  code.push(...firstJ, ...set(JB), ...firstC, ...set(PC), ...LOOP);
   for (let q = 0; q < 8; q++) code.push(...ZERO, ...set(ACC + q));
   if (x.k > 0) {
     code.push(...get(IA), ...i32(x.a), ADD, ...set(PA), ...get(JB), ...i32(x.b), ADD, ...set(PB), ...i32(x.k), ...set(P), ...LOOP);
@@ -108,7 +117,7 @@ function productBody(x: WasmProduct): number[] {
     for (let q = 0; q < 2; q++) code.push(...get(PC), ...get(ACC + 2 * r + q), ...v128Store(16 * q + width * r));
   }
   code.push(...bump(PC, 4 * TILE_COLS), ...bump(JB, bPanel));
-  code.push(...get(JB), ...i32(bPanel * x.colPanels), NE, BR_IF, 0, END);
+  code.push(...get(JB), ...lastJ, NE, BR_IF, 0, END);
   code.push(...bump(ROW, width * TILE_ROWS), ...bump(IA, aPanel));
   code.push(...get(IA), ...i32(aPanel * x.rowPanels), NE, BR_IF, 0, END, END);
   const locals = vec([[7, I32], [11, V128]].map(([n, t]) => [...uleb(n!), t!]));
@@ -116,15 +125,23 @@ function productBody(x: WasmProduct): number[] {
   return [...uleb(body.length), ...body];
 }
 
-/** A module importing `env.memory` (at least `pages` of 64 KiB) and exporting one function per product. */
-export function encodeModule(products: readonly WasmProduct[], pages: number): Uint8Array<ArrayBuffer> {
+/**
+ * A module importing `env.memory` (at least `pages` of 64 KiB) and exporting
+ * one function per product: `() => void`, or with `ranged`
+ * `(fromPanel, toPanel) => void` over the column panels [from, to) (an empty
+ * range must not be passed). With `shared` the memory is a shared one (for
+ * worker threads).
+ */
+export function encodeModule(products: readonly WasmProduct[], pages: number, options: { ranged?: boolean; shared?: boolean } = {}): Uint8Array<ArrayBuffer> {
+  const ranged = options.ranged ?? false;
+  const limits = options.shared ? [0x03, ...uleb(pages), ...uleb(pages)] : [0x00, ...uleb(pages)];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, 0x00, 0x00]])),
-    ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x00, ...uleb(pages)]])),
+    ...section(1, vec([ranged ? [0x60, 0x02, I32, I32, 0x00] : [0x60, 0x00, 0x00]])),
+    ...section(2, vec([[...str("env"), ...str("memory"), 0x02, ...limits]])),
     ...section(3, vec(products.map(() => [0x00]))),
     ...section(7, vec(products.map((p, i) => [...str(p.name), 0x00, ...uleb(i)]))),
-    ...section(10, vec(products.map(productBody))),
+    ...section(10, vec(products.map((p) => productBody(p, ranged)))),
   ];
   return Uint8Array.from(bytes);
 }
