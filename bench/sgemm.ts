@@ -1,0 +1,63 @@
+// C = A·B (f32, m×k by k×n) with gradc's WebAssembly SIMD product over one
+// shared memory, split by column panels across a thread pool: the sgemm row
+// of the peers' benchmark, and what the thread tests run at 1, 2 and 4 threads.
+import { TILE_COLS, TILE_ROWS, encodeModule, pagesFor } from "../compiler/backends/wasm/wasm.js";
+import { ThreadPool } from "../runtime/threads.js";
+
+/** A product set up in shared memory: A and B packed, C row-major (colPanels·8 wide). */
+export interface SharedProduct {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly colPanels: number;
+  readonly pool: ThreadPool;
+  /** Computes C over every column panel, split across the pool's threads (`parts` caps the split). */
+  run(parts?: number): void;
+  /** Runs the product's export alone on this thread over column panels [from, to). */
+  runPanels(from: number, to: number): void;
+  /** C[i, j] for i < m, j < n, row-major (a copy). */
+  result(): Float32Array;
+  /** Zeros C. */
+  clear(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Packs row-major `a` (m×k) and `b` (k×n) into a shared memory the way the
+ * compiled kernels do (A in panels of 4 rows, B in panels of 8 columns, both
+ * walked p by p) and starts a pool of `threads` over the ranged product.
+ */
+export async function sharedProduct(m: number, n: number, k: number, a: Float32Array, b: Float32Array, threads: number): Promise<SharedProduct> {
+  const rowPanels = Math.ceil(m / TILE_ROWS);
+  const colPanels = Math.ceil(n / TILE_COLS);
+  const width = colPanels * TILE_COLS;
+  const atA = 0;
+  const atB = atA + rowPanels * TILE_ROWS * k;
+  const atC = atB + colPanels * TILE_COLS * k;
+  const floats = atC + rowPanels * TILE_ROWS * width;
+  const pages = pagesFor(4 * floats);
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  const product = { name: "product", m, n, rowPanels, colPanels, k, a: 4 * atA, b: 4 * atB, c: 4 * atC };
+  const module = new WebAssembly.Module(encodeModule([product], pages, { ranged: true, shared: true }));
+  const W = new Float32Array(memory.buffer);
+  for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) W[atA + (Math.floor(i / TILE_ROWS) * k + p) * TILE_ROWS + (i % TILE_ROWS)] = a[i * k + p]!;
+  for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) W[atB + (Math.floor(j / TILE_COLS) * k + p) * TILE_COLS + (j % TILE_COLS)] = b[p * n + j]!;
+  const pool = await ThreadPool.create({ module, memory, exports: ["product"], threads });
+  const alone = new WebAssembly.Instance(module, { env: { memory } }).exports["product"] as (from: number, to: number) => void;
+  return {
+    m,
+    n,
+    k,
+    colPanels,
+    pool,
+    run: (parts) => pool.run(0, 0, colPanels, parts),
+    runPanels: (from, to) => alone(from, to),
+    result: () => {
+      const out = new Float32Array(m * n);
+      for (let i = 0; i < m; i++) out.set(W.subarray(atC + i * width, atC + i * width + n), i * n);
+      return out;
+    },
+    clear: () => W.fill(0, atC, floats),
+    close: () => pool.close(),
+  };
+}

@@ -1,0 +1,120 @@
+// The thread pool over a shared WebAssembly.Memory: the WebAssembly SIMD
+// matmul split by column panels gives bit-identical results on 1, 2 and 4
+// threads (and on 4 parts run one after another), agrees with a float64
+// product, never uses more threads than cores, reports bad setups and traps
+// clearly, and lets the process exit.
+import { spawnSync } from "node:child_process";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { sharedProduct } from "../../bench/sgemm.js";
+import type { SharedProduct } from "../../bench/sgemm.js";
+import { I32, encodeModule, get, section, str, vec } from "../../compiler/backends/wasm/wasm.js";
+import { ThreadPool, partition } from "../../runtime/threads.js";
+import { expectAllClose, randomArray } from "../helpers.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const [m, k, n] = [37, 70, 203];
+const A = Float32Array.from(randomArray(m * k, 3));
+const B = Float32Array.from(randomArray(k * n, 4));
+const open: SharedProduct[] = [];
+afterAll(async () => {
+  for (const p of open) await p.close();
+});
+
+/** The product on `threads` threads, C as raw bits. */
+async function bitsOn(threads: number): Promise<{ bits: Uint32Array; threads: number; product: SharedProduct }> {
+  const p = await sharedProduct(m, n, k, A, B, threads);
+  open.push(p);
+  p.run();
+  return { bits: new Uint32Array(p.result().buffer), threads: p.pool.threads, product: p };
+}
+
+describe("thread pool", () => {
+  it("splits a range into contiguous parts that cover it", () => {
+    expect(partition(0, 10, 4)).toEqual([[0, 2], [2, 5], [5, 7], [7, 10]]);
+    expect(partition(3, 4, 2)).toEqual([[3, 3], [3, 4]]);
+  });
+
+  it("runs the matmul by column panels with bit-identical results on 1, 2 and 4 threads", async () => {
+    const one = await bitsOn(1);
+    expect(one.threads).toBe(1);
+    // correct: against a float64 product of the same f32 operands
+    const want = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) want[i * n + j]! += A[i * k + p]! * B[p * n + j]!;
+    expectAllClose(new Float32Array(one.bits.buffer), want, { rtol: 1e-5, atol: 1e-5 });
+    for (const t of [2, 4]) {
+      const r = await bitsOn(t);
+      expect(r.threads).toBe(Math.min(t, os.availableParallelism()));
+      expect(r.bits, `${t} threads`).toEqual(one.bits);
+      // again on the same pool: the barrier resets between jobs
+      r.product.clear();
+      r.product.run();
+      expect(new Uint32Array(r.product.result().buffer), `${t} threads, second job`).toEqual(one.bits);
+    }
+    // 4 parts one after another on this thread: the split of a 4-thread pool on any machine
+    const seq = open[0]!;
+    seq.clear();
+    for (const [from, to] of partition(0, seq.colPanels, 4)) seq.runPanels(from, to);
+    expect(new Uint32Array(seq.result().buffer)).toEqual(one.bits);
+  }, 120_000);
+
+  it("refuses a memory that is not shared and an export the module lacks", async () => {
+    const product = { name: "product", m: 4, n: 8, rowPanels: 1, colPanels: 1, k: 1, a: 0, b: 16, c: 48 };
+    const plain = new WebAssembly.Memory({ initial: 1 });
+    const module = new WebAssembly.Module(encodeModule([product], 1, { ranged: true }));
+    await expect(ThreadPool.create({ module, memory: plain, exports: ["product"] })).rejects.toThrow(/shared WebAssembly.Memory/);
+    const shared = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const sharedModule = new WebAssembly.Module(encodeModule([product], 1, { ranged: true, shared: true }));
+    await expect(ThreadPool.create({ module: sharedModule, memory: shared, exports: ["nope"] })).rejects.toThrow(/no function "nope"/);
+    await expect(ThreadPool.create({ module: sharedModule, memory: shared, exports: ["product"], threads: 0 })).rejects.toThrow(/threads must be/);
+  });
+
+  it("reports a worker's trap and runs the next job cleanly", async () => {
+    // trap(from, to): unreachable unless from is 0, so only the workers' parts trap
+    const body = [0x00, ...get(0), 0x04, 0x40, 0x00, 0x0b, 0x0b];
+    const bytes = Uint8Array.from([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      ...section(1, vec([[0x60, 0x02, I32, I32, 0x00]])),
+      ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x03, 0x01, 0x01]])),
+      ...section(3, vec([[0x00]])),
+      ...section(7, vec([[...str("trap"), 0x00, 0x00]])),
+      ...section(10, vec([[body.length, ...body]])),
+    ]);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const pool = await ThreadPool.create({ module: new WebAssembly.Module(bytes), memory, exports: ["trap"], threads: 2 });
+    try {
+      if (pool.threads < 2) return; // one core: no worker to trap
+      expect(() => pool.run(0, 0, 10)).toThrow(/worker 1 trapped in "trap" on its part of \[0, 10\)/);
+      expect(() => pool.run(0, 0, 10, 1)).not.toThrow();
+      expect(() => pool.run(0, 0, 10)).toThrow(/worker 1 trapped/);
+    } finally {
+      await pool.close();
+    }
+    expect(() => pool.run(0, 0, 10)).toThrow(/after close/);
+  }, 60_000);
+
+  it("lets the process exit without close(): idle workers are unref'd", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-threads-"));
+    try {
+      const script = path.join(dir, "exit.mts");
+      writeFileSync(
+        script,
+        [
+          `import { sharedProduct } from ${JSON.stringify(path.join(root, "bench/sgemm.ts"))};`,
+          `const p = await sharedProduct(8, 16, 4, new Float32Array(32).fill(1), new Float32Array(64).fill(2), 2);`,
+          `p.run();`,
+          `console.log("C00", p.result()[0], "threads", p.pool.threads);`,
+        ].join("\n"),
+      );
+      const r = spawnSync(process.execPath, ["--import", "tsx", script], { cwd: root, encoding: "utf8", timeout: 90_000 });
+      expect(r.error, r.stderr).toBeUndefined();
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^C00 8 threads [12]/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
