@@ -1,5 +1,5 @@
-// The two arenas of a loaded bundle and views of their slots, plus the
-// boundary checks that guard every write of user data into them.
+// The two arenas of a host device and views of their slots, plus the
+// boundary checks that guard every write of user data into a device.
 import type { DTypeName, InputEntry, Slot } from "./manifest.js";
 
 /** The float arena: Float32Array, or Float64Array for bundles compiled with dtype "f64". */
@@ -15,6 +15,16 @@ export type Feeds = Readonly<Record<string, Feed>>;
 export interface Arenas {
   readonly F: FloatArray;
   readonly I: Int32Array;
+}
+
+/** Where slots are written to (a device). */
+export interface SlotSink {
+  write(slot: Slot, values: ArrayLike<number>): void;
+}
+
+/** Where slots are read from: copies owned by the caller (a host device, or values downloaded from a device). */
+export interface SlotSource {
+  read(slot: Slot): SlotView;
 }
 
 /** The number of elements of a shape (1 for a scalar). */
@@ -33,11 +43,6 @@ export function typeText(dtype: string, shape: readonly number[]): string {
 export function slotView(arenas: Arenas, slot: Slot): SlotView {
   const arena = slot.arena === "F" ? arenas.F : arenas.I;
   return arena.subarray(slot.offset, slot.offset + sizeOf(slot.shape));
-}
-
-/** A copy of a slot's elements, of the arena's array type. */
-export function slotCopy(arenas: Arenas, slot: Slot): SlotView {
-  return slotView(arenas, slot).slice();
 }
 
 /** The name of a value's kind in messages: `Float32Array`, `number[]`, `string`. */
@@ -84,27 +89,21 @@ export function checkFeed(entry: InputEntry, value: unknown): asserts value is F
   }
 }
 
-/** One input bound to its arena view. */
-interface BoundInput {
-  readonly entry: InputEntry;
-  readonly view: SlotView;
-}
-
 /**
- * Writes checked feeds into the arenas. The views are made once, so a write
- * is a check plus a `.set` per input and allocates nothing.
+ * Writes checked feeds into a device's input slots. The lists are made once,
+ * so a write is a check plus a device write per input and allocates nothing
+ * (on a host device).
  */
 export class InputWriter {
-  private readonly byName = new Map<string, BoundInput>();
-  private readonly train: BoundInput[] = [];
-  private readonly forward: BoundInput[] = [];
+  private readonly byName = new Map<string, InputEntry>();
+  private readonly train: InputEntry[] = [];
+  private readonly forward: InputEntry[] = [];
 
-  constructor(arenas: Arenas, inputs: readonly InputEntry[]) {
+  constructor(private readonly sink: SlotSink, inputs: readonly InputEntry[]) {
     for (const entry of inputs) {
-      const bound = { entry, view: slotView(arenas, entry) };
-      this.byName.set(entry.name, bound);
-      if (entry.usedBy.includes("train")) this.train.push(bound);
-      if (entry.usedBy.includes("forward")) this.forward.push(bound);
+      this.byName.set(entry.name, entry);
+      if (entry.usedBy.includes("train")) this.train.push(entry);
+      if (entry.usedBy.includes("forward")) this.forward.push(entry);
     }
   }
 
@@ -118,15 +117,15 @@ export class InputWriter {
     }
     const list = entry === "train" ? this.train : this.forward;
     for (let i = 0; i < list.length; i++) {
-      const { entry: e, view } = list[i]!;
+      const e = list[i]!;
       const value = feeds[e.name];
       checkFeed(e, value);
-      view.set(value);
+      this.sink.write(e, value);
     }
   }
 
   /** The inputs' names and types, for messages. */
   names(): string {
-    return [...this.byName.values()].map((b) => `${b.entry.name}: ${typeText(b.entry.dtype, b.entry.shape)}`).join(", ") || "(none)";
+    return [...this.byName.values()].map((e) => `${e.name}: ${typeText(e.dtype, e.shape)}`).join(", ") || "(none)";
   }
 }

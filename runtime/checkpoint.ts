@@ -5,8 +5,8 @@ import { dirname } from "node:path";
 import type { Manifest, Slot } from "./manifest.js";
 import type { NamedTensor, TensorData } from "./safetensors.js";
 import { loadSafetensors, saveSafetensors } from "./safetensors.js";
-import type { Arenas } from "./arena.js";
-import { slotView, typeText } from "./arena.js";
+import type { SlotSink, SlotSource } from "./arena.js";
+import { typeText } from "./arena.js";
 
 /** The metadata `format` of a checkpoint file. */
 export const CHECKPOINT_FORMAT = "gradc-checkpoint";
@@ -17,7 +17,7 @@ export function stateKey(param: string, slot: string): string {
 }
 
 /** Every named slot a checkpoint holds: params, then optimizer state. */
-function checkpointSlots(manifest: Manifest): [string, Slot][] {
+export function checkpointSlots(manifest: Manifest): [string, Slot][] {
   return [
     ...manifest.params.map((p): [string, Slot] => [p.name, p]),
     ...manifest.state.map((s): [string, Slot] => [stateKey(s.param, s.slot), s]),
@@ -71,25 +71,25 @@ export function checkSlots(slots: readonly [string, Slot][], tensors: Readonly<R
 }
 
 /** Copies checked tensors into their slots. */
-function copyIn(arenas: Arenas, slots: readonly [string, Slot][], tensors: Readonly<Record<string, NamedTensor>>): void {
-  for (const [name, slot] of slots) slotView(arenas, slot).set(tensors[name]!.data);
+function copyIn(sink: SlotSink, slots: readonly [string, Slot][], tensors: Readonly<Record<string, NamedTensor>>): void {
+  for (const [name, slot] of slots) sink.write(slot, tensors[name]!.data);
 }
 
 /** Fills the params from the bundle's weights file. */
-export function loadWeights(arenas: Arenas, manifest: Manifest, path: string): void {
+export function loadWeights(sink: SlotSink, manifest: Manifest, path: string): void {
   const { tensors } = loadSafetensors(path);
   const slots = manifest.params.map((p): [string, Slot] => [p.name, storedSlot(manifest, p)]);
   checkSlots(slots, tensors, path, "param");
-  copyIn(arenas, slots, tensors);
+  copyIn(sink, slots, tensors);
 }
 
 /**
  * Writes a checkpoint atomically: params by name, optimizer state as
  * `state/<param>/<slot>`, and the step count in the metadata.
  */
-export function saveCheckpoint(path: string, arenas: Arenas, manifest: Manifest, stepCount: number): void {
+export function saveCheckpoint(path: string, source: SlotSource, manifest: Manifest, stepCount: number): void {
   const tensors: Record<string, NamedTensor> = {};
-  for (const [name, slot] of checkpointSlots(manifest)) tensors[name] = { shape: slot.shape, data: slotView(arenas, slot) };
+  for (const [name, slot] of checkpointSlots(manifest)) tensors[name] = { shape: slot.shape, data: source.read(slot) };
   mkdirSync(dirname(path), { recursive: true });
   saveSafetensors(path, tensors, {
     format: CHECKPOINT_FORMAT,
@@ -100,10 +100,10 @@ export function saveCheckpoint(path: string, arenas: Arenas, manifest: Manifest,
 }
 
 /**
- * Reads a checkpoint into the arenas after checking that every param and
+ * Reads a checkpoint into a device's slots after checking that every param and
  * state buffer matches the manifest; returns the saved step count.
  */
-export function restoreCheckpoint(path: string, arenas: Arenas, manifest: Manifest): number {
+export function restoreCheckpoint(path: string, sink: SlotSink, manifest: Manifest): number {
   const { tensors, metadata } = loadSafetensors(path);
   if (metadata["format"] !== CHECKPOINT_FORMAT) {
     throw new Error(`${path}: not a gradc checkpoint (metadata format ${JSON.stringify(metadata["format"] ?? null)}, expected "${CHECKPOINT_FORMAT}")`);
@@ -117,6 +117,6 @@ export function restoreCheckpoint(path: string, arenas: Arenas, manifest: Manife
   // check everything first, so a bad file leaves the trainer untouched
   checkSlots(slots.filter(([n]) => !isState(n)), byGroup(false), path, "param");
   checkSlots(slots.filter(([n]) => isState(n)), byGroup(true), path, `optimizer state (${manifest.optimizer.name})`);
-  copyIn(arenas, slots, tensors);
+  copyIn(sink, slots, tensors);
   return step;
 }

@@ -3,8 +3,9 @@
 // gradient block is all-reduced in place (mean) before the same update runs
 // on every rank. Params start as rank 0's and are checked to stay identical.
 import type { Manifest, Slot } from "./manifest.js";
-import type { Arenas, FloatArray } from "./arena.js";
-import { sizeOf, slotView } from "./arena.js";
+import type { FloatArray } from "./arena.js";
+import { sizeOf } from "./arena.js";
+import type { HostDevice } from "./device.js";
 import type { Communicator } from "./mpi.js";
 
 /** Options of data-parallel training (`load(dir, { dataParallel })`). */
@@ -56,7 +57,7 @@ function hashBits(values: FloatArray, h: number): number {
   return h;
 }
 
-/** One rank's side of data-parallel training over a loaded bundle's arenas. */
+/** One rank's side of data-parallel training over a loaded bundle's host device. */
 export class DataParallel {
   readonly rank: number;
   readonly size: number;
@@ -70,7 +71,7 @@ export class DataParallel {
 
   constructor(
     private readonly manifest: Manifest,
-    arenas: Arenas,
+    device: HostDevice,
     options: DataParallelOptions,
   ) {
     const comm = (this.comm = options.communicator);
@@ -78,10 +79,11 @@ export class DataParallel {
     this.size = comm.size;
     this.checkEvery = options.checkEvery ?? 100;
     if (!(Number.isInteger(this.checkEvery) && this.checkEvery >= 0)) throw new Error(`dataParallel.checkEvery must be a whole number ≥ 0 (got ${this.checkEvery})`);
-    this.grads = gradientRanges(manifest).map((r) => arenas.F.subarray(r.offset, r.offset + r.length));
+    // live views of the host device's gradient block, all-reduced in place
+    this.grads = gradientRanges(manifest).map((r) => device.view({ arena: "F", offset: r.offset, shape: [r.length], dtype: manifest.dtype }) as FloatArray);
     // what must match on every rank: params and optimizer state
     const slots: Slot[] = [...manifest.params, ...manifest.state];
-    this.replicated = slots.filter((s) => s.arena === "F").map((s) => slotView(arenas, s) as FloatArray);
+    this.replicated = slots.filter((s) => s.arena === "F").map((s) => device.view(s) as FloatArray);
   }
 
   /** Makes every rank's params and optimizer state rank 0's, and returns rank 0's `step`. Collective. */

@@ -19,8 +19,14 @@ export { loadArrays, loadMnist, loadTrainingData, MNIST_PIXELS } from "./sources
 export type { TrainingData } from "./sources.js";
 export { accuracy, argmax, main as train, trainHelp, writePlots } from "./trainer.js";
 export type { AccuracySpec, TrainSummary, TrainIO } from "./trainer.js";
-export { CheckedKernels, NumericsError, describeFault, firstNonFinite, suspectNode } from "./numerics.js";
-export type { KernelFn, KernelTable, NumericsFault } from "./numerics.js";
+export { CheckedDevice, NumericsError, describeFault, firstNonFinite, suspectNode } from "./numerics.js";
+export type { NumericsFault } from "./numerics.js";
+export { DEVICES, createDevice } from "./devices.js";
+export type { DeviceFactory } from "./devices.js";
+export { isHostDevice } from "./device.js";
+export type { Device, EntryPoint, HostDevice, KernelList, MaybePromise } from "./device.js";
+export { createHostDevice } from "./hostDevice.js";
+export type { KernelFn, KernelTable } from "./hostDevice.js";
 export { GradNormLog, flagOf, readGradNorms, gradNormSeries, EXPLODING, VANISHING_ABSOLUTE, VANISHING_RELATIVE } from "./gradNorms.js";
 export type { GradFlag, GradNormRow, GradSource } from "./gradNorms.js";
 export { linePlot, escapeXml } from "./plot.js";

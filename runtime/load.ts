@@ -1,15 +1,18 @@
 // load(dir): opens a kernel bundle and returns a Trainer that runs its
-// forward and step kernels over two arenas allocated once.
+// forward and step kernels on the device of its backend (runtime/device.ts).
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import type { ForwardModule, Manifest, OptimizerSpec, ParamEntry, Slot, StepModule } from "./manifest.js";
+import type { Manifest, OptimizerSpec, ParamEntry, Slot } from "./manifest.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
-import type { Arenas, FloatArray, Feeds, SlotView } from "./arena.js";
-import { InputWriter, kindOf, sizeOf, slotCopy, slotView, typeText } from "./arena.js";
-import { loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import type { FloatArray, Feeds, SlotView } from "./arena.js";
+import { InputWriter, kindOf, sizeOf, typeText } from "./arena.js";
+import { checkpointSlots, loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
-import { CheckedKernels, kernelTableOf } from "./numerics.js";
+import { CheckedDevice } from "./numerics.js";
+import type { Device, MaybePromise } from "./device.js";
+import { isHostDevice } from "./device.js";
+import { createDevice } from "./devices.js";
+import type { DeviceFactory } from "./devices.js";
 import { DataParallel } from "./dataParallel.js";
 import type { DataParallelOptions } from "./dataParallel.js";
 
@@ -17,16 +20,31 @@ import type { DataParallelOptions } from "./dataParallel.js";
 export interface ParamStore {
   /** The params' names, in manifest order. */
   names(): string[];
-  /** A copy of a param's values (flat, row-major). */
+  /** A copy of a param's values (flat, row-major). Synchronous devices only (see `getAsync`). */
   get(name: string): SlotView;
+  /** A copy of a param's values, on any device. */
+  getAsync(name: string): Promise<SlotView>;
   /** Overwrites a param; `values` must have exactly its number of elements. */
   set(name: string, values: ArrayLike<number>): void;
 }
 
-/** A loaded bundle, ready to train and predict. */
+/**
+ * A loaded bundle, ready to train and predict.
+ *
+ * Every method that runs kernels or reads results has two forms, as
+ * TensorFlow.js's `dataSync()` and `data()`: `step(batch)` returns the loss,
+ * `stepAsync(batch)` a promise of it. The bundles of the host backends ("ts",
+ * "wasm") run synchronously (`synchronous` is true) and both forms work; a
+ * device that works asynchronously (a GPU) takes the `...Async` forms, and
+ * the plain ones throw an error that names the one to use.
+ */
 export interface Trainer {
   readonly dir: string;
   readonly manifest: Manifest;
+  /** The device the bundle runs on (chosen by manifest.backend). */
+  readonly device: Device;
+  /** True when `step`, `gradients`, `predict`, `gradNorm`, `params.get` and `save` may be called (the device completes each call before it returns). */
+  readonly synchronous: boolean;
   /** The optimizer as run (the manifest's, with load options applied). */
   readonly optimizer: OptimizerSpec;
   /** The first axis of the training inputs (the graph's static batch size). */
@@ -38,20 +56,26 @@ export interface Trainer {
   readonly dataParallel?: DataParallel;
   /**
    * One optimizer update on a batch of the `train` inputs; returns the loss before the update.
-   * Data-parallel, every rank calls it with its shard of the global batch: the gradients are
-   * averaged over the ranks before the update, and the loss returned is the ranks' mean.
+   * Allocates nothing on a host device. Data-parallel, every rank calls it with its shard of the
+   * global batch: the gradients are averaged over the ranks before the update, and the loss
+   * returned is the ranks' mean.
    */
   step(batch: Feeds): number;
+  stepAsync(batch: Feeds): Promise<number>;
   /** The loss and a copy of every trainable param's gradient (averaged over the ranks when data-parallel); no update. */
   gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> };
+  gradientsAsync(batch: Feeds): Promise<{ loss: number; grads: Record<string, FloatArray> }>;
   /** The L2 norm of a trainable param's gradient as the last `step` or `gradients` left it (allocates nothing). */
   gradNorm(name: string): number;
+  gradNormAsync(name: string): Promise<number>;
   /** Runs the forward pass on the `forward` inputs; returns a copy of every output. */
   predict(inputs: Feeds): Record<string, SlotView>;
+  predictAsync(inputs: Feeds): Promise<Record<string, SlotView>>;
   /** The learning rate the next `step` will use. */
   learningRate(): number;
   /** Writes params, optimizer state and step count to a safetensors file, atomically. */
   save(path: string): void;
+  saveAsync(path: string): Promise<void>;
   /**
    * Reads a checkpoint written by `save` for this bundle. Data-parallel, it is collective:
    * rank 0 reads the file and every other rank receives its contents (the path is rank 0's).
@@ -69,6 +93,8 @@ export interface LoadOptions {
    * and the user's line. Slower; the normal mode runs each entry point as one call.
    */
   readonly checkNumerics?: boolean;
+  /** Makes the device to run on instead of the one manifest.backend names (e.g. a wrapper of it). */
+  readonly device?: DeviceFactory;
   /**
    * Train data-parallel with the other ranks of a communicator (runtime/mpi.ts):
    * params start as rank 0's, gradients are averaged over the ranks before each update.
@@ -123,15 +149,6 @@ function checkLayout(m: Manifest, file: string): void {
   }
 }
 
-/** Imports a kernel module of the bundle and checks that it exports `create`. */
-async function importKernels<T>(dir: string, file: string): Promise<T> {
-  const path = join(dir, file);
-  if (!existsSync(path)) throw new Error(`${path}: missing (the manifest lists it as a kernel module)`);
-  const mod = (await import(/* @vite-ignore */ pathToFileURL(path).href)) as { create?: unknown };
-  if (typeof mod.create !== "function") throw new Error(`${path}: does not export create(F, I)`);
-  return mod as T;
-}
-
 /** The static batch size: the first axis of the first batched training input (the data layer checks the rest). */
 function batchSizeOf(m: Manifest): number {
   const first = m.inputs.find((i) => i.usedBy.includes("train") && i.shape.length > 0);
@@ -139,74 +156,74 @@ function batchSizeOf(m: Manifest): number {
 }
 
 /**
- * Loads the bundle in `dir`: validates its manifest, allocates the arenas,
- * fills the params from the weights file and binds the kernels.
+ * Loads the bundle in `dir`: validates its manifest, makes the device its
+ * backend runs on (allocating its buffers and binding the kernels) and fills
+ * the params from the weights file.
  */
 export async function load(dir: string, options: LoadOptions = {}): Promise<Trainer> {
   const root = resolve(dir);
   const manifest = readManifest(root);
-  const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(manifest.arena.floats) : new Float32Array(manifest.arena.floats);
-  const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
-  loadWeights(arenas, manifest, join(root, manifest.files.weights));
   if (options.lr !== undefined && !(Number.isFinite(options.lr) && options.lr >= 0)) {
     throw new Error(`learning rate must be a finite number ≥ 0 (got ${options.lr})`);
   }
   const optimizer: OptimizerSpec = options.lr === undefined ? manifest.optimizer : { ...manifest.optimizer, lr: options.lr };
-  const forwardMod = await importKernels<ForwardModule>(root, manifest.files.forward);
-  const stepMod = await importKernels<StepModule>(root, manifest.files.step);
-  // create() also writes the constants, so it runs in both modes
-  const fwd = forwardMod.create(F, arenas.I);
-  const kernels = stepMod.create(F, arenas.I);
+  const plain = await (options.device ?? createDevice)(manifest, root);
+  loadWeights(plain, manifest, join(root, manifest.files.weights));
   let parallel: DataParallel | undefined;
   if (options.dataParallel) {
-    if (typeof (kernels as Partial<typeof kernels>).update !== "function") {
-      throw new Error(`${join(root, manifest.files.step)}: has no update() entry, which data-parallel training needs; recompile the model with this version of gradc`);
-    }
-    parallel = new DataParallel(manifest, arenas, options.dataParallel);
+    if (!isHostDevice(plain)) throw new Error(`data-parallel training runs on host devices; the "${plain.backend}" device is not one`);
+    parallel = new DataParallel(manifest, plain, options.dataParallel);
   }
-  let trainer: BundleTrainer;
-  if (options.checkNumerics) {
-    const forwardTable = kernelTableOf(forwardMod, join(root, manifest.files.forward));
-    const checked = new CheckedKernels(manifest, arenas, forwardTable, kernelTableOf(stepMod, join(root, manifest.files.step)));
-    trainer = new BundleTrainer(root, manifest, optimizer, arenas, checked, checked, parallel);
-  } else {
-    trainer = new BundleTrainer(root, manifest, optimizer, arenas, fwd, kernels, parallel);
-  }
+  const device = options.checkNumerics ? new CheckedDevice(manifest, plain) : plain;
+  const trainer = new BundleTrainer(root, manifest, optimizer, device, parallel);
   // every rank starts from rank 0's params
   parallel?.broadcastState(0);
   return trainer;
 }
 
+/** The error of a synchronous call on a device that works asynchronously. */
+function notSynchronous(device: Device, call: string): Error {
+  return new Error(`${call}: the "${device.backend}" device runs asynchronously; use await ${call.replace("(", "Async(")}`);
+}
+
+/** A device's result when it must be there now (the synchronous forms of the trainer's methods). */
+function now<T>(value: MaybePromise<T>, device: Device, call: string): T {
+  if (value instanceof Promise) {
+    // nothing will wait for it: keep a failure from going unhandled
+    value.catch(() => {});
+    throw notSynchronous(device, call);
+  }
+  return value;
+}
+
 class BundleTrainer implements Trainer {
   readonly batchSize: number;
   readonly params: ParamStore;
+  readonly synchronous: boolean;
   private count = 0;
   private readonly inputs: InputWriter;
-  private readonly lrView: SlotView;
-  private readonly stepView: SlotView;
-  private readonly lossView: SlotView | undefined;
   private readonly paramByName: Map<string, ParamEntry>;
-  private readonly gradViews: Map<string, SlotView>;
+  private readonly gradSlots: Map<string, Slot>;
+  /** The next update's learning rate, written here first: no number is boxed per step. */
+  private readonly lrScratch = new Float64Array(1);
 
   constructor(
     readonly dir: string,
     readonly manifest: Manifest,
     readonly optimizer: OptimizerSpec,
-    private readonly arenas: Arenas,
-    private readonly fwd: { forward(): void },
-    private readonly kernels: { gradients(): void; update(): void; step(): void },
+    readonly device: Device,
     readonly dataParallel?: DataParallel,
   ) {
+    if (manifest.hyper.lr.arena !== "F") throw new Error(`${join(dir, "manifest.json")}: hyper.lr must live in the F arena`);
+    this.synchronous = device.synchronous;
     this.batchSize = batchSizeOf(manifest);
-    this.inputs = new InputWriter(arenas, manifest.inputs);
-    this.lrView = slotView(arenas, manifest.hyper.lr);
-    this.stepView = slotView(arenas, manifest.hyper.step);
-    this.lossView = manifest.loss ? slotView(arenas, manifest.loss) : undefined;
+    this.inputs = new InputWriter(device, manifest.inputs);
     this.paramByName = new Map(manifest.params.map((p) => [p.name, p]));
-    this.gradViews = new Map(manifest.params.flatMap((p) => (p.grad ? [[p.name, slotView(arenas, p.grad)] as const] : [])));
+    this.gradSlots = new Map(manifest.params.flatMap((p) => (p.grad ? [[p.name, p.grad] as const] : [])));
     this.params = {
       names: () => manifest.params.map((p) => p.name),
-      get: (name) => slotCopy(arenas, this.param(name)),
+      get: (name) => now(device.read(this.param(name)), device, "params.get(name)"),
+      getAsync: async (name) => device.read(this.param(name)),
       set: (name, values) => {
         const p = this.param(name);
         const n = sizeOf(p.shape);
@@ -214,7 +231,7 @@ class BundleTrainer implements Trainer {
           throw new Error(`param "${name}": got ${kindOf(values)}, expected ${n} numbers for ${typeText(p.dtype, p.shape)}`);
         }
         if (values.length !== n) throw new Error(`param "${name}": got ${values.length} values, expected ${n} for ${typeText(p.dtype, p.shape)}`);
-        slotView(arenas, p).set(values);
+        device.write(p, values);
       },
     };
   }
@@ -229,71 +246,123 @@ class BundleTrainer implements Trainer {
     return p;
   }
 
-  private loss(): number {
-    return this.lossView ? this.lossView[0]! : NaN;
+  private gradSlot(name: string): Slot {
+    const g = this.gradSlots.get(name);
+    if (!g) throw new Error(`param "${name}" has no gradient${this.paramByName.has(name) ? " (it is frozen)" : `; the bundle's params are ${[...this.paramByName.keys()].join(", ") || "(none)"}`}`);
+    return g;
+  }
+
+  private loss(call: string): number {
+    return this.manifest.loss ? now(this.device.scalar(this.manifest.loss), this.device, call) : NaN;
+  }
+
+  private async lossAsync(): Promise<number> {
+    return this.manifest.loss ? this.device.scalar(this.manifest.loss) : NaN;
   }
 
   learningRate(): number {
     return learningRate(this.optimizer, this.count);
   }
 
-  step(batch: Feeds): number {
+  /** Writes the batch, the learning rate and the 1-based step count of the next update. */
+  private prepareStep(batch: Feeds): void {
     this.inputs.write(batch, "train");
-    if (this.lrView instanceof Int32Array) throw new Error(`${this.dir}: hyper.lr must live in the F arena`);
-    writeLearningRate(this.optimizer, this.count, this.lrView, 0);
-    this.stepView[0] = this.count + 1;
+    writeLearningRate(this.optimizer, this.count, this.lrScratch, 0);
+    this.device.write(this.manifest.hyper.lr, this.lrScratch);
+    this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
+  }
+
+  step(batch: Feeds): number {
+    if (!this.synchronous) throw notSynchronous(this.device, "step(batch)");
+    this.prepareStep(batch);
     const dp = this.dataParallel;
     if (!dp) {
-      this.kernels.step();
+      this.device.run("step");
       this.count++;
-      return this.loss();
+      return this.loss("step(batch)");
     }
-    // gradients() + mean over the ranks + update() is step() on the global batch
-    this.kernels.gradients();
+    // gradients + mean over the ranks + update is a step on the global batch
+    this.device.run("gradients");
     dp.reduceGradients();
-    this.kernels.update();
+    this.device.run("update");
     this.count++;
-    const loss = dp.mean(this.loss());
+    const loss = dp.mean(this.loss("step(batch)"));
     if (dp.checkEvery > 0 && this.count % dp.checkEvery === 0) dp.checkReplicas(this.count);
     return loss;
   }
 
+  async stepAsync(batch: Feeds): Promise<number> {
+    if (this.dataParallel) return this.step(batch);
+    this.prepareStep(batch);
+    await this.device.run("step");
+    this.count++;
+    return this.lossAsync();
+  }
+
   gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> } {
+    if (!this.synchronous) throw notSynchronous(this.device, "gradients(batch)");
     this.inputs.write(batch, "train");
     // random ops (dropout) draw as the next step would
-    this.stepView[0] = this.count + 1;
-    this.kernels.gradients();
+    this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
+    this.device.run("gradients");
     this.dataParallel?.reduceGradients();
     const grads: Record<string, FloatArray> = {};
-    for (const p of this.manifest.params) {
-      if (p.grad) grads[p.name] = slotCopy(this.arenas, p.grad) as FloatArray;
-    }
-    return { loss: this.dataParallel ? this.dataParallel.mean(this.loss()) : this.loss(), grads };
+    for (const [name, slot] of this.gradSlots) grads[name] = now(this.device.read(slot), this.device, "gradients(batch)") as FloatArray;
+    const loss = this.loss("gradients(batch)");
+    return { loss: this.dataParallel ? this.dataParallel.mean(loss) : loss, grads };
+  }
+
+  async gradientsAsync(batch: Feeds): Promise<{ loss: number; grads: Record<string, FloatArray> }> {
+    if (this.dataParallel) return this.gradients(batch);
+    this.inputs.write(batch, "train");
+    this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
+    await this.device.run("gradients");
+    const grads: Record<string, FloatArray> = {};
+    for (const [name, slot] of this.gradSlots) grads[name] = (await this.device.read(slot)) as FloatArray;
+    return { loss: await this.lossAsync(), grads };
   }
 
   gradNorm(name: string): number {
-    const g = this.gradViews.get(name);
-    if (!g) throw new Error(`param "${name}" has no gradient${this.paramByName.has(name) ? " (it is frozen)" : `; the bundle's params are ${[...this.paramByName.keys()].join(", ") || "(none)"}`}`);
-    let sq = 0;
-    for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
-    return Math.sqrt(sq);
+    return now(this.device.norm(this.gradSlot(name)), this.device, "gradNorm(name)");
+  }
+
+  async gradNormAsync(name: string): Promise<number> {
+    return this.device.norm(this.gradSlot(name));
   }
 
   predict(inputs: Feeds): Record<string, SlotView> {
+    if (!this.synchronous) throw notSynchronous(this.device, "predict(inputs)");
     this.inputs.write(inputs, "forward");
-    this.fwd.forward();
+    this.device.run("forward");
     const out: Record<string, SlotView> = {};
-    for (const o of this.manifest.outputs) out[o.name] = slotCopy(this.arenas, o);
+    for (const o of this.manifest.outputs) out[o.name] = now(this.device.read(o), this.device, "predict(inputs)");
+    return out;
+  }
+
+  async predictAsync(inputs: Feeds): Promise<Record<string, SlotView>> {
+    this.inputs.write(inputs, "forward");
+    await this.device.run("forward");
+    const out: Record<string, SlotView> = {};
+    for (const o of this.manifest.outputs) out[o.name] = await this.device.read(o);
     return out;
   }
 
   save(path: string): void {
-    saveCheckpoint(resolve(path), this.arenas, this.manifest, this.count);
+    if (!this.synchronous) throw notSynchronous(this.device, "save(path)");
+    const device = this.device;
+    saveCheckpoint(resolve(path), { read: (slot) => now(device.read(slot), device, "save(path)") }, this.manifest, this.count);
+  }
+
+  async saveAsync(path: string): Promise<void> {
+    // download first, then write the file in one go
+    const values = new Map<Slot, SlotView>();
+    for (const [, slot] of checkpointSlots(this.manifest)) values.set(slot, await this.device.read(slot));
+    saveCheckpoint(resolve(path), { read: (slot) => values.get(slot)! }, this.manifest, this.count);
   }
 
   restore(path: string): void {
     const dp = this.dataParallel;
-    if (!dp || dp.rank === 0) this.count = restoreCheckpoint(resolve(path), this.arenas, this.manifest);
+    if (!dp || dp.rank === 0) this.count = restoreCheckpoint(resolve(path), this.device, this.manifest);
     if (dp) this.count = dp.broadcastState(this.count);
   }
 }

@@ -2,14 +2,8 @@
 // first NaN or infinity one of them writes, naming the kernel, the graph node
 // it computes and the line of the user's model it came from.
 import type { FusedNode, KernelEntry, Manifest, Slot } from "./manifest.js";
-import type { Arenas, FloatArray } from "./arena.js";
-import { slotView } from "./arena.js";
-
-/** One emitted kernel: reads and writes the arenas at fixed offsets. */
-export type KernelFn = (F: FloatArray, I: Int32Array) => void;
-
-/** What forward.js and step.js export as `KERNELS`: the kernels in execution order, by name. */
-export type KernelTable = readonly (readonly [string, KernelFn])[];
+import type { SlotView } from "./arena.js";
+import type { Device, EntryPoint, KernelList, MaybePromise } from "./device.js";
 
 /** Where the first non-finite value came from. */
 export interface NumericsFault {
@@ -92,127 +86,157 @@ export function unravelIndex(flat: number, shape: readonly number[]): string {
   return `[${out.reverse().join(",")}]`;
 }
 
-/** A module's `KERNELS`, checked; `file` names it in errors. */
-export function kernelTableOf(mod: unknown, file: string): KernelTable {
-  const table = (mod as { KERNELS?: unknown }).KERNELS;
-  if (!Array.isArray(table)) {
-    throw new Error(`${file}: exports no KERNELS list, which --check-numerics needs; recompile the model with this version of gradc`);
-  }
-  for (const row of table) {
-    if (!Array.isArray(row) || typeof row[0] !== "string" || typeof row[1] !== "function") {
-      throw new Error(`${file}: KERNELS must list [name, function] pairs`);
-    }
-  }
-  return table as KernelTable;
-}
-
 /** A float slot to scan and the name it goes by in messages. */
 interface Watched {
-  readonly view: FloatArray;
+  readonly slot: Slot;
   readonly label: string;
-  readonly shape: readonly number[];
 }
 
 /** One kernel with the float slots it writes. */
 interface CheckedKernel {
-  readonly fn: KernelFn;
   readonly entry: KernelEntry;
   readonly writes: readonly Watched[];
 }
 
-const floatView = (arenas: Arenas, slot: Slot): FloatArray => slotView(arenas, slot) as FloatArray;
+type Phase = "forward" | "gradients" | "update";
 
 /**
- * The kernels of a bundle run one at a time, each followed by a scan of the
- * float slots it wrote: a drop-in for the `{ forward() }` and
- * `{ gradients(); step() }` objects of forward.js and step.js that throws a
- * NumericsError at the first NaN or infinity. Inputs and params are scanned
- * before the first kernel, so bad data is told apart from a bad kernel.
+ * A device whose entry points run one kernel at a time, each followed by a
+ * scan of the float slots it wrote: it throws a NumericsError at the first
+ * NaN or infinity. Inputs and params are scanned before the first kernel, so
+ * bad data is told apart from a bad kernel. Everything else is the wrapped
+ * device's. On an asynchronous device each scan waits for its read.
  */
-export class CheckedKernels {
-  private readonly forwardKernels: CheckedKernel[];
-  private readonly gradientKernels: CheckedKernel[];
-  private readonly updateKernels: CheckedKernel[];
+export class CheckedDevice implements Device {
+  readonly backend: string;
+  readonly synchronous: boolean;
+  private readonly lists: Readonly<Record<Phase, readonly CheckedKernel[]>>;
   private readonly trainInputs: Watched[];
   private readonly forwardInputs: Watched[];
   private readonly params: Watched[];
-  private readonly stepView: Int32Array | undefined;
+  private readonly stepSlot: Slot | undefined;
 
-  constructor(manifest: Manifest, private readonly arenas: Arenas, forward: KernelTable, step: KernelTable) {
+  constructor(manifest: Manifest, private readonly device: Device) {
+    this.backend = device.backend;
+    this.synchronous = device.synchronous;
     const byName = new Map(manifest.kernels.map((k) => [k.name, k]));
-    const bind = (table: KernelTable, file: string): CheckedKernel[] =>
-      table.map(([name, fn]) => {
+    const bind = (list: Phase): CheckedKernel[] =>
+      device.kernels(list).map((name) => {
         const entry = byName.get(name);
-        if (!entry) throw new Error(`${file}: kernel ${name} is not in the manifest's kernel list`);
+        if (!entry) throw new Error(`manifest.json: kernel ${name} is not in the manifest's kernel list`);
         if (!entry.writes) throw new Error(`manifest.json: kernel ${name} lists no written slots, which --check-numerics needs; recompile the model with this version of gradc`);
-        const writes = entry.writes.filter((w) => w.arena === "F").map((w) => ({ view: floatView(arenas, w), label: w.label ?? name, shape: w.shape }));
-        return { fn, entry, writes };
+        const writes = entry.writes.filter((w) => w.arena === "F").map((w) => ({ slot: w, label: w.label ?? name }));
+        return { entry, writes };
       });
-    this.forwardKernels = bind(forward, manifest.files.forward);
-    const stepKernels = bind(step, manifest.files.step);
-    this.gradientKernels = stepKernels.filter((k) => k.entry.entry.includes("gradients"));
-    this.updateKernels = stepKernels.filter((k) => k.entry.entry.includes("update"));
-    const watch = (s: Slot & { readonly name: string }): Watched => ({ view: floatView(arenas, s), label: s.name, shape: s.shape });
+    this.lists = { forward: bind("forward"), gradients: bind("gradients"), update: bind("update") };
+    const watch = (s: Slot & { readonly name: string }): Watched => ({ slot: s, label: s.name });
     const floats = manifest.inputs.filter((i) => i.arena === "F");
     this.trainInputs = floats.filter((i) => i.usedBy.includes("train")).map(watch);
     this.forwardInputs = floats.filter((i) => i.usedBy.includes("forward")).map(watch);
     this.params = manifest.params.filter((p) => p.arena === "F").map(watch);
-    this.stepView = manifest.hyper.step.arena === "I" ? (slotView(arenas, manifest.hyper.step) as Int32Array) : undefined;
+    this.stepSlot = manifest.hyper.step.arena === "I" ? manifest.hyper.step : undefined;
   }
 
-  forward(): void {
-    this.scanSources(this.forwardInputs, undefined);
-    this.run(this.forwardKernels, "forward", undefined);
+  write(slot: Slot, values: ArrayLike<number>): void {
+    this.device.write(slot, values);
   }
 
-  gradients(): void {
-    this.scanSources(this.trainInputs, undefined);
-    this.run(this.gradientKernels, "gradients", undefined);
+  writeScalar(slot: Slot, value: number): void {
+    this.device.writeScalar(slot, value);
   }
 
-  update(): void {
-    this.run(this.updateKernels, "update", this.stepView ? this.stepView[0] : undefined);
+  read(slot: Slot): MaybePromise<SlotView> {
+    return this.device.read(slot);
   }
 
-  step(): void {
+  scalar(slot: Slot): MaybePromise<number> {
+    return this.device.scalar(slot);
+  }
+
+  norm(slot: Slot): MaybePromise<number> {
+    return this.device.norm(slot);
+  }
+
+  kernels(list: KernelList): readonly string[] {
+    return this.device.kernels(list);
+  }
+
+  runKernel(name: string): MaybePromise<void> {
+    return this.device.runKernel(name);
+  }
+
+  /** The checks of an entry point, in order: sources to scan, then kernel lists. */
+  private plan(entry: EntryPoint): { sources: readonly Watched[]; phases: readonly Phase[] } {
+    switch (entry) {
+      case "forward":
+        return { sources: this.forwardInputs, phases: ["forward"] };
+      case "gradients":
+        return { sources: this.trainInputs, phases: ["gradients"] };
+      case "update":
+        return { sources: [], phases: ["update"] };
+      case "step":
+        return { sources: this.trainInputs, phases: ["gradients", "update"] };
+      default:
+        return entry satisfies never;
+    }
+  }
+
+  run(entry: EntryPoint): MaybePromise<void> {
+    const { sources, phases } = this.plan(entry);
     // the runtime writes the 1-based step count before each step()
-    const step = this.stepView ? this.stepView[0] : undefined;
-    this.scanSources(this.trainInputs, step);
-    this.run(this.gradientKernels, "gradients", step);
-    this.run(this.updateKernels, "update", step);
+    const step = (entry === "step" || entry === "update") && this.stepSlot ? this.device.scalar(this.stepSlot) : undefined;
+    if (!this.synchronous || step instanceof Promise) return this.runAsync(sources, phases, step);
+    this.scanSources(sources, step, (s) => this.device.read(s) as SlotView);
+    for (const phase of phases) {
+      for (const k of this.lists[phase]) {
+        this.device.runKernel(k.entry.name);
+        for (const w of k.writes) this.scanWrite(k, w, this.device.read(w.slot) as SlotView, phase, step);
+      }
+    }
   }
 
-  private scanSources(inputs: readonly Watched[], step: number | undefined): void {
+  private async runAsync(sources: readonly Watched[], phases: readonly Phase[], stepValue: MaybePromise<number> | undefined): Promise<void> {
+    const step = await stepValue;
+    const values = new Map<Slot, SlotView>();
+    for (const w of [...sources, ...(sources.length ? this.params : [])]) values.set(w.slot, await this.device.read(w.slot));
+    this.scanSources(sources, step, (s) => values.get(s)!);
+    for (const phase of phases) {
+      for (const k of this.lists[phase]) {
+        await this.device.runKernel(k.entry.name);
+        for (const w of k.writes) this.scanWrite(k, w, await this.device.read(w.slot), phase, step);
+      }
+    }
+  }
+
+  /** Inputs, then params (only when inputs are scanned: the update alone reads neither). */
+  private scanSources(inputs: readonly Watched[], step: number | undefined, values: (slot: Slot) => SlotView): void {
+    if (!inputs.length) return;
     for (const [phase, list] of [["input", inputs], ["param", this.params]] as const) {
       for (const w of list) {
-        const i = firstNonFinite(w.view);
+        const v = values(w.slot);
+        const i = firstNonFinite(v);
         if (i >= 0) {
-          throw new NumericsError({ phase, ...(step !== undefined ? { step } : {}), label: w.label, index: unravelIndex(i, w.shape), value: w.view[i]! });
+          throw new NumericsError({ phase, ...(step !== undefined ? { step } : {}), label: w.label, index: unravelIndex(i, w.slot.shape), value: v[i]! });
         }
       }
     }
   }
 
-  private run(kernels: readonly CheckedKernel[], phase: "forward" | "gradients" | "update", step: number | undefined): void {
-    for (const k of kernels) {
-      k.fn(this.arenas.F, this.arenas.I);
-      for (const w of k.writes) {
-        const i = firstNonFinite(w.view);
-        if (i < 0) continue;
-        const suspect = k.entry.nodes && k.entry.nodes.length > 1 ? suspectNode(k.entry.nodes) : undefined;
-        const src = suspect ? suspect.src : k.entry.src;
-        throw new NumericsError({
-          phase,
-          ...(step !== undefined ? { step } : {}),
-          kernel: k.entry.name,
-          node: suspect ? suspect.node : k.entry.node,
-          ...(src ? { src } : {}),
-          ...(suspect ? { fused: k.entry.nodes!.length } : {}),
-          label: w.label,
-          index: unravelIndex(i, w.shape),
-          value: w.view[i]!,
-        });
-      }
-    }
+  private scanWrite(k: CheckedKernel, w: Watched, values: SlotView, phase: Phase, step: number | undefined): void {
+    const i = firstNonFinite(values);
+    if (i < 0) return;
+    const suspect = k.entry.nodes && k.entry.nodes.length > 1 ? suspectNode(k.entry.nodes) : undefined;
+    const src = suspect ? suspect.src : k.entry.src;
+    throw new NumericsError({
+      phase,
+      ...(step !== undefined ? { step } : {}),
+      kernel: k.entry.name,
+      node: suspect ? suspect.node : k.entry.node,
+      ...(src ? { src } : {}),
+      ...(suspect ? { fused: k.entry.nodes!.length } : {}),
+      label: w.label,
+      index: unravelIndex(i, w.slot.shape),
+      value: values[i]!,
+    });
   }
 }

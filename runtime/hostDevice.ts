@@ -1,0 +1,166 @@
+// The host device of the "ts" and "wasm" backends: two arenas of host typed
+// arrays (F for floats, I for i32/bool) and the emitted forward.js and step.js
+// bound to them by their `create(F, I)`.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { ForwardModule, Manifest, Slot, StepModule } from "./manifest.js";
+import type { Arenas, FloatArray, SlotView } from "./arena.js";
+import { sizeOf, slotView } from "./arena.js";
+import type { EntryPoint, HostDevice, KernelList } from "./device.js";
+
+/** One emitted kernel: reads and writes the arenas at fixed offsets. */
+export type KernelFn = (F: FloatArray, I: Int32Array) => void;
+
+/** What forward.js and step.js export as `KERNELS`: the kernels in execution order, by name. */
+export type KernelTable = readonly (readonly [string, KernelFn])[];
+
+/** A module's `KERNELS`, checked; `file` names it in errors. */
+export function kernelTableOf(mod: unknown, file: string): KernelTable {
+  const table = (mod as { KERNELS?: unknown }).KERNELS;
+  if (!Array.isArray(table)) {
+    throw new Error(`${file}: exports no KERNELS list, which running kernels one at a time (--check-numerics, the update alone) needs; recompile the model with this version of gradc`);
+  }
+  for (const row of table) {
+    if (!Array.isArray(row) || typeof row[0] !== "string" || typeof row[1] !== "function") {
+      throw new Error(`${file}: KERNELS must list [name, function] pairs`);
+    }
+  }
+  return table as KernelTable;
+}
+
+/** Imports a kernel module of the bundle and checks that it exports `create`. */
+async function importKernels<T>(dir: string, file: string): Promise<T> {
+  const path = join(dir, file);
+  if (!existsSync(path)) throw new Error(`${path}: missing (the manifest lists it as a kernel module)`);
+  const mod = (await import(/* @vite-ignore */ pathToFileURL(path).href)) as { create?: unknown };
+  if (typeof mod.create !== "function") throw new Error(`${path}: does not export create(F, I)`);
+  return mod as T;
+}
+
+/** The kernels of each list, bound once on first use. */
+interface KernelLists {
+  readonly byName: ReadonlyMap<string, KernelFn>;
+  readonly names: Readonly<Record<KernelList, readonly string[]>>;
+  readonly update: readonly KernelFn[];
+}
+
+/**
+ * Loads the kernel modules of the bundle in `dir` into a host device with
+ * freshly allocated arenas. `create(F, I)` writes the bundle's constants, so
+ * the arenas are ready once this resolves (the params still to be filled).
+ */
+export async function createHostDevice(manifest: Manifest, dir: string): Promise<HostDevice> {
+  const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(manifest.arena.floats) : new Float32Array(manifest.arena.floats);
+  const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
+  const forwardMod = await importKernels<ForwardModule>(dir, manifest.files.forward);
+  const stepMod = await importKernels<StepModule>(dir, manifest.files.step);
+  const forward = forwardMod.create(F, arenas.I);
+  const step = stepMod.create(F, arenas.I);
+  let lists: KernelLists | undefined;
+  const kernelLists = (): KernelLists => {
+    if (lists) return lists;
+    const forwardTable = kernelTableOf(forwardMod, join(dir, manifest.files.forward));
+    const stepTable = kernelTableOf(stepMod, join(dir, manifest.files.step));
+    const entries = new Map(manifest.kernels.map((k) => [k.name, k]));
+    const inList = (table: KernelTable, file: string, list: KernelList): string[] =>
+      table
+        .filter(([name]) => {
+          const entry = entries.get(name);
+          if (!entry) throw new Error(`${join(dir, file)}: kernel ${name} is not in the manifest's kernel list`);
+          return entry.entry.includes(list);
+        })
+        .map(([name]) => name);
+    const byName = new Map<string, KernelFn>([...forwardTable, ...stepTable]);
+    const names = {
+      forward: inList(forwardTable, manifest.files.forward, "forward"),
+      gradients: inList(stepTable, manifest.files.step, "gradients"),
+      update: inList(stepTable, manifest.files.step, "update"),
+    };
+    lists = { byName, names, update: names.update.map((n) => byName.get(n)!) };
+    return lists;
+  };
+  return new ArenaDevice(manifest.backend, arenas, forward, step, kernelLists);
+}
+
+/** The host device: kernels called directly on the arenas. */
+class ArenaDevice implements HostDevice {
+  readonly synchronous = true;
+
+  constructor(
+    readonly backend: string,
+    private readonly arenas: Arenas,
+    private readonly forward: { forward(): void },
+    private readonly step: { gradients(): void; update?(): void; step(): void },
+    private readonly lists: () => KernelLists,
+  ) {}
+
+  private arena(slot: Slot): FloatArray | Int32Array {
+    return slot.arena === "F" ? this.arenas.F : this.arenas.I;
+  }
+
+  write(slot: Slot, values: ArrayLike<number>): void {
+    // set at an offset: no subarray, nothing allocated
+    this.arena(slot).set(values, slot.offset);
+  }
+
+  writeScalar(slot: Slot, value: number): void {
+    this.arena(slot)[slot.offset] = value;
+  }
+
+  read(slot: Slot): SlotView {
+    return this.view(slot).slice();
+  }
+
+  scalar(slot: Slot): number {
+    return this.arena(slot)[slot.offset]!;
+  }
+
+  norm(slot: Slot): number {
+    const a = this.arena(slot);
+    const end = slot.offset + sizeOf(slot.shape);
+    let sq = 0;
+    for (let i = slot.offset; i < end; i++) sq += a[i]! * a[i]!;
+    return Math.sqrt(sq);
+  }
+
+  view(slot: Slot): SlotView {
+    return slotView(this.arenas, slot);
+  }
+
+  run(entry: EntryPoint): void {
+    switch (entry) {
+      case "forward":
+        this.forward.forward();
+        return;
+      case "gradients":
+        this.step.gradients();
+        return;
+      case "step":
+        this.step.step();
+        return;
+      case "update": {
+        if (this.step.update) {
+          this.step.update();
+          return;
+        }
+        // a bundle from before step.js had update(): its update kernels one by one
+        const { update } = this.lists();
+        for (let i = 0; i < update.length; i++) update[i]!(this.arenas.F, this.arenas.I);
+        return;
+      }
+      default:
+        entry satisfies never;
+    }
+  }
+
+  kernels(list: KernelList): readonly string[] {
+    return this.lists().names[list];
+  }
+
+  runKernel(name: string): void {
+    const fn = this.lists().byName.get(name);
+    if (!fn) throw new Error(`no kernel named ${name} in this bundle`);
+    fn(this.arenas.F, this.arenas.I);
+  }
+}
