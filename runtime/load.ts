@@ -204,8 +204,11 @@ class BundleTrainer implements Trainer {
   private readonly inputs: InputWriter;
   private readonly paramByName: Map<string, ParamEntry>;
   private readonly gradSlots: Map<string, Slot>;
-  /** The next update's learning rate, written here first: no number is boxed per step. */
-  private readonly lrScratch = new Float64Array(1);
+  /**
+   * The next update's learning rate, written here first in the F arena's own
+   * type: copying it into the device boxes no number and allocates nothing.
+   */
+  private readonly lrScratch: FloatArray;
 
   constructor(
     readonly dir: string,
@@ -216,6 +219,7 @@ class BundleTrainer implements Trainer {
   ) {
     if (manifest.hyper.lr.arena !== "F") throw new Error(`${join(dir, "manifest.json")}: hyper.lr must live in the F arena`);
     this.synchronous = device.synchronous;
+    this.lrScratch = manifest.dtype === "f64" ? new Float64Array(1) : new Float32Array(1);
     this.batchSize = batchSizeOf(manifest);
     this.inputs = new InputWriter(device, manifest.inputs);
     this.paramByName = new Map(manifest.params.map((p) => [p.name, p]));
@@ -253,7 +257,10 @@ class BundleTrainer implements Trainer {
   }
 
   private loss(call: string): number {
-    return this.manifest.loss ? now(this.device.scalar(this.manifest.loss), this.device, call) : NaN;
+    if (!this.manifest.loss) return NaN;
+    const loss = this.device.scalar(this.manifest.loss);
+    // typeof, not now(): a number checked this way stays unboxed on the step path
+    return typeof loss === "number" ? loss : now(loss, this.device, call);
   }
 
   private async lossAsync(): Promise<number> {

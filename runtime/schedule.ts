@@ -8,9 +8,10 @@ export type RateArray = Float32Array | Float64Array;
 const scratch = new Float64Array(1);
 
 /**
- * Writes the rate of a schedule after `t` updates, times num / den (the
- * warm-up factor, passed as integers), into out[at]. With `base` the starting
- * rate:
+ * Writes the learning rate of update number `index` into out[at] (0-based:
+ * the first update of a fresh trainer has index 0, and the step kernels see
+ * `hyper.step = index + 1`). With `base` the optimizer's lr and t the
+ * schedule's count of updates:
  *
  * - constant: base
  * - step:     base · gamma^floor(t / every)
@@ -18,8 +19,20 @@ const scratch = new Float64Array(1);
  * - linear:   base + (endLr − base) · min(t, T) / T
  *
  * Cosine and linear hold their final value once t ≥ totalSteps.
+ *
+ * With `warmupSteps = W > 0`, the first W updates ramp linearly up to the
+ * schedule's starting value (update i uses start · (i + 1) / W); the schedule
+ * then runs from t = 0 at update W.
+ *
+ * One function on purpose: it runs every step, and a double passed to a call
+ * that the optimizer does not inline is boxed (allocated).
  */
-function scheduleInto(schedule: ScheduleSpec | undefined, base: number, t: number, num: number, den: number, out: RateArray, at: number): void {
+export function writeLearningRate(optimizer: OptimizerSpec, index: number, out: RateArray, at: number): void {
+  const W = Math.max(0, Math.floor(optimizer.warmupSteps ?? 0));
+  const warm = index < W;
+  const t = warm ? 0 : index - W;
+  const base = optimizer.lr;
+  const schedule = optimizer.schedule;
   let lr = base;
   if (schedule) {
     switch (schedule.name) {
@@ -44,28 +57,14 @@ function scheduleInto(schedule: ScheduleSpec | undefined, base: number, t: numbe
         schedule satisfies never;
     }
   }
-  out[at] = num === den ? lr : (lr * num) / den;
+  // the warm-up factor (index + 1) / W, applied as integers (exactly 1 at its last update)
+  out[at] = warm && index + 1 !== W ? (lr * (index + 1)) / W : lr;
 }
 
-/** The learning rate of a schedule after `t` updates, starting from `base` (see scheduleInto). */
+/** The learning rate of a schedule after `t` updates, starting from `base` (see writeLearningRate). */
 export function scheduleLr(schedule: ScheduleSpec | undefined, base: number, t: number): number {
-  scheduleInto(schedule, base, t, 1, 1, scratch, 0);
+  writeLearningRate({ name: "sgd", lr: base, ...(schedule ? { schedule } : {}) }, t, scratch, 0);
   return scratch[0]!;
-}
-
-/**
- * Writes the learning rate of update number `index` into out[at] (0-based:
- * the first update of a fresh trainer has index 0, and the step kernels see
- * `hyper.step = index + 1`).
- *
- * With `warmupSteps = W > 0`, the first W updates ramp linearly up to the
- * schedule's starting value (update i uses start · (i + 1) / W); the schedule
- * then runs from t = 0 at update W.
- */
-export function writeLearningRate(optimizer: OptimizerSpec, index: number, out: RateArray, at: number): void {
-  const W = Math.max(0, Math.floor(optimizer.warmupSteps ?? 0));
-  if (index < W) scheduleInto(optimizer.schedule, optimizer.lr, 0, index + 1, W, out, at);
-  else scheduleInto(optimizer.schedule, optimizer.lr, index - W, 1, 1, out, at);
 }
 
 /** The learning rate of update number `index`, as a number (see writeLearningRate). */
