@@ -33,11 +33,13 @@ if (wanted("mpi")) {
   if (!hasMpirun()) {
     console.log("  skipped: no mpirun (apt-get install openmpi-bin libopenmpi-dev)");
   } else {
-    const rs = mpiSuite(folder);
+    const { runs: rs, alone } = mpiSuite(folder);
     for (const r of rs) {
       console.log(`  ${r.ranks} rank${r.ranks > 1 ? "s" : ""} × ${r.batchPerRank}: ${r.stepsPerSecond.toFixed(1)} steps/s; all-reduce ${(r.allReduceBytes / 1e6).toFixed(2)} MB per step, ${r.allReduceMsPerStep.toFixed(3)} ms per step`);
     }
     const cores = os.cpus().length;
+    const [x, m] = alone as [(typeof alone)[0], (typeof alone)[0]];
+    console.log(`  the all-reduce alone, 2 ranks: ${x.bytes} B (XOR's gradients) ${(x.medianMs * 1000).toFixed(1)} µs, ${(m.bytes / 1e6).toFixed(2)} MB (MNIST's) ${m.medianMs.toFixed(3)} ms (medians)`);
     console.log(`  speed-up of 2 ranks: ${(rs[1]!.stepsPerSecond / rs[0]!.stepsPerSecond).toFixed(2)}× (${cores} cores: each rank's step is single-threaded here, and the ranks share them with everything else)`);
   }
 }

@@ -248,10 +248,9 @@ function finishReplicas(dp: DataParallel, step: number, seconds: number, log: (l
   const hash = dp.checkReplicas(step);
   const s = dp.stats();
   const perStep = s.steps > 0 ? s.seconds / s.steps : 0;
-  const kb = (s.bytesPerStep / 1024).toFixed(1);
   const share = seconds > 0 ? ` (${((100 * s.seconds) / seconds).toFixed(1)}% of the run)` : "";
   log(`params bit-identical on all ${dp.size} ranks (hash ${hash.toString(16).padStart(8, "0")})`);
-  log(`all-reduce: ${kb} KiB of gradients per step in ${s.callsPerStep} call${s.callsPerStep === 1 ? "" : "s"}, ${(perStep * 1000).toFixed(3)} ms per step on rank 0${share}`);
+  log(`all-reduce: ${s.bytesPerStep} bytes of gradients per step in ${s.callsPerStep} call${s.callsPerStep === 1 ? "" : "s"}, ${(perStep * 1000).toFixed(3)} ms per step on rank 0${share}`);
   return { ranks: dp.size, bytesPerStep: s.bytesPerStep, secondsPerStep: perStep };
 }
 

@@ -95,10 +95,19 @@ describe.skipIf(!hasMpirun())("2 ranks on loopback (needs mpirun: apt-get instal
     expect(run.code, run.output).toBe(0);
     expect(run.output).toMatch(/global batches of 2 × 2 ranks/);
     expect(run.output).toMatch(/params bit-identical on all 2 ranks/);
-    expect(run.output).toMatch(/all-reduce: 0\.1 KiB of gradients per step in 1 call, \d+\.\d+ ms per step/);
+    expect(run.output).toMatch(/all-reduce: 132 bytes of gradients per step in 1 call, \d+\.\d+ ms per step/);
     expectSameCurve(curve(join(root, "xor-two")), curve(join(root, "xor-one")), 100, 1e-5);
     // rank 0 alone wrote logs and checkpoints: one header line, 100 steps
     expect(readFileSync(join(root, "xor-two", "logs", "loss.csv"), "utf8").trim().split("\n")).toHaveLength(101);
+  }, 120_000);
+
+  it("gradc train BUNDLE --mpi is the same launcher", async () => {
+    const run = await mpirun(2, ["bin/gradc.mjs", "train", xorTwo, "--mpi", "--steps", "4", "--out", join(root, "xor-cli")]);
+    expect(run.code, run.output).toBe(0);
+    expect(run.output).toMatch(/training xor: 4 steps, 4 examples, global batches of 2 × 2 ranks/);
+    // rank 0 alone prints
+    expect(run.output.match(/^training xor/gm)).toHaveLength(1);
+    expect(curve(join(root, "xor-cli")).get(4)).toBe(curve(join(root, "xor-two")).get(4));
   }, 120_000);
 
   it("params are bit-identical on every rank after training, and every rank resumes from rank 0's checkpoint", async () => {

@@ -17,11 +17,12 @@ export interface MpiRun {
 
 /**
  * Runs `node ARGS` on `np` ranks of one machine (`--oversubscribe`, and
- * `--allow-run-as-root` only as root). The promise carries mpirun's pid.
+ * `--allow-run-as-root` only as root). A waiting rank yields its core, so
+ * ranks on a busy machine do not take each other's. The promise carries mpirun's pid.
  */
 export function mpirun(np: number, args: readonly string[], options: { timeoutMs?: number } = {}): Promise<MpiRun> & { pid: number } {
   const root = process.getuid?.() === 0 ? ["--allow-run-as-root"] : [];
-  const child = spawn("mpirun", [...root, "--oversubscribe", "-np", String(np), process.execPath, ...args], { cwd: process.cwd(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("mpirun", [...root, "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-np", String(np), process.execPath, ...args], { cwd: process.cwd(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr.on("data", (d: Buffer) => (output += d.toString()));
