@@ -11,6 +11,7 @@ import { load, readManifest } from "./load.js";
 import type { Trainer } from "./load.js";
 import { loadTrainingData } from "./sources.js";
 import { unravelIndex } from "./numerics.js";
+import { checkDerivative, maxAbs, num, reportTable, sci } from "./finiteDiff.js";
 
 /** Options of `checkBundle`; every field has a default. */
 export interface CheckOptions {
@@ -55,9 +56,6 @@ export interface CheckReport {
   readonly params: readonly ParamCheck[];
 }
 
-const EPS = 2 ** -52;
-/** Differences closer than this many rounding errors of the loss are not told apart. */
-const NOISE_ULPS = 32;
 /** Errors are relative to at least this fraction of the param's largest gradient component. */
 const RELATIVE_FLOOR = 1e-4;
 
@@ -114,7 +112,8 @@ function sampleIndices(g: ArrayLike<number>, samples: number, seed: number): num
  *   max(0, |a − b| − η) / max(|a|, |b|, 1e-4 · max|g|)
  * with η = 32·ε·max|L| / h the rounding noise of the quotient. An element that
  * fails is tried again with h/1000 (a kink between θ−h and θ+h), and accepted
- * at a kink exactly at θ (relu at 0) when a lies between the one-sided derivatives.
+ * at a kink exactly at θ (relu at 0) when a lies between the one-sided derivatives
+ * (runtime/finiteDiff.ts, shared with the compiler's `checkGrads`).
  */
 export async function checkBundle(dir: string, options: CheckOptions = {}): Promise<CheckReport> {
   const root = resolve(dir);
@@ -140,47 +139,22 @@ export async function checkBundle(dir: string, options: CheckOptions = {}): Prom
     const g = base.grads[p.name];
     if (!g) continue;
     const theta = Float64Array.from(trainer.params.get(p.name));
-    let gmax = 0;
-    for (let i = 0; i < g.length; i++) gmax = Math.max(gmax, Math.abs(g[i]!));
+    const gmax = maxAbs(g);
     const lossAt = (i: number, t: number): number => {
       const moved = theta.slice();
       moved[i] = theta[i]! + t;
       trainer.params.set(p.name, moved);
       return trainer.gradients(batch).loss;
     };
-    const noiseOf = (h: number, ...ls: number[]): number => (NOISE_ULPS * EPS * Math.max(Math.abs(loss0), ...ls.map(Math.abs))) / h;
-    const errorOf = (a: number, b: number, noise: number): number =>
-      Math.max(0, Math.abs(a - b) - noise) / Math.max(Math.abs(a), Math.abs(b), RELATIVE_FLOOR * gmax, Number.MIN_VALUE);
-
     let worst = { error: 0, index: "-", symbolic: 0, numeric: 0 };
     let kinks = 0;
     const indices = sampleIndices(g, samples, seed ^ p.offset);
     for (const i of indices) {
       const a = g[i]!;
       const h = step * Math.max(1, Math.abs(theta[i]!));
-      const ls = [lossAt(i, h), lossAt(i, -h), lossAt(i, h / 2), lossAt(i, -h / 2)] as const;
-      const b = (4 * ((ls[2] - ls[3]) / h) - (ls[0] - ls[1]) / (2 * h)) / 3;
-      let error = errorOf(a, b, noiseOf(h, ...ls));
-      let numeric = b;
-      if (!(error <= tolerance)) {
-        // a kink within h: a smaller step on each side
-        const hs = h / 1000;
-        const up = lossAt(i, hs);
-        const down = lossAt(i, -hs);
-        const noise = noiseOf(hs, up, down);
-        const central = (up - down) / (2 * hs);
-        const small = errorOf(a, central, noise);
-        if (small < error) [error, numeric] = [small, central];
-        const right = (up - loss0) / hs;
-        const left = (loss0 - down) / hs;
-        const slack = tolerance * Math.max(Math.abs(right), Math.abs(left), RELATIVE_FLOOR * gmax) + 2 * noise;
-        const jump = Math.abs(right - left) > slack;
-        if (!(error <= tolerance) && jump && a >= Math.min(left, right) - slack && a <= Math.max(left, right) + slack) {
-          kinks++;
-          error = 0;
-        }
-      }
-      if (!(error <= worst.error) || worst.index === "-") worst = { error, index: unravelIndex(i, p.shape), symbolic: a, numeric };
+      const c = checkDerivative(a, (t) => lossAt(i, t), { h, loss0, scale: RELATIVE_FLOOR * gmax, kinkTolerance: tolerance });
+      if (c.kink) kinks++;
+      if (!(c.error <= worst.error) || worst.index === "-") worst = { error: c.error, index: unravelIndex(i, p.shape), symbolic: a, numeric: c.numeric };
     }
     trainer.params.set(p.name, theta);
     const size = g.length;
@@ -188,9 +162,6 @@ export async function checkBundle(dir: string, options: CheckOptions = {}): Prom
   }
   return { model: manifest.name, dir: root, batch: from, loss: loss0, tolerance, step, ok: params.every((q) => q.ok), params };
 }
-
-const sci = (v: number): string => (v === 0 ? "0" : Number.isFinite(v) ? v.toExponential(2) : String(v));
-const num = (v: number): string => (v === 0 ? "0" : Number.isFinite(v) ? v.toPrecision(6) : String(v));
 
 /** A text table: one row per param with its worst relative error and where. */
 export function formatCheckReport(r: CheckReport): string {
@@ -211,8 +182,7 @@ export function formatCheckReport(r: CheckReport): string {
       (p.ok ? "ok" : "FAIL") + (p.kinks ? ` (${p.kinks} at kinks)` : ""),
     ]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  return [...head, ...rows.map((row) => `  ${row.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd()}`)].join("\n");
+  return [...head, ...reportTable(rows)].join("\n");
 }
 
 /** The flags of `gradc check`. */

@@ -2,12 +2,14 @@
 // central finite differences of the loss, per parameter, in float64.
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
-import { GraphError, shapeStr, sizeOf, stridesOf } from "../ir/types.js";
+import { GraphError, shapeStr, sizeOf } from "../ir/types.js";
 import { evaluate, initialParams } from "../interp/interpret.js";
 import type { Feeds } from "../interp/interpret.js";
 import type { NDArray } from "../ops/def.js";
 import { hashString, rng } from "../dsl/init.js";
 import { grad } from "./grad.js";
+import { checkDerivative, maxAbs, num, reportTable, sci } from "../../runtime/finiteDiff.js";
+import { unravelIndex } from "../../runtime/numerics.js";
 
 /** Options of `checkGrads`; every field has a default. */
 export interface CheckGradsOptions {
@@ -59,10 +61,6 @@ export interface GradReport {
   readonly params: readonly TensorGradCheck[];
 }
 
-const EPS = 2 ** -52;
-/** Finite differences closer than this many rounding errors of the loss are not told apart. */
-const NOISE_ULPS = 32;
-
 /**
  * A graph whose loss is Σθ ⟨∇θ L, cθ⟩ for seeded random constants cθ. Its
  * gradient is the Hessian applied to c, and finite differences of its loss
@@ -86,20 +84,7 @@ function toFloat64(v: ArrayLike<number> | NDArray): Float64Array {
   return Float64Array.from("data" in v && "shape" in v ? (v as NDArray).data : (v as ArrayLike<number>));
 }
 
-/** `[i,j,...]` of a flat row-major index. */
-function unravel(flat: number, shape: readonly number[]): string {
-  const strides = stridesOf(shape);
-  return `[${strides.map((s, ax) => Math.floor(flat / s) % shape[ax]!).join(",")}]`;
-}
-
 /** A seeded direction of unit Euclidean norm. */
-/** The largest |v| of an array (0 when empty). */
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-}
-
 function randomDirection(n: number, seed: number): Float64Array {
   const next = rng(seed);
   const d = Float64Array.from({ length: n }, () => 2 * next() - 1);
@@ -127,6 +112,7 @@ function randomDirection(n: number, seed: number): Float64Array {
  * where η = 32·ε·max|L| / h is the rounding noise of the difference
  * quotient: zero gradients are not failed on noise, and components far
  * smaller than the tensor's largest are not failed on truncation error.
+ * (runtime/finiteDiff.ts holds this arithmetic, shared with `gradc check`.)
  */
 export function checkGrads(g: Graph, feeds: Feeds, options: CheckGradsOptions = {}): GradReport {
   const order = options.order ?? 1;
@@ -156,30 +142,21 @@ export function checkGrads(g: Graph, feeds: Feeds, options: CheckGradsOptions = 
     const h = step * Math.max(1, maxAbs(theta));
     const gmax = maxAbs(gval);
 
-    // the Richardson-extrapolated derivative of L along d, and the noise bound η
-    const numeric = (d: Float64Array | number): [number, number] => {
-      const at = (t: number): number => {
-        const moved = Float64Array.from(theta);
-        if (typeof d === "number") moved[d] = moved[d]! + t;
-        else for (let i = 0; i < moved.length; i++) moved[i] = moved[i]! + t * d[i]!;
-        return lossAt({ ...values, [name]: moved });
-      };
-      const ls = [at(h), at(-h), at(h / 2), at(-h / 2)];
-      const dh = (ls[0]! - ls[1]!) / (2 * h);
-      const dh2 = (ls[2]! - ls[3]!) / h;
-      const noise = (NOISE_ULPS * EPS * Math.max(Math.abs(loss0), maxAbs(ls))) / h;
-      return [(4 * dh2 - dh) / 3, noise];
+    // L moved by t along d (a basis vector when d is an index)
+    const lossAlong = (d: Float64Array | number) => (t: number): number => {
+      const moved = Float64Array.from(theta);
+      if (typeof d === "number") moved[d] = moved[d]! + t;
+      else for (let i = 0; i < moved.length; i++) moved[i] = moved[i]! + t * d[i]!;
+      return lossAt({ ...values, [name]: moved });
     };
 
     let worst = { error: 0, where: "-", symbolic: 0, numeric: 0 };
     let checks = 0;
     const compare = (where: string, a: number, d: Float64Array | number) => {
-      const [b, noise] = numeric(d);
-      const denom = Math.max(Math.abs(a), Math.abs(b), floor * gmax, Number.MIN_VALUE);
-      const error = Math.max(0, Math.abs(a - b) - noise) / denom;
+      const { numeric, error } = checkDerivative(a, lossAlong(d), { h, loss0, scale: floor * gmax });
       checks++;
       // NaN counts as the worst error
-      if (checks === 1 || !(error <= worst.error)) worst = { error, where, symbolic: a, numeric: b };
+      if (checks === 1 || !(error <= worst.error)) worst = { error, where, symbolic: a, numeric };
     };
 
     if (theta.length > 0) {
@@ -190,16 +167,13 @@ export function checkGrads(g: Graph, feeds: Feeds, options: CheckGradsOptions = 
         compare(`direction #${k}`, a, d);
       }
       if (theta.length <= maxElements) {
-        for (let i = 0; i < theta.length; i++) compare(`element ${unravel(i, shape)}`, gval[i]!, i);
+        for (let i = 0; i < theta.length; i++) compare(`element ${unravelIndex(i, shape)}`, gval[i]!, i);
       }
     }
     params.push({ name, shape: [...shape], checks, ...worst, ok: worst.error <= tolerance });
   }
   return { graph: g.name, order, loss: loss0, step, tolerance, ok: params.every((p) => p.ok), params };
 }
-
-const sci = (v: number): string => (v === 0 ? "0" : Number.isFinite(v) ? v.toExponential(2) : String(v));
-const num = (v: number): string => (v === 0 ? "0" : Number.isFinite(v) ? v.toPrecision(6) : String(v));
 
 /** A text table of a report: one row per tensor, worst error and where. */
 export function formatGradReport(report: GradReport): string {
@@ -209,7 +183,5 @@ export function formatGradReport(report: GradReport): string {
     ["param", "shape", "checks", "rel. error", "at", "symbolic", "numeric", ""],
     ...report.params.map((p) => [p.name, shapeStr(p.shape), String(p.checks), sci(p.error), p.where, num(p.symbolic), num(p.numeric), p.ok ? "ok" : "FAIL"]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd());
-  return [head, ...lines.map((l) => `  ${l}`)].join("\n");
+  return [head, ...reportTable(rows)].join("\n");
 }
