@@ -72,3 +72,18 @@ export interface HostDevice extends Device {
 export function isHostDevice(device: Device): device is HostDevice {
   return device.synchronous && typeof (device as Partial<HostDevice>).view === "function";
 }
+
+/** The error of a synchronous call (`step(batch)`) on a device that works asynchronously: it names the Async form. */
+export function notSynchronous(device: Device, call: string): Error {
+  return new Error(`${call}: the "${device.backend}" device runs asynchronously; use await ${call.replace("(", "Async(")}`);
+}
+
+/** A device's result when it must be there now (the synchronous forms of the trainer's methods). */
+export function now<T>(value: MaybePromise<T>, device: Device, call: string): T {
+  if (value instanceof Promise) {
+    // nothing will wait for it: keep a failure from going unhandled
+    value.catch(() => {});
+    throw notSynchronous(device, call);
+  }
+  return value;
+}

@@ -9,8 +9,8 @@ import { InputWriter, kindOf, sizeOf, typeText } from "./arena.js";
 import { checkpointSlots, loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
 import { CheckedDevice } from "./numerics.js";
-import type { Device, MaybePromise } from "./device.js";
-import { isHostDevice } from "./device.js";
+import type { Device } from "./device.js";
+import { isHostDevice, notSynchronous, now } from "./device.js";
 import { createDevice } from "./devices.js";
 import type { DeviceFactory } from "./devices.js";
 import { DataParallel } from "./dataParallel.js";
@@ -181,21 +181,6 @@ export async function load(dir: string, options: LoadOptions = {}): Promise<Trai
   return trainer;
 }
 
-/** The error of a synchronous call on a device that works asynchronously. */
-function notSynchronous(device: Device, call: string): Error {
-  return new Error(`${call}: the "${device.backend}" device runs asynchronously; use await ${call.replace("(", "Async(")}`);
-}
-
-/** A device's result when it must be there now (the synchronous forms of the trainer's methods). */
-function now<T>(value: MaybePromise<T>, device: Device, call: string): T {
-  if (value instanceof Promise) {
-    // nothing will wait for it: keep a failure from going unhandled
-    value.catch(() => {});
-    throw notSynchronous(device, call);
-  }
-  return value;
-}
-
 class BundleTrainer implements Trainer {
   readonly batchSize: number;
   readonly params: ParamStore;
@@ -284,14 +269,14 @@ class BundleTrainer implements Trainer {
     this.prepareStep(batch);
     const dp = this.dataParallel;
     if (!dp) {
-      this.device.run("step");
+      now(this.device.run("step"), this.device, "step(batch)");
       this.count++;
       return this.loss("step(batch)");
     }
     // gradients + mean over the ranks + update is a step on the global batch
-    this.device.run("gradients");
+    now(this.device.run("gradients"), this.device, "step(batch)");
     dp.reduceGradients();
-    this.device.run("update");
+    now(this.device.run("update"), this.device, "step(batch)");
     this.count++;
     const loss = dp.mean(this.loss("step(batch)"));
     if (dp.checkEvery > 0 && this.count % dp.checkEvery === 0) dp.checkReplicas(this.count);
@@ -311,7 +296,7 @@ class BundleTrainer implements Trainer {
     this.inputs.write(batch, "train");
     // random ops (dropout) draw as the next step would
     this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
-    this.device.run("gradients");
+    now(this.device.run("gradients"), this.device, "gradients(batch)");
     this.dataParallel?.reduceGradients();
     const grads: Record<string, FloatArray> = {};
     for (const [name, slot] of this.gradSlots) grads[name] = now(this.device.read(slot), this.device, "gradients(batch)") as FloatArray;
@@ -340,7 +325,7 @@ class BundleTrainer implements Trainer {
   predict(inputs: Feeds): Record<string, SlotView> {
     if (!this.synchronous) throw notSynchronous(this.device, "predict(inputs)");
     this.inputs.write(inputs, "forward");
-    this.device.run("forward");
+    now(this.device.run("forward"), this.device, "predict(inputs)");
     const out: Record<string, SlotView> = {};
     for (const o of this.manifest.outputs) out[o.name] = now(this.device.read(o), this.device, "predict(inputs)");
     return out;

@@ -4,6 +4,7 @@
 import type { FusedNode, KernelEntry, Manifest, Slot } from "./manifest.js";
 import type { SlotView } from "./arena.js";
 import type { Device, EntryPoint, KernelList, MaybePromise } from "./device.js";
+import { now } from "./device.js";
 
 /** Where the first non-finite value came from. */
 export interface NumericsFault {
@@ -186,11 +187,12 @@ export class CheckedDevice implements Device {
     // the runtime writes the 1-based step count before each step()
     const step = (entry === "step" || entry === "update") && this.stepSlot ? this.device.scalar(this.stepSlot) : undefined;
     if (!this.synchronous || step instanceof Promise) return this.runAsync(sources, phases, step);
-    this.scanSources(sources, step, (s) => this.device.read(s) as SlotView);
+    const call = `${entry}()`;
+    this.scanSources(sources, step, (s) => now(this.device.read(s), this.device, call));
     for (const phase of phases) {
       for (const k of this.lists[phase]) {
-        this.device.runKernel(k.entry.name);
-        for (const w of k.writes) this.scanWrite(k, w, this.device.read(w.slot) as SlotView, phase, step);
+        now(this.device.runKernel(k.entry.name), this.device, call);
+        for (const w of k.writes) this.scanWrite(k, w, now(this.device.read(w.slot), this.device, call), phase, step);
       }
     }
   }

@@ -111,6 +111,7 @@ describe("Device: entry points", () => {
     const whole = await load(dir);
     const split = await load(dir);
     const d = split.device;
+    if (!isHostDevice(d)) throw new Error("expected a host device");
     const m = split.manifest;
     expect(d.kernels("update").length).toBeGreaterThan(0);
     expect(d.kernels("gradients").length).toBeGreaterThan(0);
