@@ -1,17 +1,22 @@
 // `npm run bench`: the compile report (kernels, peak memory), the MNIST MLP
 // step suite (fused vs unfused vs hand-written) and, where mpirun exists,
 // data-parallel MNIST on 1 and 2 MPI ranks; JSON results go to bench/results/.
-// `npm run bench -- report`, `-- mnist` or `-- mpi` runs one of them.
+// `npm run bench -- report`, `-- mnist`, `-- mpi` or `-- peers` runs one of
+// them; `-- --quick` checks the peers' losses only, without timing.
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { compileReport, reportTable } from "./compileReport.js";
 import { mnistStepSuite } from "./mnistStep.bench.js";
 import { hasMpirun, mpiSuite } from "./mpi.js";
+import { peersBench, peersTable } from "./peers/peers.js";
 
 const folder = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
-const only = process.argv.slice(2);
-const wanted = (name: string) => only.length === 0 || only.includes(name);
+const flags = process.argv.slice(2).filter((a) => a.startsWith("--"));
+const only = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const quick = flags.includes("--quick");
+// `--quick` alone is the smoke test: the peers' losses only
+const wanted = (name: string) => (only.length === 0 ? !quick || name === "peers" : only.includes(name));
 
 console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} x${os.cpus().length}`);
 if (wanted("report")) {
@@ -42,5 +47,11 @@ if (wanted("mpi")) {
     console.log(`  the all-reduce alone, 2 ranks: ${x.bytes} B (XOR's gradients) ${(x.medianMs * 1000).toFixed(1)} µs, ${(m.bytes / 1e6).toFixed(2)} MB (MNIST's) ${m.medianMs.toFixed(3)} ms (medians)`);
     console.log(`  speed-up of 2 ranks: ${(rs[1]!.stepsPerSecond / rs[0]!.stepsPerSecond).toFixed(2)}× (${cores} cores: each rank's step is single-threaded here, and the ranks share them with everything else)`);
   }
+}
+if (wanted("peers")) {
+  console.log(`\ngradc beside jax-js, TensorFlow.js (wasm) and PyTorch${quick ? " (quick: losses only)" : ""}; a shared machine, so compare within one run:`);
+  const r = await peersBench(folder, { quick });
+  console.log(peersTable(r));
+  if (r.workloads.some((w) => !w.agree) || !r.sgemm.agree) process.exitCode = 1;
 }
 console.log(`\nresults in ${path.relative(process.cwd(), folder) || "."}/`);

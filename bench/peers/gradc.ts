@@ -1,0 +1,98 @@
+// The workloads as gradc graphs, compiled into bundles whose step() runs on
+// arenas filled with the workloads' weights and data.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { graph } from "../../compiler/dsl/graph.js";
+import type { GraphBuilder } from "../../compiler/dsl/graph.js";
+import * as nn from "../../compiler/dsl/nn.js";
+import type { Graph } from "../../compiler/ir/graph.js";
+import type { Tensor } from "../../compiler/ir/node.js";
+import { compile } from "../../compiler/compile.js";
+import type { Manifest, StepModule } from "../../runtime/manifest.js";
+import { BLOCK } from "./workloads.js";
+import type { Workload } from "./workloads.js";
+
+/** The workload's model: params named and shaped as the workload's, inputs x (and y or labels). */
+export function workloadGraph(w: Workload): Graph {
+  return graph(w.name, (g: GraphBuilder) => {
+    const p = (name: string) => g.param(name, w.params[name]!.shape);
+    const input = (name: string) => g.input(name, w.inputs[name]!.shape);
+    const x = input("x");
+    const labels = () => g.input("labels", [w.labels!.data.length], "i32");
+    switch (w.name) {
+      case "mlpSgd":
+      case "mlpAdam": {
+        let h: Tensor = x;
+        for (let l = 1; l <= 3; l++) {
+          h = h.matmul(p(`W${l}`)).add(p(`b${l}`));
+          if (l < 3) h = h.relu();
+        }
+        return { loss: nn.softmaxCrossEntropy(h, labels()) };
+      }
+      case "xor":
+        return { loss: nn.mse(x.matmul(p("W1")).add(p("b1")).tanh().matmul(p("W2")).add(p("b2")), input("y")) };
+      case "transformer": {
+        const { batch, seq, d, heads, eps } = BLOCK;
+        const dh = d / heads;
+        // [B, S, D] → [B, H, S, D/H] and back
+        const split = (t: Tensor) => t.reshape([batch, seq, heads, dh]).transpose([0, 2, 1, 3]);
+        const a = nn.layerNorm(x, p("ln1g"), p("ln1b"), eps);
+        const [q, k, v] = ["Wq", "Wk", "Wv"].map((n) => split(a.matmul(p(n))));
+        const scores = q!.matmul(k!.transpose([0, 1, 3, 2])).mul(1 / Math.sqrt(dh));
+        const attn = nn.softmax(scores, -1).matmul(v!).transpose([0, 2, 1, 3]).reshape([batch, seq, d]).matmul(p("Wo"));
+        const h = x.add(attn);
+        const m = nn.layerNorm(h, p("ln2g"), p("ln2b"), eps).matmul(p("W1")).add(p("b1")).gelu().matmul(p("W2")).add(p("b2"));
+        return { loss: nn.mse(h.add(m), input("y")) };
+      }
+      case "cnn": {
+        const c = x.conv2d(p("K"), 1, "valid").add(p("kb")).relu().maxPool2d(2);
+        const logits = c.reshape([c.shape[0]!, -1]).matmul(p("W")).add(p("b"));
+        return { loss: nn.softmaxCrossEntropy(logits, labels()) };
+      }
+      default:
+        return w.name satisfies never;
+    }
+  });
+}
+
+/** A compiled step bound to arenas holding the workload's weights and data. */
+export interface GradcStep {
+  readonly manifest: Manifest;
+  /** One update; returns the loss of the forward pass it ran. */
+  step(): number;
+  dispose(): void;
+}
+
+/** Compiles the workload (default options unless given) into a temporary folder and loads its step. */
+export async function gradcStep(w: Workload, options: { wasm?: boolean } = {}): Promise<GradcStep> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-peers-"));
+  try {
+    const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...options, outDir: path.join(dir, w.name) });
+    const m = r.manifest;
+    const F = new Float32Array(m.arena.floats);
+    const I = new Int32Array(Math.max(1, m.arena.ints));
+    for (const p of m.params) F.set(w.params[p.name]!.data, p.offset);
+    for (const input of m.inputs) {
+      if (input.arena === "I") I.set(w.labels!.data, input.offset);
+      else F.set(w.inputs[input.name]!.data, input.offset);
+    }
+    const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
+    const kernels = mod.create(F, I);
+    let t = 0;
+    return {
+      manifest: m,
+      step: () => {
+        F[m.hyper.lr.offset] = w.optimizer.lr;
+        I[m.hyper.step.offset] = ++t;
+        kernels.step();
+        return F[m.loss!.offset]!;
+      },
+      dispose: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
