@@ -2,6 +2,7 @@
 // compile it to a kernel bundle, and load a bundle to train.
 export { graph } from "./compiler/dsl/graph.js";
 export type { GraphBuilder, ParamOptions, BuildResult } from "./compiler/dsl/graph.js";
+export type { InitSpec } from "./compiler/dsl/init.js";
 export * as nn from "./compiler/dsl/nn.js";
 export { concat, stack } from "./compiler/dsl/functions.js";
 export { Tensor } from "./compiler/ir/node.js";

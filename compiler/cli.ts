@@ -12,6 +12,7 @@ import { readManifest } from "../runtime/load.js";
 import { trainHelp, TRAIN_FLAGS } from "../runtime/trainer.js";
 import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
 import { checkCommand, checkHelp } from "../runtime/check.js";
+import { sampleCommand, sampleHelp } from "../runtime/sample.js";
 import { functionSources } from "./inspect/functions.js";
 
 /** Where the CLI writes; tests capture both. */
@@ -38,6 +39,7 @@ const COMPILE_FLAGS: FlagDefs = {
   "no-fusion": { kind: "boolean", help: "one kernel per graph node (for comparison)" },
   remat: { kind: "boolean", help: "recompute cheap activations in the backward instead of keeping them" },
   "no-wasm": { kind: "boolean", help: "keep large matmuls in TypeScript instead of WebAssembly SIMD" },
+  "init-from": { kind: "string", value: "FILE", help: "initial weights from a safetensors file (params by name; F16, BF16, F32 or F64)" },
   ...HELP_FLAG,
 };
 const INSPECT_FLAGS: FlagDefs = {
@@ -62,6 +64,7 @@ Usage:
   gradc compile <model.ts> -o <dir> [options]   compile a model file into a kernel bundle
   gradc train <dir> [options]                   train a bundle (the same as: node <dir>/train.js)
   gradc check <dir> [options]                   check a float64 bundle's gradients against finite differences
+  gradc sample <dir> --prompt TEXT [--tokens N]  continue a prompt with a next-token predictor's bundle
   gradc inspect <dir> --grad NAME [--math]      print the emitted code (or the maths) of dLoss/dNAME
   gradc inspect <dir> --kernel NAME             print one kernel, its buffers and FLOPs
   gradc graph <dir> --stage forward|backward|kernels [--format text|dot|svg|html]
@@ -73,6 +76,7 @@ const COMMAND_HELP: Record<string, string> = {
   compile: `Usage: gradc compile <model.ts> -o <dir> [options]\n\nImports the model file (its default export is the graph, its \`config\` export the\ndefaults), applies the options below over the config, and writes a kernel bundle.\n\nOptions:\n${flagsHelp(COMPILE_FLAGS)}`,
   train: trainHelp("gradc train <dir>"),
   check: checkHelp("gradc check <dir>"),
+  sample: sampleHelp("gradc sample <dir>"),
   inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
   graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels] [--format text|dot|svg|html]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/; or draws\nthe forward or training graph (fused kernels as clusters) as DOT, SVG (to stdout\nor -o FILE) or a self-contained HTML page (to <dir>/graphs/graph.html or -o FILE).\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
@@ -135,6 +139,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
     ...(flags["no-fusion"] ? { fusion: false } : {}),
     ...(flags["remat"] ? { remat: true } : {}),
     ...(flags["no-wasm"] ? { wasm: false } : {}),
+    ...(flagString(flags, "init-from") !== undefined ? { initFrom: resolve(flagString(flags, "init-from")!) } : {}),
   };
   // imported here, so `gradc train`, `inspect` and `graph` run without loading the compiler
   const { compile } = await import("./compile.js");
@@ -247,8 +252,10 @@ export async function run(argv: readonly string[], io: CliIO = defaultIO, trainI
         return 0;
       case "check":
         return await checkCommand(rest, io.out);
+      case "sample":
+        return await sampleCommand(rest, io.out, io.err);
       default:
-        throw new UsageError(`unknown command "${command}"; the commands are compile, train, check, inspect, graph (see gradc --help)`);
+        throw new UsageError(`unknown command "${command}"; the commands are compile, train, check, sample, inspect, graph (see gradc --help)`);
     }
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));

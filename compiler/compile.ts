@@ -1,9 +1,11 @@
 // compile(graph, options): the training graph lowered to kernels, emitted as
 // TypeScript and JavaScript, and written with everything else into a bundle.
 import path from "node:path";
-import type { Graph } from "./ir/graph.js";
-import type { CompileOptions } from "./config.js";
-import type { Manifest } from "../runtime/manifest.js";
+import { Graph } from "./ir/graph.js";
+import { inScope } from "./lower/optimizer.js";
+import type { CompileOptions, GenerateConfig } from "./config.js";
+import type { GenerateSpec, Manifest } from "../runtime/manifest.js";
+import { checkGenerateSpec } from "../runtime/generate.js";
 import { buildSchedule } from "./lower/schedule.js";
 import type { Schedule } from "./lower/schedule.js";
 import { planMemory } from "./plan/memory.js";
@@ -43,14 +45,30 @@ function checkOptions(options: CompileOptions): void {
   if (options.dtype !== undefined && options.dtype !== "f32" && options.dtype !== "f64") {
     throw new Error(`compile: dtype must be "f32" or "f64", got ${JSON.stringify(options.dtype)}`);
   }
+  if (options.initFrom !== undefined && (typeof options.initFrom !== "string" || options.initFrom.length === 0)) {
+    throw new Error(`compile: initFrom must name a safetensors file, got ${JSON.stringify(options.initFrom)}`);
+  }
   const clip = options.gradClip;
   if (clip !== undefined && !(typeof clip === "number" && clip > 0 && Number.isFinite(clip))) {
     throw new Error(`compile: gradClip must be a finite number > 0, got ${String(clip)}`);
   }
 }
 
+/** The graph with every param under one of `scopes` frozen (trainable false); a scope that matches no param is an error. */
+export function freezeScopes(graph: Graph, scopes: readonly string[]): Graph {
+  if (!Array.isArray(scopes)) throw new Error(`compile: freeze must be a list of scopes or param names, got ${JSON.stringify(scopes)}`);
+  for (const scope of scopes) {
+    if (typeof scope !== "string" || !graph.params.some((p) => inScope(p.name, scope))) {
+      throw new Error(`compile: freeze: ${JSON.stringify(scope)} matches no param of "${graph.name}" (scopes are name prefixes ending at a dot; params: ${graph.params.map((p) => p.name).join(", ")})`);
+    }
+  }
+  const params = graph.params.map((p) => (scopes.some((s) => inScope(p.name, s)) ? { ...p, trainable: false } : p));
+  return new Graph(graph.name, graph.ctx, graph.inputs, params, graph.loss, graph.outputs, graph.grads);
+}
+
 /** The schedule and arena plan of a graph, without writing anything (for tests and tools); the training graph goes through the pass pipeline. */
 export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): { schedule: Schedule; plan: ArenaPlan; passes: PipelineResult } {
+  if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
   let passes: PipelineResult | undefined;
   const schedule = buildSchedule(graph, {
     transform: (train) => (passes = runPipeline(train, { dump: options.dumpPasses === true })).graph,
@@ -64,6 +82,102 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
   return { schedule, plan: planMemory(schedule), passes: passes! };
 }
 
+/** The files of a bundle and what they describe, before anything is written. */
+interface BundleBuild {
+  readonly files: BundleFiles;
+  readonly manifest: Manifest;
+  readonly passes: PipelineResult;
+  readonly summary: CompileSummary;
+  readonly timings: { lower: number; emit: number; transpile: number };
+}
+
+/**
+ * Lowers, emits and describes one graph. `lean` leaves out what only a
+ * top-level bundle needs (the trainer, the runtime, the inspection data).
+ */
+function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean: boolean, generate?: GenerateSpec): BundleBuild {
+  const t0 = performance.now();
+  const { schedule, plan, passes } = lowerGraph(graph, options);
+  const t1 = performance.now();
+  const ts = emitTs(schedule, plan);
+  const t2 = performance.now();
+  const files: BundleFiles = new Map();
+  files.set("forward.ts", ts.forward);
+  files.set(FILES.forward, transpile(ts.forward, "forward.ts"));
+  files.set("step.ts", ts.step);
+  files.set(FILES.step, transpile(ts.step, "step.ts"));
+  if (!lean) {
+    const trainer = trainerSource();
+    files.set("train.ts", trainer);
+    files.set(FILES.trainer, transpileCached(trainer, "train.ts"));
+    for (const [rel, js] of runtimeFiles()) files.set(rel, js);
+  }
+  const t3 = performance.now();
+  const training = options.training ? trainingSpec(schedule, options.training) : undefined;
+  const manifest = buildManifest(schedule, plan, training?.spec, generate);
+  files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
+  const summary = summarize(schedule, plan, passes.stats);
+  const params = schedule.graph.params.map((p) => ({ name: p.name, shape: p.shape, trainable: p.trainable }));
+  // the report's times cover every stage but writing the folder, which comes after it
+  const compileMs = { lower: t1 - t0, emit: t2 - t1, transpile: t3 - t2, report: performance.now() - t3 };
+  files.set("report.json", JSON.stringify({ ...summary, params, compileMs }, null, 2) + "\n");
+  files.set(FILES.weights, initialWeights(schedule, options.initFrom));
+  if (training?.data) files.set(FILES.data, training.data);
+  for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
+  if (!lean) {
+    // graph data for gradc inspect and gradc graph (the runtime never reads it)
+    for (const [rel, text] of inspectionFiles(graph, schedule, plan)) files.set(rel, text);
+    passes.dumps?.forEach((d, i) => files.set(`graphs/passes/${String(i).padStart(2, "0")}-${d.pass}.txt`, d.text + "\n"));
+  }
+  // the .js files are ES modules wherever the bundle is put
+  files.set("package.json", JSON.stringify({ type: "module", private: true }, null, 2) + "\n");
+  return { files, manifest, passes, summary, timings: { lower: t1 - t0, emit: t2 - t1, transpile: t3 - t2 } };
+}
+
+/** The folder of a next-token predictor's batch-1 inference bundle, inside its bundle. */
+export const GENERATE_DIR = "generate";
+
+/**
+ * The inference bundle of `config` (see GenerateConfig), checked against the
+ * training graph: every param it reads must be a param of `train` with the
+ * same shape, since it runs on the training bundle's weights.
+ */
+function generateFiles(train: Graph, config: GenerateConfig, options: CompileOptions): { spec: GenerateSpec; files: BundleFiles } {
+  const g = config.graph;
+  const input = config.input ?? "ids";
+  const output = config.output ?? "logits";
+  const where = `compile: generate graph "${g.name}"`;
+  const ids = g.input(input);
+  if (!ids) throw new Error(`${where} has no input "${input}" (inputs: ${g.inputs.map((i) => i.name).join(", ") || "none"})`);
+  if (ids.dtype !== "i32" || ids.shape.length !== 2 || ids.shape[0] !== 1) {
+    throw new Error(`${where}: input "${input}" must be i32 [1, context] (batch 1), got ${ids.dtype} [${ids.shape.join(",")}]`);
+  }
+  for (const p of g.params) {
+    const q = train.param(p.name);
+    if (!q) throw new Error(`${where}: param "${p.name}" is not a param of the training graph "${train.name}", whose weights it runs on`);
+    if (q.shape.join(",") !== p.shape.join(",")) throw new Error(`${where}: param "${p.name}" is [${p.shape.join(",")}] but [${q.shape.join(",")}] in the training graph`);
+  }
+  const spec: GenerateSpec = {
+    bundle: GENERATE_DIR,
+    input,
+    output,
+    context: ids.shape[1]!,
+    vocab: [...config.vocab],
+    ...(config.start !== undefined ? { start: config.start } : {}),
+  };
+  checkGenerateSpec(spec, where);
+  const out = g.outputs[output];
+  if (!out) throw new Error(`${where} has no output "${output}" (outputs: ${Object.keys(g.outputs).join(", ") || "none"})`);
+  if (out.shape.at(-1) !== spec.vocab.length || out.size !== spec.context * spec.vocab.length) {
+    throw new Error(`${where}: output "${output}" [${out.shape.join(",")}] must be logits [1, ${spec.context}, ${spec.vocab.length}] (context × vocabulary)`);
+  }
+  // forward only, and its weights come from the training bundle when it runs
+  const built = buildFiles(g, { ...(options.dtype ? { dtype: options.dtype } : {}), ...(options.wasm !== undefined ? { wasm: options.wasm } : {}), ...(options.fusion !== undefined ? { fusion: options.fusion } : {}) }, true);
+  const files: BundleFiles = new Map();
+  for (const [rel, content] of built.files) files.set(`${GENERATE_DIR}/${rel}`, content);
+  return { spec, files };
+}
+
 /**
  * Compiles a graph into a kernel bundle at `options.outDir` (created, or
  * replaced when it holds a previous bundle). Default optimizer: Adam, lr 0.001.
@@ -71,45 +185,20 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
 export function compile(graph: Graph, options: CompileOptions): CompileResult {
   checkOptions(options);
   const t0 = performance.now();
-  const { schedule, plan, passes } = lowerGraph(graph, options);
-  const t1 = performance.now();
-  const ts = emitTs(schedule, plan);
-  const trainer = trainerSource();
-  const t2 = performance.now();
-  const files: BundleFiles = new Map();
-  files.set("forward.ts", ts.forward);
-  files.set(FILES.forward, transpile(ts.forward, "forward.ts"));
-  files.set("step.ts", ts.step);
-  files.set(FILES.step, transpile(ts.step, "step.ts"));
-  files.set("train.ts", trainer);
-  files.set(FILES.trainer, transpileCached(trainer, "train.ts"));
-  for (const [rel, js] of runtimeFiles()) files.set(rel, js);
+  const gen = options.generate ? generateFiles(graph, options.generate, options) : undefined;
+  const built = buildFiles(graph, options, false, gen?.spec);
+  const files = built.files;
+  if (gen) for (const [rel, content] of gen.files) files.set(rel, content);
   const t3 = performance.now();
-  const training = options.training ? trainingSpec(schedule, options.training) : undefined;
-  const manifest = buildManifest(schedule, plan, training?.spec);
-  files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
-  const summary = summarize(schedule, plan, passes.stats);
-  const params = graph.params.map((p) => ({ name: p.name, shape: p.shape, trainable: p.trainable }));
-  // the report's times cover every stage but writing the folder, which comes after it
-  const compileMs = { lower: t1 - t0, emit: t2 - t1, transpile: t3 - t2, report: performance.now() - t3 };
-  files.set("report.json", JSON.stringify({ ...summary, params, compileMs }, null, 2) + "\n");
-  files.set(FILES.weights, initialWeights(schedule));
-  if (training?.data) files.set(FILES.data, training.data);
-  for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
-  // graph data for gradc inspect and gradc graph (the runtime never reads it)
-  for (const [rel, text] of inspectionFiles(graph, schedule, plan)) files.set(rel, text);
-  passes.dumps?.forEach((d, i) => files.set(`graphs/passes/${String(i).padStart(2, "0")}-${d.pass}.txt`, d.text + "\n"));
-  // the .js files are ES modules wherever the bundle is put
-  files.set("package.json", JSON.stringify({ type: "module", private: true }, null, 2) + "\n");
   const outDir = path.resolve(options.outDir);
   writeBundle(outDir, files);
   const t4 = performance.now();
   return {
     outDir,
-    manifest,
+    manifest: built.manifest,
     files: [...files.keys()].sort(),
-    passes: passes.stats,
-    summary,
-    timings: { lower: t1 - t0, emit: t2 - t1, transpile: t3 - t2, write: t4 - t3, total: t4 - t0 },
+    passes: built.passes.stats,
+    summary: built.summary,
+    timings: { ...built.timings, write: t4 - t3, total: t4 - t0 },
   };
 }

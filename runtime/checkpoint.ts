@@ -120,3 +120,44 @@ export function restoreCheckpoint(path: string, sink: SlotSink, manifest: Manife
   copyIn(sink, slots, tensors);
   return step;
 }
+
+/** A param to import: its name and shape. */
+export interface ParamShape {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/**
+ * Reads params by name from a safetensors file written by gradc (a weights
+ * file or a checkpoint) or by another tool (PyTorch's `safetensors` writer):
+ * F16, BF16, F32 or F64 tensors, returned as float64 values. Every param must
+ * be there with its shape; optimizer state (`state/…`) is ignored; any other
+ * tensor is an error, as in PyTorch's strict load_state_dict.
+ */
+export function importParams(path: string, params: readonly ParamShape[]): Map<string, Float64Array> {
+  const { tensors } = loadSafetensors(path);
+  const known = new Set(params.map((p) => p.name));
+  const unexpected = Object.keys(tensors).filter((n) => !known.has(n) && !n.startsWith("state/"));
+  if (unexpected.length) {
+    throw new Error(`${path}: ${unexpected.map((n) => `"${n}"`).join(", ")} ${unexpected.length === 1 ? "is not a param" : "are not params"} of this model (its params: ${[...known].join(", ")})`);
+  }
+  const out = new Map<string, Float64Array>();
+  for (const p of params) {
+    const t = tensors[p.name];
+    if (!t) throw new Error(`${path}: param "${p.name}" (${typeText("f32", p.shape)}) is missing from the file`);
+    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+      throw new Error(`${path}: param "${p.name}" is [${t.shape.join(",")}] in the file, but the model's is [${p.shape.join(",")}]`);
+    }
+    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) {
+      throw new Error(`${path}: param "${p.name}" is ${dataDtype(t.data)} in the file; params are read from F16, BF16, F32 or F64 tensors`);
+    }
+    out.set(p.name, Float64Array.from(t.data));
+  }
+  return out;
+}
+
+/** Overwrites the bundle's params with those of a safetensors file (see importParams); optimizer state and step count are left alone. */
+export function loadParams(path: string, sink: SlotSink, manifest: Manifest): void {
+  const values = importParams(path, manifest.params);
+  for (const p of manifest.params) sink.write(p, values.get(p.name)!);
+}

@@ -6,7 +6,7 @@ import type { Manifest, OptimizerSpec, ParamEntry, Slot } from "./manifest.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
 import type { FloatArray, Feeds, SlotView } from "./arena.js";
 import { InputWriter, kindOf, sizeOf, typeText } from "./arena.js";
-import { checkpointSlots, loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { checkpointSlots, loadParams, loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
 import { CheckedDevice } from "./numerics.js";
 import type { Device } from "./device.js";
@@ -15,6 +15,8 @@ import { createDevice } from "./devices.js";
 import type { DeviceFactory } from "./devices.js";
 import { DataParallel } from "./dataParallel.js";
 import type { DataParallelOptions } from "./dataParallel.js";
+import { checkGenerateSpec, checkInferenceBundle, generate } from "./generate.js";
+import type { GenerateOptions, Generation } from "./generate.js";
 
 /** Read and write parameters by name. Reads are copies; writes are checked. */
 export interface ParamStore {
@@ -81,6 +83,18 @@ export interface Trainer {
    * rank 0 reads the file and every other rank receives its contents (the path is rank 0's).
    */
   restore(path: string): void;
+  /**
+   * Overwrites the params with those of a safetensors file, matched by name
+   * (F16, BF16, F32 or F64, from gradc or another tool); a missing or
+   * mis-shaped param is an error. Optimizer state and step count stay.
+   */
+  loadParams(path: string): void;
+  /**
+   * Continues `options.prompt` by `options.tokens` tokens drawn from the
+   * model's predictions, with the current weights (see runtime/generate.ts).
+   * Only for bundles whose manifest has a `generate` entry; synchronous devices only.
+   */
+  generate(options: GenerateOptions): Generation;
 }
 
 /** Options of `load`. */
@@ -126,6 +140,7 @@ export function readManifest(dir: string): Manifest {
   }
   checkLayout(m, file);
   checkSchedule(m.optimizer, file);
+  if (m.generate !== undefined) checkGenerateSpec(m.generate, file);
   return m;
 }
 
@@ -175,10 +190,22 @@ export async function load(dir: string, options: LoadOptions = {}): Promise<Trai
     parallel = new DataParallel(manifest, plain, options.dataParallel);
   }
   const device = options.checkNumerics ? new CheckedDevice(manifest, plain) : plain;
-  const trainer = new BundleTrainer(root, manifest, optimizer, device, parallel);
+  const inference = await loadInference(root, manifest, options);
+  const trainer = new BundleTrainer(root, manifest, optimizer, device, parallel, inference);
   // every rank starts from rank 0's params
   parallel?.broadcastState(0);
   return trainer;
+}
+
+/** The batch-1 inference bundle of a next-token predictor, on a device of the same kind, checked against its parent. */
+async function loadInference(root: string, manifest: Manifest, options: LoadOptions): Promise<Trainer | undefined> {
+  const spec = manifest.generate;
+  if (!spec) return undefined;
+  const dir = join(root, spec.bundle);
+  const gen = await load(dir, options.device ? { device: options.device } : {});
+  if (gen.manifest.generate) throw new Error(`${dir}: an inference bundle cannot itself declare generate`);
+  checkInferenceBundle(spec, gen.manifest, manifest, dir);
+  return gen;
 }
 
 class BundleTrainer implements Trainer {
@@ -201,6 +228,7 @@ class BundleTrainer implements Trainer {
     readonly optimizer: OptimizerSpec,
     readonly device: Device,
     readonly dataParallel?: DataParallel,
+    private readonly inference?: Trainer,
   ) {
     if (manifest.hyper.lr.arena !== "F") throw new Error(`${join(dir, "manifest.json")}: hyper.lr must live in the F arena`);
     this.synchronous = device.synchronous;
@@ -356,5 +384,18 @@ class BundleTrainer implements Trainer {
     const dp = this.dataParallel;
     if (!dp || dp.rank === 0) this.count = restoreCheckpoint(resolve(path), this.device, this.manifest);
     if (dp) this.count = dp.broadcastState(this.count);
+  }
+
+  loadParams(path: string): void {
+    loadParams(resolve(path), this.device, this.manifest);
+  }
+
+  generate(options: GenerateOptions): Generation {
+    const spec = this.manifest.generate;
+    if (!spec || !this.inference) throw new Error(`${this.dir}: the model is not a next-token predictor (its manifest has no generate entry; give compile a generate config)`);
+    if (!this.synchronous) throw notSynchronous(this.device, "generate(options)");
+    // the inference bundle shares the weights: copy the current ones in by name
+    for (const name of this.inference.params.names()) this.inference.params.set(name, this.params.get(name));
+    return generate(this.inference, spec, options);
   }
 }

@@ -58,6 +58,13 @@ export interface OptimizerSpec {
   readonly schedule?: ScheduleSpec;
   /** Linear warm-up over this many steps, before the schedule. */
   readonly warmupSteps?: number;
+  /**
+   * Per-scope learning-rate multipliers (PyTorch's param groups): a key is a
+   * scope or a param name (`block1`, `block1.attn`, `head.W`); a param takes
+   * the multiplier of the longest key that is its name or a prefix of it
+   * ending at a dot, else 1. Its update uses lr × multiplier.
+   */
+  readonly lrMultipliers?: Readonly<Record<string, number>>;
 }
 
 /** One optimizer-state buffer (Adam's m and v, momentum's velocity) of one param. */
@@ -130,6 +137,23 @@ export interface WriteSlot extends Slot {
   readonly label?: string;
 }
 
+/**
+ * A next-token predictor's generation entry: a forward-only bundle compiled
+ * for batch 1 in the folder `bundle` (inside this one) that reads token ids
+ * from `input` [1, context] and writes `output` logits [1, context, vocab];
+ * it takes this bundle's weights by param name.
+ */
+export interface GenerateSpec {
+  readonly bundle: string;
+  readonly input: string;
+  readonly output: string;
+  readonly context: number;
+  /** Token id → text; a character-level model has one character per token. */
+  readonly vocab: readonly string[];
+  /** The token a generation with an empty prompt starts from. */
+  readonly start?: string;
+}
+
 export interface Manifest {
   readonly format: typeof FORMAT_NAME;
   readonly version: number;
@@ -163,6 +187,8 @@ export interface Manifest {
     readonly trainer: string;
   };
   readonly training?: TrainingSpec;
+  /** Present when the model predicts the next token (`trainer.generate`, `gradc sample`). */
+  readonly generate?: GenerateSpec;
 }
 
 /**

@@ -29,6 +29,7 @@ export const TRAIN_FLAGS: FlagDefs = {
   "checkpoint-every": { kind: "int", value: "N", help: "write a checkpoint every N steps (and always at the end)" },
   out: { kind: "string", value: "DIR", help: "folder for logs/ and checkpoints/ (default: the bundle)" },
   resume: { kind: "boolean", help: "continue from checkpoints/latest.safetensors (same data order as an unbroken run)" },
+  "init-from": { kind: "string", value: "FILE", help: "start from the params of a safetensors file (by name; F16, BF16, F32 or F64), e.g. a pre-trained model's" },
   "check-numerics": { kind: "boolean", help: "stop at the first NaN or infinity, naming the kernel, graph node and model line (slower)" },
   "grad-norms": { kind: "int", value: "N", help: "log each param's gradient norm every N steps to logs/grad_norms.csv (0: off)" },
   "no-progress": { kind: "boolean", help: "no progress bar (it is also off when stderr is not a terminal)" },
@@ -165,11 +166,14 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const checkpoint = join(out, "checkpoints", "latest.safetensors");
   if (writer) mkdirSync(join(out, "logs"), { recursive: true });
   const resume = flags["resume"] === true;
+  const initFrom = flagString(flags, "init-from");
+  if (resume && initFrom !== undefined) throw new UsageError("--resume and --init-from exclude each other: a resumed run continues from its own checkpoint");
   if (resume) {
     if (writer && !existsSync(checkpoint)) throw new Error(`--resume: no checkpoint at ${checkpoint}`);
     // data-parallel: collective, every rank continues from rank 0's checkpoint
     trainer.restore(checkpoint);
   }
+  if (initFrom !== undefined) trainer.loadParams(resolve(initFrom));
   const appendLog = resume && existsSync(lossLog);
   const csv = writer ? openSync(lossLog, appendLog ? "a" : "w") : undefined;
   if (csv !== undefined && !appendLog) writeSync(csv, "step,epoch,loss,lr\n");

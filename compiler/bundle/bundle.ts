@@ -12,8 +12,9 @@ import { describeOrigin, printGraph } from "../ir/printer.js";
 import { initValues } from "../dsl/init.js";
 import type { TrainingConfig } from "../config.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "../../runtime/manifest.js";
-import type { DataSpec, Manifest, Slot, TrainingSpec } from "../../runtime/manifest.js";
+import type { DataSpec, GenerateSpec, Manifest, Slot, TrainingSpec } from "../../runtime/manifest.js";
 import { encodeSafetensors, writeFileAtomic } from "../../runtime/safetensors.js";
+import { importParams } from "../../runtime/checkpoint.js";
 import type { NamedTensor } from "../../runtime/safetensors.js";
 import type { ArenaPlan } from "../plan/arena.js";
 import { offsetOf } from "../plan/arena.js";
@@ -60,7 +61,7 @@ function writtenBuffers(body: readonly Stmt[], into: string[] = []): string[] {
 }
 
 /** manifest.json's content (see runtime/manifest.ts). */
-export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingSpec): Manifest {
+export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingSpec, generate?: GenerateSpec): Manifest {
   const g = s.graph;
   const printed = printedNodes(s.train);
   return {
@@ -100,14 +101,19 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
     })),
     files: { forward: FILES.forward, step: FILES.step, weights: FILES.weights, trainer: FILES.trainer },
     ...(training ? { training } : {}),
+    ...(generate ? { generate } : {}),
   };
 }
 
-/** Initial values of every param, drawn by its initializer, in the F arena's precision. */
-export function initialWeights(s: Schedule): Uint8Array {
+/**
+ * Initial values of every param in the F arena's precision: drawn by its
+ * initializer, or read by name from `initFrom` (a safetensors file).
+ */
+export function initialWeights(s: Schedule, initFrom?: string): Uint8Array {
   const F = s.precision === "f64" ? Float64Array : Float32Array;
+  const imported = initFrom === undefined ? undefined : importParams(initFrom, s.graph.params);
   const tensors: Record<string, NamedTensor> = {};
-  for (const p of s.graph.params) tensors[p.name] = { shape: [...p.shape], data: F.from(initValues(p.init, p.shape)) };
+  for (const p of s.graph.params) tensors[p.name] = { shape: [...p.shape], data: F.from(imported?.get(p.name) ?? initValues(p.init, p.shape)) };
   return encodeSafetensors(tensors, { format: FORMAT_NAME, graph: s.graph.name });
 }
 

@@ -33,6 +33,33 @@ export function resolveOptimizer(spec: OptimizerSpec | undefined): ResolvedOptim
   }
 }
 
+/** Whether a param belongs to a scope: the scope is its name, or a prefix of it ending at a dot. */
+export function inScope(param: string, scope: string): boolean {
+  return param === scope || param.startsWith(`${scope}.`);
+}
+
+/**
+ * A param's learning-rate multiplier: that of the longest `lrMultipliers` key
+ * equal to its name or a scope of it (`block1` for `block1.attn.q.W`), else 1.
+ */
+export function lrMultiplier(opt: OptimizerSpec, param: string): number {
+  let best: string | undefined;
+  for (const key of Object.keys(opt.lrMultipliers ?? {})) {
+    if (inScope(param, key) && (best === undefined || key.length > best.length)) best = key;
+  }
+  return best === undefined ? 1 : opt.lrMultipliers![best]!;
+}
+
+/** Checks the multipliers: finite numbers ≥ 0, each key matching at least one trainable param. */
+export function checkLrMultipliers(opt: OptimizerSpec, trainable: readonly string[]): void {
+  for (const [key, m] of Object.entries(opt.lrMultipliers ?? {})) {
+    if (!(typeof m === "number" && Number.isFinite(m) && m >= 0)) throw new Error(`optimizer: lrMultipliers["${key}"] must be a finite number >= 0, got ${String(m)}`);
+    if (!trainable.some((n) => inScope(n, key))) {
+      throw new Error(`optimizer: lrMultipliers["${key}"] matches no trainable param (scopes are name prefixes ending at a dot; trainable params: ${trainable.join(", ") || "none"})`);
+    }
+  }
+}
+
 /** One param to update: its buffer and its gradient's buffer (same shape). */
 export interface UpdateTarget {
   readonly name: string;
@@ -85,11 +112,13 @@ export function updateKernel(
   hyper: { readonly lr: Buffer; readonly step: Buffer },
   state: Readonly<Record<string, Buffer>>,
   scale: Buffer | undefined,
+  multiplier = 1,
 ): UpdateKernel {
   const buffers: Record<string, Buffer> = { p: target.param, g: target.grad, lr: hyper.lr, ...state };
   const i = ref("i");
   const lr = ref("lr");
-  const pre: Stmt[] = [let_("lr", load("lr", 0))];
+  // a scope's learning-rate multiplier scales the rate the runtime wrote
+  const pre: Stmt[] = [let_("lr", multiplier === 1 ? load("lr", 0) : bin("*", load("lr", 0), multiplier))];
   let g: Expr = load("g", i);
   if (scale) {
     buffers["scale"] = scale;
@@ -148,6 +177,7 @@ export function updateKernel(
     default:
       throw new Error(`optimizer: unknown name "${String(opt.name)}"`);
   }
+  if (multiplier !== 1) what += ` with lr × ${multiplier}`;
   return {
     base: `${opt.name}_${sanitize(target.name)}`,
     what,

@@ -18,7 +18,7 @@ import type { ArenaName, Buffer, BufferRole, Precision } from "./lower.js";
 import { arenaOf, storageNode, storedDtype, uniformValue } from "./lower.js";
 import { Namer, printedNodes } from "./names.js";
 import type { ResolvedOptimizer, UpdateKernel, UpdateTarget } from "./optimizer.js";
-import { clipKernel, resolveOptimizer, stateSlots, updateKernel } from "./optimizer.js";
+import { checkLrMultipliers, clipKernel, lrMultiplier, resolveOptimizer, stateSlots, updateKernel } from "./optimizer.js";
 import type { SavePolicy, Value } from "../fusion/program.js";
 import { KEEP_ALL, buildProgram, kindOf } from "../fusion/program.js";
 import { fuseProgram } from "../fusion/fuse.js";
@@ -119,6 +119,23 @@ function savePolicy(remat: boolean, checkpoints: boolean, precision: Precision):
   if (!remat) return KEEP_ALL;
   if (checkpoints) return { recompute: true, saved: (t) => t.op === "checkpoint" };
   return { recompute: true, saved: (t) => ["reduce", "matmul", "opaque"].includes(kindOf(t, precision)) || t.op === "checkpoint" };
+}
+
+/** Consecutive params (in block order) grouped by learning-rate multiplier: each group's offset and size in the blocks. */
+function multiplierRuns(params: readonly { name: string; size: number; multiplier: number }[]): { at: number; size: number; multiplier: number; names: string[] }[] {
+  const runs: { at: number; size: number; multiplier: number; names: string[] }[] = [];
+  let at = 0;
+  for (const p of params) {
+    const last = runs.at(-1);
+    if (last && last.multiplier === p.multiplier) {
+      last.size += p.size;
+      last.names.push(p.name);
+    } else {
+      runs.push({ at, size: p.size, multiplier: p.multiplier, names: [p.name] });
+    }
+    at += p.size;
+  }
+  return runs;
 }
 
 /** Kernels of two entry points merged into one list that keeps each one's order. */
@@ -316,15 +333,26 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   const targets: UpdateTarget[] = trainable.map((p) => ({ name: p.name, grad: grads.get(p.name)!, param: bufferOf.get(p.node)! }));
   const updates: UpdateKernel[] = [];
   const scale = options.gradClip !== undefined && targets.length ? newBuffer("clipScale", "scratch", [], precision) : undefined;
+  checkLrMultipliers(optimizer, trainable.map((p) => p.name));
+  const multiplierOf = (name: string) => lrMultiplier(optimizer, name);
   if (fusion && pBlock && gBlock) {
     const all: UpdateTarget = { name: "params", param: pBlock, grad: gBlock };
     if (scale) updates.push(clipKernel([all], options.gradClip!, scale));
-    updates.push(updateKernel(optimizer, all, hyper, Object.fromEntries(sBlocks), scale));
+    const runs = multiplierRuns(trainable.map((p) => ({ name: p.name, size: sizeOf(p.shape), multiplier: multiplierOf(p.name) })));
+    if (runs.length === 1 && runs[0]!.multiplier === 1) updates.push(updateKernel(optimizer, all, hyper, Object.fromEntries(sBlocks), scale));
+    // one loop per run of params with the same multiplier, over that stretch of the blocks
+    for (const run of runs.length === 1 && runs[0]!.multiplier === 1 ? [] : runs) {
+      const view = (b: Buffer, role: BufferRole) => newBuffer(`${b.label}[${run.names.join(",")}]`, role, [run.size], precision, { within: { block: b, at: run.at } });
+      const target: UpdateTarget = { name: run.names.length === 1 ? run.names[0]! : `${run.names[0]}…${run.names.at(-1)}`, param: view(pBlock, "param"), grad: view(gBlock, "grad") };
+      const own = Object.fromEntries([...sBlocks].map(([slot, b]) => [slot, view(b, "state")]));
+      const k = updateKernel(optimizer, target, hyper, own, scale, run.multiplier);
+      updates.push({ ...k, what: `${k.what}: ${run.names.join(", ")} in one loop` });
+    }
   } else {
     if (scale) updates.push(clipKernel(targets, options.gradClip!, scale));
     for (const t of targets) {
       const own = Object.fromEntries(state.filter((s) => s.param === t.name).map((s) => [s.slot, s.buffer]));
-      updates.push(updateKernel(optimizer, t, hyper, own, scale));
+      updates.push(updateKernel(optimizer, t, hyper, own, scale, multiplierOf(t.name)));
     }
   }
   const updateKernels: Kernel[] = updates.map((u) => ({
