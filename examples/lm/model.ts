@@ -1,0 +1,89 @@
+// A character-level transformer language model: token and position
+// embeddings, pre-norm blocks (causal multi-head self-attention, then a GELU
+// MLP, each added back to the residual stream), a final layer norm, and a
+// linear head to next-character logits. The loss is the mean cross-entropy
+// of the next character in nats.
+import { graph, nn } from "gradc";
+import type { Graph, ModelConfig, Tensor } from "gradc";
+import type { GraphBuilder } from "gradc";
+
+/** The model's sizes. */
+export interface LmSize {
+  /** Number of distinct tokens (characters). */
+  readonly vocab: number;
+  /** Context length: characters per example. */
+  readonly seq: number;
+  readonly dim: number;
+  readonly heads: number;
+  readonly layers: number;
+  /** Hidden width of each block's MLP. */
+  readonly mlp: number;
+}
+
+/** How a graph of the model is built. */
+export interface LmOptions {
+  /** Examples per step; 1 for generation. */
+  readonly batch: number;
+  /** With a loss over `targets` (training), or only the logits (generation). */
+  readonly loss?: boolean;
+}
+
+/** Small normal draws for embeddings, as GPT-2 starts them. */
+const EMBED_INIT = { name: "normal", stddev: 0.02 } as const;
+
+/**
+ * The model's layers over token ids [B, T]; params are named by scope:
+ * `tok.embeddings`, `pos.embeddings`, `block0.ln1.gamma`, `block0.attn.q.W`,
+ * `block0.mlp.in.W`, …, `final.gamma`, `head.W`.
+ */
+function build(g: GraphBuilder, size: LmSize, batch: number): Tensor {
+  const { vocab, seq, dim, heads, layers, mlp } = size;
+  const ids = g.input("ids", [batch, seq], "i32");
+  const positions = g.const(Array.from({ length: seq }, (_, i) => i), [seq], "i32");
+  // [B, T, D]: each character's embedding plus its position's
+  let h = nn.embedding(g, "tok", ids, vocab, dim, { init: EMBED_INIT }).add(nn.embedding(g, "pos", positions, seq, dim, { init: EMBED_INIT }));
+  const norm = (name: string, x: Tensor) => g.scope(name, () => nn.layerNorm(x, g.param("gamma", [dim], { init: "ones" }), g.param("beta", [dim])));
+  const dense = (name: string, x: Tensor, units: number) => nn.dense(g, name, x.reshape([batch * seq, x.shape.at(-1)!]), units).reshape([batch, seq, units]);
+  for (let l = 0; l < layers; l++) {
+    h = g.scope(`block${l}`, () => {
+      // pre-norm: x + attention(norm(x)), then x + mlp(norm(x))
+      const a = h.add(nn.multiHeadAttention(g, "attn", norm("ln1", h), { heads, causal: true }));
+      return a.add(dense("mlp.out", dense("mlp.in", norm("ln2", a), mlp).gelu(), dim));
+    });
+  }
+  return dense("head", norm("final", h), vocab);
+}
+
+/** The model as a graph: with `loss`, inputs `ids` and `targets` [batch, seq] and the mean next-character cross-entropy in nats. */
+export function languageModel(name: string, size: LmSize, opts: LmOptions): Graph {
+  return graph(name, (g) => {
+    const logits = build(g, size, opts.batch);
+    if (opts.loss === false) return { outputs: { logits } };
+    const targets = g.input("targets", [opts.batch, size.seq], "i32");
+    const flat = logits.reshape([opts.batch * size.seq, size.vocab]);
+    return { loss: nn.softmaxCrossEntropy(flat, targets.reshape([opts.batch * size.seq])), outputs: { logits } };
+  });
+}
+
+/** The example's sizes (the vocabulary comes from the corpus) and its batch. */
+export const SIZE: Omit<LmSize, "vocab"> = { seq: 64, dim: 128, heads: 4, layers: 2, mlp: 512 };
+export const BATCH = 8;
+
+/**
+ * Compile options of the example for a run of `steps` updates: AdamW with a
+ * linear warm-up and a cosine decay, gradients clipped to norm 1, and the
+ * batch-1 generation entry point over the same weights.
+ */
+export function lmConfig(name: string, size: LmSize, vocab: readonly string[], steps: number, lr = 3e-3): ModelConfig {
+  return {
+    optimizer: {
+      name: "adamw",
+      lr,
+      weightDecay: 0.1,
+      warmupSteps: Math.min(100, Math.floor(steps / 10)),
+      schedule: { name: "cosine", totalSteps: steps, minLr: lr / 10 },
+    },
+    gradClip: 1,
+    generate: { graph: languageModel(name, size, { batch: 1, loss: false }), vocab, start: "\n" },
+  };
+}

@@ -1,0 +1,82 @@
+// The language-model example, sized for CI: the transformer of examples/lm
+// trained briefly on a few hundred sentences of the Brown corpus, then
+// `gradc sample` with a fixed seed must print mostly words of that text; and
+// the held-out loss the example reports must fall as it trains.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compile } from "../../compiler/compile.js";
+import { load } from "../../runtime/load.js";
+import type { Trainer } from "../../runtime/load.js";
+import { run } from "../../compiler/cli.js";
+import { languageModel, lmConfig } from "../../examples/lm/model.js";
+import type { LmSize } from "../../examples/lm/model.js";
+import { brownText, untag } from "../../examples/lm/corpus.js";
+import { encode, validationLoss, WindowSampler } from "../../examples/lm/data.js";
+
+const root = mkdtempSync(join(tmpdir(), "gradc-lm-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The first sentences of the corpus (about 2,500 characters): small enough to learn in a few hundred steps. */
+const TEXT = brownText("ca01").slice(0, 2500);
+const VOCAB = [...new Set(TEXT)].sort();
+const SIZE: LmSize = { vocab: VOCAB.length, seq: 24, dim: 48, heads: 2, layers: 1, mlp: 96 };
+const STEPS = 600;
+const dir = join(root, "lm");
+let trainer: Trainer;
+let before: number;
+let after: number;
+
+/** The words of a text: runs of letters (with inner apostrophes). */
+const words = (text: string): string[] => text.match(/[A-Za-z]+(?:'[a-z]+)?/g) ?? [];
+
+beforeAll(async () => {
+  compile(languageModel("lmTiny", SIZE, { batch: 16 }), { outDir: dir, ...lmConfig("lmTiny", SIZE, VOCAB, STEPS, 1e-2) });
+  trainer = await load(dir);
+  const ids = encode(TEXT, VOCAB);
+  before = validationLoss(trainer, ids, 32);
+  const sampler = new WindowSampler(ids, 16, SIZE.seq, 1);
+  for (let i = 0; i < STEPS; i++) trainer.step(sampler.next());
+  after = validationLoss(trainer, ids, 32);
+  trainer.save(join(dir, "checkpoints", "latest.safetensors"));
+}, 300_000);
+
+describe("examples/lm", () => {
+  it("strips the part-of-speech tags and joins punctuation", () => {
+    expect(untag("The/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, Atlanta's/np$ own/jj ./.")).toBe('The jury said "no evidence", Atlanta\'s own.');
+    expect(TEXT).not.toMatch(/\/[a-z$-]+\b/);
+  });
+
+  it("learns: the loss in nats per character falls from about log(vocab)", () => {
+    expect(before).toBeGreaterThan(Math.log(VOCAB.length) - 0.5);
+    expect(after).toBeLessThan(before - 1.5);
+  });
+
+  it("gradc sample prints mostly words of the training text, the same for the same seed", async () => {
+    const out: string[] = [];
+    const notes: string[] = [];
+    const args = ["sample", dir, "--prompt", "The ", "--tokens", "240", "--temperature", "0.5", "--seed", "7"];
+    expect(await run(args, { out: (t) => out.push(t), err: (t) => notes.push(t) })).toBe(0);
+    expect(notes.join("\n")).toContain(`latest.safetensors (step ${STEPS})`);
+    const text = out.join("\n");
+    expect(text.startsWith("The ")).toBe(true);
+    expect(text.length).toBeGreaterThanOrEqual(4 + 240);
+    const known = new Set(words(TEXT).map((w) => w.toLowerCase()));
+    const sampled = words(text.slice(4));
+    const real = sampled.filter((w) => known.has(w.toLowerCase()));
+    expect(sampled.length).toBeGreaterThan(20);
+    expect(real.length / sampled.length).toBeGreaterThan(0.6);
+    const again: string[] = [];
+    await run(args, { out: (t) => again.push(t), err: () => {} });
+    expect(again.join("\n")).toBe(text);
+  });
+
+  it("trainer.generate uses the current weights: training changes the text", async () => {
+    const fresh = await load(dir);
+    const a = fresh.generate({ prompt: "The ", tokens: 40, seed: 3 });
+    const b = trainer.generate({ prompt: "The ", tokens: 40, seed: 3 });
+    expect(a.text).not.toBe(b.text);
+    expect(b.ids.length).toBe(4 + 40);
+  });
+});
