@@ -26,6 +26,8 @@ export interface LmOptions {
   readonly batch: number;
   /** With a loss over `targets` (training), or only the logits (generation). */
   readonly loss?: boolean;
+  /** Dropout rate on each block's attention and MLP outputs in the training step (default 0). */
+  readonly dropout?: number;
 }
 
 /** Small normal draws for embeddings, as GPT-2 starts them. */
@@ -36,7 +38,7 @@ const EMBED_INIT = { name: "normal", stddev: 0.02 } as const;
  * `tok.embeddings`, `pos.embeddings`, `block0.ln1.gamma`, `block0.attn.q.W`,
  * `block0.mlp.in.W`, …, `final.gamma`, `head.W`.
  */
-function build(g: GraphBuilder, size: LmSize, batch: number): Tensor {
+function build(g: GraphBuilder, size: LmSize, batch: number, rate: number): Tensor {
   const { vocab, seq, dim, heads, layers, mlp } = size;
   const ids = g.input("ids", [batch, seq], "i32");
   const positions = g.const(Array.from({ length: seq }, (_, i) => i), [seq], "i32");
@@ -47,8 +49,8 @@ function build(g: GraphBuilder, size: LmSize, batch: number): Tensor {
   for (let l = 0; l < layers; l++) {
     h = g.scope(`block${l}`, () => {
       // pre-norm: x + attention(norm(x)), then x + mlp(norm(x))
-      const a = h.add(nn.multiHeadAttention(g, "attn", norm("ln1", h), { heads, causal: true }));
-      return a.add(dense("mlp.out", dense("mlp.in", norm("ln2", a), mlp).gelu(), dim));
+      const a = h.add(nn.dropout(nn.multiHeadAttention(g, "attn", norm("ln1", h), { heads, causal: true }), rate));
+      return a.add(nn.dropout(dense("mlp.out", dense("mlp.in", norm("ln2", a), mlp).gelu(), dim), rate));
     });
   }
   return dense("head", norm("final", h), vocab);
@@ -57,7 +59,7 @@ function build(g: GraphBuilder, size: LmSize, batch: number): Tensor {
 /** The model as a graph: with `loss`, inputs `ids` and `targets` [batch, seq] and the mean next-character cross-entropy in nats. */
 export function languageModel(name: string, size: LmSize, opts: LmOptions): Graph {
   return graph(name, (g) => {
-    const logits = build(g, size, opts.batch);
+    const logits = build(g, size, opts.batch, opts.dropout ?? 0);
     if (opts.loss === false) return { outputs: { logits } };
     const targets = g.input("targets", [opts.batch, size.seq], "i32");
     const flat = logits.reshape([opts.batch * size.seq, size.vocab]);
@@ -68,6 +70,8 @@ export function languageModel(name: string, size: LmSize, opts: LmOptions): Grap
 /** The example's sizes (the vocabulary comes from the corpus) and its batch. */
 export const SIZE: Omit<LmSize, "vocab"> = { seq: 64, dim: 128, heads: 4, layers: 2, mlp: 512 };
 export const BATCH = 8;
+/** Dropout of the example's training step: light, as the run is short and the model small. */
+export const DROPOUT = 0.05;
 
 /**
  * Compile options of the example for a run of `steps` updates: AdamW with a
