@@ -93,8 +93,8 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      "pretrain-steps": { type: "string", default: "1500" },
-      steps: { type: "string", default: "300" },
+      "pretrain-steps": { type: "string", default: "800" },
+      steps: { type: "string", default: "200" },
       out: { type: "string", default: "build/finetune" },
     },
   });
