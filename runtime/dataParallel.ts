@@ -2,10 +2,13 @@
 // model, computes gradients on its shard of the global batch, and the
 // gradient block is all-reduced in place (mean) before the same update runs
 // on every rank. Params start as rank 0's and are checked to stay identical.
+// On a host device the collectives work on live views of its arrays; on a
+// device whose buffers live elsewhere (a GPU's) they go through host copies.
 import type { Manifest, Slot } from "./manifest.js";
 import type { FloatArray } from "./arena.js";
 import { sizeOf } from "./arena.js";
-import type { HostDevice } from "./device.js";
+import type { Device } from "./device.js";
+import { isHostDevice } from "./device.js";
 import type { Communicator } from "./mpi.js";
 
 /** Options of data-parallel training (`load(dir, { dataParallel })`). */
@@ -57,38 +60,76 @@ function hashBits(values: FloatArray, h: number): number {
   return h;
 }
 
-/** One rank's side of data-parallel training over a loaded bundle's host device. */
+/**
+ * A device slot on the host: a live view on a host device, else a host
+ * buffer that `fetch` fills from the device and `store` writes back.
+ */
+class Staged {
+  readonly host: FloatArray;
+  private readonly live: boolean;
+
+  constructor(
+    private readonly device: Device,
+    private readonly slot: Slot,
+    dtype: Manifest["dtype"],
+  ) {
+    this.live = isHostDevice(device);
+    if (isHostDevice(device)) this.host = device.view(slot) as FloatArray;
+    else this.host = dtype === "f64" ? new Float64Array(sizeOf(slot.shape)) : new Float32Array(sizeOf(slot.shape));
+  }
+
+  /** The device's current values, on the host. */
+  fetch(): FloatArray {
+    if (!this.live) {
+      const values = this.device.read(this.slot);
+      if (values instanceof Promise) throw new Error(`data-parallel training needs a synchronous device; the "${this.device.backend}" device's read returned a promise`);
+      this.host.set(values);
+    }
+    return this.host;
+  }
+
+  /** Writes the host values back to the device (nothing to do on a host device). */
+  store(): void {
+    if (!this.live) this.device.write(this.slot, this.host);
+  }
+}
+
+/** One rank's side of data-parallel training over a loaded bundle's device. */
 export class DataParallel {
   readonly rank: number;
   readonly size: number;
   readonly checkEvery: number;
   private readonly comm: Communicator;
-  private readonly grads: FloatArray[];
-  private readonly replicated: FloatArray[];
+  private readonly grads: Staged[];
+  private readonly replicated: Staged[];
   private readonly scalar = new Float64Array(2);
   private seconds = 0;
   private steps = 0;
 
   constructor(
     private readonly manifest: Manifest,
-    device: HostDevice,
+    device: Device,
     options: DataParallelOptions,
   ) {
+    if (!device.synchronous) throw new Error(`data-parallel training needs a synchronous device; the "${device.backend}" device runs asynchronously`);
     const comm = (this.comm = options.communicator);
     this.rank = comm.rank;
     this.size = comm.size;
     this.checkEvery = options.checkEvery ?? 100;
     if (!(Number.isInteger(this.checkEvery) && this.checkEvery >= 0)) throw new Error(`dataParallel.checkEvery must be a whole number ≥ 0 (got ${this.checkEvery})`);
-    // live views of the host device's gradient block, all-reduced in place
-    this.grads = gradientRanges(manifest).map((r) => device.view({ arena: "F", offset: r.offset, shape: [r.length], dtype: manifest.dtype }) as FloatArray);
+    // the gradient block, all-reduced in place (host staging on other devices)
+    this.grads = gradientRanges(manifest).map((r) => new Staged(device, { arena: "F", offset: r.offset, shape: [r.length], dtype: manifest.dtype }, manifest.dtype));
     // what must match on every rank: params and optimizer state
     const slots: Slot[] = [...manifest.params, ...manifest.state];
-    this.replicated = slots.filter((s) => s.arena === "F").map((s) => device.view(s) as FloatArray);
+    this.replicated = slots.filter((s) => s.arena === "F").map((s) => new Staged(device, s, manifest.dtype));
   }
 
   /** Makes every rank's params and optimizer state rank 0's, and returns rank 0's `step`. Collective. */
   broadcastState(step: number): number {
-    for (const v of this.replicated) this.comm.broadcast(v, 0);
+    for (const v of this.replicated) {
+      this.comm.broadcast(v.fetch(), 0);
+      v.store();
+    }
     this.scalar[0] = step;
     this.comm.broadcast(this.scalar.subarray(0, 1), 0);
     return this.scalar[0]!;
@@ -97,11 +138,15 @@ export class DataParallel {
   /** Averages the gradient block over the ranks, in place. Collective. */
   reduceGradients(): void {
     const t0 = performance.now();
-    for (const g of this.grads) this.comm.allReduceSum(g);
+    for (const g of this.grads) this.comm.allReduceSum(g.fetch());
     this.seconds += (performance.now() - t0) / 1000;
     this.steps++;
     const k = 1 / this.size;
-    for (const g of this.grads) for (let i = 0; i < g.length; i++) g[i]! *= k;
+    for (const g of this.grads) {
+      const h = g.host;
+      for (let i = 0; i < h.length; i++) h[i]! *= k;
+      g.store();
+    }
   }
 
   /** The mean of a per-rank value (each rank's loss over its shard) over the ranks. Collective. */
@@ -123,7 +168,7 @@ export class DataParallel {
    */
   checkReplicas(step: number): number {
     let h = 0x811c9dc5;
-    for (const v of this.replicated) h = hashBits(v, h);
+    for (const v of this.replicated) h = hashBits(v.fetch(), h);
     // max of (h, −h) gives the largest and the smallest hash at once
     this.scalar[0] = h;
     this.scalar[1] = -h;
@@ -140,7 +185,7 @@ export class DataParallel {
 
   /** The all-reduce cost so far. */
   stats(): AllReduceStats {
-    const floats = this.grads.reduce((n, g) => n + g.length, 0);
+    const floats = this.grads.reduce((n, g) => n + g.host.length, 0);
     return { bytesPerStep: floats * (this.manifest.dtype === "f64" ? 8 : 4), callsPerStep: this.grads.length, steps: this.steps, seconds: this.seconds };
   }
 }

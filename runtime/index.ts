@@ -35,5 +35,9 @@ export { checkBundle, checkCommand, checkHelp, formatCheckReport } from "./check
 export type { CheckOptions, CheckReport, ParamCheck } from "./check.js";
 export { loadSafetensors, saveSafetensors } from "./safetensors.js";
 export type { NamedTensor } from "./safetensors.js";
+export { mpiWorld, DEFAULT_MPI_LIBRARY, MPI_PACKAGES } from "./mpi.js";
+export type { Communicator, CollectiveArray } from "./mpi.js";
+export { DataParallel, ReplicaDivergence, gradientRanges } from "./dataParallel.js";
+export type { AllReduceStats, DataParallelOptions } from "./dataParallel.js";
 export { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
 export type * from "./manifest.js";

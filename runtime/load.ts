@@ -10,7 +10,7 @@ import { checkpointSlots, loadParams, loadWeights, restoreCheckpoint, saveCheckp
 import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
 import { CheckedDevice } from "./numerics.js";
 import type { Device } from "./device.js";
-import { isHostDevice, notSynchronous, now } from "./device.js";
+import { notSynchronous, now } from "./device.js";
 import { createDevice } from "./devices.js";
 import type { DeviceFactory } from "./devices.js";
 import { DataParallel } from "./dataParallel.js";
@@ -186,7 +186,6 @@ export async function load(dir: string, options: LoadOptions = {}): Promise<Trai
   loadWeights(plain, manifest, join(root, manifest.files.weights));
   let parallel: DataParallel | undefined;
   if (options.dataParallel) {
-    if (!isHostDevice(plain)) throw new Error(`data-parallel training runs on host devices; the "${plain.backend}" device is not one`);
     parallel = new DataParallel(manifest, plain, options.dataParallel);
   }
   const device = options.checkNumerics ? new CheckedDevice(manifest, plain) : plain;

@@ -28,16 +28,19 @@ function curve(out: string): Map<number, number> {
 
 /**
  * Writes a script for mpirun that loads `bundle` data-parallel (as `t`, on
- * `comm`, checking replicas every `checkEvery` steps), runs `body`, and ends MPI.
+ * `comm`, checking replicas every `checkEvery` steps, with `prelude` run
+ * first and `loadOptions` added to load's), runs `body`, and ends MPI.
  */
-function writeWorker(file: string, bundle: string, checkEvery: number, body: string): string {
+function writeWorker(file: string, bundle: string, checkEvery: number, body: string, extra: { prelude?: string; loadOptions?: string } = {}): string {
   const runtime = (name: string) => JSON.stringify(join(bundle, "runtime", name));
   const head = [
     `import { load } from ${runtime("load.js")};`,
     `import { mpiWorld } from ${runtime("mpi.js")};`,
+    `import { createHostDevice } from ${runtime("hostDevice.js")};`,
     `import { writeFileSync } from "node:fs";`,
+    extra.prelude ?? "",
     `const comm = mpiWorld();`,
-    `const t = await load(${JSON.stringify(bundle)}, { dataParallel: { communicator: comm, checkEvery: ${checkEvery} } });`,
+    `const t = await load(${JSON.stringify(bundle)}, { ${extra.loadOptions ?? ""} dataParallel: { communicator: comm, checkEvery: ${checkEvery} } });`,
   ];
   writeFileSync(file, [...head, body, "comm.finalize();", ""].join("\n"));
   return file;
@@ -137,6 +140,28 @@ console.log("rank " + comm.rank + " resumed at " + resumedAt);`,
     const [a, b] = [readFileSync(join(out, "rank0.bin")), readFileSync(join(out, "rank1.bin"))];
     expect(a.length).toBe(4 * (2 * 8 + 8 + 8 + 1));
     expect(b.equals(a)).toBe(true);
+  }, 120_000);
+
+  it("a device whose buffers are not host arrays trains the same through host staging, bit for bit", async () => {
+    const out = join(root, "xor-staged");
+    execFileSync("mkdir", ["-p", out]);
+    const body = (tag: string) => `const rows = { x: [[0, 0, 0, 1], [1, 0, 1, 1]][comm.rank], y: [[0, 1], [1, 0]][comm.rank] };
+for (let i = 0; i < 25; i++) t.step(rows);
+writeFileSync(${JSON.stringify(out)} + "/${tag}" + comm.rank + ".bin", Buffer.concat(t.params.names().map((n) => Buffer.from(t.params.get(n).buffer))));`;
+    // every call forwarded to a host device, but no live views: the collectives must copy
+    const prelude = `let reads = 0;
+const staged = async (m, d) => { const h = await createHostDevice(m, d); return {
+  backend: "staged", synchronous: true,
+  write: (s, v) => h.write(s, v), writeScalar: (s, v) => h.writeScalar(s, v), read: (s) => (reads++, h.read(s)),
+  scalar: (s) => h.scalar(s), norm: (s) => h.norm(s), run: (e) => h.run(e), kernels: (l) => h.kernels(l), runKernel: (n) => h.runKernel(n) }; };`;
+    const host = await mpirun(2, [writeWorker(join(out, "host.mjs"), xorTwo, 10, body("host"))]);
+    expect(host.code, host.output).toBe(0);
+    const staged = await mpirun(2, [writeWorker(join(out, "staged.mjs"), xorTwo, 10, `${body("staged")}\nconsole.log("rank " + comm.rank + " reads " + reads);`, { prelude, loadOptions: "device: staged," })]);
+    expect(staged.code, staged.output).toBe(0);
+    // at least one read of the gradient block per step
+    for (const r of [0, 1]) expect(Number(new RegExp(`rank ${r} reads (\\d+)`).exec(staged.output)?.[1])).toBeGreaterThanOrEqual(25);
+    const want = readFileSync(join(out, "host0.bin"));
+    for (const f of ["host1.bin", "staged0.bin", "staged1.bin"]) expect(readFileSync(join(out, f)).equals(want), f).toBe(true);
   }, 120_000);
 
   it("a divergence between ranks is caught by the all-reduced hash, with a clear error on every rank", async () => {
