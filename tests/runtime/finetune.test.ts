@@ -8,6 +8,7 @@ import { compile } from "../../compiler/compile.js";
 import { graph } from "../../compiler/dsl/graph.js";
 import { dense } from "../../compiler/dsl/nn.js";
 import { load } from "../../runtime/load.js";
+import { main } from "../../runtime/trainer.js";
 import { encodeSafetensors } from "../../runtime/safetensors.js";
 import { cleanupBundles, tempBundleDir } from "../compiler/harness/harness.js";
 
@@ -97,6 +98,19 @@ describe("initFrom (compile) and loadParams (runtime)", () => {
     const tensors = Object.fromEntries(Object.entries(VALUES).map(([n, v]) => [n, { shape: v.shape, data: Float32Array.from(v.values) }]));
     writeFileSync(extra, encodeSafetensors({ ...tensors, "head.W": { shape: [1], data: Float32Array.from([1]) }, "state/upper.W/m": { shape: [3, 1], data: new Float32Array(3) } }));
     expect(() => t.loadParams(extra)).toThrow(/"head\.W" is not a param of this model/);
+  });
+
+  it("train.js --init-from starts from the file's params; it refuses --resume beside it", async () => {
+    const dir = tempBundleDir("flag");
+    compile(model, { outDir: dir, optimizer: { name: "sgd", lr: 0.1 }, training: { data: { kind: "arrays", inputs: BATCH }, seed: 1 } });
+    const file = foreignFile("BF16");
+    const lines: string[] = [];
+    // lr 0: the one step changes nothing, so the checkpoint holds what --init-from loaded
+    await main(dir, ["--steps", "1", "--lr", "0", "--init-from", file], { log: (l) => lines.push(l), progress: false });
+    const t = await load(dir);
+    t.restore(join(dir, "checkpoints", "latest.safetensors"));
+    for (const [name, { values }] of Object.entries(VALUES)) expect([...t.params.get(name)]).toEqual(values);
+    await expect(main(dir, ["--resume", "--init-from", file], { log: () => {}, progress: false })).rejects.toThrow(/--resume and --init-from exclude each other/);
   });
 
   it("reads a gradc checkpoint, ignoring its optimizer state", async () => {
