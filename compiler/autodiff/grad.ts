@@ -128,7 +128,7 @@ export function vjp(g: Graph, outputs: readonly string[], options: { wrt?: reado
   });
   const cts = backprop(outputs.map((n) => g.outputs[n]!), ctInputs.map((c) => c.node), targets.map((t) => t.node));
   const grads = Object.fromEntries(targets.map((t) => [t.name, cts.get(t.node) ?? zerosLike(t.node)]));
-  return new Graph(g.name, g.ctx, [...g.inputs, ...ctInputs], g.params, g.loss, g.outputs, grads);
+  return new Graph(g.name, g.ctx, [...g.inputs, ...ctInputs], g.params, g.loss, g.outputs, grads, g.updates);
 }
 
 /** Name of the input that feeds the direction for param `name` in `hvp`. */
@@ -152,5 +152,5 @@ export function hvp(g: Graph, options: { wrt?: readonly string[] } = {}): Graph 
   const wrtNodes = names.map((n) => (g.param(n) ?? g.input(n))!.node);
   const cts = backprop([inner], [inner.lift(1, inner.dtype)], wrtNodes);
   const grads = Object.fromEntries(names.map((n, i) => [n, cts.get(wrtNodes[i]!) ?? zerosLike(wrtNodes[i]!)]));
-  return new Graph(g.name, g.ctx, [...g.inputs, ...vs], g.params, g.loss, g.outputs, grads);
+  return new Graph(g.name, g.ctx, [...g.inputs, ...vs], g.params, g.loss, g.outputs, grads, g.updates);
 }

@@ -39,6 +39,13 @@ export interface GraphBuilder {
    * `block1.attn.q.W`). Returns what `build` returns.
    */
   scope<T>(name: string, build: () => T): T;
+  /**
+   * After each training step, the non-trainable `param` takes `value`,
+   * computed in that step from the step's values (no gradient flows into
+   * it); forward/predict and checkpoints see the param. Batch norm keeps its
+   * moving statistics this way.
+   */
+  assign(param: Tensor, value: Tensor): void;
 }
 
 export interface BuildResult {
@@ -92,6 +99,7 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
   const names = new Map<string, string>();
   const baseSeed = options.seed ?? 0;
   const scopes: string[] = [];
+  const updates: Record<string, Tensor> = {};
 
   const claim = (op: string, n: string) => {
     if (typeof n !== "string" || n.length === 0) throw new GraphError(op, "a name must be a non-empty string", callerLocation());
@@ -150,6 +158,17 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
     checkpoint(t) {
       return ctx.apply("checkpoint", [t], {});
     },
+    assign(param, value) {
+      const spec = param instanceof Tensor ? params.find((p) => p.node === param) : undefined;
+      if (!spec) throw new GraphError("assign", "the target must be a param of this graph", callerLocation());
+      if (spec.trainable) throw new GraphError("assign", `"${spec.name}" is trainable: only a param declared with { trainable: false } can be assigned`, callerLocation());
+      if (!(value instanceof Tensor) || value.ctx !== ctx) throw new GraphError("assign", `the value for "${spec.name}" must be a tensor of this graph`, callerLocation());
+      if (shapeStr(value.shape) !== shapeStr(spec.shape) || value.dtype !== spec.dtype) {
+        throw new GraphError("assign", `"${spec.name}" is ${spec.dtype}${shapeStr(spec.shape)}, the value is ${value.dtype}${shapeStr(value.shape)}`, callerLocation());
+      }
+      if (updates[spec.name]) throw new GraphError("assign", `"${spec.name}" is already assigned`, callerLocation());
+      updates[spec.name] = value.stopGradient();
+    },
     scope(n, inner) {
       if (typeof n !== "string" || n.length === 0 || n.startsWith(".") || n.endsWith(".")) {
         throw new GraphError("scope", `a scope name must be a non-empty string that neither starts nor ends with ".", got ${JSON.stringify(n)}`, callerLocation());
@@ -183,7 +202,7 @@ export function graph(name: string, build: (g: GraphBuilder) => BuildResult, opt
   for (const [k, v] of Object.entries(outputs)) {
     if (!(v instanceof Tensor)) throw new GraphError("graph", `"${name}": output "${k}" is not a tensor`);
   }
-  return new Graph(name, ctx, inputs, params, loss, { ...outputs });
+  return new Graph(name, ctx, inputs, params, loss, { ...outputs }, {}, updates);
 }
 
 /** A scalar or tensor, for functions that accept either. */

@@ -76,6 +76,8 @@ export interface GraphValues {
   readonly loss?: number;
   readonly outputs: Record<string, NDArray>;
   readonly grads: Record<string, NDArray>;
+  /** The values the state updates give their params (see `Graph.updates`). */
+  readonly updates: Record<string, NDArray>;
 }
 
 /**
@@ -90,5 +92,6 @@ export function interpret(g: Graph, feeds: Feeds, params?: Feeds, options: Inter
     ...(g.loss ? { loss: values.get(g.loss)!.data[0]! } : {}),
     outputs: pick(g.outputs),
     grads: pick(g.grads),
+    updates: pick(g.updates),
   };
 }

@@ -46,11 +46,17 @@ export class Graph {
     readonly outputs: Readonly<Record<string, Tensor>>,
     /** dLoss/dParam by parameter name (empty until `grad`). */
     readonly grads: Readonly<Record<string, Tensor>> = {},
+    /**
+     * State updates by (non-trainable) parameter name: after each training
+     * step the param takes this value, computed in that step (batch norm's
+     * moving statistics). See `GraphBuilder.assign`.
+     */
+    readonly updates: Readonly<Record<string, Tensor>> = {},
   ) {}
 
-  /** The roots the graph computes: loss, outputs, gradients. */
+  /** The roots the graph computes: loss, outputs, gradients, state updates. */
   roots(): Tensor[] {
-    return [...(this.loss ? [this.loss] : []), ...Object.values(this.outputs), ...Object.values(this.grads)];
+    return [...(this.loss ? [this.loss] : []), ...Object.values(this.outputs), ...Object.values(this.grads), ...Object.values(this.updates)];
   }
 
   /** Every node that a root depends on, in topological order (by id). */
@@ -67,7 +73,7 @@ export class Graph {
   }
 
   /** A graph with other roots over the same nodes. */
-  with(parts: { loss?: Tensor | undefined; outputs?: Record<string, Tensor>; grads?: Record<string, Tensor>; name?: string }): Graph {
+  with(parts: { loss?: Tensor | undefined; outputs?: Record<string, Tensor>; grads?: Record<string, Tensor>; updates?: Record<string, Tensor>; name?: string }): Graph {
     return new Graph(
       parts.name ?? this.name,
       this.ctx,
@@ -76,6 +82,7 @@ export class Graph {
       "loss" in parts ? parts.loss : this.loss,
       parts.outputs ?? this.outputs,
       parts.grads ?? this.grads,
+      parts.updates ?? this.updates,
     );
   }
 }

@@ -174,7 +174,7 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   // a transformed training graph has its own nodes: the forward graph is its outputs and loss
   if (options.transform) graph = train.with({ grads: {} });
   const printed = printedNodes(train);
-  const trainRoots = [...(train.loss ? [train.loss] : []), ...Object.values(train.grads)];
+  const trainRoots = [...(train.loss ? [train.loss] : []), ...Object.values(train.grads), ...Object.values(train.updates)];
   const checkpoints = reachable(trainRoots).some((t) => t.op === "checkpoint");
   const remat = options.remat ?? checkpoints;
   const wasm = options.wasm ?? true;
@@ -301,25 +301,27 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   const forwardKernels = build(fwdPlan, "forward");
   const stepKernels = build(stepPlan, "gradients");
 
-  // gradients that are not their own node: copied into their block
-  for (const c of copies) {
-    const lit = uniformValue(c.from, precision);
-    const from = lit !== undefined ? undefined : c.from.op === "const" ? constBuffer(c.from) : (bufferOf.get(c.from) ?? pinned.get(c.from) ?? temps.get(`${c.from.id}:0`));
-    if (lit === undefined && !from) throw new Error(`schedule: the gradient of "${c.name}" is in no buffer`);
-    const value = from ? load("in0", ref("i")) : num(lit ?? 0);
-    stepKernels.push({
-      name: namer.fresh(`copy_grad_${c.name}`),
-      body: [loop("i", c.to.size, [store("out", ref("i"), value)])],
-      buffers: { out: c.to, ...(from ? { in0: from } : {}) },
+  /** A kernel that copies a value computed in the step (or a uniform literal) into `to`. */
+  const copyKernel = (base: string, target: string, from: Tensor, to: Buffer): Omit<Kernel, "entry" | "gradOf" | "phase" | "where"> => {
+    const lit = uniformValue(from, precision);
+    const src = lit !== undefined ? undefined : from.op === "const" ? constBuffer(from) : (bufferOf.get(from) ?? pinned.get(from) ?? temps.get(`${from.id}:0`));
+    if (lit === undefined && !src) throw new Error(`schedule: the value of ${target} is in no buffer`);
+    const value = src ? load("in0", ref("i")) : num(lit ?? 0);
+    return {
+      name: namer.fresh(base),
+      body: [loop("i", to.size, [store("out", ref("i"), value)])],
+      buffers: { out: to, ...(src ? { in0: src } : {}) },
       nodes: [],
-      what: `d${JSON.stringify(c.name)} = copy of ${JSON.stringify(from?.label ?? String(lit))}`,
-      where: formatLoc(train.grads[c.name]!.src),
-      entry: ["gradients"],
-      gradOf: [c.name],
-      phase: "backward",
+      what: `${target} = copy of ${JSON.stringify(src?.label ?? String(lit))}`,
       inplace: [],
       recomputes: 0,
-    });
+    };
+  };
+
+  // gradients that are not their own node: copied into their block
+  for (const c of copies) {
+    const k = copyKernel(`copy_grad_${c.name}`, `d${JSON.stringify(c.name)}`, c.from, c.to);
+    stepKernels.push({ ...k, where: formatLoc(train.grads[c.name]!.src), entry: ["gradients"], gradOf: [c.name], phase: "backward" });
   }
 
   // the update: optional clipping, then every param in one loop over the blocks (or one kernel per param unfused)
@@ -368,6 +370,12 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
     inplace: [],
     recomputes: 0,
   }));
+  // state updates (batch norm's moving statistics): each param takes its value once the step has read it
+  for (const [name, t] of Object.entries(train.updates)) {
+    const p = graph.param(name)!;
+    const k = copyKernel(`assign_${name}`, JSON.stringify(name), storageNode(t), bufferOf.get(p.node)!);
+    updateKernels.push({ ...k, where: formatLoc(t.src), entry: ["update"], gradOf: [], phase: "update" });
+  }
 
   const inputsOf = (plan: FusionPlan) => new Set(plan.program.values.filter((v) => v.node.op === "input").map((v) => v.node));
   const fwdInputs = inputsOf(fwdPlan);

@@ -109,7 +109,7 @@ export function replay(g: Graph, rules: readonly Rule[], fired: Fired = {}): Gra
   const inputs: InputSpec[] = g.inputs.map((i) => ({ ...i, node: img(i.node) }));
   const params: ParamSpec[] = g.params.map((p) => ({ ...p, node: img(p.node) }));
   const byName = (r: Readonly<Record<string, Tensor>>) => Object.fromEntries(Object.entries(r).map(([k, t]) => [k, img(t)]));
-  return new Graph(g.name, ctx, inputs, params, g.loss ? img(g.loss) : undefined, byName(g.outputs), byName(g.grads));
+  return new Graph(g.name, ctx, inputs, params, g.loss ? img(g.loss) : undefined, byName(g.outputs), byName(g.grads), byName(g.updates));
 }
 
 /** The result of `rewriteCounted`: the graph, and how often each rule fired. */

@@ -43,16 +43,18 @@ export function resolveTraining(roots: readonly Tensor[], training: boolean): Ma
 }
 
 /**
- * The graph the compiler lowers: its loss as in the training step and its
- * outputs as in forward(), over one context (so params are shared nodes).
+ * The graph the compiler lowers: its loss and state updates as in the
+ * training step and its outputs as in forward(), over one context (so params are shared nodes).
  * A graph without switches is returned as it is.
  */
 export function trainingGraph(g: Graph): Graph {
   if (!hasTrainingSwitch(g)) return g;
-  const train = resolveTraining(g.loss ? [g.loss] : [], true);
+  const train = resolveTraining([...(g.loss ? [g.loss] : []), ...Object.values(g.updates)], true);
   const infer = resolveTraining(Object.values(g.outputs), false);
+  const images = (r: Readonly<Record<string, Tensor>>, m: Map<Tensor, Tensor>) => Object.fromEntries(Object.entries(r).map(([k, t]) => [k, m.get(t)!]));
   return g.with({
     loss: g.loss ? train.get(g.loss)! : undefined,
-    outputs: Object.fromEntries(Object.entries(g.outputs).map(([k, t]) => [k, infer.get(t)!])),
+    outputs: images(g.outputs, infer),
+    updates: images(g.updates, train),
   });
 }
