@@ -138,3 +138,51 @@ export function multiHeadAttention(g: GraphBuilder, name: string, x: Tensor, opt
   const merged = attended.transpose([0, 2, 1, 3]).reshape([B, T, D]);
   return dense(g, `${name}.out`, merged, D, { useBias }).reshape([...lead, T, D]);
 }
+
+/** Options of `batchNorm`. */
+export interface BatchNormOptions {
+  /** Weight of the old moving statistics in each update (default 0.99, as Keras). */
+  readonly momentum?: number;
+  /** Added to the variance before the square root (default 0.001, as Keras). */
+  readonly eps?: number;
+  /** Learn a shift `beta` (default true) and a scale `gamma` (default true). */
+  readonly center?: boolean;
+  readonly scale?: boolean;
+}
+
+/**
+ * Batch normalization over every axis but the last (channels), as Keras
+ * `BatchNormalization(axis=-1)`: in the training step x is normalized with
+ * the batch's mean and (biased) variance, and the moving statistics
+ * `${name}.movingMean` and `${name}.movingVariance` (non-trainable params,
+ * saved in checkpoints) are updated after the step to
+ * `momentum · moving + (1 − momentum) · batch`; forward/predict normalize
+ * with the moving statistics. Then scale `${name}.gamma` and shift `${name}.beta`.
+ */
+export function batchNorm(g: GraphBuilder, name: string, x: Tensor, opts: BatchNormOptions = {}): Tensor {
+  const op = "batchNorm";
+  const momentum = opts.momentum ?? 0.99;
+  const eps = opts.eps ?? 1e-3;
+  if (x.rank < 2 || !isFloat(x.dtype)) throw new GraphError(op, `"${name}": x must be a float tensor [..., channels] of rank ≥ 2, got ${x.dtype}${shapeStr(x.shape)}`, callerLocation());
+  if (!(momentum >= 0 && momentum < 1)) throw new GraphError(op, `"${name}": momentum must be in [0, 1), got ${String(momentum)}`, callerLocation());
+  if (!(eps > 0)) throw new GraphError(op, `"${name}": eps must be > 0, got ${String(eps)}`, callerLocation());
+  const C = x.shape.at(-1)!;
+  const dtype = x.dtype;
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  const gamma = opts.scale === false ? undefined : g.param(`${name}.gamma`, [C], { init: "ones", dtype });
+  const beta = opts.center === false ? undefined : g.param(`${name}.beta`, [C], { init: "zeros", dtype });
+  const movingMean = g.param(`${name}.movingMean`, [C], { init: "zeros", trainable: false, dtype });
+  const movingVariance = g.param(`${name}.movingVariance`, [C], { init: "ones", trainable: false, dtype });
+
+  const normalize = (mean: Tensor, variance: Tensor): Tensor => {
+    let y = x.sub(mean).mul(variance.add(eps).rsqrt());
+    if (gamma) y = y.mul(gamma);
+    return beta ? y.add(beta) : y;
+  };
+  const mean = x.mean(axes);
+  const variance = x.sub(mean).square().mean(axes);
+  const ema = (moving: Tensor, batch: Tensor) => moving.mul(momentum).add(batch.stopGradient().mul(1 - momentum));
+  g.assign(movingMean, ema(movingMean, mean));
+  g.assign(movingVariance, ema(movingVariance, variance));
+  return x.ctx.apply("ifTraining", [normalize(mean, variance), normalize(movingMean, movingVariance)], {});
+}

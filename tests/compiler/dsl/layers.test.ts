@@ -286,3 +286,58 @@ describe("nn.dropout", () => {
     expect(report.ok, formatGradReport(report)).toBe(true);
   });
 });
+
+describe("nn.batchNorm", () => {
+  const N = 4, C = 3;
+  const x = randomArray(N * 2 * C, 71, -2, 2); // [4, 2, 3]: statistics over axes 0 and 1
+  const model = () =>
+    graph("bn", (g) => {
+      const input = g.input("x", [N, 2, C]);
+      const y = nn.batchNorm(g, "bn", input, { momentum: 0.8, eps: 0.01 });
+      return { loss: y.tanh().mul(g.const(Array.from(randomArray(N * 2 * C, 72)), [N, 2, C])).sum(), outputs: { y } };
+    });
+  const params = {
+    "bn.gamma": [1.5, -0.5, 2],
+    "bn.beta": [0.1, 0.2, -0.3],
+    "bn.movingMean": [0.5, -1, 0.25],
+    "bn.movingVariance": [2, 0.5, 1],
+  };
+  /** Per channel c: the values x[..., c]. */
+  const channel = (c: number) => Array.from(x).filter((_, i) => i % C === c);
+
+  it("declares gamma, beta and the non-trainable moving statistics", () => {
+    expect(model().params.map((p) => [p.name, p.trainable])).toEqual([
+      ["bn.gamma", true], ["bn.beta", true], ["bn.movingMean", false], ["bn.movingVariance", false],
+    ]);
+  });
+
+  it("training step: the batch's mean and biased variance per channel; the update is the moving average; forward uses the moving statistics", () => {
+    const m = model();
+    const train = interpret(m, { x }, params, { precision: "f64" });
+    const infer = interpret(m, { x }, params, { precision: "f64", training: false });
+    const stats = [0, 1, 2].map((c) => {
+      const v = channel(c);
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      return { mean, variance: v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length };
+    });
+    const expect3 = (stat: (c: number, v: number) => number) => Array.from(x, (v, i) => stat(i % C, v));
+    expectAllClose(train.outputs.y!, expect3((c, v) => ((v - stats[c]!.mean) / Math.sqrt(stats[c]!.variance + 0.01)) * params["bn.gamma"][c]! + params["bn.beta"][c]!), 1e-12);
+    expectAllClose(infer.outputs.y!, expect3((c, v) => ((v - params["bn.movingMean"][c]!) / Math.sqrt(params["bn.movingVariance"][c]! + 0.01)) * params["bn.gamma"][c]! + params["bn.beta"][c]!), 1e-12);
+    expectAllClose(train.updates["bn.movingMean"]!, stats.map((s, c) => 0.8 * params["bn.movingMean"][c]! + 0.2 * s.mean), 1e-12);
+    expectAllClose(train.updates["bn.movingVariance"]!, stats.map((s, c) => 0.8 * params["bn.movingVariance"][c]! + 0.2 * s.variance), 1e-12);
+  });
+
+  it("f64 gradient check in training mode (through the batch statistics), for gamma, beta and the input", () => {
+    const report = checkGrads(model(), { x }, { params, wrt: ["bn.gamma", "bn.beta", "x"] });
+    expect(report.params).toHaveLength(3);
+    expect(report.ok, formatGradReport(report)).toBe(true);
+  });
+
+  it("rejects a bad momentum and a rank-1 input; assign refuses trainable params and mismatched values", () => {
+    expect(errorMessage(() => graph("b", (g) => ({ outputs: { y: nn.batchNorm(g, "bn", g.input("x", [2, 3]), { momentum: 1 }) } })))).toMatch(/^batchNorm: "bn": momentum must be in \[0, 1\), got 1/);
+    expect(errorMessage(() => graph("b", (g) => ({ outputs: { y: nn.batchNorm(g, "bn", g.input("x", [3])) } })))).toMatch(/rank ≥ 2, got f32\[3\]/);
+    expect(errorMessage(() => graph("a", (g) => { g.assign(g.param("w", [2]), g.const(0, [2])); return {}; }))).toMatch(/^assign: "w" is trainable/);
+    expect(errorMessage(() => graph("a", (g) => { g.assign(g.param("w", [2], { trainable: false }), g.const(0, [3])); return {}; }))).toMatch(/^assign: "w" is f32\[2\], the value is f32\[3\]/);
+    expect(errorMessage(() => graph("a", (g) => { g.assign(g.input("w", [2]), g.const(0, [2])); return {}; }))).toMatch(/^assign: the target must be a param of this graph/);
+  });
+});
