@@ -1,6 +1,6 @@
-// Layers with parameters or structure beyond one op: embeddings and
-// attention, written in terms of primitives (gather, matmul, where, softmax)
-// so that gradients, CSE and fusion apply to them.
+// Layers with parameters or structure beyond one op: embeddings, attention,
+// dropout and batch norm, written in terms of primitives (gather, matmul,
+// where, softmax, bernoulli, ifTraining) so that gradients, CSE and fusion apply.
 import type { Tensor } from "../ir/node.js";
 import { GraphError, isFloat, shapeStr } from "../ir/types.js";
 import { callerLocation } from "../ir/source.js";
