@@ -10,7 +10,7 @@ import { commentText, printedNodes } from "../lower/names.js";
 import type { Printed } from "../lower/names.js";
 import { bindingLines, gradNode } from "./slice.js";
 import type { Term } from "./terms.js";
-import { T, add, call, cmp, div, dot, had, mask, name, neg, not, num, pow, render, scale, sub, subscript } from "./terms.js";
+import { T, add, call, cmp, div, dot, had, mask, name, neg, not, num, pow, render, sub, subscript } from "./terms.js";
 
 /** Ops that only move or retag values: the maths reads through them. */
 const TRANSPARENT = new Set(["reshape", "broadcastTo", "stopGradient", "checkpoint", "cast", "customGrad"]);

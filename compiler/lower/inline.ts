@@ -13,7 +13,7 @@ import { bin, load, mapExprs, num, ref, un, visitKir } from "../kernel/kir.js";
 import type { Affine } from "../fusion/coords.js";
 import { axesUsed, canonical, coordsKey, flatIndex, inputCoords } from "../fusion/coords.js";
 import type { Precision } from "./lower.js";
-import { roundValue, uniformValue } from "./lower.js";
+import { uniformValue } from "./lower.js";
 import type { Value } from "../fusion/program.js";
 import { storageOf } from "../fusion/program.js";
 import { sanitize } from "./names.js";
