@@ -62,7 +62,10 @@ function foreignFile(dtype: "F16" | "BF16" | "F32" | "F64", drop?: string, resha
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(Buffer.from(json), 8);
   let p = 8 + json.length;
-  for (const d of parts) (out.set(d, p), (p += d.length));
+  for (const d of parts) {
+    out.set(d, p);
+    p += d.length;
+  }
   const path = join(tempBundleDir("file"), "..", `weights-${dtype}-${drop ?? ""}-${reshape ?? ""}.safetensors`);
   writeFileSync(path, out);
   return path;
