@@ -19,9 +19,9 @@ export default graph("cnn", (g) => {
       const W = g.param("conv.W", [3, 3, h.shape[3]!, filters], { init: "heNormal" });
       return nn.batchNorm(g, "bn", h.conv2d(W, 1, "same"), { momentum: 0.9 }).relu().maxPool2d(2);
     });
-  const h1 = block("block1", x.reshape([BATCH, 28, 28, 1]), 8); // [32, 14, 14, 8]
-  const h2 = block("block2", h1, 16); //                              [32, 7, 7, 16]
-  const logits = nn.dense(g, "out", h2.reshape([BATCH, 7 * 7 * 16]), 10);
+  const h1 = block("block1", x.reshape([BATCH, 28, 28, 1]), 16); // [32, 14, 14, 16]
+  const h2 = block("block2", h1, 32); //                               [32, 7, 7, 32]
+  const logits = nn.dense(g, "out", h2.reshape([BATCH, 7 * 7 * 32]), 10);
   return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits } };
 });
 
