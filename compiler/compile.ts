@@ -1,13 +1,20 @@
-// compile(graph, options): the training graph lowered to kernels, emitted as
-// TypeScript and JavaScript, and written with everything else into a bundle.
+// compile(graph, options): the compiler as a pipeline of named stages, read
+// top to bottom here: build → grad → graph passes → remat → fusion → lowering
+// → backend passes → memory plan (lowerGraph), then emit → write (compile).
+// compiler/README.md says which folder each stage lives in.
 import path from "node:path";
 import { Graph } from "./ir/graph.js";
 import { inScope } from "./lower/optimizer.js";
 import type { CompileOptions, GenerateConfig } from "./config.js";
 import type { GenerateSpec, Manifest } from "../runtime/manifest.js";
 import { checkGenerateSpec } from "../runtime/generate.js";
-import { buildSchedule } from "./lower/schedule.js";
+import { grad } from "./autodiff/grad.js";
+import { printGraph } from "./ir/printer.js";
+import { trainingGraph } from "./passes/training.js";
+import { fuseEntryPoints, fusionText, rematPolicy, rematText } from "./fusion/plans.js";
+import { kernelListText, lowerSchedule } from "./lower/schedule.js";
 import type { Schedule } from "./lower/schedule.js";
+import { printedNodes } from "./lower/names.js";
 import { planMemory } from "./plan/memory.js";
 import { summarize } from "./bundle/summary.js";
 import type { CompileSummary } from "./bundle/summary.js";
@@ -16,7 +23,7 @@ import { emitTs, transpile } from "./backends/ts/emitTs.js";
 import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
 import type { PassStat, PipelineResult } from "./passes/pipeline.js";
-import { FILES, buildManifest, graphTexts, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./bundle/bundle.js";
+import { FILES, buildManifest, graphTexts, printKernels, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./bundle/bundle.js";
 import { inspectionFiles } from "./inspect/bundleData.js";
 
 /** What `compile` wrote. */
@@ -66,20 +73,93 @@ export function freezeScopes(graph: Graph, scopes: readonly string[]): Graph {
   return new Graph(graph.name, graph.ctx, graph.inputs, params, graph.loss, graph.outputs, graph.grads);
 }
 
-/** The schedule and arena plan of a graph, without writing anything (for tests and tools); the training graph goes through the pass pipeline. */
-export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): { schedule: Schedule; plan: ArenaPlan; passes: PipelineResult } {
+/** One stage's dump (with `dumpPasses`): graphs/stages/NN-<stage>.txt. */
+export interface StageDump {
+  readonly stage: string;
+  readonly text: string;
+}
+
+/** What the stages up to the memory plan produced; compile() then emits and writes it. */
+export interface Lowered {
+  /** build: the user's graph, its loss as the training step computes it. */
+  readonly built: Graph;
+  /** grad: the training graph as autodiff built it, before any graph pass. */
+  readonly differentiated: Graph;
+  /** graph passes: what each did, and the training graph after each (`passes.graph` after all). */
+  readonly passes: PipelineResult;
+  /** remat, fusion, lowering and backend passes: the kernels over static buffers. */
+  readonly schedule: Schedule;
+  /** memory plan. */
+  readonly plan: ArenaPlan;
+  /** Every stage's dump so far, in order (empty unless `dumpPasses`). */
+  readonly dumps: readonly StageDump[];
+}
+
+/** Records a stage's dump when dumps are asked for; `text` runs only then. */
+class Dumps {
+  readonly list: StageDump[] = [];
+  constructor(private readonly on: boolean) {}
+  add(stage: string, text: () => string): void {
+    if (this.on) this.list.push({ stage, text: text().trimEnd() });
+  }
+}
+
+/**
+ * The stages of compile() up to the memory plan, in the order they run (for
+ * tests and tools: nothing is written). Each stage's result feeds the next:
+ *   build → grad → graph passes → remat → fusion → lowering → backend passes → memory plan
+ * compile() goes on with emit → write.
+ */
+export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): Lowered {
   if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
-  let passes: PipelineResult | undefined;
-  const schedule = buildSchedule(graph, {
-    transform: (train) => (passes = runPipeline(train, { dump: options.dumpPasses === true })).graph,
-    precision: options.dtype ?? "f32",
+  const precision = options.dtype ?? "f32";
+  const fusion = options.fusion ?? true;
+  const wasm = options.wasm ?? true;
+  const dumps = new Dumps(options.dumpPasses === true);
+
+  // build: the DSL built the graph; the training step's loss reads every ifTraining's first branch
+  const built = trainingGraph(graph);
+  dumps.add("build", () => printGraph(built));
+
+  // grad: the loss's gradient with respect to every trainable param
+  const base = built.with({ grads: {} });
+  const differentiated = built.loss ? grad(base) : base;
+  dumps.add("grad", () => printGraph(differentiated));
+
+  // graph passes: Graph → Graph rewrites (passes/pipeline.ts); forward() computes the same graph's outputs
+  const passes = runPipeline(differentiated, { dump: options.dumpPasses === true });
+  const train = passes.graph;
+  const forward = train.with({ grads: {} });
+  dumps.add("passes", () => passes.stats.map((st) => `${st.pass}: ${st.nodesBefore} → ${st.nodesAfter} nodes`).join("\n") + `\n\n${printGraph(train)}`);
+
+  // remat: which forward values the backward pass recomputes rather than keeps
+  const remat = rematPolicy(train, precision, options.remat);
+  dumps.add("remat", () => rematText(train, remat, printedNodes(train)));
+
+  // fusion: which values are stored, and which kernel computes each, per entry point
+  const plans = fuseEntryPoints(forward, train, { precision, fusion, wasm, remat });
+  dumps.add("fusion", () => fusionText(plans, printedNodes(train)));
+
+  // lowering: kernels in the kernel IR over static buffers, the optimizer update included
+  const lowered = lowerSchedule(forward, train, plans, {
+    precision,
+    fusion,
+    wasm,
+    remat: remat.remat,
     ...(options.optimizer ? { optimizer: options.optimizer } : {}),
     ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
-    ...(options.fusion !== undefined ? { fusion: options.fusion } : {}),
-    ...(options.remat !== undefined ? { remat: options.remat } : {}),
-    ...(options.wasm !== undefined ? { wasm: options.wasm } : {}),
   });
-  return { schedule, plan: planMemory(schedule), passes: passes! };
+  dumps.add("lowering", () => kernelListText(lowered));
+
+  // backend passes: the TypeScript backend rewrites no kernel (its matmul tiling is chosen while lowering)
+  const schedule = lowered;
+  dumps.add("backend", () => kernelListText(schedule));
+
+  // memory plan: every buffer's offset in the arenas
+  const plan = planMemory(schedule);
+  dumps.add("memory", () => printKernels(schedule, plan));
+
+  return { built, differentiated, passes, schedule, plan, dumps: dumps.list };
 }
 
 /** The files of a bundle and what they describe, before anything is written. */
@@ -97,8 +177,11 @@ interface BundleBuild {
  */
 function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean: boolean, generate?: GenerateSpec): BundleBuild {
   const t0 = performance.now();
-  const { schedule, plan, passes } = lowerGraph(graph, options);
+  const lowered = lowerGraph(graph, options);
+  const { schedule, plan, passes } = lowered;
   const t1 = performance.now();
+
+  // emit: the backend's modules (TypeScript), and the trainer entry point
   const ts = emitTs(schedule, plan);
   const t2 = performance.now();
   const files: BundleFiles = new Map();
@@ -113,6 +196,8 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
     for (const [rel, js] of runtimeFiles()) files.set(rel, js);
   }
   const t3 = performance.now();
+
+  // write: the manifest, the report, weights, data, printed graphs and what inspect reads (compile swaps the folder in)
   const training = options.training ? trainingSpec(schedule, options.training) : undefined;
   const manifest = buildManifest(schedule, plan, training?.spec, generate);
   files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
@@ -126,8 +211,10 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
   for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
   if (!lean) {
     // graph data for gradc inspect and gradc graph (the runtime never reads it)
-    for (const [rel, text] of inspectionFiles(graph, schedule, plan)) files.set(rel, text);
+    for (const [rel, text] of inspectionFiles({ differentiated: lowered.differentiated, stages: passes.stages, schedule, plan, sources: ts.functions })) files.set(rel, text);
     passes.dumps?.forEach((d, i) => files.set(`graphs/passes/${String(i).padStart(2, "0")}-${d.pass}.txt`, d.text + "\n"));
+    const emitDump = options.dumpPasses ? [{ stage: "emit", text: [...files.keys()].filter((f) => !f.startsWith("runtime/")).sort().join("\n") }] : [];
+    [...lowered.dumps, ...emitDump].forEach((d, i) => files.set(`graphs/stages/${String(i).padStart(2, "0")}-${d.stage}.txt`, d.text + "\n"));
   }
   // the .js files are ES modules wherever the bundle is put
   files.set("package.json", JSON.stringify({ type: "module", private: true }, null, 2) + "\n");

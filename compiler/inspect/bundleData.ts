@@ -1,7 +1,9 @@
 // What `gradc inspect` and `gradc graph` read from a bundle beyond its
-// manifest: the training graph before and after the pass pipeline (as JSON)
-// and, per kernel, the graph nodes it computes, its buffers and its cost.
-// The compiler writes these files; the runtime never reads them.
+// manifest: the training graph as autodiff built it, after each graph pass
+// and as compiled (as JSON) and, per kernel, the graph nodes it computes, its
+// buffers, its cost and its emitted code. The compiler writes these files from
+// what its stages produced; the runtime never reads them, and inspection
+// tools read them instead of computing anything again.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Graph } from "../ir/graph.js";
@@ -11,7 +13,6 @@ import { GraphError } from "../ir/types.js";
 import { graphFromJson, graphToJson } from "../ir/json.js";
 import type { GraphJson } from "../ir/json.js";
 import { OPS } from "../ops/index.js";
-import { grad } from "../autodiff/grad.js";
 import type { Kernel, Schedule } from "../lower/schedule.js";
 import type { ArenaPlan } from "../plan/arena.js";
 import { offsetOf } from "../plan/arena.js";
@@ -26,6 +27,8 @@ export const INSPECT_FILES = {
   train: "graphs/train.json",
   /** The training graph as autodiff built it (before the pass pipeline). */
   grad: "graphs/grad.json",
+  /** The training graph after each graph pass, in the order the passes ran. */
+  stages: "graphs/stages.json",
   kernels: "graphs/kernels.json",
 } as const;
 
@@ -44,6 +47,12 @@ export interface KernelBufferInfo {
   readonly access: "read" | "write" | "readwrite" | "none";
 }
 
+/** A kernel's emitted function (JSDoc included) and the module that holds it, e.g. step.ts. */
+export interface KernelSource {
+  readonly file: string;
+  readonly text: string;
+}
+
 /** What graphs/kernels.json says about one kernel. */
 export interface KernelInfo {
   readonly name: string;
@@ -51,6 +60,8 @@ export interface KernelInfo {
   readonly nodes?: readonly number[];
   readonly buffers: readonly KernelBufferInfo[];
   readonly cost: KernelCost;
+  /** Its function as emitted, JSDoc included, and the module that holds it (step.ts for a kernel both hold). */
+  readonly source?: KernelSource;
 }
 
 export interface KernelsJson {
@@ -60,6 +71,27 @@ export interface KernelsJson {
 }
 
 export const KERNELS_JSON_VERSION = 1;
+
+/** graphs/stages.json: the graph after each pass. */
+export interface StagesJson {
+  readonly format: "gradc.stages";
+  readonly version: number;
+  readonly passes: readonly { readonly pass: string; readonly graph: GraphJson }[];
+}
+
+export const STAGES_JSON_VERSION = 1;
+
+/** What the compiler's stages produced that the inspection files record. */
+export interface InspectionInput {
+  /** The training graph as autodiff built it (the graph passes' input). */
+  readonly differentiated: Graph;
+  /** The training graph after each graph pass. */
+  readonly stages: readonly { readonly pass: string; readonly graph: Graph }[];
+  readonly schedule: Schedule;
+  readonly plan: ArenaPlan;
+  /** Each kernel's emitted function. */
+  readonly sources: ReadonlyMap<string, KernelSource>;
+}
 
 
 /**
@@ -103,24 +135,29 @@ function kernelBuffers(k: Kernel, plan: ArenaPlan, cost: KernelCost): KernelBuff
 }
 
 /**
- * The inspection files of a compiled graph (see INSPECT_FILES): `graph` is
- * the user's graph as given to compile. A graph JSON cannot hold (customGrad)
- * is left out, and kernels.json then carries no node lists.
+ * The inspection files of a compiled graph (see INSPECT_FILES), from what the
+ * stages produced. A graph JSON cannot hold (customGrad) is left out, with
+ * the stages, and kernels.json then carries no node lists.
  */
-export function inspectionFiles(graph: Graph, s: Schedule, plan: ArenaPlan): Map<string, string> {
+export function inspectionFiles(input: InspectionInput): Map<string, string> {
+  const { schedule: s, plan } = input;
   const files = new Map<string, string>();
-  const base = graph.with({ grads: {} });
-  // autodiff interns: this is the graph the pipeline started from
-  const raw = tryJson(base.loss ? grad(base) : base);
+  const raw = tryJson(input.differentiated);
   const train = tryJson(s.train);
   if (raw) files.set(INSPECT_FILES.grad, JSON.stringify(raw) + "\n");
   if (train) files.set(INSPECT_FILES.train, JSON.stringify(train) + "\n");
+  const stages = input.stages.map((st) => ({ pass: st.pass, graph: tryJson(st.graph) }));
+  if (stages.every((st) => st.graph !== undefined)) {
+    const json: StagesJson = { format: "gradc.stages", version: STAGES_JSON_VERSION, passes: stages as StagesJson["passes"] };
+    files.set(INSPECT_FILES.stages, JSON.stringify(json) + "\n");
+  }
   const index = train ? jsonIndex(s.train, train) : undefined;
   const kernels: KernelInfo[] = s.kernels.map((k) => {
     const cost = kernelCost(k.body);
     const nodes = index ? k.nodes.map((t) => index.get(t)) : undefined;
     if (nodes?.some((i) => i === undefined)) throw new Error(`inspect data: kernel ${k.name} computes a node outside the training graph`);
-    return { name: k.name, ...(nodes ? { nodes: nodes as number[] } : {}), buffers: kernelBuffers(k, plan, cost), cost };
+    const source = input.sources.get(k.name);
+    return { name: k.name, ...(nodes ? { nodes: nodes as number[] } : {}), buffers: kernelBuffers(k, plan, cost), cost, ...(source ? { source } : {}) };
   });
   const json: KernelsJson = { format: "gradc.kernels", version: KERNELS_JSON_VERSION, kernels };
   files.set(INSPECT_FILES.kernels, JSON.stringify(json) + "\n");
@@ -135,6 +172,8 @@ export interface BundleView {
   readonly train?: Graph;
   /** The training graph before the pass pipeline. */
   readonly raw?: Graph;
+  /** The graph passes the bundle was compiled with, in order, each with the graph after it (read when asked). */
+  readonly stages?: readonly { readonly pass: string; readonly graph: () => Graph }[];
   /** graphs/kernels.json by kernel name (empty when the bundle has none). */
   readonly kernels: ReadonlyMap<string, KernelInfo>;
 }
@@ -162,7 +201,18 @@ export function readBundle(dir: string): BundleView {
   }
   const train = graphAt(INSPECT_FILES.train);
   const raw = graphAt(INSPECT_FILES.grad);
-  return { dir, manifest, kernels, ...(train ? { train } : {}), ...(raw ? { raw } : {}) };
+  let stages: BundleView["stages"];
+  if (existsSync(at(INSPECT_FILES.stages))) {
+    const data = readJson(at(INSPECT_FILES.stages)) as StagesJson;
+    if (data?.format !== "gradc.stages" || data.version !== STAGES_JSON_VERSION || !Array.isArray(data.passes)) {
+      throw new Error(`${at(INSPECT_FILES.stages)}: not a gradc stage list of version ${STAGES_JSON_VERSION}`);
+    }
+    stages = data.passes.map((st) => {
+      let g: Graph | undefined;
+      return { pass: String(st.pass), graph: () => (g ??= graphFromJson(st.graph, OPS)) };
+    });
+  }
+  return { dir, manifest, kernels, ...(train ? { train } : {}), ...(raw ? { raw } : {}), ...(stages ? { stages } : {}) };
 }
 
 /** The nodes of `view.train` a kernel computes ([] without graph data or for optimizer kernels). */

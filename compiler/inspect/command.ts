@@ -36,8 +36,8 @@ export function inspectText(dir: string, req: InspectRequest): string {
     return mathText(stageGraph(view, req.stage ?? "backward").graph, req.grad);
   }
   if (req.stage !== undefined) {
-    if (!stageNames().includes(req.stage) && req.stage !== "grad" && req.stage !== "optimized") {
-      throw new UsageError(`--stage must be one of ${stageNames().join(", ")} (got "${req.stage}")`);
+    if (!stageNames(view).includes(req.stage) && req.stage !== "grad" && req.stage !== "optimized") {
+      throw new UsageError(`--stage must be one of ${stageNames(view).join(", ")} (got "${req.stage}")`);
     }
     return irSliceText(stageGraph(view, req.stage), req.grad);
   }

@@ -2,18 +2,16 @@
 // depends on, in execution order, with the forward kernels they read listed
 // apart, printed as the emitted TypeScript of step.ts; and the IR slice (the
 // bindings it depends on) at any stage of the pass pipeline.
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { describeOrigin, printedName } from "../ir/printer.js";
-import { PIPELINE, runPipeline } from "../passes/pipeline.js";
+import { PIPELINE } from "../passes/pipeline.js";
 import type { KernelEntry, ParamEntry } from "../../runtime/manifest.js";
 import type { BundleView } from "./bundleData.js";
 import { nodesOfKernel } from "./bundleData.js";
 import { commentText, printedNodes } from "../lower/names.js";
-import { functionSources } from "./functions.js";
 
 /** The kernels dLoss/dNAME depends on. */
 export interface GradSlice {
@@ -124,10 +122,12 @@ export function gradSlice(view: BundleView, name: string): GradSlice {
   return { param, backward, forward, exact: true };
 }
 
-/** The emitted TypeScript of step (step.ts beside step.js) and its path. */
+/** Step's emitted TypeScript (step.ts beside step.js): its path, and each kernel's function as the bundle recorded it. */
 export function stepSource(view: BundleView): { file: string; functions: Map<string, string> } {
   const file = path.join(view.dir, view.manifest.files.step.replace(/\.js$/, ".ts"));
-  return { file, functions: functionSources(readFileSync(file, "utf8"), file) };
+  const functions = new Map<string, string>();
+  for (const [name, k] of view.kernels) if (k.source) functions.set(name, k.source.text);
+  return { file, functions };
 }
 
 export interface SliceTextOptions {
@@ -169,9 +169,10 @@ export function sliceText(view: BundleView, name: string, options: SliceTextOpti
 export const BEFORE_PIPELINE = ["input", "grad"] as const;
 export const AFTER_PIPELINE = ["backward", "optimized"] as const;
 
-/** Every stage name `stageGraph` accepts, in pipeline order. */
-export function stageNames(): string[] {
-  return ["forward", BEFORE_PIPELINE[0], ...PIPELINE.map((p) => p.name), AFTER_PIPELINE[0]];
+/** Every stage name `stageGraph` accepts, in pipeline order: the passes `view` was compiled with (default: today's pipeline). */
+export function stageNames(view?: BundleView): string[] {
+  const passes = view?.stages ? view.stages.map((st) => st.pass) : PIPELINE.map((p) => p.name);
+  return ["forward", BEFORE_PIPELINE[0], ...passes, AFTER_PIPELINE[0]];
 }
 
 /** A graph at a stage, and whether only its forward bindings are wanted. */
@@ -189,19 +190,22 @@ function needData<T>(v: T | undefined, dir: string): T {
 
 /**
  * The training graph at `stage`: `input` (or `grad`) is the graph autodiff
- * built, before any pass; a pass name is the graph after that pass (the
- * pipeline is run again from the input); `backward` (or `optimized`) is the
- * graph the kernels compute; `forward` is that graph's forward bindings.
+ * built, before any pass; a pass name is the graph after that pass, as the
+ * bundle recorded it; `backward` (or `optimized`) is the graph the kernels
+ * compute; `forward` is that graph's forward bindings.
  */
 export function stageGraph(view: BundleView, stage: string): StageGraph {
   if (stage === "forward") return { graph: needData(view.train, view.dir), label: "forward (the values the gradient reads)", forwardOnly: true };
   if ((AFTER_PIPELINE as readonly string[]).includes(stage)) return { graph: needData(view.train, view.dir), label: "backward (after the pass pipeline)", forwardOnly: false };
   const raw = needData(view.raw, view.dir);
   if ((BEFORE_PIPELINE as readonly string[]).includes(stage)) return { graph: raw, label: "input (as autodiff built it, before the pass pipeline)", forwardOnly: false };
-  const at = PIPELINE.findIndex((p) => p.name === stage);
-  if (at < 0) throw new Error(`no stage "${stage}"; the stages are ${stageNames().join(", ")}`);
-  const { graph } = runPipeline(raw, { passes: PIPELINE.slice(0, at + 1) });
-  return { graph, label: `after pass "${stage}" (${at + 1} of ${PIPELINE.length})`, forwardOnly: false };
+  const stages = view.stages;
+  const at = stages ? stages.findIndex((st) => st.pass === stage) : -1;
+  if (!stages || at < 0) {
+    if (!stages && PIPELINE.some((p) => p.name === stage)) throw new Error(`${view.dir} has no graphs after each pass (graphs/stages.json); compile it again with this gradc`);
+    throw new Error(`no stage "${stage}"; the stages are ${stageNames(view).join(", ")}`);
+  }
+  return { graph: stages[at]!.graph(), label: `after pass "${stage}" (${at + 1} of ${stages.length})`, forwardOnly: false };
 }
 
 /** Printed lines `  name:type = op args  # where`, aligned as the printer aligns them. */

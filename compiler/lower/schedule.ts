@@ -1,16 +1,14 @@
-// The schedule: the training graph (grad(graph)) and the forward graph become
-// ordered lists of kernels over static buffers, plus the optimizer update.
-// Fusion (fuse.ts) decides which values are stored and which kernel computes
-// each; with `fusion: false` every node is a kernel of its own, as emitted
-// before fusion existed. Params, gradients and optimizer state are laid out
-// alike in blocks, so one loop updates every param.
+// The lowering stage of compile(): the training graph and the forward graph,
+// as fused by the fusion stage (fusion/plans.ts), become ordered lists of
+// kernels over static buffers, plus the optimizer update. With `fusion: false`
+// every node is a kernel of its own, as emitted before fusion existed. Params,
+// gradients and optimizer state are laid out alike in blocks, so one loop
+// updates every param.
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { formatLoc, sizeOf } from "../ir/types.js";
-import { grad } from "../autodiff/grad.js";
-import { trainingGraph } from "../passes/training.js";
 import type { DTypeName, OptimizerSpec } from "../../runtime/manifest.js";
 import type { Stmt } from "../kernel/kir.js";
 import { load, loop, num, ref, store } from "../kernel/kir.js";
@@ -19,14 +17,12 @@ import { arenaOf, storageNode, storedDtype, uniformValue } from "./lower.js";
 import { Namer, printedNodes } from "./names.js";
 import type { ResolvedOptimizer, UpdateKernel, UpdateTarget } from "./optimizer.js";
 import { checkLrMultipliers, clipKernel, lrMultiplier, resolveOptimizer, stateSlots, updateKernel } from "./optimizer.js";
-import type { SavePolicy, Value } from "../fusion/program.js";
-import { KEEP_ALL, buildProgram, kindOf } from "../fusion/program.js";
-import { fuseProgram } from "../fusion/fuse.js";
+import type { Value } from "../fusion/program.js";
 import type { FusionPlan } from "../fusion/fuse.js";
+import type { EntryPlans } from "../fusion/plans.js";
 import type { KernelDraft, KernelEnv } from "./kernelBuild.js";
 import { groupKernel } from "./kernelBuild.js";
 import type { WasmProduct } from "../backends/wasm/wasm.js";
-import { packsOperands } from "../backends/wasm/gemmWasm.js";
 
 /** Which entry point runs a kernel. */
 export type Entry = "forward" | "gradients" | "update";
@@ -66,24 +62,6 @@ export interface StateBuffer {
   readonly buffer: Buffer;
 }
 
-export interface ScheduleOptions {
-  readonly precision?: Precision;
-  readonly optimizer?: OptimizerSpec;
-  readonly gradClip?: number;
-  /** Rewrites the training graph (loss, outputs, gradients) before lowering, e.g. the pass pipeline. */
-  readonly transform?: (train: Graph) => Graph;
-  /** false: one kernel per node and one update kernel per param, as before fusion (default true). */
-  readonly fusion?: boolean;
-  /**
-   * Recompute forward values in the backward pass instead of keeping them:
-   * elementwise ones by default, everything but checkpoints when the graph
-   * has `checkpoint` nodes (default: true exactly when it has some).
-   */
-  readonly remat?: boolean;
-  /** Large f32 matmul products in WebAssembly SIMD (default true); false keeps them in JavaScript. */
-  readonly wasm?: boolean;
-}
-
 export interface Schedule {
   /** The user's graph (loss and outputs) and the training graph (plus one gradient per trainable param). */
   readonly graph: Graph;
@@ -106,19 +84,12 @@ export interface Schedule {
   /** Which entry points read each input. */
   readonly inputUse: ReadonlyMap<string, readonly ("forward" | "train")[]>;
   /** The fusion plans of forward() and of the training step. */
-  readonly plans: { readonly forward: FusionPlan; readonly step: FusionPlan };
+  readonly plans: EntryPlans;
 }
 
 /** Kernels of one entry point, in order. */
 export function kernelsOf(s: Schedule, entry: Entry): Kernel[] {
   return s.kernels.filter((k) => k.entry.includes(entry));
-}
-
-/** Which forward values the backward reads from memory (see ScheduleOptions.remat). */
-function savePolicy(remat: boolean, checkpoints: boolean, precision: Precision): SavePolicy {
-  if (!remat) return KEEP_ALL;
-  if (checkpoints) return { recompute: true, saved: (t) => t.op === "checkpoint" };
-  return { recompute: true, saved: (t) => ["reduce", "matmul", "opaque"].includes(kindOf(t, precision)) || t.op === "checkpoint" };
 }
 
 /** Consecutive params (in block order) grouped by learning-rate multiplier: each group's offset and size in the blocks. */
@@ -157,42 +128,62 @@ function mergeOrders(first: readonly Kernel[], second: readonly Kernel[]): Kerne
   return out;
 }
 
-/**
- * Lowers a graph to its schedule. The training graph's roots are the loss and
- * the gradients (step); the forward graph's are the outputs (forward), so an
- * input that only the loss reads (labels) is not needed by forward().
- */
-export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Schedule {
-  const precision = options.precision ?? "f32";
-  const fusion = options.fusion ?? true;
-  const optimizer = resolveOptimizer(options.optimizer);
-  // the loss as in the training step, the outputs as in forward()
-  graph = trainingGraph(graph);
-  const base = graph.with({ grads: {} });
-  const differentiated = graph.loss ? grad(base) : base;
-  const train = options.transform ? options.transform(differentiated) : differentiated;
-  // a transformed training graph has its own nodes: the forward graph is its outputs and loss
-  if (options.transform) graph = train.with({ grads: {} });
-  const printed = printedNodes(train);
-  const trainRoots = [...(train.loss ? [train.loss] : []), ...Object.values(train.grads), ...Object.values(train.updates)];
-  const checkpoints = reachable(trainRoots).some((t) => t.op === "checkpoint");
-  const remat = options.remat ?? checkpoints;
-  const wasm = options.wasm ?? true;
-  const packed = (mm: Value) => packsOperands(mm, precision, wasm);
-  const stepPlan = fuseProgram(buildProgram(trainRoots, precision, savePolicy(remat, checkpoints, precision)), { fusion, packed });
-  const fwdPlan = fuseProgram(buildProgram(Object.values(graph.outputs), precision), { fusion, packed });
+/** How the lowering stage lowers (compile()'s options, resolved). */
+export interface LowerOptions {
+  readonly precision: Precision;
+  readonly optimizer?: OptimizerSpec;
+  readonly gradClip?: number;
+  /** false: one update kernel per param, as before fusion. */
+  readonly fusion: boolean;
+  /** Whether the training step recomputes forward values (the remat stage's decision, recorded). */
+  readonly remat: boolean;
+  /** Whether large f32 matmul products may run in WebAssembly SIMD. */
+  readonly wasm: boolean;
+}
 
-  const buffers: Buffer[] = [];
-  const newBuffer = (label: string, role: BufferRole, shape: Shape, dtype: DTypeName, extra: Partial<Buffer> = {}): Buffer => {
-    const d = storedDtype(dtype, precision);
-    const b: Buffer = { id: buffers.length, label, role, arena: arenaOf(d) as ArenaName, shape: [...shape], dtype: d, size: sizeOf(shape), ...extra };
-    buffers.push(b);
+/** Creates the buffers, in creation order (the memory plan lays them out in it). */
+class BufferTable {
+  readonly buffers: Buffer[] = [];
+  constructor(readonly precision: Precision) {}
+
+  add(label: string, role: BufferRole, shape: Shape, dtype: DTypeName, extra: Partial<Buffer> = {}): Buffer {
+    const d = storedDtype(dtype, this.precision);
+    const b: Buffer = { id: this.buffers.length, label, role, arena: arenaOf(d) as ArenaName, shape: [...shape], dtype: d, size: sizeOf(shape), ...extra };
+    this.buffers.push(b);
     return b;
-  };
+  }
+}
+
+/** The buffers of the graph's sources and results, before any kernel exists. */
+interface Layout {
+  readonly hyper: { readonly lr: Buffer; readonly step: Buffer };
+  readonly trainable: Graph["params"];
+  /** Each trainable param's element offset in the blocks. */
+  readonly at: ReadonlyMap<string, number>;
+  readonly pBlock?: Buffer;
+  readonly gBlock?: Buffer;
+  readonly slots: readonly StateBuffer["slot"][];
+  readonly sBlocks: ReadonlyMap<StateBuffer["slot"], Buffer>;
+  readonly bufferOf: Map<Tensor, Buffer>;
+  /** Results (the loss, outputs, gradients computed in place) that keep their own buffers. */
+  readonly pinned: ReadonlyMap<Tensor, Buffer>;
+  readonly grads: ReadonlyMap<string, Buffer>;
+  /** Gradients that are not their own node, copied into their block after the step's kernels. */
+  readonly copies: readonly { name: string; from: Tensor; to: Buffer }[];
+  readonly constBuffer: (t: Tensor) => Buffer;
+}
+
+/**
+ * Params, gradients and each optimizer-state slot as blocks with one layout
+ * (so one loop updates every param), inputs and params, and the buffers of
+ * the loss, the outputs and the gradients.
+ */
+function layoutSources(forward: Graph, train: Graph, table: BufferTable, optimizer: ResolvedOptimizer, nameOf: (t: Tensor) => string): Layout {
+  const precision = table.precision;
+  const newBuffer = table.add.bind(table);
   const hyper = { lr: newBuffer("lr", "hyper", [], precision), step: newBuffer("step", "hyper", [], "i32") };
 
-  // params, gradients and each state slot: blocks with one layout, so one loop updates them all
-  const trainable = graph.params.filter((p) => train.grads[p.name] !== undefined);
+  const trainable = forward.params.filter((p) => train.grads[p.name] !== undefined);
   const total = trainable.reduce((n, p) => n + sizeOf(p.shape), 0);
   const at = new Map<string, number>();
   trainable.reduce((n, p) => (at.set(p.name, n), n + sizeOf(p.shape)), 0);
@@ -203,12 +194,11 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
   const sBlocks = new Map(slots.map((slot) => [slot, block(`${slot}(params)`, "block")]));
 
   const bufferOf = new Map<Tensor, Buffer>();
-  for (const i of graph.inputs) bufferOf.set(i.node, newBuffer(i.name, "input", i.shape, i.dtype, { node: i.node }));
-  for (const p of graph.params) {
+  for (const i of forward.inputs) bufferOf.set(i.node, newBuffer(i.name, "input", i.shape, i.dtype, { node: i.node }));
+  for (const p of forward.params) {
     const within = pBlock && at.has(p.name) ? { within: { block: pBlock, at: at.get(p.name)! } } : {};
     bufferOf.set(p.node, newBuffer(p.name, "param", p.shape, p.dtype, { node: p.node, ...within }));
   }
-  const nameOf = (t: Tensor) => printed.get(t)?.name ?? `n${t.id}`;
   const constBuffer = (t: Tensor): Buffer => {
     let b = bufferOf.get(t);
     if (!b) bufferOf.set(t, (b = newBuffer(nameOf(t), "const", t.shape, t.dtype, { node: t, fill: t.p("const").value })));
@@ -225,7 +215,7 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
     bufferOf.set(s, b);
   };
   if (train.loss) pin(train.loss, nameOf(storageNode(train.loss)), "loss");
-  for (const [name, t] of Object.entries(graph.outputs)) pin(t, name, "output");
+  for (const [name, t] of Object.entries(forward.outputs)) pin(t, name, "output");
   // a gradient is computed straight into its block when its node is its own; else it is copied there
   const grads = new Map<string, Buffer>();
   const copies: { name: string; from: Tensor; to: Buffer }[] = [];
@@ -242,34 +232,25 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
       copies.push({ name: p.name, from: s, to: view });
     }
   }
-  for (const t of graph.outputs ? Object.values(graph.outputs) : []) if (!bufferOf.has(t) && bufferOf.has(storageNode(t))) bufferOf.set(t, bufferOf.get(storageNode(t))!);
+  for (const t of forward.outputs ? Object.values(forward.outputs) : []) if (!bufferOf.has(t) && bufferOf.has(storageNode(t))) bufferOf.set(t, bufferOf.get(storageNode(t))!);
   if (train.loss && !bufferOf.has(train.loss) && bufferOf.has(storageNode(train.loss))) bufferOf.set(train.loss, bufferOf.get(storageNode(train.loss))!);
+  return { hyper, trainable, at, ...(pBlock ? { pBlock } : {}), ...(gBlock ? { gBlock } : {}), slots, sBlocks, bufferOf, pinned, grads, copies, constBuffer };
+}
 
-  // every other stored value: a temporary, shared by both entry points when both store it
-  const temps = new Map<string, Buffer>();
-  const bufferOfValue = (v: Value): Buffer => {
-    const t = v.node;
-    if (t.op === "const") return bufferOf.get(t) ?? constBuffer(t);
-    const known = bufferOf.get(t);
-    if (known && (t.op === "input" || t.op === "param")) return known;
-    if (!v.copy && pinned.has(t)) return pinned.get(t)!;
-    const key = `${t.id}:${v.copy ? 1 : 0}`;
-    let b = temps.get(key);
-    if (!b) temps.set(key, (b = newBuffer(`${nameOf(t)}${v.copy ? "'" : ""}`, "node", t.shape, t.dtype, { node: t })));
-    return b;
-  };
-
+/**
+ * The kernels of each fusion plan's groups, bound to buffers; a kernel both
+ * entry points compute alike (same body and buffers) is one kernel run by both.
+ */
+function planKernels(plans: EntryPlans, train: Graph, env: KernelEnv, namer: Namer): { forward: Kernel[]; step: Kernel[] } {
   // which params' gradients each node feeds
   const gradOf = new Map<Tensor, string[]>();
   for (const [name, g] of Object.entries(train.grads)) {
     for (const t of reachable([g])) gradOf.set(t, [...(gradOf.get(t) ?? []), name]);
   }
-  const kernelEnv: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm, step: hyper.step };
-  const namer = new Namer();
   const bySignature = new Map<string, { kernel: Kernel; entry: Entry[] }>();
   const build = (plan: FusionPlan, entry: Entry): Kernel[] =>
     plan.groups.map((g) => {
-      const draft: KernelDraft = groupKernel(kernelEnv, plan, g);
+      const draft: KernelDraft = groupKernel(env, plan, g);
       const sig = `${draft.base}|${JSON.stringify(draft.body)}|${Object.entries(draft.buffers).map(([n, b]) => `${n}=${b.id}`).join(",")}`;
       const found = bySignature.get(sig);
       if (found) {
@@ -298,13 +279,19 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
       bySignature.set(sig, { kernel, entry: entries });
       return kernel;
     });
-  const forwardKernels = build(fwdPlan, "forward");
-  const stepKernels = build(stepPlan, "gradients");
+  const forward = build(plans.forward, "forward");
+  const step = build(plans.step, "gradients");
+  return { forward, step };
+}
 
-  /** A kernel that copies a value computed in the step (or a uniform literal) into `to`. */
-  const copyKernel = (base: string, target: string, from: Tensor, to: Buffer): Omit<Kernel, "entry" | "gradOf" | "phase" | "where"> => {
+/** A kernel that copies a value computed in the step (or a uniform literal) into `to`. */
+type CopyKernel = Omit<Kernel, "entry" | "gradOf" | "phase" | "where">;
+
+/** Makes copy kernels: `stored` finds the buffer a step value is in. */
+function copyKernels(layout: Layout, precision: Precision, stored: (t: Tensor) => Buffer | undefined, namer: Namer) {
+  return (base: string, target: string, from: Tensor, to: Buffer): CopyKernel => {
     const lit = uniformValue(from, precision);
-    const src = lit !== undefined ? undefined : from.op === "const" ? constBuffer(from) : (bufferOf.get(from) ?? pinned.get(from) ?? temps.get(`${from.id}:0`));
+    const src = lit !== undefined ? undefined : from.op === "const" ? layout.constBuffer(from) : stored(from);
     if (lit === undefined && !src) throw new Error(`schedule: the value of ${target} is in no buffer`);
     const value = src ? load("in0", ref("i")) : num(lit ?? 0);
     return {
@@ -317,47 +304,47 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
       recomputes: 0,
     };
   };
+}
 
-  // gradients that are not their own node: copied into their block
-  for (const c of copies) {
-    const k = copyKernel(`copy_grad_${c.name}`, `d${JSON.stringify(c.name)}`, c.from, c.to);
-    stepKernels.push({ ...k, where: formatLoc(train.grads[c.name]!.src), entry: ["gradients"], gradOf: [c.name], phase: "backward" });
-  }
-
-  // the update: optional clipping, then every param in one loop over the blocks (or one kernel per param unfused)
+/**
+ * The update: the optimizer-state buffers, optional clipping, then every
+ * param in one loop over the blocks (or one kernel per param unfused).
+ */
+function updateKernels(layout: Layout, table: BufferTable, optimizer: ResolvedOptimizer, o: LowerOptions, namer: Namer): { state: StateBuffer[]; kernels: Kernel[] } {
+  const { trainable, slots, sBlocks, at, pBlock, gBlock, hyper } = layout;
   const state: StateBuffer[] = [];
   for (const p of trainable) {
     for (const slot of slots) {
-      const b = newBuffer(`${slot}(${p.name})`, "state", p.shape, p.dtype, { within: { block: sBlocks.get(slot)!, at: at.get(p.name)! } });
+      const b = table.add(`${slot}(${p.name})`, "state", p.shape, p.dtype, { within: { block: sBlocks.get(slot)!, at: at.get(p.name)! } });
       state.push({ param: p.name, slot, buffer: b });
     }
   }
-  const targets: UpdateTarget[] = trainable.map((p) => ({ name: p.name, grad: grads.get(p.name)!, param: bufferOf.get(p.node)! }));
+  const targets: UpdateTarget[] = trainable.map((p) => ({ name: p.name, grad: layout.grads.get(p.name)!, param: layout.bufferOf.get(p.node)! }));
   const updates: UpdateKernel[] = [];
-  const scale = options.gradClip !== undefined && targets.length ? newBuffer("clipScale", "scratch", [], precision) : undefined;
+  const scale = o.gradClip !== undefined && targets.length ? table.add("clipScale", "scratch", [], o.precision) : undefined;
   checkLrMultipliers(optimizer, trainable.map((p) => p.name));
   const multiplierOf = (name: string) => lrMultiplier(optimizer, name);
-  if (fusion && pBlock && gBlock) {
+  if (o.fusion && pBlock && gBlock) {
     const all: UpdateTarget = { name: "params", param: pBlock, grad: gBlock };
-    if (scale) updates.push(clipKernel([all], options.gradClip!, scale));
+    if (scale) updates.push(clipKernel([all], o.gradClip!, scale));
     const runs = multiplierRuns(trainable.map((p) => ({ name: p.name, size: sizeOf(p.shape), multiplier: multiplierOf(p.name) })));
     if (runs.length === 1 && runs[0]!.multiplier === 1) updates.push(updateKernel(optimizer, all, hyper, Object.fromEntries(sBlocks), scale));
     // one loop per run of params with the same multiplier, over that stretch of the blocks
     for (const run of runs.length === 1 && runs[0]!.multiplier === 1 ? [] : runs) {
-      const view = (b: Buffer, role: BufferRole) => newBuffer(`${b.label}[${run.names.join(",")}]`, role, [run.size], precision, { within: { block: b, at: run.at } });
+      const view = (b: Buffer, role: BufferRole) => table.add(`${b.label}[${run.names.join(",")}]`, role, [run.size], o.precision, { within: { block: b, at: run.at } });
       const target: UpdateTarget = { name: run.names.length === 1 ? run.names[0]! : `${run.names[0]}…${run.names.at(-1)}`, param: view(pBlock, "param"), grad: view(gBlock, "grad") };
       const own = Object.fromEntries([...sBlocks].map(([slot, b]) => [slot, view(b, "state")]));
       const k = updateKernel(optimizer, target, hyper, own, scale, run.multiplier);
       updates.push({ ...k, what: `${k.what}: ${run.names.join(", ")} in one loop` });
     }
   } else {
-    if (scale) updates.push(clipKernel(targets, options.gradClip!, scale));
+    if (scale) updates.push(clipKernel(targets, o.gradClip!, scale));
     for (const t of targets) {
       const own = Object.fromEntries(state.filter((s) => s.param === t.name).map((s) => [s.slot, s.buffer]));
       updates.push(updateKernel(optimizer, t, hyper, own, scale, multiplierOf(t.name)));
     }
   }
-  const updateKernels: Kernel[] = updates.map((u) => ({
+  const kernels: Kernel[] = updates.map((u) => ({
     name: namer.fresh(u.base),
     body: u.body,
     buffers: u.buffers,
@@ -370,35 +357,88 @@ export function buildSchedule(graph: Graph, options: ScheduleOptions = {}): Sche
     inplace: [],
     recomputes: 0,
   }));
+  return { state, kernels };
+}
+
+/** Which entry points read each input. */
+function inputUses(forward: Graph, plans: EntryPlans): Map<string, ("forward" | "train")[]> {
+  const inputsOf = (plan: FusionPlan) => new Set(plan.program.values.filter((v) => v.node.op === "input").map((v) => v.node));
+  const fwdInputs = inputsOf(plans.forward);
+  const stepInputs = inputsOf(plans.step);
+  return new Map(forward.inputs.map((i) => [i.name, [...(fwdInputs.has(i.node) ? ["forward" as const] : []), ...(stepInputs.has(i.node) ? ["train" as const] : [])]]));
+}
+
+/**
+ * The lowering stage: the fusion plans become kernels over static buffers.
+ * `forward` is the graph forward() computes (its outputs), `train` the
+ * training graph (loss and gradients), both as the graph passes left them.
+ * Steps, in order: the sources' and results' buffers, the kernels of each
+ * plan, the gradient copies, the optimizer update.
+ */
+export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o: LowerOptions): Schedule {
+  const { precision } = o;
+  const optimizer = resolveOptimizer(o.optimizer);
+  const printed = printedNodes(train);
+  const nameOf = (t: Tensor) => printed.get(t)?.name ?? `n${t.id}`;
+  const table = new BufferTable(precision);
+  const layout = layoutSources(forward, train, table, optimizer, nameOf);
+  const { bufferOf, pinned } = layout;
+
+  // every other stored value: a temporary, shared by both entry points when both store it
+  const temps = new Map<string, Buffer>();
+  const bufferOfValue = (v: Value): Buffer => {
+    const t = v.node;
+    if (t.op === "const") return bufferOf.get(t) ?? layout.constBuffer(t);
+    const known = bufferOf.get(t);
+    if (known && (t.op === "input" || t.op === "param")) return known;
+    if (!v.copy && pinned.has(t)) return pinned.get(t)!;
+    const key = `${t.id}:${v.copy ? 1 : 0}`;
+    let b = temps.get(key);
+    if (!b) temps.set(key, (b = table.add(`${nameOf(t)}${v.copy ? "'" : ""}`, "node", t.shape, t.dtype, { node: t })));
+    return b;
+  };
+  const namer = new Namer();
+  const env: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm: o.wasm, step: layout.hyper.step };
+  const kernels = planKernels(plans, train, env, namer);
+  const stored = (t: Tensor) => bufferOf.get(t) ?? pinned.get(t) ?? temps.get(`${t.id}:0`);
+  const copyKernel = copyKernels(layout, precision, stored, namer);
+  // gradients that are not their own node: copied into their block
+  const gradCopies: Kernel[] = layout.copies.map((c) => ({
+    ...copyKernel(`copy_grad_${c.name}`, `d${JSON.stringify(c.name)}`, c.from, c.to),
+    where: formatLoc(train.grads[c.name]!.src),
+    entry: ["gradients"],
+    gradOf: [c.name],
+    phase: "backward",
+  }));
+  const stepKernels = [...kernels.step, ...gradCopies];
+  const update = updateKernels(layout, table, optimizer, o, namer);
   // state updates (batch norm's moving statistics): each param takes its value once the step has read it
   for (const [name, t] of Object.entries(train.updates)) {
-    const p = graph.param(name)!;
+    const p = forward.param(name)!;
     const k = copyKernel(`assign_${name}`, JSON.stringify(name), storageNode(t), bufferOf.get(p.node)!);
-    updateKernels.push({ ...k, where: formatLoc(t.src), entry: ["update"], gradOf: [], phase: "update" });
+    update.kernels.push({ ...k, where: formatLoc(t.src), entry: ["update"], gradOf: [], phase: "update" });
   }
-
-  const inputsOf = (plan: FusionPlan) => new Set(plan.program.values.filter((v) => v.node.op === "input").map((v) => v.node));
-  const fwdInputs = inputsOf(fwdPlan);
-  const stepInputs = inputsOf(stepPlan);
-  const inputUse = new Map(
-    graph.inputs.map((i) => [i.name, [...(fwdInputs.has(i.node) ? ["forward" as const] : []), ...(stepInputs.has(i.node) ? ["train" as const] : [])]]),
-  );
   return {
-    graph,
+    graph: forward,
     train,
     precision,
     optimizer,
-    ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
-    fusion,
-    remat,
-    buffers,
+    ...(o.gradClip !== undefined ? { gradClip: o.gradClip } : {}),
+    fusion: o.fusion,
+    remat: o.remat,
+    buffers: table.buffers,
     bufferOf,
-    hyper,
-    state,
+    hyper: layout.hyper,
+    state: update.state,
     // only kernels of the step compute gradients (inspect --grad reads step.ts)
-    kernels: [...mergeOrders(forwardKernels, stepKernels), ...updateKernels].map((k) => (k.entry.includes("gradients") ? k : { ...k, gradOf: [] })),
-    grads,
-    inputUse,
-    plans: { forward: fwdPlan, step: stepPlan },
+    kernels: [...mergeOrders(kernels.forward, stepKernels), ...update.kernels].map((k) => (k.entry.includes("gradients") ? k : { ...k, gradOf: [] })),
+    grads: layout.grads,
+    inputUse: inputUses(forward, plans),
+    plans,
   };
+}
+
+/** The lowering stage's dump: every kernel with its entry points, what it computes and the nodes it covers. */
+export function kernelListText(s: Schedule): string {
+  return s.kernels.map((k) => `${k.name} [${k.entry.join(",")}] ${k.phase}: ${k.what}${k.nodes.length > 1 ? ` (${k.nodes.length} nodes)` : ""}`).join("\n");
 }

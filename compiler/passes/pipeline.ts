@@ -95,6 +95,8 @@ export interface PipelineResult {
   readonly stats: readonly PassStat[];
   /** With `dump`: the input graph ("input"), then the graph after each pass. */
   readonly dumps?: readonly { readonly pass: string; readonly text: string }[];
+  /** The graph after each pass, in order (the bundle records them for `gradc inspect --stage`). */
+  readonly stages: readonly { readonly pass: string; readonly graph: Graph }[];
 }
 
 /** `verifyGraph`, with the pass that broke the graph named in the error. */
@@ -113,6 +115,7 @@ export function runPipeline(g: Graph, options: PipelineOptions = {}): PipelineRe
   const passes = options.passes ?? PIPELINE;
   const stats: PassStat[] = [];
   const dumps: { pass: string; text: string }[] = [];
+  const stages: { pass: string; graph: Graph }[] = [];
   if (verify) checked(g, "the pipeline's input");
   if (options.dump) dumps.push({ pass: "input", text: printGraph(g) });
   let cur = g;
@@ -123,7 +126,8 @@ export function runPipeline(g: Graph, options: PipelineOptions = {}): PipelineRe
     const ms = performance.now() - t0;
     if (verify) checked(cur, `after pass "${pass.name}"`);
     stats.push({ pass: pass.name, nodesBefore, nodesAfter: cur.nodes.length, ms });
+    stages.push({ pass: pass.name, graph: cur });
     if (options.dump) dumps.push({ pass: pass.name, text: printGraph(cur) });
   }
-  return { graph: cur, stats, ...(options.dump ? { dumps } : {}) };
+  return { graph: cur, stats, stages, ...(options.dump ? { dumps } : {}) };
 }

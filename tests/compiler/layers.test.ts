@@ -114,6 +114,26 @@ describe("the import graph", () => {
     expect(crossings(graph, "compiler/ops/", above.map((d) => `compiler/${d}`))).toEqual([]);
   });
 
+  it("autodiff is a stage of the pipeline: fusion, lowering, planning, backends and the bundle writer do not call it", () => {
+    for (const dir of ["fusion/", "lower/", "kernel/", "plan/", "backends/", "bundle/", "inspect/", "viz/"]) {
+      expect(crossings(graph, `compiler/${dir}`, ["compiler/autodiff/"]), dir).toEqual([]);
+    }
+  });
+
+  it("inspect/ and viz/ run no stage again: no pipeline, fusion, lowering or emitting", () => {
+    const stages = ["compiler/compile.ts", "compiler/autodiff/", "compiler/fusion/", "compiler/lower/schedule.ts", "compiler/plan/memory.ts", "compiler/backends/"];
+    const runs = [...crossings(graph, "compiler/inspect/", stages), ...crossings(graph, "compiler/viz/", stages)];
+    // type-only imports name what the bundle recorded; they run nothing
+    const valueImports = runs.filter((line) => {
+      const [from, to] = line.split(" → ") as [string, string];
+      const src = readFileSync(path.join(ROOT, from), "utf8");
+      const spec = path.posix.relative(path.posix.dirname(from), to).replace(/\.ts$/, ".js");
+      const rel = spec.startsWith(".") ? spec : `./${spec}`;
+      return new RegExp(`^import (?!type )[^;]*from "${rel.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"`, "m").test(src);
+    });
+    expect(valueImports).toEqual([]);
+  });
+
   it("runtime/ never imports compiler/", () => {
     expect(crossings(graph, "runtime/", ["compiler/"])).toEqual([]);
   });

@@ -18,10 +18,18 @@ import { scratchFloats } from "../wasm/gemmWasm.js";
 import { encodeModule, pagesFor } from "../wasm/wasm.js";
 import type { Buffer } from "../../lower/lower.js";
 
+/** One kernel's emitted function, JSDoc included, and the module it is in. */
+export interface KernelSource {
+  readonly file: "forward.ts" | "step.ts";
+  readonly text: string;
+}
+
 /** The emitted modules' TypeScript text. */
 export interface EmittedTs {
   readonly forward: string;
   readonly step: string;
+  /** Each kernel's function as emitted (step.ts's for a kernel both modules hold), for `gradc inspect`. */
+  readonly functions: ReadonlyMap<string, KernelSource>;
 }
 
 /** An in-memory ts-morph project that writes two-space indentation. */
@@ -178,10 +186,19 @@ export function emitStep(s: Schedule, plan: ArenaPlan, project = emitProject()):
   return sf.getFullText();
 }
 
-/** Both modules, sharing one in-memory project. */
+/** Both modules, sharing one in-memory project, and each kernel's function in them. */
 export function emitTs(s: Schedule, plan: ArenaPlan): EmittedTs {
   const project = emitProject();
-  return { forward: emitForward(s, plan, project), step: emitStep(s, plan, project) };
+  const forward = emitForward(s, plan, project);
+  const step = emitStep(s, plan, project);
+  const functions = new Map<string, KernelSource>();
+  for (const file of ["forward.ts", "step.ts"] as const) {
+    for (const fn of project.getSourceFileOrThrow(file).getFunctions()) {
+      const name = fn.getName();
+      if (name !== undefined && !fn.isExported()) functions.set(name, { file, text: fn.getText(true) });
+    }
+  }
+  return { forward, step, functions };
 }
 
 /** Changes whenever `transpile`'s options change, so cached output is not reused across them. */
