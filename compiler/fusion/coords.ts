@@ -50,8 +50,6 @@ export function coordsKey(coords: readonly Affine[]): string {
   return coords.map((x) => `${x.c.join(",")}+${x.k}`).join(";");
 }
 
-export const sameCoords = (a: readonly Affine[], b: readonly Affine[]): boolean => coordsKey(a) === coordsKey(b);
-
 /** Iteration axes that coordinates depend on. */
 export function axesUsed(coords: readonly Affine[], n: number): boolean[] {
   const used = new Array<boolean>(n).fill(false);

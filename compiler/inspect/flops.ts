@@ -143,12 +143,6 @@ export function kernelCost(body: readonly Stmt[]): KernelCost {
   return { flops: sumOf(t.byOp), byOp: sorted(t.byOp), loads: sorted(t.loads), stores: sorted(t.stores), branches: t.branches };
 }
 
-/** Buffers a body reads and writes, by kernel buffer name. */
-export function bufferAccess(body: readonly Stmt[]): { reads: Set<string>; writes: Set<string> } {
-  const cost = kernelCost(body);
-  return { reads: new Set(Object.keys(cost.loads)), writes: new Set(Object.keys(cost.stores)) };
-}
-
 /** 1234567 → "1.23M", for people; exact counts stay in the data. */
 export function humanCount(n: number): string {
   if (n < 1e4) return String(n);

@@ -37,10 +37,6 @@ export function roundTo(data: Float64Array, dtype: DType, precision: "f32" | "f6
   }
 }
 
-export function ndarray(shape: Shape, dtype: DType, data: ArrayLike<number>): NDArray {
-  return { shape: [...shape], dtype, data: Float64Array.from(data) };
-}
-
 /** Evaluates `roots` (and everything they need) given every input and param by name. */
 export function evaluate(roots: readonly Tensor[], feeds: Feeds, options: InterpretOptions = {}): Map<Tensor, NDArray> {
   const precision = options.precision ?? "f32";

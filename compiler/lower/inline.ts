@@ -194,11 +194,6 @@ function isWholeIntOp(op: OpKind): boolean {
   return op === "cast" || op === "where" || op === "sign" || op === "maximum" || op === "minimum" || op === "stopGradient";
 }
 
-/** The element type a value is stored as. */
-export function storedAs(dtype: DTypeName, precision: Precision): DTypeName {
-  return dtype === "f32" || dtype === "f64" ? precision : dtype;
-}
-
 /** The loads and stores of `stmts` indexed by a form placeholder, as the set of form indexes used per buffer. */
 export function formsByBuffer(stmts: readonly Stmt[]): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
