@@ -3,7 +3,7 @@
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { reachable } from "../ir/graph.js";
-import type { DType, Shape } from "../ir/types.js";
+import type { DType } from "../ir/types.js";
 import { formatLoc, shapeStr, sizeOf } from "../ir/types.js";
 import { OPS } from "../ops/index.js";
 import type { EvalEnv, NDArray, NodeOf } from "../ops/def.js";

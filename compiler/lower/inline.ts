@@ -4,7 +4,6 @@
 // outermost loop whose variables it depends on. Buffer indexes are left as
 // placeholders ("forms") until the kernel's loops are laid out.
 import type { Tensor } from "../ir/node.js";
-import type { DTypeName } from "../../runtime/manifest.js";
 import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ir/kinds.js";
