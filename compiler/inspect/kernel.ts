@@ -1,6 +1,7 @@
 // `gradc inspect <dir> --kernel NAME`: one kernel's emitted source, the
 // buffers it reads and writes (shapes, dtypes, arena ranges), the graph nodes
 // it computes, and its static cost (FLOPs, elements loaded and stored).
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { KernelEntry } from "../../runtime/manifest.js";
 import { describeOrigin } from "../ir/printer.js";
@@ -9,6 +10,7 @@ import type { BundleView, KernelBufferInfo } from "./bundleData.js";
 import { nodesOfKernel } from "./bundleData.js";
 import type { KernelCost } from "./flops.js";
 import { humanCount } from "./flops.js";
+import { functionSources } from "./functions.js";
 
 /** The manifest entry of kernel `name`, or an error naming close matches. */
 export function findKernel(view: BundleView, name: string): KernelEntry {
@@ -20,12 +22,24 @@ export function findKernel(view: BundleView, name: string): KernelEntry {
   throw new Error(`no kernel "${name}" in ${view.manifest.name}${hint}`);
 }
 
-/** The emitted source of a kernel, as the bundle recorded it (step.ts's, or forward.ts's for a kernel only forward() runs). */
+/**
+ * The emitted source of a kernel (step.ts's, or forward.ts's for a kernel only
+ * forward() runs), as kernels.json recorded it; a bundle that records no code
+ * has its modules read for it.
+ */
 export function kernelSource(view: BundleView, k: KernelEntry): { file: string; text: string | undefined } {
   const source = view.kernels.get(k.name)?.source;
   if (source) return { file: path.join(view.dir, source.file), text: source.text };
-  const only = k.entry.includes("gradients") || k.entry.includes("update") ? view.manifest.files.step : view.manifest.files.forward;
-  return { file: path.join(view.dir, only.replace(/\.js$/, ".ts")), text: undefined };
+  const files = view.manifest.files;
+  const order = k.entry.includes("gradients") || k.entry.includes("update") ? [files.step, files.forward] : [files.forward, files.step];
+  const recorded = [...view.kernels.values()].some((info) => info.source !== undefined);
+  for (const js of recorded ? [] : order) {
+    const file = path.join(view.dir, js.replace(/\.js$/, ".ts"));
+    if (!existsSync(file)) continue;
+    const text = functionSources(readFileSync(file, "utf8"), file).get(k.name);
+    if (text) return { file, text };
+  }
+  return { file: path.join(view.dir, order[0]!.replace(/\.js$/, ".ts")), text: undefined };
 }
 
 /** `in0  x  f32[4,2]  input  F[8:16]` rows, aligned. */

@@ -2,6 +2,7 @@
 // depends on, in execution order, with the forward kernels they read listed
 // apart, printed as the emitted TypeScript of step.ts; and the IR slice (the
 // bindings it depends on) at any stage of the pass pipeline.
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
@@ -12,6 +13,7 @@ import type { KernelEntry, ParamEntry } from "../../runtime/manifest.js";
 import type { BundleView } from "./bundleData.js";
 import { nodesOfKernel } from "./bundleData.js";
 import { commentText, printedNodes } from "../lower/names.js";
+import { functionSources } from "./functions.js";
 
 /** The kernels dLoss/dNAME depends on. */
 export interface GradSlice {
@@ -122,12 +124,17 @@ export function gradSlice(view: BundleView, name: string): GradSlice {
   return { param, backward, forward, exact: true };
 }
 
-/** Step's emitted TypeScript (step.ts beside step.js): its path, and each kernel's function as the bundle recorded it. */
+/**
+ * Step's emitted TypeScript (step.ts beside step.js): its path, and each
+ * kernel's function as the bundle recorded it in kernels.json. Only a bundle
+ * that records none (written before kernels.json held code, or by hand) has
+ * its step.ts read for them.
+ */
 export function stepSource(view: BundleView): { file: string; functions: Map<string, string> } {
   const file = path.join(view.dir, view.manifest.files.step.replace(/\.js$/, ".ts"));
-  const functions = new Map<string, string>();
-  for (const [name, k] of view.kernels) if (k.source) functions.set(name, k.source.text);
-  return { file, functions };
+  const recorded = [...view.kernels].filter(([, k]) => k.source !== undefined);
+  if (!recorded.length) return { file, functions: existsSync(file) ? functionSources(readFileSync(file, "utf8"), file) : new Map() };
+  return { file, functions: new Map(recorded.map(([name, k]) => [name, k.source!.text])) };
 }
 
 export interface SliceTextOptions {
