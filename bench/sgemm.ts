@@ -11,7 +11,7 @@ export interface SharedProduct {
   readonly k: number;
   readonly colPanels: number;
   readonly pool: ThreadPool;
-  /** Computes C over every column panel, split across the pool's threads (`parts` caps the split). */
+  /** Computes C over every column panel, split across the pool's threads as its size is worth (or in `parts`). */
   run(parts?: number): void;
   /** Runs the product's export alone on this thread over column panels [from, to). */
   runPanels(from: number, to: number): void;
@@ -50,7 +50,7 @@ export async function sharedProduct(m: number, n: number, k: number, a: Float32A
     k,
     colPanels,
     pool,
-    run: (parts) => pool.run(0, 0, colPanels, parts),
+    run: (parts) => pool.run(0, 0, colPanels, parts ?? pool.partsFor(m * n * k)),
     runPanels: (from, to) => alone(from, to),
     result: () => {
       const out = new Float32Array(m * n);

@@ -33,6 +33,14 @@ const STOP = 6;
 const FAILED = 7; // 1 + the index of a worker whose part threw, 0 if none
 const WORDS = 8;
 
+/**
+ * Multiply-adds (or comparable units of work) below which a job stays on the
+ * calling thread: with spin-then-wait, two threads pay off from about a 64³
+ * matmul on this kind of machine (shared/PERFORMANCE.md); a plain Atomics.wait
+ * wake-up (~70 µs) would need kernels well over 100 µs.
+ */
+export const MIN_PARALLEL_WORK = 64 ** 3;
+
 /** The parts [from, to) of `parts` contiguous pieces of a range, as every thread computes them. */
 export function partition(from: number, to: number, parts: number): [number, number][] {
   const n = to - from;
@@ -129,6 +137,11 @@ export class ThreadPool {
   /** Threads taking part in a job, the calling one included. */
   get threads(): number {
     return this.workers.length + 1;
+  }
+
+  /** How many parts a job of `work` multiply-adds is worth: one per MIN_PARALLEL_WORK, at most one per thread. */
+  partsFor(work: number): number {
+    return Math.max(1, Math.min(this.threads, Math.floor(work / MIN_PARALLEL_WORK)));
   }
 
   /**

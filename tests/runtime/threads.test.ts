@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { sharedProduct } from "../../bench/sgemm.js";
 import type { SharedProduct } from "../../bench/sgemm.js";
 import { I32, encodeModule, get, section, str, vec } from "../../compiler/backends/wasm/wasm.js";
-import { ThreadPool, partition } from "../../runtime/threads.js";
+import { MIN_PARALLEL_WORK, ThreadPool, partition } from "../../runtime/threads.js";
 import { expectAllClose, randomArray } from "../helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -28,7 +28,7 @@ afterAll(async () => {
 async function bitsOn(threads: number): Promise<{ bits: Uint32Array; threads: number; product: SharedProduct }> {
   const p = await sharedProduct(m, n, k, A, B, threads);
   open.push(p);
-  p.run();
+  p.run(threads); // every thread takes a part, whatever the size
   return { bits: new Uint32Array(p.result().buffer), threads: p.pool.threads, product: p };
 }
 
@@ -37,6 +37,16 @@ describe("thread pool", () => {
     expect(partition(0, 10, 4)).toEqual([[0, 2], [2, 5], [5, 7], [7, 10]]);
     expect(partition(3, 4, 2)).toEqual([[3, 3], [3, 4]]);
   });
+
+  it("keeps jobs too small to pay for a barrier on the calling thread", async () => {
+    const p = await sharedProduct(8, 16, 4, Float32Array.from(randomArray(32, 7)), Float32Array.from(randomArray(64, 8)), 2);
+    open.push(p);
+    expect(p.pool.partsFor(MIN_PARALLEL_WORK - 1)).toBe(1);
+    expect(p.pool.partsFor(0)).toBe(1);
+    expect(p.pool.partsFor(MIN_PARALLEL_WORK)).toBe(1);
+    expect(p.pool.partsFor(2 * MIN_PARALLEL_WORK)).toBe(p.pool.threads);
+    expect(p.pool.partsFor(1e12)).toBe(p.pool.threads);
+  }, 60_000);
 
   it("runs the matmul by column panels with bit-identical results on 1, 2 and 4 threads", async () => {
     const one = await bitsOn(1);
@@ -51,11 +61,11 @@ describe("thread pool", () => {
       expect(r.bits, `${t} threads`).toEqual(one.bits);
       // again on the same pool: the barrier resets between jobs
       r.product.clear();
-      r.product.run();
+      r.product.run(t);
       expect(new Uint32Array(r.product.result().buffer), `${t} threads, second job`).toEqual(one.bits);
     }
     // 4 parts one after another on this thread: the split of a 4-thread pool on any machine
-    const seq = open[0]!;
+    const seq = one.product;
     seq.clear();
     for (const [from, to] of partition(0, seq.colPanels, 4)) seq.runPanels(from, to);
     expect(new Uint32Array(seq.result().buffer)).toEqual(one.bits);
@@ -105,7 +115,7 @@ describe("thread pool", () => {
         [
           `import { sharedProduct } from ${JSON.stringify(path.join(root, "bench/sgemm.ts"))};`,
           `const p = await sharedProduct(8, 16, 4, new Float32Array(32).fill(1), new Float32Array(64).fill(2), 2);`,
-          `p.run();`,
+          `p.run(2);`,
           `console.log("C00", p.result()[0], "threads", p.pool.threads);`,
         ].join("\n"),
       );
