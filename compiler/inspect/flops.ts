@@ -35,6 +35,8 @@ const bump = (m: Map<string, number>, key: string, n: number): void => {
 function isValue(e: Expr, values: ReadonlySet<string>): boolean {
   switch (e.k) {
     case "num":
+    case "base":
+    case "form":
       return false;
     case "var":
       return values.has(e.name);
@@ -56,6 +58,8 @@ function countExpr(e: Expr, times: number, counted: boolean, t: Tally): void {
   switch (e.k) {
     case "num":
     case "var":
+    case "base":
+    case "form":
       return;
     case "load":
       bump(t.loads, e.buf, times);
@@ -104,10 +108,11 @@ function walk(body: readonly Stmt[], times: number, values: Set<string>, t: Tall
         break;
       }
       case "store":
+      case "scatterAdd":
         bump(t.stores, s.buf, times);
         countExpr(s.index, times, false, t);
         countExpr(s.value, times, true, t);
-        if (s.add) {
+        if (s.k === "scatterAdd" || s.add) {
           // buf[i] += v reads the element and adds
           bump(t.loads, s.buf, times);
           bump(t.byOp, "+", times);
@@ -127,6 +132,10 @@ function walk(body: readonly Stmt[], times: number, values: Set<string>, t: Tall
         for (const key of ["byOp", "loads", "stores"] as const) for (const [k, n] of pick[key]) bump(t[key], k, n);
         break;
       }
+      case "extern":
+        // what the backend's own code computes, as its reference loops say
+        walk(s.reference, times, values, t);
+        break;
       case "comment":
         break;
       default:

@@ -3,7 +3,7 @@
 // coalescing so that a same-shape elementwise op becomes one flat loop.
 import type { Shape } from "../ir/types.js";
 import { stridesOf } from "../ir/types.js";
-import type { Expr, Stmt } from "./kir.js";
+import type { Expr, LoopMark, Stmt } from "./kir.js";
 import { addE, loop, mulE, num, ref } from "./kir.js";
 
 /**
@@ -49,11 +49,14 @@ export function coalesce(shape: Shape, strides: readonly (readonly number[])[]):
   return { shape: outShape, strides: outStrides };
 }
 
-/** Nested loops over `shape` (outermost first) with variables `${prefix}0`, `${prefix}1`, ... */
-export function nest(shape: Shape, prefix: string, body: (vars: string[]) => readonly Stmt[]): Stmt[] {
+/**
+ * Nested loops over `shape` (outermost first) with variables `${prefix}0`,
+ * `${prefix}1`, ..., each marked `mark` (parallel: one iteration per element).
+ */
+export function nest(shape: Shape, prefix: string, body: (vars: string[]) => readonly Stmt[], mark: LoopMark = "parallel"): Stmt[] {
   const vars = shape.map((_, i) => `${prefix}${i}`);
   let stmts: Stmt[] = [...body(vars)];
-  for (let ax = shape.length - 1; ax >= 0; ax--) stmts = [loop(vars[ax]!, shape[ax]!, stmts)];
+  for (let ax = shape.length - 1; ax >= 0; ax--) stmts = [loop(vars[ax]!, shape[ax]!, stmts, 0, mark)];
   return stmts;
 }
 
@@ -69,17 +72,32 @@ export function indexOf(vars: readonly string[], strides: readonly number[], bas
 /**
  * Loops over every element of `shape`; operand k is addressed with
  * `strides[k]`, and `body` receives one index expression per operand.
- * Axes are coalesced first, so contiguous operands share one flat loop.
+ * Axes are coalesced first, so contiguous operands share one flat loop. The
+ * loops are marked `mark`; parallel innermost loops whose operands all step
+ * by 0 or 1 are marked vectorizable too.
  */
 export function stridedLoops(
   shape: Shape,
   strides: readonly (readonly number[])[],
   body: (index: Expr[]) => readonly Stmt[],
   prefix = "i",
+  mark: LoopMark = "parallel",
 ): Stmt[] {
   if (shape.some((d) => d === 0)) return [];
   const c = coalesce(shape, strides);
-  return nest(c.shape, prefix, (vars) => body(c.strides.map((s) => indexOf(vars, s))));
+  const stmts = nest(c.shape, prefix, (vars) => body(c.strides.map((s) => indexOf(vars, s))), mark);
+  const last = c.shape.length - 1;
+  const unit = last >= 0 && mark === "parallel" && c.strides.every((s) => s[last] === 0 || s[last] === 1);
+  return unit ? markInnermost(stmts) : stmts;
+}
+
+/** `stmts` with their innermost loop (the first loop's chain of single loops) marked vectorizable. */
+function markInnermost(stmts: readonly Stmt[]): Stmt[] {
+  return stmts.map((s) => {
+    if (s.k !== "for") return s;
+    const inner = s.body.length === 1 && s.body[0]!.k === "for";
+    return inner ? { ...s, body: markInnermost(s.body) } : { ...s, vectorizable: true };
+  });
 }
 
 /** Strides of `shape`'s axes listed in `axes`, in that order. */

@@ -3,7 +3,7 @@
 // and the in-place pairs the memory plan may use.
 import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
-import type { Expr, Stmt } from "../kernel/kir.js";
+import type { Expr, LoopMark, Stmt } from "../kernel/kir.js";
 import { addE, num } from "../kernel/kir.js";
 import type { Affine } from "../fusion/coords.js";
 import { coalesce, indexOf, nest } from "../kernel/loops.js";
@@ -26,18 +26,16 @@ export interface FusedKernel {
   /** Every value the kernel computes, members and inlined ones (for its comments). */
   readonly computed: ReadonlySet<Value>;
   /**
-   * A product done by WebAssembly: the body holds it as a reference loop nest
-   * inside a one-trip loop over `NATIVE` (what it computes, for readers and
-   * cost counters), which the emitter replaces by the call. Operands and
-   * result live in the kernel's scratch memory `SCRATCH`.
+   * A product done by WebAssembly: the body holds it as an `extern` statement
+   * whose reference loop nest says what it computes (for readers and cost
+   * counters), which the emitter replaces by the call. Operands and result
+   * live in the kernel's scratch memory `SCRATCH`.
    */
   readonly native?: { readonly product: Omit<WasmProduct, "name"> };
 }
 
 /** The kernel buffer name of the WebAssembly scratch memory (not an arena buffer: private to one kernel call). */
 export const SCRATCH = "@W";
-/** The loop variable that marks a product the emitter hands to WebAssembly. */
-export const NATIVE = "@wasm";
 
 /** The state of one kernel being built. */
 export class KernelContext {
@@ -108,8 +106,8 @@ export class KernelContext {
 
 /** Index expressions of forms over loops laid out for them. */
 export interface LaidOut {
-  /** Loops around `body`. */
-  wrap(body: readonly Stmt[]): Stmt[];
+  /** Loops around `body`, each marked `mark`. */
+  wrap(body: readonly Stmt[], mark: LoopMark): Stmt[];
   /** The part of form `i`'s index that these loops contribute. */
   part(i: number): Expr;
 }
@@ -124,7 +122,7 @@ export function layOut(shape: Shape, axes: readonly number[], forms: readonly Af
   const c = coalesce(sizes, forms.map((f) => axes.map((a) => f.c[a]!)));
   const vars = c.shape.map((_, i) => `${prefix}${i}`);
   return {
-    wrap: (body) => nest(c.shape, prefix, () => body),
+    wrap: (body, mark) => nest(c.shape, prefix, () => body, mark),
     part: (i) => indexOf(vars, c.strides[i] ?? []),
   };
 }

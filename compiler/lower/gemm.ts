@@ -23,7 +23,7 @@ function shift(coords: readonly Affine[], axis: number, by: number): Affine[] {
 }
 
 /** A form placeholder's index, or -1. */
-const formOf = (e: Expr): number => (e.k === "var" && e.name.startsWith("@f") ? Number(e.name.slice(2)) : -1);
+const formOf = (e: Expr): number => (e.k === "form" ? e.form : -1);
 
 /** Rewrites expressions and statements bottom-up. */
 function rewrite(stmts: readonly Stmt[], onExpr: (e: Expr) => Expr, onStore: (s: Stmt & { k: "store" }) => Stmt): Stmt[] {
@@ -147,7 +147,7 @@ export function matmulKernel(cx: KernelContext): FusedKernel {
     const bs = cols.map((c) => inl.value(mm.inputs[1]!, shift(cb, f.j, c), pScope));
     // each operand element is loaded once per p into a local
     const named = (e: Expr, hint: string): Expr => {
-      if (e.k === "var" && !e.name.startsWith("@f")) return e;
+      if (e.k === "var") return e;
       const name = `${hint}`;
       pScope.stmts.push(let_(name, e));
       return ref(name);

@@ -8,7 +8,7 @@ import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { bin, load, mapExprs, num, ref, un, visitKir } from "../kernel/kir.js";
+import { bin, formRef, load, mapExprs, num, ref, un, visitKir } from "../kernel/kir.js";
 import type { Affine } from "../fusion/coords.js";
 import { axesUsed, canonical, coordsKey, flatIndex, inputCoords } from "../fusion/coords.js";
 import type { Precision } from "./lower.js";
@@ -17,7 +17,7 @@ import type { Value } from "../fusion/program.js";
 import { storageOf } from "../fusion/program.js";
 import { sanitize } from "./names.js";
 
-/** Flat buffer offsets (or, for oneHot, coordinate values) as affine forms, named `@f0`, `@f1`, ... in expressions. */
+/** Flat buffer offsets (or, for oneHot, coordinate values) as affine forms, `form` placeholders in expressions. */
 export class Forms {
   readonly list: Affine[] = [];
   private readonly keys = new Map<string, number>();
@@ -31,13 +31,13 @@ export class Forms {
       this.list.push(a);
       this.keys.set(key, i);
     }
-    return ref(`@f${i}`);
+    return formRef(i);
   }
 }
 
 /** Replaces form placeholders in statements by index expressions. */
 export function substitute(stmts: readonly Stmt[], form: (i: number) => Expr): Stmt[] {
-  return mapExprs(stmts, (e) => (e.k === "var" && e.name.startsWith("@f") ? form(Number(e.name.slice(2))) : e));
+  return mapExprs(stmts, (e) => (e.k === "form" ? form(e.form) : e));
 }
 
 /** A block of statements inside some loops: which frame axes are bound there, and what it computed. */
@@ -197,9 +197,9 @@ function isWholeIntOp(op: OpKind): boolean {
 export function formsByBuffer(stmts: readonly Stmt[]): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
   const note = (buf: string, index: Expr): void => {
-    if (index.k !== "var" || !index.name.startsWith("@f")) return;
+    if (index.k !== "form") return;
     const s = out.get(buf) ?? new Set<number>();
-    s.add(Number(index.name.slice(2)));
+    s.add(index.form);
     out.set(buf, s);
   };
   visitKir(stmts, {

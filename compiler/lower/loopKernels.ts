@@ -5,8 +5,8 @@
 // members get a pass of their own, and a total over all kept positions is
 // accumulated across the outer loop. When the last axis is kept, columns are
 // reduced eight at a time with one accumulator each (contiguous reads).
-import type { Expr, Stmt } from "../kernel/kir.js";
-import { bin, let_, mulE, num, ref, set, store } from "../kernel/kir.js";
+import type { Expr, LoopMark, Stmt } from "../kernel/kir.js";
+import { bin, let_, mulE, num, parallel, ref, set, store } from "../kernel/kir.js";
 import type { Affine } from "../fusion/coords.js";
 import { canonical, flatIndex, identity } from "../fusion/coords.js";
 import type { FusedKernel, KernelContext, LaidOut } from "./fusedKernel.js";
@@ -18,19 +18,33 @@ import type { Value } from "../fusion/program.js";
 /** Columns reduced together by the column strategy. */
 const COLUMNS = 8;
 
-/** A loop to be laid out once every form is known. */
-const pending = (tag: string, body: readonly Stmt[]): Stmt => ({ k: "for", v: tag, from: 0, to: 0, body });
+/**
+ * Loops over the reduced axes whose variables and sizes are laid out only once
+ * every form is known: each placeholder (known by identity) stands for the
+ * inner loops around its body, marked as it says.
+ */
+class Pending {
+  private readonly marks = new Map<Stmt, LoopMark>();
 
-/** Replaces pending loops tagged `tag` with `wrap(body)`. */
-function expand(stmts: readonly Stmt[], tag: string, wrap: (body: readonly Stmt[]) => Stmt[]): Stmt[] {
-  return stmts.flatMap((s): Stmt[] => {
-    if (s.k === "for") {
-      const body = expand(s.body, tag, wrap);
-      return s.v === tag ? wrap(body) : [{ ...s, body }];
-    }
-    if (s.k === "if") return [{ ...s, then: expand(s.then, tag, wrap), ...(s.else ? { else: expand(s.else, tag, wrap) } : {}) }];
-    return [s];
-  });
+  /** A placeholder for inner loops marked `mark` around `body`. */
+  loops(body: readonly Stmt[], mark: LoopMark): Stmt {
+    const s: Stmt = { k: "for", v: "", from: 0, to: 0, mark, body };
+    this.marks.set(s, mark);
+    return s;
+  }
+
+  /** `stmts` with every placeholder replaced by `wrap(body, mark)`. */
+  expand(stmts: readonly Stmt[], wrap: (body: readonly Stmt[], mark: LoopMark) => Stmt[]): Stmt[] {
+    return stmts.flatMap((s): Stmt[] => {
+      if (s.k === "for") {
+        const body = this.expand(s.body, wrap);
+        const mark = this.marks.get(s);
+        return mark ? wrap(body, mark) : [{ ...s, body }];
+      }
+      if (s.k === "if") return [{ ...s, then: this.expand(s.then, wrap), ...(s.else ? { else: this.expand(s.else, wrap) } : {}) }];
+      return [s];
+    });
+  }
 }
 
 /** The stored index of a member at its native coordinates. */
@@ -57,7 +71,7 @@ export function pointwiseKernel(cx: KernelContext): FusedKernel {
   const body = [...scope.stmts, ...stores];
   const lo = layOut(g.shape, g.shape.map((_, a) => a), cx.forms.list, "i");
   return {
-    body: substitute(lo.wrap(body), (i) => formIndex(cx.forms.list, i, [lo])),
+    body: substitute(lo.wrap(body, "parallel"), (i) => formIndex(cx.forms.list, i, [lo])),
     buffers: cx.buffers,
     inplace: cx.inplacePairs(body, outputs),
     computed: inl.computed,
@@ -93,6 +107,7 @@ function rowKernel(cx: KernelContext): FusedKernel {
   const g = cx.group;
   const kept = g.shape.map((_, a) => a).filter((a) => !g.axes.includes(a));
   const locals = new Map<Value, Expr>();
+  const pending = new Pending();
   const inl = new Inliner(cx.env(), (v) => locals.get(v));
   const root = new Scope(g.shape.map(() => false));
   const outer = new Scope(g.shape.map((_, a) => kept.includes(a)), root);
@@ -108,7 +123,7 @@ function rowKernel(cx: KernelContext): FusedKernel {
       const inner = new Scope(all, outer);
       const x = inl.value(v.inputs[0]!, xCoords, inner);
       inner.stmts.push(set(acc, combine(ref(acc), x)));
-      outer.stmts.push(pending("@inner", inner.stmts));
+      outer.stmts.push(pending.loops(inner.stmts, "reduce"));
       locals.set(v, ref(acc));
       inl.computed.add(v);
       if (cx.plan.stored.has(v)) outer.stmts.push(storeAt(cx, v, nativeCoords(g, v)!, ref(acc)));
@@ -122,7 +137,7 @@ function rowKernel(cx: KernelContext): FusedKernel {
       const pass = new Scope(all, outer);
       const e = inl.compute(v, xCoords, pass);
       pass.stmts.push(storeAt(cx, v, xCoords, e));
-      outer.stmts.push(pending("@inner", pass.stmts));
+      outer.stmts.push(pending.loops(pass.stmts, "parallel"));
       cx.written.add(v);
     }
   }
@@ -152,7 +167,8 @@ function rowKernel(cx: KernelContext): FusedKernel {
   const forms = cx.forms.list;
   const outerLo = layOut(g.shape, kept, forms, "i");
   const innerLo = layOut(g.shape, g.axes, forms, "r");
-  const loops = outerLo.wrap(expand(outer.stmts, "@inner", (b) => innerLo.wrap(b)));
+  // a total accumulates across the kept positions: their loops are a reduction then
+  const loops = outerLo.wrap(pending.expand(outer.stmts, (b, mark) => innerLo.wrap(b, mark)), g.total ? "reduce" : "parallel");
   const body = [...root.stmts.slice(0, before), ...loops, ...root.stmts.slice(before)];
   return {
     body: substitute(body, (i) => formIndex(forms, i, [outerLo, innerLo])),
@@ -185,6 +201,7 @@ function columnKernel(cx: KernelContext): FusedKernel {
   const inl = new Inliner(cx.env(), locals);
   const bound = (kept: boolean) => g.shape.map((_, a) => (a === last ? kept : false));
   const parts: Stmt[] = [];
+  const pending = new Pending();
   const block = (width: number, from: number, count: number): Stmt => {
     cols = width;
     const root = new Scope(bound(true));
@@ -195,7 +212,7 @@ function columnKernel(cx: KernelContext): FusedKernel {
       const x = inl.value(stage.inputs[0]!, shifted(identity(g.n), last, c), inner);
       inner.stmts.push(set(`acc${c}`, combine(ref(`acc${c}`), x)));
     }
-    root.stmts.push(pending("@inner", inner.stmts));
+    root.stmts.push(pending.loops(inner.stmts, "reduce"));
     for (let c = 0; c < cols; c++) {
       const at = shifted(kCoords, last, c);
       if (cx.plan.stored.has(stage)) root.stmts.push(storeAt(cx, stage, at, ref(`acc${c}`)));
@@ -208,14 +225,14 @@ function columnKernel(cx: KernelContext): FusedKernel {
     }
     cols = 0;
     inl.computed.add(stage);
-    return { k: "for", v: "jb", from: 0, to: count, body: [let_("j0", bin("+", num(from), mulE(ref("jb"), width))), ...root.stmts] };
+    return parallel("jb", count, [let_("j0", bin("+", num(from), mulE(ref("jb"), width))), ...root.stmts]);
   };
   if (full > 0) parts.push(block(COLUMNS, 0, full));
   if (rest > 0) parts.push(block(rest, full * COLUMNS, 1));
   const forms = cx.forms.list;
   const innerLo = layOut(g.shape, g.axes, forms, "r");
   const column: LaidOut = { wrap: (b) => [...b], part: (i) => mulE(ref("j0"), forms[i]!.c[last]!) };
-  const body = expand(parts, "@inner", (b) => innerLo.wrap(b));
+  const body = pending.expand(parts, (b, mark) => innerLo.wrap(b, mark));
   return {
     body: substitute(body, (i) => formIndex(forms, i, [column, innerLo])),
     buffers: cx.buffers,

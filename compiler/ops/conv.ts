@@ -5,7 +5,7 @@ import type { Shape } from "../ir/types.js";
 import { ShapeError, isFloat, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
 import type { Pair, Padding } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { addE, affine, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../kernel/kir.js";
+import { addE, affine, bin, if_, let_, load, mulE, num, parallel, reduce, ref, scatterAdd, set, store } from "../kernel/kir.js";
 
 /** One spatial axis of a window op: its output size and the padding before the first input cell. */
 export interface WindowAxis {
@@ -142,10 +142,10 @@ function convEval(g: Geom, want: "y" | "x" | "f", a: Float64Array, b: Float64Arr
 
 // ---- lowering: loop nests in kernel IR ----
 
-/** Nested loops over (name, extent) pairs, outermost first. */
+/** Nested parallel loops over (name, extent) pairs, outermost first: one iteration per element written. */
 function nest(loops: readonly (readonly [string, number])[], body: readonly Stmt[]): Stmt[] {
   let stmts = body;
-  for (let i = loops.length - 1; i >= 0; i--) stmts = [loop(loops[i]![0], loops[i]![1], stmts)];
+  for (let i = loops.length - 1; i >= 0; i--) stmts = [parallel(loops[i]![0], loops[i]![1], stmts)];
   return [...stmts];
 }
 
@@ -165,8 +165,8 @@ function inImage(i: string, o: string, k: string, s: number, pad: number, size: 
 function tapLoops(g: Geom, body: readonly Stmt[]): Stmt[] {
   const lastY = (g.ho - 1) * g.sh + g.kh - 1;
   const lastX = (g.wo - 1) * g.sw + g.kw - 1;
-  const inner = loop("kx", g.kw, inImage("ix", "ox", "kx", g.sw, g.pl, g.w, lastX, body));
-  return [loop("ky", g.kh, inImage("iy", "oy", "ky", g.sh, g.pt, g.h, lastY, [inner]))];
+  const inner = reduce("kx", g.kw, inImage("ix", "ox", "kx", g.sw, g.pl, g.w, lastX, body));
+  return [reduce("ky", g.kh, inImage("iy", "oy", "ky", g.sh, g.pt, g.h, lastY, [inner]))];
 }
 
 /**
@@ -182,8 +182,8 @@ function sourceWindow(t: string, o: string, i: string, k: string, s: number, pad
 
 /** Loops over the windows (`oy`, `ox`) that read input cell (`iy`, `ix`), with their taps `ky`, `kx`. */
 function sourceLoops(g: Geom, body: readonly Stmt[]): Stmt[] {
-  const inner = loop("kx", g.kw, sourceWindow("tx", "ox", "ix", "kx", g.sw, g.pl, g.wo, body));
-  return [loop("ky", g.kh, sourceWindow("ty", "oy", "iy", "ky", g.sh, g.pt, g.ho, [inner]))];
+  const inner = reduce("kx", g.kw, sourceWindow("tx", "ox", "ix", "kx", g.sw, g.pl, g.wo, body));
+  return [reduce("ky", g.kh, sourceWindow("ty", "oy", "iy", "ky", g.sh, g.pt, g.ho, [inner]))];
 }
 
 /** Row-major index expressions of the image, the output and the filter. */
@@ -201,7 +201,7 @@ function windowCount(g: Geom): Expr {
   return bin("*", along("oy", g.sh, g.pt, g.kh, g.h), along("ox", g.sw, g.pl, g.kw, g.w));
 }
 
-const zeroFill = (size: number): Stmt => loop("i", size, [store("out", ref("i"), num(0))]);
+const zeroFill = (size: number): Stmt => parallel("i", size, [store("out", ref("i"), num(0))]);
 
 const pairOf = (p: Pair): Pair => [p[0], p[1]];
 
@@ -260,7 +260,7 @@ export const CONV = {
     lower: (node) => {
       const [x, f] = node.inputs as [Tensor, Tensor];
       const g = convGeom(x.shape, f.shape, node.params.strides, node.params.padding);
-      const mac = loop("ci", g.cin, [accumulate(bin("*", load("in0", xAt(g)), load("in1", fAt(g))))]);
+      const mac = reduce("ci", g.cin, [accumulate(bin("*", load("in0", xAt(g)), load("in1", fAt(g))))]);
       const body = [let_("s", 0), ...tapLoops(g, [mac]), store("out", yAt(g), ref("s"))];
       return nest([["n", g.n], ["oy", g.ho], ["ox", g.wo], ["co", g.cout]], body);
     },
@@ -283,7 +283,7 @@ export const CONV = {
     lower: (node) => {
       const f = node.inputs[1]!;
       const g = convGeom(node.shape, f.shape, node.params.strides, node.params.padding);
-      const mac = loop("co", g.cout, [accumulate(bin("*", load("in0", yAt(g)), load("in1", fAt(g))))]);
+      const mac = reduce("co", g.cout, [accumulate(bin("*", load("in0", yAt(g)), load("in1", fAt(g))))]);
       const body = [let_("s", 0), ...sourceLoops(g, [mac]), store("out", xAt(g), ref("s"))];
       return nest([["n", g.n], ["iy", g.h], ["ix", g.w], ["ci", g.cin]], body);
     },
@@ -308,9 +308,9 @@ export const CONV = {
       const lastY = (g.ho - 1) * g.sh + g.kh - 1;
       const lastX = (g.wo - 1) * g.sw + g.kw - 1;
       const mac = accumulate(bin("*", load("in0", xAt(g)), load("in1", yAt(g))));
-      const overX = loop("ox", g.wo, inImage("ix", "ox", "kx", g.sw, g.pl, g.w, lastX, [mac]));
-      const overY = loop("oy", g.ho, inImage("iy", "oy", "ky", g.sh, g.pt, g.h, lastY, [overX]));
-      const body = [let_("s", 0), loop("n", g.n, [overY]), store("out", fAt(g), ref("s"))];
+      const overX = reduce("ox", g.wo, inImage("ix", "ox", "kx", g.sw, g.pl, g.w, lastX, [mac]));
+      const overY = reduce("oy", g.ho, inImage("iy", "oy", "ky", g.sh, g.pt, g.h, lastY, [overX]));
+      const body = [let_("s", 0), reduce("n", g.n, [overY]), store("out", fAt(g), ref("s"))];
       return nest([["ky", g.kh], ["kx", g.kw], ["ci", g.cin], ["co", g.cout]], body);
     },
   } satisfies OpDef<"conv2dBackpropFilter">,
@@ -378,7 +378,7 @@ export const CONV = {
       const g = poolGeom(x.shape, node.params.size, node.params.strides, node.params.padding);
       const better = bin("||", bin("<", ref("a"), 0), bin(">", ref("v"), ref("b")));
       const visit = [let_("v", load("in0", xAt(g, "c"))), if_(better, [set("b", ref("v")), set("a", xAt(g, "c"))])];
-      const body = [let_("b", -Infinity), let_("a", -1), ...tapLoops(g, visit), if_(bin(">=", ref("a"), 0), [store("out", ref("a"), load("in1", yAt(g, "c")), true)])];
+      const body = [let_("b", -Infinity), let_("a", -1), ...tapLoops(g, visit), if_(bin(">=", ref("a"), 0), [scatterAdd("out", ref("a"), load("in1", yAt(g, "c")))])];
       return [zeroFill(x.size), ...nest([["n", g.n], ["oy", g.ho], ["ox", g.wo], ["c", g.cout]], body)];
     },
   } satisfies OpDef<"maxPool2dGrad">,

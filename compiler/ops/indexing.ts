@@ -4,7 +4,8 @@ import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { GraphError, ShapeError, isFloat, normAxis, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { addE, affine, bin, if_, let_, load, loop, mulE, num, ref, sel, store, un } from "../kernel/kir.js";
+import { nest } from "../kernel/loops.js";
+import { addE, affine, bin, if_, let_, load, mulE, num, parallel, ref, scatterAdd, sel, store, un } from "../kernel/kir.js";
 
 /** Calls `visit(flat, coord)` for every element of `shape` in row-major order. */
 export function forEachCoord(shape: Shape, visit: (flat: number, coord: readonly number[]) => void): void {
@@ -17,14 +18,6 @@ export function forEachCoord(shape: Shape, visit: (flat: number, coord: readonly
       coord[ax] = 0;
     }
   }
-}
-
-/** Kernel IR: loops `<prefix>0`, `<prefix>1`, ... over `shape` around `body(vars)`. */
-export function loopNest(shape: Shape, prefix: string, body: (vars: readonly string[]) => readonly Stmt[]): Stmt[] {
-  const vars = shape.map((_, i) => `${prefix}${i}`);
-  let stmts: readonly Stmt[] = body(vars);
-  for (let ax = shape.length - 1; ax >= 0; ax--) stmts = [loop(vars[ax]!, shape[ax]!, stmts)];
-  return [...stmts];
 }
 
 const isCount = (v: number): boolean => Number.isInteger(v) && v >= 0;
@@ -102,7 +95,7 @@ export const INDEXING = {
       const x = node.inputs[0]!;
       const xs = stridesOf(x.shape);
       const base = node.params.begin.reduce((a, b, ax) => a + b * xs[ax]!, 0);
-      return loopNest(node.shape, "i", (v) => [store("out", affine(v, stridesOf(node.shape)), load("in0", affine(v, xs, base)))]);
+      return nest(node.shape, "i", (v) => [store("out", affine(v, stridesOf(node.shape)), load("in0", affine(v, xs, base)))]);
     },
   } satisfies OpDef<"slice">,
 
@@ -152,7 +145,7 @@ export const INDEXING = {
       return node.inputs.flatMap((x, k) => {
         const { inner } = split(x.shape, axis);
         const body = [store("out", affine(["o", "j"], [outInner, 1], offsets[k]! * unit), load(`in${k}`, affine(["o", "j"], [inner, 1])))];
-        return [loop("o", outer, [loop("j", inner, body)])];
+        return [parallel("o", outer, [parallel("j", inner, body)])];
       });
     },
   } satisfies OpDef<"concat">,
@@ -185,8 +178,8 @@ export const INDEXING = {
       const os = stridesOf(node.shape);
       const base = node.params.paddings.reduce((a, [b], ax) => a + b * os[ax]!, 0);
       // fill with the pad value, then copy the interior
-      const fill = loop("i", sizeOf(node.shape), [store("out", ref("i"), num(node.params.value))]);
-      const copy = loopNest(x.shape, "j", (v) => [store("out", affine(v, os, base), load("in0", affine(v, stridesOf(x.shape))))]);
+      const fill = parallel("i", sizeOf(node.shape), [store("out", ref("i"), num(node.params.value))]);
+      const copy = nest(x.shape, "j", (v) => [store("out", affine(v, os, base), load("in0", affine(v, stridesOf(x.shape))))]);
       return [fill, ...copy];
     },
   } satisfies OpDef<"pad">,
@@ -220,10 +213,10 @@ export const INDEXING = {
       const [table, indices] = node.inputs as [Tensor, Tensor];
       const d = sizeOf(table.shape.slice(1));
       const at = affine(["p", "j"], [d, 1]);
-      const copy = loop("j", d, [store("out", at, load("in0", addE(mulE(ref("r"), d), ref("j"))))]);
-      const zero = loop("j", d, [store("out", at, num(0))]);
+      const copy = parallel("j", d, [store("out", at, load("in0", addE(mulE(ref("r"), d), ref("j"))))]);
+      const zero = parallel("j", d, [store("out", at, num(0))]);
       const row = let_("r", un("toInt", load("in1", ref("p"))));
-      return [loop("p", indices.size, [row, if_(rowInRange(ref("r"), table.shape[0]!), [copy], [zero])])];
+      return [parallel("p", indices.size, [row, if_(rowInRange(ref("r"), table.shape[0]!), [copy], [zero])])];
     },
   } satisfies OpDef<"gather">,
 
@@ -257,9 +250,9 @@ export const INDEXING = {
       const indices = node.inputs[1]!;
       const rows = node.params.rows;
       const d = sizeOf(node.shape.slice(1));
-      const zero = loop("i", sizeOf(node.shape), [store("out", ref("i"), num(0))]);
-      const add = loop("j", d, [store("out", affine(["r", "j"], [d, 1]), load("in0", affine(["p", "j"], [d, 1])), true)]);
-      return [zero, loop("p", indices.size, [let_("r", un("toInt", load("in1", ref("p")))), if_(rowInRange(ref("r"), rows), [add])])];
+      const zero = parallel("i", sizeOf(node.shape), [store("out", ref("i"), num(0))]);
+      const add = parallel("j", d, [scatterAdd("out", affine(["r", "j"], [d, 1]), load("in0", affine(["p", "j"], [d, 1])))]);
+      return [zero, parallel("p", indices.size, [let_("r", un("toInt", load("in1", ref("p")))), if_(rowInRange(ref("r"), rows), [add])])];
     },
   } satisfies OpDef<"scatterAdd">,
 
@@ -281,7 +274,7 @@ export const INDEXING = {
     lower: (node) => {
       const depth = node.params.depth;
       const body = store("out", affine(["p", "k"], [depth, 1]), sel(bin("==", ref("v"), ref("k")), 1, 0));
-      return [loop("p", node.inputs[0]!.size, [let_("v", load("in0", ref("p"))), loop("k", depth, [body])])];
+      return [parallel("p", node.inputs[0]!.size, [let_("v", load("in0", ref("p"))), parallel("k", depth, [body])])];
     },
   } satisfies OpDef<"oneHot">,
 } as const;

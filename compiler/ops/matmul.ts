@@ -6,7 +6,7 @@ import type { OpParams } from "../ir/kinds.js";
 import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex, sameDtype } from "./broadcast.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { addE, bin, let_, load, loop, mulE, num, ref, set, store } from "../kernel/kir.js";
+import { addE, bin, let_, load, mulE, num, parallel, reduce, ref, set, store } from "../kernel/kir.js";
 import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
 
 /** Rows of A (or columns of B) that one pass of the inner loop serves. */
@@ -61,14 +61,14 @@ function axpyRows(oo: Expr, oa: Expr, ob: Expr, d: Dims, from: number, rows: num
   const [g, j, p] = [ref("ib"), ref("j"), ref("p")];
   const i0 = addE(from, mulE(g, rows));
   const bv = rows === 1 ? load("in1", addE(ref("rb"), mulE(j, d.bj))) : ref("b");
-  return loop("ib", count, [
+  return parallel("ib", count, [
     let_("r0", addE(oo, mulE(i0, d.n))),
-    loop("j", rows * d.n, [store("out", addE(ref("r0"), j), num(0))]),
-    loop("p", d.k, [
+    parallel("j", rows * d.n, [store("out", addE(ref("r0"), j), num(0))]),
+    reduce("p", d.k, [
       let_("q", addE(oa, addE(mulE(i0, d.ai), mulE(p, d.ap)))),
       ...rs.map((r) => let_(`a${r}`, load("in0", addE(ref("q"), r * d.ai)))),
       let_("rb", addE(ob, mulE(p, d.bp))),
-      loop("j", d.n, [
+      parallel("j", d.n, [
         ...(rows === 1 ? [] : [let_("b", load("in1", addE(ref("rb"), mulE(j, d.bj))))]),
         ...rs.map((r) => store("out", addE(ref("r0"), addE(j, r * d.n)), bin("*", ref(`a${r}`), bv), true)),
       ]),
@@ -85,13 +85,13 @@ function dotColumns(oo: Expr, oa: Expr, ob: Expr, d: Dims, from: number, cols: n
   const cs = Array.from({ length: cols }, (_, c) => c);
   const [i, g, p] = [ref("i"), ref("jb"), ref("p")];
   const j0 = addE(from, mulE(g, cols));
-  return loop("i", d.m, [
+  return parallel("i", d.m, [
     let_("ra", addE(oa, mulE(i, d.ai))),
-    loop("jb", count, [
+    parallel("jb", count, [
       let_("ro", addE(oo, addE(mulE(i, d.n), j0))),
       let_("qb", addE(ob, mulE(j0, d.bj))),
       ...cs.map((c) => let_(`s${c}`, 0)),
-      loop("p", d.k, [
+      reduce("p", d.k, [
         let_("a", load("in0", addE(ref("ra"), mulE(p, d.ap)))),
         ...cs.map((c) => set(`s${c}`, bin("+", ref(`s${c}`), bin("*", ref("a"), load("in1", addE(ref("qb"), addE(mulE(p, d.bp), c * d.bj))))))),
       ]),

@@ -5,7 +5,7 @@ import type { Shape } from "../ir/types.js";
 import { ShapeError, normAxes, normAxis, sizeOf, stridesOf } from "../ir/types.js";
 import { requireNumeric } from "./broadcast.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { addE, bin, if_, let_, load, loop, mulE, num, ref, set, store } from "../kernel/kir.js";
+import { addE, bin, if_, let_, load, mulE, num, reduce, ref, set, store } from "../kernel/kir.js";
 import { stridedLoops, stridesAt } from "../kernel/loops.js";
 
 /** Shape after reducing `axes`, with the reduced axes kept as 1 or dropped. */
@@ -44,7 +44,7 @@ function lowerReduction(x: Tensor, axes: readonly number[], init: number, combin
     let_("acc", init),
     ...stridedLoops(axes.map((a) => x.shape[a]!), [stridesAt(x.shape, axes)], ([r]) => [
       set("acc", combine(ref("acc"), load("in0", addE(base!, r!)))),
-    ], "r"),
+    ], "r", "reduce"),
     store("out", o!, ref("acc")),
   ]);
 }
@@ -143,7 +143,7 @@ export const REDUCE = {
       return stridedLoops(keptShape, [stridesOf(keptShape), stridesAt(x.shape, kept)], ([o, base]) => [
         let_("best", load("in0", base!)),
         let_("arg", num(0)),
-        loop("r", x.shape[ax]!, [
+        reduce("r", x.shape[ax]!, [
           let_("v", load("in0", addE(base!, mulE(ref("r"), step)))),
           if_(better, [set("best", v), set("arg", ref("r"))]),
         ], 1),

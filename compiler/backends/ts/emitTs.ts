@@ -13,7 +13,7 @@ import { offsetOf } from "../../plan/arena.js";
 import type { Kernel, Schedule } from "../../lower/schedule.js";
 import { kernelsOf } from "../../lower/schedule.js";
 import { commentText } from "../../lower/names.js";
-import { NATIVE, SCRATCH } from "../../lower/fusedKernel.js";
+import { SCRATCH } from "../../lower/fusedKernel.js";
 import { scratchFloats } from "../wasm/gemmWasm.js";
 import { encodeModule, pagesFor } from "../wasm/wasm.js";
 import type { Buffer } from "../../lower/lower.js";
@@ -57,9 +57,7 @@ function kernelFunction(k: Kernel, plan: ArenaPlan): OptionalKind<FunctionDeclar
     return { array: b.arena, offset: offsetOf(plan, b) };
   };
   // the product's reference loops become the call to its WebAssembly export
-  const lines = k.body.flatMap((st) =>
-    st.k === "for" && st.v === NATIVE ? [`wasm.${k.native!.product.name}();`] : stmtsJs([st], bind),
-  );
+  const lines = stmtsJs(k.body, bind, 0, () => [`wasm.${k.native!.product.name}();`]);
   return {
     name: k.name,
     parameters: ARENA_PARAMS,

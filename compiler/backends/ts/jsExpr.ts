@@ -1,8 +1,7 @@
 // Lowers kernel IR to JavaScript/TypeScript source text (shared by the TS
 // emitter and by tests that run one kernel). Buffer names map to array
 // expressions and base offsets chosen by the caller.
-import type { Expr, Stmt } from "../../kernel/kir.js";
-import { BASE_PREFIX } from "../../kernel/kir.js";
+import type { BinOp, BinOpTable, Expr, Stmt, UnOpTable } from "../../kernel/kir.js";
 
 /** How a kernel buffer name appears in code: an array expression and a base offset. */
 export interface BufferBinding {
@@ -11,6 +10,13 @@ export interface BufferBinding {
 }
 
 export type Bindings = (buf: string) => BufferBinding;
+
+/** JS text of an `extern` statement, supplied by the backend whose pass placed it. */
+export type ExternJs = (s: Stmt & { k: "extern" }) => string[];
+
+const noExterns: ExternJs = (s) => {
+  throw new Error(`emit: extern ${s.call} has no emitter in this backend`);
+};
 
 /** Numbers as JS literals (NaN and infinities included). */
 export function numLit(v: number): string {
@@ -29,69 +35,97 @@ function elementJs(b: BufferBinding, index: Expr, bind: Bindings, abs = false): 
   return `${b.array}[${b.offset ? `${b.offset} + ${idx}` : idx}]`;
 }
 
-const CALL: Partial<Record<string, string>> = {
-  exp: "Math.exp", log: "Math.log", log1p: "Math.log1p", sqrt: "Math.sqrt", abs: "Math.abs", sign: "Math.sign",
-  sin: "Math.sin", cos: "Math.cos", tanh: "Math.tanh", floor: "Math.floor", fround: "Math.fround",
+/** JS of each unary operator (see UN_OPS in kir.ts for what each means), given its operand's text. */
+const UNARY: UnOpTable<(a: string) => string> = {
+  // a negative literal under a minus is parenthesized: "-" + "-1" would read as the decrement "--1"
+  neg: (a) => `(${minus(a)})`,
+  exp: (a) => `Math.exp(${a})`,
+  log: (a) => `Math.log(${a})`,
+  log1p: (a) => `Math.log1p(${a})`,
+  sqrt: (a) => `Math.sqrt(${a})`,
+  rsqrt: (a) => `(1 / Math.sqrt(${a}))`,
+  abs: (a) => `Math.abs(${a})`,
+  sign: (a) => `Math.sign(${a})`,
+  sin: (a) => `Math.sin(${a})`,
+  cos: (a) => `Math.cos(${a})`,
+  tanh: (a) => `Math.tanh(${a})`,
+  sigmoid: (a) => `(1 / (1 + Math.exp(${minus(a)})))`,
+  floor: (a) => `Math.floor(${a})`,
+  not: (a) => `(${a} ? 0 : 1)`,
+  toInt: (a) => `(${a} | 0)`,
+  fround: (a) => `Math.fround(${a})`,
 };
+
+function minus(a: string): string {
+  return a.startsWith("-") ? `-(${a})` : `-${a}`;
+}
+
+/** JS of each binary operator, given its operands' text; comparisons give 1 or 0, not booleans. */
+const BINARY: BinOpTable<(a: string, b: string) => string> = {
+  "+": infix("+"),
+  "-": infix("-"),
+  "*": infix("*"),
+  "/": infix("/"),
+  max: (a, b) => `Math.max(${a}, ${b})`,
+  min: (a, b) => `Math.min(${a}, ${b})`,
+  pow: (a, b) => `Math.pow(${a}, ${b})`,
+  "<": test("<"),
+  "<=": test("<="),
+  ">": test(">"),
+  ">=": test(">="),
+  "==": test("==="),
+  "!=": test("!=="),
+  "&&": test("&&"),
+  "||": test("||"),
+  idiv: (a, b) => `Math.floor(${a} / ${b})`,
+  mod: (a, b) => `(${a} % ${b})`,
+};
+
+function infix(op: BinOp): (a: string, b: string) => string {
+  return (a, b) => `(${a} ${op} ${b})`;
+}
+
+function test(op: string): (a: string, b: string) => string {
+  return (a, b) => `(${a} ${op} ${b} ? 1 : 0)`;
+}
 
 /** An expression as JS source, fully parenthesized where precedence matters. */
 export function exprJs(e: Expr, bind: Bindings): string {
   switch (e.k) {
     case "num": return numLit(e.v);
-    case "var": return e.name.startsWith(BASE_PREFIX) ? numLit(bind(e.name.slice(BASE_PREFIX.length)).offset) : e.name;
+    case "var": return e.name;
+    case "base": return numLit(bind(e.buf).offset);
+    case "form": throw new Error(`emit: form placeholder form${e.form} left in a kernel`);
     case "load": return elementJs(bind(e.buf), e.index, bind, e.abs);
-    case "un": {
-      const a = exprJs(e.a, bind);
-      // a negative literal under a minus is parenthesized: "-" + "-1" would read as the decrement "--1"
-      const minusA = a.startsWith("-") ? `-(${a})` : `-${a}`;
-      switch (e.op) {
-        case "neg": return `(${minusA})`;
-        case "rsqrt": return `(1 / Math.sqrt(${a}))`;
-        case "sigmoid": return `(1 / (1 + Math.exp(${minusA})))`;
-        case "not": return `(${a} ? 0 : 1)`;
-        case "toInt": return `(${a} | 0)`;
-        default: return `${CALL[e.op]}(${a})`;
-      }
-    }
-    case "bin": {
-      const a = exprJs(e.a, bind);
-      const b = exprJs(e.b, bind);
-      switch (e.op) {
-        case "max": return `Math.max(${a}, ${b})`;
-        case "min": return `Math.min(${a}, ${b})`;
-        case "pow": return `Math.pow(${a}, ${b})`;
-        case "idiv": return `Math.floor(${a} / ${b})`;
-        case "mod": return `(${a} % ${b})`;
-        case "<": case "<=": case ">": case ">=": return `(${a} ${e.op} ${b} ? 1 : 0)`;
-        case "==": return `(${a} === ${b} ? 1 : 0)`;
-        case "!=": return `(${a} !== ${b} ? 1 : 0)`;
-        case "&&": return `(${a} && ${b} ? 1 : 0)`;
-        case "||": return `(${a} || ${b} ? 1 : 0)`;
-        default: return `(${a} ${e.op} ${b})`;
-      }
-    }
+    case "un": return UNARY[e.op](exprJs(e.a, bind));
+    case "bin": return BINARY[e.op](exprJs(e.a, bind), exprJs(e.b, bind));
     case "sel": return `(${exprJs(e.c, bind)} ? ${exprJs(e.a, bind)} : ${exprJs(e.b, bind)})`;
     default: return e satisfies never;
   }
 }
 
 /** Statements as JS source lines, indented by `indent` levels of two spaces. */
-export function stmtsJs(stmts: readonly Stmt[], bind: Bindings, indent = 0): string[] {
+export function stmtsJs(stmts: readonly Stmt[], bind: Bindings, indent = 0, externs: ExternJs = noExterns): string[] {
   const pad = "  ".repeat(indent);
   const out: string[] = [];
   for (const s of stmts) {
     switch (s.k) {
       case "for":
-        out.push(`${pad}for (let ${s.v} = ${s.from}; ${s.v} < ${s.to}; ${s.v}++) {`, ...stmtsJs(s.body, bind, indent + 1), `${pad}}`);
+        out.push(`${pad}for (let ${s.v} = ${s.from}; ${s.v} < ${s.to}; ${s.v}++) {`, ...stmtsJs(s.body, bind, indent + 1, externs), `${pad}}`);
         break;
       case "let": out.push(`${pad}let ${s.name} = ${exprJs(s.init, bind)};`); break;
       case "set": out.push(`${pad}${s.name} = ${exprJs(s.value, bind)};`); break;
       case "store":
         out.push(`${pad}${elementJs(bind(s.buf), s.index, bind, s.abs)} ${s.add ? "+=" : "="} ${exprJs(s.value, bind)};`);
         break;
+      case "scatterAdd":
+        // one thread: the += is the whole of the scatter
+        out.push(`${pad}${elementJs(bind(s.buf), s.index, bind)} += ${exprJs(s.value, bind)};`);
+        break;
+      case "extern": out.push(...externs(s).map((line) => `${pad}${line}`)); break;
       case "if":
-        out.push(`${pad}if (${exprJs(s.c, bind)}) {`, ...stmtsJs(s.then, bind, indent + 1));
-        if (s.else) out.push(`${pad}} else {`, ...stmtsJs(s.else, bind, indent + 1));
+        out.push(`${pad}if (${exprJs(s.c, bind)}) {`, ...stmtsJs(s.then, bind, indent + 1, externs));
+        if (s.else) out.push(`${pad}} else {`, ...stmtsJs(s.else, bind, indent + 1, externs));
         out.push(`${pad}}`);
         break;
       case "comment": out.push(`${pad}// ${s.text.replace(/[\r\n\u2028\u2029]+/g, " ")}`); break;

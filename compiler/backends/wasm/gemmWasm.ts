@@ -6,12 +6,12 @@
 // SIMD tiles compute C, and a JavaScript loop applies the epilogue to each
 // element of C and stores the kernel's results.
 import type { Stmt } from "../../kernel/kir.js";
-import { addE, bin, let_, load, loop, mulE, num, ref, set, store } from "../../kernel/kir.js";
+import { addE, bin, let_, load, mulE, num, parallel, reduce, ref, set, store } from "../../kernel/kir.js";
 import type { Affine } from "../../fusion/coords.js";
 import { axisOf, constant, identity } from "../../fusion/coords.js";
 import type { FusedKernel } from "../../lower/fusedKernel.js";
 import type { KernelContext } from "../../lower/fusedKernel.js";
-import { NATIVE, SCRATCH, formIndex, layOut } from "../../lower/fusedKernel.js";
+import { SCRATCH, formIndex, layOut } from "../../lower/fusedKernel.js";
 import { Forms, Inliner, Scope, substitute } from "../../lower/inline.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "../../fusion/matmulFrame.js";
 import type { Value } from "../../fusion/program.js";
@@ -82,7 +82,7 @@ function pack(
     }
     computed.push(...inl.computed);
     const index = (i: number) => addE(addE(mulE(ref("u"), forms.list[i]!.c[0]!), mulE(ref("p"), forms.list[i]!.c[1]!)), forms.list[i]!.k);
-    return loop("u", to, [loop("p", k, substitute([...scope.stmts, ...stores], index))], from);
+    return parallel("u", to, [parallel("p", k, substitute([...scope.stmts, ...stores], index))], from);
   };
   const stmts: Stmt[] = [];
   if (full > 0) stmts.push(part(0, full, width));
@@ -129,11 +129,11 @@ export function wasmMatmulKernel(cx: KernelContext): FusedKernel {
     }
   }
   const lo = layOut([...mm.node.shape, d.k], [f.i, f.j], cx.forms.list, "e");
-  const epilogue = substitute(lo.wrap([...scope.stmts, ...stores]), (i) => formIndex(cx.forms.list, i, [lo]));
+  const epilogue = substitute(lo.wrap([...scope.stmts, ...stores], "parallel"), (i) => formIndex(cx.forms.list, i, [lo]));
   for (const v of [...packA.computed, ...packB.computed]) inl.computed.add(v);
   const product = { m: d.m, n: d.n, rowPanels, colPanels, k: d.k, a: 4 * a, b: 4 * b, c: 4 * c };
   return {
-    body: [...prologue, { k: "for", v: NATIVE, from: 0, to: 1, body: referenceProduct(product) }, ...epilogue],
+    body: [...prologue, { k: "extern", call: "product", reference: referenceProduct(product) }, ...epilogue],
     buffers: cx.buffers,
     inplace: [],
     computed: inl.computed,
@@ -151,10 +151,10 @@ function referenceProduct(x: Omit<WasmProduct, "name">): Stmt[] {
   const aAt = addE(x.a / 4, addE(mulE(addE(mulE(bin("idiv", i, TILE_ROWS), x.k), p), TILE_ROWS), bin("mod", i, TILE_ROWS)));
   const bAt = addE(x.b / 4, addE(mulE(addE(mulE(bin("idiv", j, TILE_COLS), x.k), p), TILE_COLS), bin("mod", j, TILE_COLS)));
   return [
-    loop("i", x.m, [
-      loop("j", x.n, [
+    parallel("i", x.m, [
+      parallel("j", x.n, [
         let_("acc", 0),
-        loop("p", x.k, [set("acc", bin("+", ref("acc"), bin("*", load(SCRATCH, aAt), load(SCRATCH, bAt))))]),
+        reduce("p", x.k, [set("acc", bin("+", ref("acc"), bin("*", load(SCRATCH, aAt), load(SCRATCH, bAt))))]),
         store(SCRATCH, addE(x.c / 4, addE(mulE(i, x.colPanels * TILE_COLS), j)), ref("acc")),
       ]),
     ]),

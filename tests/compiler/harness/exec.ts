@@ -7,11 +7,12 @@ import { lowerGraph } from "../../../compiler/compile.js";
 import type { CompileOptions } from "../../../compiler/config.js";
 import type { ArenaPlan } from "../../../compiler/plan/arena.js";
 import { stmtsJs } from "../../../compiler/backends/ts/jsExpr.js";
+import { verifyKernel } from "../../../compiler/kernel/verify.js";
 import type { Buffer } from "../../../compiler/lower/lower.js";
 import type { Kernel, Schedule } from "../../../compiler/lower/schedule.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { initValues } from "../../../compiler/dsl/init.js";
-import { NATIVE, SCRATCH } from "../../../compiler/lower/fusedKernel.js";
+import { SCRATCH } from "../../../compiler/lower/fusedKernel.js";
 import { scratchFloats } from "../../../compiler/backends/wasm/gemmWasm.js";
 import { encodeModule, pagesFor } from "../../../compiler/backends/wasm/wasm.js";
 
@@ -53,13 +54,23 @@ function compileKernel(k: Kernel, plan: ArenaPlan): (F: Arena, I: Arena, W: Floa
     if (!b) throw new Error(`exec: ${k.name} uses unbound buffer ${name}`);
     return { array: b.arena, offset: plan.offsets.get(b)! };
   };
-  const lines = k.body.flatMap((st) => (st.k === "for" && st.v === NATIVE ? [`wasm.${k.native!.product.name}();`] : stmtsJs([st], bind)));
+  const lines = stmtsJs(k.body, bind, 0, () => [`wasm.${k.native!.product.name}();`]);
   return new Function("F", "I", "W", "wasm", lines.join("\n")) as (F: Arena, I: Arena, W: Float32Array, wasm: Record<string, () => void>) => void;
 }
 
-/** Lowers `graph` with `options` and binds it to arenas (constants filled, params initialized). */
+/** Verifies every kernel of a schedule against its buffers' sizes (throws a KirError naming the kernel and each problem). */
+export function verifySchedule(s: Schedule): void {
+  for (const k of s.kernels) {
+    const sizes = new Map(Object.entries(k.buffers).map(([name, b]) => [name, b.size]));
+    if (k.native) sizes.set(SCRATCH, scratchFloats(k.native.product));
+    verifyKernel(k.name, k.body, sizes);
+  }
+}
+
+/** Lowers `graph` with `options`, verifies its kernels and binds them to arenas (constants filled, params initialized). */
 export function execute(graph: Graph, options: Omit<CompileOptions, "outDir"> = {}): Executed {
   const { schedule: s, plan } = lowerGraph(graph, options);
+  verifySchedule(s);
   const F = s.precision === "f64" ? new Float64Array(plan.floats) : new Float32Array(plan.floats);
   const I = new Int32Array(Math.max(1, plan.ints));
   const arena = (b: Buffer): Arena => (b.arena === "F" ? F : I);

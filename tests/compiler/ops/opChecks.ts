@@ -10,6 +10,7 @@ import type { Feeds } from "../../../compiler/interp/interpret.js";
 import { OPS } from "../../../compiler/ops/index.js";
 import type { NDArray, NodeOf, OpDef, OpKind } from "../../../compiler/ops/index.js";
 import { kernelFunction } from "../../../compiler/backends/ts/jsExpr.js";
+import { verifyKernel } from "../../../compiler/kernel/verify.js";
 import { grad, hvp, tangentName } from "../../../compiler/autodiff/grad.js";
 import { expectAllClose, randomArray } from "../../helpers.js";
 
@@ -31,7 +32,9 @@ export function expectLoweringMatches(build: (g: GraphBuilder) => Tensor, feeds:
   expect(def.lower, `${n.op} has a lowering`).toBeDefined();
   const want = def.eval(n as NodeOf<OpKind>, ins);
   const out = new Float64Array(n.size).fill(NaN);
-  kernelFunction(def.lower!(n as NodeOf<OpKind>), ins.length)(out, ...ins.map((a) => Float64Array.from(a.data)));
+  const body = def.lower!(n as NodeOf<OpKind>);
+  verifyKernel(n.op, body, new Map([["out", n.size], ...n.inputs.map((t, k) => [`in${k}`, t.size] as const)]));
+  kernelFunction(body, ins.length)(out, ...ins.map((a) => Float64Array.from(a.data)));
   expectAllClose(out, want, { rtol: tol, atol: tol });
   return { shape: n.shape, dtype: n.dtype, data: want };
 }
