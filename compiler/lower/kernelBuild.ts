@@ -15,7 +15,7 @@ import type { Group } from "../fusion/groups.js";
 import type { FusedKernel } from "./fusedKernel.js";
 import { KernelContext } from "./fusedKernel.js";
 import { pointwiseKernel, reduceKernel } from "./loopKernels.js";
-import { matmulKernel } from "./gemm.js";
+import { matmulKernel } from "../backends/ts/gemm.js";
 import type { Value } from "../fusion/program.js";
 import { storageOf } from "../fusion/program.js";
 

@@ -4,18 +4,18 @@
 // element before it is stored. A transposed operand is only other strides:
 // every operand is read through pointers that step by a constant per p, so
 // the inner loop does no index arithmetic beyond one add per operand stream.
-import type { Expr, Stmt } from "../kernel/kir.js";
-import { addE, baseOf, bin, let_, loop, mulE, num, ref, set } from "../kernel/kir.js";
-import type { Affine } from "../fusion/coords.js";
-import { axisOf, canonical, flatIndex } from "../fusion/coords.js";
-import type { FusedKernel } from "./fusedKernel.js";
-import type { KernelContext } from "./fusedKernel.js";
-import { Inliner, Scope } from "./inline.js";
-import { TILE } from "../fusion/fuse.js";
-import { frameAxes, matmulDims, matmulOperandCoords } from "../fusion/matmulFrame.js";
-import type { Value } from "../fusion/program.js";
-import { nest } from "../kernel/loops.js";
-import { wantsWasm, wasmMatmulKernel } from "../backends/wasm/gemmWasm.js";
+import type { Expr, Stmt } from "../../kernel/kir.js";
+import { addE, baseOf, bin, let_, loop, mulE, num, ref, set } from "../../kernel/kir.js";
+import type { Affine } from "../../fusion/coords.js";
+import { axisOf, canonical, flatIndex } from "../../fusion/coords.js";
+import type { FusedKernel } from "../../lower/fusedKernel.js";
+import type { KernelContext } from "../../lower/fusedKernel.js";
+import { Inliner, Scope } from "../../lower/inline.js";
+import { TILE } from "../../fusion/fuse.js";
+import { frameAxes, matmulDims, matmulOperandCoords } from "../../fusion/matmulFrame.js";
+import type { Value } from "../../fusion/program.js";
+import { nest } from "../../kernel/loops.js";
+import { wantsWasm, wasmMatmulKernel } from "../wasm/gemmWasm.js";
 
 /** Coordinates with frame axis `axis` moved by `by`. */
 function shift(coords: readonly Affine[], axis: number, by: number): Affine[] {
