@@ -14,6 +14,7 @@ import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
 import { checkCommand, checkHelp } from "../runtime/check.js";
 import { sampleCommand, sampleHelp } from "../runtime/sample.js";
 import { functionSources } from "./inspect/functions.js";
+import { TARGET_FLAGS, targetOptions } from "./backends/index.js";
 
 /** Where the CLI writes; tests capture both. */
 export interface CliIO {
@@ -30,7 +31,7 @@ const HELP_FLAG: FlagDefs = { help: { kind: "boolean", short: "h", help: "show t
 
 const COMPILE_FLAGS: FlagDefs = {
   out: { kind: "string", short: "o", value: "DIR", help: "the bundle's folder (default: build/<graph name>)" },
-  backend: { kind: "string", value: "ts|gpu", help: "kernel backend (default ts)" },
+  ...TARGET_FLAGS,
   optimizer: { kind: "string", value: "NAME", help: "sgd, momentum, adam or adamw (default: the model's config, else adam)" },
   lr: { kind: "number", value: "X", help: "base learning rate" },
   "grad-clip": { kind: "number", value: "X", help: "clip gradients to this global norm" },
@@ -38,7 +39,6 @@ const COMPILE_FLAGS: FlagDefs = {
   "dump-passes": { kind: "boolean", help: "write the graph after each graph pass to <dir>/graphs/passes/" },
   "no-fusion": { kind: "boolean", help: "one kernel per graph node (for comparison)" },
   remat: { kind: "boolean", help: "recompute cheap activations in the backward instead of keeping them" },
-  "no-wasm": { kind: "boolean", help: "keep large matmuls in TypeScript instead of WebAssembly SIMD" },
   "init-from": { kind: "string", value: "FILE", help: "initial weights from a safetensors file (params by name; F16, BF16, F32 or F64)" },
   ...HELP_FLAG,
 };
@@ -124,21 +124,19 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const config: ModelConfig = mod.config ?? {};
   const lr = flagNumber(flags, "lr");
   const optimizer = mergeOptimizer(config.optimizer, oneOf(flagString(flags, "optimizer"), ["sgd", "momentum", "adam", "adamw"], "optimizer"), lr);
-  const backend = oneOf(flagString(flags, "backend"), ["ts", "gpu"], "backend");
   const dtype = oneOf(flagString(flags, "dtype"), ["f32", "f64"], "dtype");
   const gradClip = flagNumber(flags, "grad-clip");
   const outDir = resolve(flagString(flags, "out") ?? join("build", graph.name));
   const options: CompileOptions = {
     ...config,
     outDir,
-    ...(backend ? { backend } : {}),
+    ...targetOptions(flags),
     ...(optimizer ? { optimizer } : {}),
     ...(gradClip !== undefined ? { gradClip } : {}),
     ...(dtype ? { dtype } : {}),
     ...(flags["dump-passes"] ? { dumpPasses: true } : {}),
     ...(flags["no-fusion"] ? { fusion: false } : {}),
     ...(flags["remat"] ? { remat: true } : {}),
-    ...(flags["no-wasm"] ? { wasm: false } : {}),
     ...(flagString(flags, "init-from") !== undefined ? { initFrom: resolve(flagString(flags, "init-from")!) } : {}),
   };
   // imported here, so `gradc train`, `inspect` and `graph` run without loading the compiler

@@ -20,6 +20,7 @@ import { summarize } from "./bundle/summary.js";
 import type { CompileSummary } from "./bundle/summary.js";
 import type { ArenaPlan } from "./plan/arena.js";
 import { emitTs, transpile } from "./backends/ts/emitTs.js";
+import { targetFor, targetOptionsOf } from "./backends/index.js";
 import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
 import type { PassStat, PipelineResult } from "./passes/pipeline.js";
@@ -46,9 +47,7 @@ function checkOptions(options: CompileOptions): void {
   if (!options || typeof options.outDir !== "string" || options.outDir.length === 0) {
     throw new Error("compile: options.outDir must name the bundle's folder");
   }
-  if (options.backend !== undefined && options.backend !== "ts") {
-    throw new Error(`compile: backend "${String(options.backend)}" is not available yet; use "ts"`);
-  }
+  targetFor(options);
   if (options.dtype !== undefined && options.dtype !== "f32" && options.dtype !== "f64") {
     throw new Error(`compile: dtype must be "f32" or "f64", got ${JSON.stringify(options.dtype)}`);
   }
@@ -114,7 +113,7 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
   if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
   const precision = options.dtype ?? "f32";
   const fusion = options.fusion ?? true;
-  const wasm = options.wasm ?? true;
+  const target = targetFor(options);
   const dumps = new Dumps(options.dumpPasses === true);
 
   // build: the DSL built the graph; the training step's loss reads every ifTraining's first branch
@@ -137,21 +136,21 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
   dumps.add("remat", () => rematText(train, remat, printedNodes(train)));
 
   // fusion: which values are stored, and which kernel computes each, per entry point
-  const plans = fuseEntryPoints(forward, train, { precision, fusion, wasm, remat });
+  const plans = fuseEntryPoints(forward, train, { precision, fusion, cost: target.cost, remat });
   dumps.add("fusion", () => fusionText(plans, printedNodes(train)));
 
   // lowering: kernels in the kernel IR over static buffers, the optimizer update included
   const lowered = lowerSchedule(forward, train, plans, {
     precision,
     fusion,
-    wasm,
+    target,
     remat: remat.remat,
     ...(options.optimizer ? { optimizer: options.optimizer } : {}),
     ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
   });
   dumps.add("lowering", () => kernelListText(lowered));
 
-  // backend passes: the TypeScript backend rewrites no kernel (its matmul tiling is chosen while lowering)
+  // backend passes: the target's own passes (matmul tiling, packing, pointers) run inside lowering, through its matmul strategy; none rewrites a finished kernel yet
   const schedule = lowered;
   dumps.add("backend", () => kernelListText(schedule));
 
@@ -259,7 +258,7 @@ function generateFiles(train: Graph, config: GenerateConfig, options: CompileOpt
     throw new Error(`${where}: output "${output}" [${out.shape.join(",")}] must be logits [1, ${spec.context}, ${spec.vocab.length}] (context × vocabulary)`);
   }
   // forward only, and its weights come from the training bundle when it runs
-  const built = buildFiles(g, { ...(options.dtype ? { dtype: options.dtype } : {}), ...(options.wasm !== undefined ? { wasm: options.wasm } : {}), ...(options.fusion !== undefined ? { fusion: options.fusion } : {}) }, true);
+  const built = buildFiles(g, { ...(options.dtype ? { dtype: options.dtype } : {}), ...targetOptionsOf(options), ...(options.fusion !== undefined ? { fusion: options.fusion } : {}) }, true);
   const files: BundleFiles = new Map();
   for (const [rel, content] of built.files) files.set(`${GENERATE_DIR}/${rel}`, content);
   return { spec, files };

@@ -1,4 +1,5 @@
 // Options of `compile`, and the `config` a model file may export beside its graph.
+import type { TargetOptions } from "./backends/index.js";
 import type { DataSpec, OptimizerSpec, TrainingSpec } from "../runtime/manifest.js";
 import type { Graph } from "./ir/graph.js";
 
@@ -35,10 +36,9 @@ export interface GenerateConfig {
   readonly start?: string;
 }
 
-export interface CompileOptions {
+export interface CompileOptions extends TargetOptions {
   /** The bundle's folder (created or replaced). */
   readonly outDir: string;
-  readonly backend?: "ts" | "gpu";
   /** Default: Adam, lr 0.001. */
   readonly optimizer?: OptimizerSpec;
   /** Global-norm gradient clipping threshold. */
@@ -71,8 +71,6 @@ export interface CompileOptions {
    * `g.checkpoint` marks. Default: on exactly when the graph has checkpoints.
    */
   readonly remat?: boolean;
-  /** Large f32 matmul products in WebAssembly SIMD, the rest of the kernel in TypeScript (default true). */
-  readonly wasm?: boolean;
 }
 
 /** What a model file may export as `config`: compile options without the folder. */

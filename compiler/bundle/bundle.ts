@@ -20,8 +20,8 @@ import type { ArenaPlan } from "../plan/arena.js";
 import { offsetOf } from "../plan/arena.js";
 import { arenaOf, storageNode, storedDtype } from "../lower/lower.js";
 import type { Buffer } from "../lower/lower.js";
-import type { Schedule } from "../lower/schedule.js";
-import type { Stmt } from "../kernel/kir.js";
+import type { Kernel, Schedule } from "../lower/schedule.js";
+import { visitKir } from "../kernel/kir.js";
 import { TRANSPILE_VERSION, bindingList, transpile } from "../backends/ts/emitTs.js";
 import { commentText, printedNodes } from "../lower/names.js";
 
@@ -50,13 +50,14 @@ function nodeSlot(s: Schedule, plan: ArenaPlan, t: Tensor): Slot {
 }
 
 /** The kernel IR buffer names a body stores into, in first-store order (the manifest's `writes`). */
-function writtenBuffers(body: readonly Stmt[], into: string[] = []): string[] {
-  for (const st of body) {
-    // the WebAssembly scratch memory is no arena slot
-    if (st.k === "store" && !into.includes(st.buf) && !st.buf.startsWith("@")) into.push(st.buf);
-    else if (st.k === "for") writtenBuffers(st.body, into);
-    else if (st.k === "if") [st.then, st.else ?? []].forEach((b) => writtenBuffers(b, into));
-  }
+function writtenBuffers(k: Kernel): string[] {
+  const into: string[] = [];
+  visitKir(k.body, {
+    stmt: (st) => {
+      // a scratch buffer private to the kernel is no arena slot
+      if ((st.k === "store" || st.k === "scatterAdd") && k.buffers[st.buf] && !into.includes(st.buf)) into.push(st.buf);
+    },
+  });
   return into;
 }
 
@@ -96,7 +97,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
       ...(k.where ? { src: k.where } : {}),
       entry: k.entry,
       ...(k.gradOf.length ? { gradOf: k.gradOf } : {}),
-      writes: writtenBuffers(k.body).map((name) => ({ ...bufferSlot(plan, k.buffers[name]!), label: k.buffers[name]!.label })),
+      writes: writtenBuffers(k).map((name) => ({ ...bufferSlot(plan, k.buffers[name]!), label: k.buffers[name]!.label })),
       ...(k.nodes.length > 1 ? { nodes: k.nodes.map((t) => ({ node: printed.get(t)?.binding ?? String(t), op: t.op, ...(describeOrigin(t) ? { src: describeOrigin(t) } : {}) })) } : {}),
     })),
     files: { forward: FILES.forward, step: FILES.step, weights: FILES.weights, trainer: FILES.trainer },

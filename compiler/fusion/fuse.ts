@@ -11,6 +11,8 @@ import { canBeTotal, levelOfShape, nativeCoords, newGroup, sameReduction } from 
 import type { Program, Value } from "./program.js";
 import { opCost, storageOf } from "./program.js";
 import { matmulOperandCoords } from "./matmulFrame.js";
+import type { CostModel } from "../backends/target.js";
+import type { Precision } from "../lower/lower.js";
 
 /** The result of fusion: stored values and the kernels in execution order. */
 export interface FusionPlan {
@@ -26,10 +28,13 @@ export interface FusionPlan {
 
 /** A free value shared by kernels is stored from this cost on (an exp costs 8, an add 1). */
 const SHARED_COST = 8;
-/** A value inlined into a matmul operand is recomputed ~n/tile times per element: stored above this total. */
-const OPERAND_COST = 16;
-/** Rows and columns of C that a matmul kernel's register tile covers. */
-export const TILE = 4;
+
+/** How to fuse: `fusion: false` gives one kernel per node; the target's cost model decides what matmul operands store. */
+export interface FuseOptions {
+  readonly fusion: boolean;
+  readonly cost: CostModel;
+  readonly precision: Precision;
+}
 
 /** One value reached while inlining a kernel's computation. */
 interface Reach {
@@ -49,8 +54,9 @@ interface Round {
   readonly deps: Map<Group, Set<Group>>;
   /** Values to store in the next round. */
   readonly more: Set<Value>;
-  /** Matmuls whose operands are packed (each element computed once) before the product. */
-  readonly packed: (mm: Value) => boolean;
+  /** The target's costs, and the precision they are asked at. */
+  readonly cost: CostModel;
+  readonly precision: Precision;
 }
 
 /**
@@ -275,8 +281,8 @@ function open(r: Round, kind: Group["kind"], v: Value): Group {
       // an operand computed from another kernel's locals is stored whole when that costs least:
       // it is read at a high cost per element, or other kernels read it too; else the locals are stored
       const top = storageOf(operand);
-      const reuse = matmulReuse(v, r.packed(v))[i]!;
-      const whole = inlineCostIn(r, top) * reuse > OPERAND_COST || top.users.length >= 2;
+      const reuse = r.cost.matmulReuse(v, r.precision)[i]!;
+      const whole = inlineCostIn(r, top) * reuse > r.cost.operandCost || top.users.length >= 2;
       if (got.some((x) => x.how === "local") && whole && (top.kind === "pointwise" || top.kind === "index") && !r.groupOf.has(top)) {
         r.more.add(top);
       } else {
@@ -303,8 +309,8 @@ function open(r: Round, kind: Group["kind"], v: Value): Group {
 }
 
 /** One round: groups for the current stored set, and the values that must be stored as well. */
-function groupRound(p: Program, stored: Set<Value>, packed: (mm: Value) => boolean): Round {
-  const r: Round = { stored, groups: [], groupOf: new Map(), levels: new Map(), deps: new Map(), more: new Set(), packed };
+function groupRound(p: Program, stored: Set<Value>, options: FuseOptions): Round {
+  const r: Round = { stored, groups: [], groupOf: new Map(), levels: new Map(), deps: new Map(), more: new Set(), cost: options.cost, precision: options.precision };
   for (const v of p.values) {
     switch (v.kind) {
       case "source":
@@ -362,16 +368,6 @@ function inlineCostIn(r: Round, u: Value, memo = new Map<Value, number>()): numb
   return c;
 }
 
-/**
- * How many times a matmul computes each element of A and of B inline: once
- * per tile of columns and once per tile of rows, or once when it packs them.
- */
-export function matmulReuse(v: Value, packed = false): [number, number] {
-  if (packed) return [1, 1];
-  const [m, n] = v.node.shape.slice(-2) as [number, number];
-  return [Math.ceil(n / TILE), Math.ceil(m / TILE)];
-}
-
 /** Free values inlined by several kernels and costly, or inlined into matmul operands at a high cost: stored next round. */
 function costlyShared(r: Round): Set<Value> {
   const isStored = (u: Value) => r.stored.has(u);
@@ -394,9 +390,9 @@ function costlyShared(r: Round): Set<Value> {
         };
         const out: Reach[] = [];
         if (v.kind === "matmul") {
-          // each element of A is read once per tile of columns, each element of B once per tile of rows
+          // the target's matmul reads each element of A and of B this many times
           const [ca, cb] = matmulOperandCoords(v, g.n);
-          const [ra, rb] = matmulReuse(v, r.packed(v));
+          const [ra, rb] = r.cost.matmulReuse(v, r.precision);
           reachValue(v.inputs[0]!, ca, g.n, isStored, isLocal, out, seen(ra));
           reachValue(v.inputs[1]!, cb, g.n, isStored, isLocal, out, seen(rb));
           continue;
@@ -410,7 +406,7 @@ function costlyShared(r: Round): Set<Value> {
   };
   const costly = (f: Value): boolean => {
     if (f.kind !== "pointwise" && f.kind !== "index") return false;
-    return (users.get(f)!.size >= 2 && inlineCost(f) >= SHARED_COST) || (worst.get(f) ?? 0) > OPERAND_COST;
+    return (users.get(f)!.size >= 2 && inlineCost(f) >= SHARED_COST) || (worst.get(f) ?? 0) > r.cost.operandCost;
   };
   walkAll();
   const candidates = new Set([...users.keys()].filter(costly));
@@ -458,11 +454,11 @@ function unfused(p: Program): FusionPlan {
  * Fuses a program: rounds of grouping, each storing the values the previous
  * round could not keep inline, until none is added.
  */
-export function fuseProgram(p: Program, options: { fusion: boolean; packed?: (mm: Value) => boolean }): FusionPlan {
+export function fuseProgram(p: Program, options: FuseOptions): FusionPlan {
   if (!options.fusion) return unfused(p);
   const stored = initialStored(p);
   for (let round = 0; round <= p.values.length; round++) {
-    const r = groupRound(p, stored, options.packed ?? (() => false));
+    const r = groupRound(p, stored, options);
     // anchors first: storing them frees the values computed from them, which may then stay inline
     const anchors = [...r.more].filter((v) => v.kind === "reduce" || v.kind === "matmul" || v.kind === "opaque");
     let more: Set<Value> = anchors.length ? new Set(anchors) : r.more;

@@ -10,7 +10,7 @@ import type { SavePolicy, Value } from "./program.js";
 import { KEEP_ALL, buildProgram, kindOf } from "./program.js";
 import { fuseProgram } from "./fuse.js";
 import type { FusionPlan } from "./fuse.js";
-import { packsOperands } from "../backends/wasm/gemmWasm.js";
+import type { CostModel } from "../backends/target.js";
 
 /** The roots of the training step: the loss, one gradient per trainable param, then the state updates (`g.assign`). */
 export function trainingRoots(train: Graph): Tensor[] {
@@ -49,16 +49,16 @@ export interface FuseOptions {
   readonly precision: Precision;
   /** false: one kernel per node. */
   readonly fusion: boolean;
-  /** Whether large f32 matmul products may run in WebAssembly SIMD (their operands are then packed). */
-  readonly wasm: boolean;
+  /** The target's cost model (how often its matmul reads each operand element, ...). */
+  readonly cost: CostModel;
   readonly remat: Remat;
 }
 
 /** Fuses the training step (with the remat policy) and forward() (which keeps every value it needs). */
 export function fuseEntryPoints(forward: Graph, train: Graph, o: FuseOptions): EntryPlans {
-  const packed = (mm: Value) => packsOperands(mm, o.precision, o.wasm);
-  const step = fuseProgram(buildProgram(trainingRoots(train), o.precision, o.remat.policy), { fusion: o.fusion, packed });
-  const fwd = fuseProgram(buildProgram(Object.values(forward.outputs), o.precision), { fusion: o.fusion, packed });
+  const options = { fusion: o.fusion, cost: o.cost, precision: o.precision };
+  const step = fuseProgram(buildProgram(trainingRoots(train), o.precision, o.remat.policy), options);
+  const fwd = fuseProgram(buildProgram(Object.values(forward.outputs), o.precision), options);
   return { forward: fwd, step };
 }
 

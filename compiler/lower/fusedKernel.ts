@@ -14,7 +14,7 @@ import { Forms, formsByBuffer } from "./inline.js";
 import type { Precision } from "./lower.js";
 import { Namer } from "./names.js";
 import type { Value } from "../fusion/program.js";
-import type { WasmProduct } from "../backends/wasm/wasm.js";
+import type { ExternWork } from "../backends/target.js";
 
 /** A fused kernel before it is bound to arena buffers. */
 export interface FusedKernel {
@@ -25,17 +25,9 @@ export interface FusedKernel {
   readonly inplace: readonly (readonly [string, string])[];
   /** Every value the kernel computes, members and inlined ones (for its comments). */
   readonly computed: ReadonlySet<Value>;
-  /**
-   * A product done by WebAssembly: the body holds it as an `extern` statement
-   * whose reference loop nest says what it computes (for readers and cost
-   * counters), which the emitter replaces by the call. Operands and result
-   * live in the kernel's scratch memory `SCRATCH`.
-   */
-  readonly native?: { readonly product: Omit<WasmProduct, "name"> };
+  /** Work the target's own code does, at the body's `extern` statement (see ExternWork). */
+  readonly extern?: ExternWork;
 }
-
-/** The kernel buffer name of the WebAssembly scratch memory (not an arena buffer: private to one kernel call). */
-export const SCRATCH = "@W";
 
 /** The state of one kernel being built. */
 export class KernelContext {
@@ -51,9 +43,12 @@ export class KernelContext {
     readonly group: Group,
     readonly precision: Precision,
     readonly nameOf: (t: Tensor) => string,
-    /** Whether large f32 matmuls may run in WebAssembly SIMD. */
-    readonly wasm = false,
   ) {}
+
+  /** A name for a buffer private to one call of the kernel (a backend's scratch), unlike every other. */
+  scratchName(hint: string): string {
+    return this.namer.fresh(hint);
+  }
 
   /** The kernel's name for the buffer of a stored value. */
   bufferName(v: Value): string {

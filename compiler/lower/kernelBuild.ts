@@ -15,7 +15,7 @@ import type { Group } from "../fusion/groups.js";
 import type { FusedKernel } from "./fusedKernel.js";
 import { KernelContext } from "./fusedKernel.js";
 import { pointwiseKernel, reduceKernel } from "./loopKernels.js";
-import { matmulKernel } from "../backends/ts/gemm.js";
+import type { Target } from "../backends/target.js";
 import type { Value } from "../fusion/program.js";
 import { storageOf } from "../fusion/program.js";
 
@@ -34,8 +34,8 @@ export interface KernelDraft {
   readonly inplace: readonly (readonly [string, string])[];
   /** Values recomputed in the backward pass that this kernel computes. */
   readonly recomputes: number;
-  /** A product done in WebAssembly (see FusedKernel.native). */
-  readonly native?: FusedKernel["native"];
+  /** Work the target's own code does (see FusedKernel.extern). */
+  readonly extern?: FusedKernel["extern"];
 }
 
 /** What lowering a group needs from the schedule. */
@@ -44,8 +44,8 @@ export interface KernelEnv {
   readonly printed: ReadonlyMap<Tensor, Printed>;
   /** The buffer of a stored value. */
   readonly bufferOf: (v: Value) => Buffer;
-  /** Whether large f32 matmul products may run in WebAssembly SIMD. */
-  readonly wasm: boolean;
+  /** The target whose matmul strategy builds matmul kernels. */
+  readonly target: Target;
   /** The step's number (i32 scalar), bound as `step` for ops whose record says `readsStep`. */
   readonly step?: Buffer;
 }
@@ -74,8 +74,8 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   if (g.kind === "single" || g.kind === "opaque") {
     fused = singleKernel(env, anchor);
   } else {
-    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t), env.wasm);
-    fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx) : matmulKernel(cx);
+    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t));
+    fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx) : env.target.matmulKernel(cx);
   }
   const buffers: Record<string, Buffer> = {};
   for (const [name, v] of fused.buffers) buffers[name] = env.bufferOf(v);
@@ -110,6 +110,6 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
     phase: g.phase,
     inplace: fused.inplace,
     recomputes: computed.filter((v) => v.copy).length,
-    ...(fused.native ? { native: fused.native } : {}),
+    ...(fused.extern ? { extern: fused.extern } : {}),
   };
 }

@@ -5,12 +5,12 @@ import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { printGraphWithNames } from "../ir/printer.js";
 
-/** JS words an identifier must not be, plus the names the emitted modules use themselves. */
+/** JS words an identifier must not be, plus the names every emitted module uses itself (a target adds its own: EmitHooks.moduleNames). */
 const RESERVED = new Set(
   (
     "break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
     "import in instanceof new null return super switch this throw true try typeof var void while with yield let static " +
-    "implements interface package private protected public await arguments eval undefined NaN Infinity Math F I W wasm create KERNELS"
+    "implements interface package private protected public await arguments eval undefined NaN Infinity Math F I create KERNELS"
   ).split(" "),
 );
 
@@ -28,11 +28,14 @@ export function sanitize(name: string, max = 24): string {
 export class Namer {
   private readonly used = new Set<string>();
 
+  /** `reserved`: more names no identifier may take (module-level names of the target's emitted code). */
+  constructor(private readonly reserved: readonly string[] = []) {}
+
   /** A fresh identifier from `base` (sanitized again, so any text is safe). */
   fresh(base: string): string {
     let id = sanitize(base, 64);
     if (id === "_") id = "kernel";
-    if (/^[0-9]/.test(id) || RESERVED.has(id)) id = `k_${id}`;
+    if (/^[0-9]/.test(id) || RESERVED.has(id) || this.reserved.includes(id)) id = `k_${id}`;
     let name = id;
     for (let n = 2; this.used.has(name); n++) name = `${id}_${n}`;
     this.used.add(name);

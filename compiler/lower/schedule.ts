@@ -22,7 +22,7 @@ import type { FusionPlan } from "../fusion/fuse.js";
 import type { EntryPlans } from "../fusion/plans.js";
 import type { KernelDraft, KernelEnv } from "./kernelBuild.js";
 import { groupKernel } from "./kernelBuild.js";
-import type { WasmProduct } from "../backends/wasm/wasm.js";
+import type { ExternWork, Target } from "../backends/target.js";
 
 /** Which entry point runs a kernel. */
 export type Entry = "forward" | "gradients" | "update";
@@ -51,8 +51,8 @@ export interface Kernel {
   readonly inplace: readonly (readonly [string, string])[];
   /** How many recomputed (rematerialized) values it computes. */
   readonly recomputes: number;
-  /** A matrix product it hands to WebAssembly: the export `product.name`, called where the body has its NATIVE loop. */
-  readonly native?: { readonly product: WasmProduct };
+  /** Work the target's own code does where the body has its `extern` statement (see ExternWork). */
+  readonly extern?: ExternWork;
 }
 
 /** An optimizer-state buffer of one param. */
@@ -67,6 +67,8 @@ export interface Schedule {
   readonly graph: Graph;
   readonly train: Graph;
   readonly precision: Precision;
+  /** The backend its kernels were built for, which emits them. */
+  readonly target: Target;
   readonly optimizer: ResolvedOptimizer;
   readonly gradClip?: number;
   readonly fusion: boolean;
@@ -137,8 +139,8 @@ export interface LowerOptions {
   readonly fusion: boolean;
   /** Whether the training step recomputes forward values (the remat stage's decision, recorded). */
   readonly remat: boolean;
-  /** Whether large f32 matmul products may run in WebAssembly SIMD. */
-  readonly wasm: boolean;
+  /** The backend the kernels are for: lowering asks its matmul strategy, the emitter its hooks. */
+  readonly target: Target;
 }
 
 /** Creates the buffers, in creation order (the memory plan lays them out in it). */
@@ -274,7 +276,7 @@ function planKernels(plans: EntryPlans, train: Graph, env: KernelEnv, namer: Nam
         phase: draft.phase,
         inplace: draft.inplace,
         recomputes: draft.recomputes,
-        ...(draft.native ? { native: { product: { ...draft.native.product, name } } } : {}),
+        ...(draft.extern ? { extern: draft.extern } : {}),
       };
       bySignature.set(sig, { kernel, entry: entries });
       return kernel;
@@ -397,8 +399,8 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
     if (!b) temps.set(key, (b = table.add(`${nameOf(t)}${v.copy ? "'" : ""}`, "node", t.shape, t.dtype, { node: t })));
     return b;
   };
-  const namer = new Namer();
-  const env: KernelEnv = { precision, printed, bufferOf: bufferOfValue, wasm: o.wasm, step: layout.hyper.step };
+  const namer = new Namer(o.target.emit.moduleNames);
+  const env: KernelEnv = { precision, printed, bufferOf: bufferOfValue, target: o.target, step: layout.hyper.step };
   const kernels = planKernels(plans, train, env, namer);
   const stored = (t: Tensor) => bufferOf.get(t) ?? pinned.get(t) ?? temps.get(`${t.id}:0`);
   const copyKernel = copyKernels(layout, precision, stored, namer);
@@ -422,6 +424,7 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
     graph: forward,
     train,
     precision,
+    target: o.target,
     optimizer,
     ...(o.gradClip !== undefined ? { gradClip: o.gradClip } : {}),
     fusion: o.fusion,

@@ -2,7 +2,6 @@
 // module-level function per kernel, literal sizes and offsets) and transpiles
 // them to JavaScript. User text reaches the code only as sanitized identifiers
 // and neutralized comments.
-import { Buffer as NodeBuffer } from "node:buffer";
 import { IndentationText, Project, ts } from "ts-morph";
 import type { FunctionDeclarationStructure, OptionalKind, SourceFile } from "ts-morph";
 import { stmtsJs } from "./jsExpr.js";
@@ -13,10 +12,8 @@ import { offsetOf } from "../../plan/arena.js";
 import type { Kernel, Schedule } from "../../lower/schedule.js";
 import { kernelsOf } from "../../lower/schedule.js";
 import { commentText } from "../../lower/names.js";
-import { SCRATCH } from "../../lower/fusedKernel.js";
-import { scratchFloats } from "../wasm/gemmWasm.js";
-import { encodeModule, pagesFor } from "../wasm/wasm.js";
 import type { Buffer } from "../../lower/lower.js";
+import type { EmitHooks } from "../target.js";
 
 /** One kernel's emitted function, JSDoc included, and the module it is in. */
 export interface KernelSource {
@@ -47,43 +44,30 @@ function kernelDoc(k: Kernel): string {
   return commentText(k.where ? `${k.what}  # ${k.where}` : k.what);
 }
 
-/** A kernel as a function declaration over the arenas, with literal offsets. */
-function kernelFunction(k: Kernel, plan: ArenaPlan): OptionalKind<FunctionDeclarationStructure> {
-  const bind: Bindings = (name) => {
-    // the WebAssembly scratch memory, W, is the kernel's own from offset 0
-    if (name === SCRATCH) return { array: "W", offset: 0 };
+/** How a kernel binds its buffer names: arena buffers at their offsets, its scratch (if any) in the target's scratch array. */
+export function kernelBindings(k: Kernel, plan: ArenaPlan, hooks: EmitHooks): Bindings {
+  return (name) => {
+    if (name === k.extern?.scratch?.name) return { array: hooks.scratchArray, offset: 0 };
     const b = k.buffers[name];
     if (!b) throw new Error(`emit: kernel ${k.name} uses buffer "${name}", which is not bound`);
     return { array: b.arena, offset: offsetOf(plan, b) };
   };
-  // the product's reference loops become the call to its WebAssembly export
-  const lines = stmtsJs(k.body, bind, 0, () => [`wasm.${k.native!.product.name}();`]);
+}
+
+/** A kernel's body as JavaScript lines, its extern statements emitted by the target's hooks. */
+export function kernelJs(k: Kernel, plan: ArenaPlan, hooks: EmitHooks): string[] {
+  return stmtsJs(k.body, kernelBindings(k, plan, hooks), 0, (s) => hooks.externJs(k, s));
+}
+
+/** A kernel as a function declaration over the arenas, with literal offsets. */
+function kernelFunction(k: Kernel, plan: ArenaPlan, hooks: EmitHooks): OptionalKind<FunctionDeclarationStructure> {
   return {
     name: k.name,
     parameters: ARENA_PARAMS,
     returnType: "void",
     docs: [kernelDoc(k)],
-    statements: lines.join("\n"),
+    statements: kernelJs(k, plan, hooks).join("\n"),
   };
-}
-
-/**
- * The WebAssembly module of a file's matmul products, instantiated once when
- * the module loads: `wasm` holds its exports, `W` views its memory (the
- * kernels' scratch: packed operands and products).
- */
-function wasmModule(ks: readonly Kernel[]): string[] {
-  const products = ks.flatMap((k) => (k.native ? [k.native.product] : []));
-  if (!products.length) return [];
-  const floats = Math.max(...products.map((p) => scratchFloats(p)));
-  const pages = pagesFor(4 * floats);
-  const base64 = NodeBuffer.from(encodeModule(products, pages)).toString("base64");
-  return [
-    `// WebAssembly SIMD products (f32x4, 4×8 register tiles) of ${products.length} matmul kernel${products.length > 1 ? "s" : ""}; W is their scratch memory.`,
-    `const wasmMemory = new WebAssembly.Memory({ initial: ${pages}, maximum: ${pages} });`,
-    `const wasm = new WebAssembly.Instance(new WebAssembly.Module(Uint8Array.from(atob("${base64}"), (c) => c.charCodeAt(0))), { env: { memory: wasmMemory } }).exports as unknown as Readonly<Record<string, () => void>>;`,
-    `const W = new Float32Array(wasmMemory.buffer);`,
-  ];
 }
 
 /** Statements that write the constants into the arenas, once, at create time. */
@@ -128,8 +112,8 @@ export function emitForward(s: Schedule, plan: ArenaPlan, project = emitProject(
   const ks = kernelsOf(s, "forward");
   const { decls, fills } = constFills(s, plan);
   header(sf, "Forward pass (predict)", s, decls);
-  sf.addStatements(wasmModule(ks));
-  sf.addFunctions(ks.map((k) => kernelFunction(k, plan)));
+  sf.addStatements(s.target.emit.preamble(ks));
+  sf.addFunctions(ks.map((k) => kernelFunction(k, plan, s.target.emit)));
   kernelTable(sf, ks);
   sf.addFunction({
     isExported: true,
@@ -154,8 +138,8 @@ export function emitStep(s: Schedule, plan: ArenaPlan, project = emitProject()):
   const updates = kernelsOf(s, "update");
   const { decls, fills } = constFills(s, plan);
   header(sf, `Training step (loss, gradients, ${s.optimizer.name} update)`, s, decls);
-  sf.addStatements(wasmModule([...grads, ...updates]));
-  sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan)));
+  sf.addStatements(s.target.emit.preamble([...grads, ...updates]));
+  sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan, s.target.emit)));
   kernelTable(sf, [...grads, ...updates]);
   sf.addFunction({
     isExported: true,

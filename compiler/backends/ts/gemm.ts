@@ -5,17 +5,18 @@
 // every operand is read through pointers that step by a constant per p, so
 // the inner loop does no index arithmetic beyond one add per operand stream.
 import type { Expr, Stmt } from "../../kernel/kir.js";
-import { addE, baseOf, bin, let_, loop, mulE, num, ref, set } from "../../kernel/kir.js";
+import { addE, baseOf, bin, let_, mulE, num, parallel, reduce, ref, set } from "../../kernel/kir.js";
 import type { Affine } from "../../fusion/coords.js";
 import { axisOf, canonical, flatIndex } from "../../fusion/coords.js";
 import type { FusedKernel } from "../../lower/fusedKernel.js";
 import type { KernelContext } from "../../lower/fusedKernel.js";
 import { Inliner, Scope } from "../../lower/inline.js";
-import { TILE } from "../../fusion/fuse.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "../../fusion/matmulFrame.js";
 import type { Value } from "../../fusion/program.js";
 import { nest } from "../../kernel/loops.js";
-import { wantsWasm, wasmMatmulKernel } from "../wasm/gemmWasm.js";
+
+/** Rows and columns of C that a matmul kernel's register tile covers. */
+export const TILE = 4;
 
 /** Coordinates with frame axis `axis` moved by `by`. */
 function shift(coords: readonly Affine[], axis: number, by: number): Affine[] {
@@ -107,9 +108,8 @@ function pointers(
   return { init, body, advance };
 }
 
-/** A fused matmul kernel (see the file header); large f32 products go to WebAssembly (gemmWasm.ts). */
+/** A fused matmul kernel (see the file header). */
 export function matmulKernel(cx: KernelContext): FusedKernel {
-  if (wantsWasm(cx)) return wasmMatmulKernel(cx);
   const g = cx.group;
   const mm = g.members[0]!;
   const d = matmulDims(mm);
@@ -179,7 +179,7 @@ export function matmulKernel(cx: KernelContext): FusedKernel {
       ...pre.init,
       ...pre.body,
       ...inner.init,
-      loop("p", d.k, [...inner.body, ...inner.advance]),
+      reduce("p", d.k, [...inner.body, ...inner.advance]),
       ...after.init,
       ...after.body,
     ];
@@ -192,9 +192,9 @@ export function matmulKernel(cx: KernelContext): FusedKernel {
   /** Tiles of one band of rows (from tile row `from` to `to`), full columns then the rest. */
   const band = (mr: number, from: number, to: number): Stmt => {
     const cols: Stmt[] = [];
-    if (nt > 0) cols.push(loop("tj", nt, [let_("j", mulE(ref("tj"), TILE)), ...tile(mr, TILE)]));
-    if (rn > 0) cols.push(loop("tj", nt + 1, [let_("j", mulE(ref("tj"), TILE)), ...tile(mr, rn)], nt));
-    return loop("ti", to, [let_("i", mulE(ref("ti"), TILE)), ...cols], from);
+    if (nt > 0) cols.push(parallel("tj", nt, [let_("j", mulE(ref("tj"), TILE)), ...tile(mr, TILE)]));
+    if (rn > 0) cols.push(parallel("tj", nt + 1, [let_("j", mulE(ref("tj"), TILE)), ...tile(mr, rn)], nt));
+    return parallel("ti", to, [let_("i", mulE(ref("ti"), TILE)), ...cols], from);
   };
   const bands: Stmt[] = [];
   if (d.m > 0 && d.n > 0) {

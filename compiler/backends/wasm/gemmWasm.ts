@@ -11,7 +11,8 @@ import type { Affine } from "../../fusion/coords.js";
 import { axisOf, constant, identity } from "../../fusion/coords.js";
 import type { FusedKernel } from "../../lower/fusedKernel.js";
 import type { KernelContext } from "../../lower/fusedKernel.js";
-import { SCRATCH, formIndex, layOut } from "../../lower/fusedKernel.js";
+import { formIndex, layOut } from "../../lower/fusedKernel.js";
+import type { ExternWork } from "../target.js";
 import { Forms, Inliner, Scope, substitute } from "../../lower/inline.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "../../fusion/matmulFrame.js";
 import type { Value } from "../../fusion/program.js";
@@ -25,14 +26,22 @@ import { commentText } from "../../lower/names.js";
 export const WASM_MIN_WORK = 16384;
 
 /** Whether a matmul's product runs in WebAssembly (its operands then packed, each element computed once). */
-export function packsOperands(mm: Value, precision: Precision, wasm: boolean): boolean {
+export function packsOperands(mm: Value, precision: Precision): boolean {
   const d = matmulDims(mm);
-  return wasm && precision === "f32" && d.batch.length === 0 && d.m * d.n * d.k >= WASM_MIN_WORK;
+  return precision === "f32" && d.batch.length === 0 && d.m * d.n * d.k >= WASM_MIN_WORK;
 }
 
-/** Whether a matmul group's product runs in WebAssembly. */
-export function wantsWasm(cx: KernelContext): boolean {
-  return packsOperands(cx.group.members[0]!, cx.precision, cx.wasm);
+/** The fields of a product, in the order `ExternWork.data` holds them. */
+const PRODUCT_FIELDS = ["m", "n", "rowPanels", "colPanels", "k", "a", "b", "c"] as const;
+
+/** The product a kernel's extern work describes, exported under the kernel's name. */
+export function productOf(name: string, work: ExternWork): WasmProduct {
+  const field = (f: (typeof PRODUCT_FIELDS)[number]): number => {
+    const v = work.data[f];
+    if (v === undefined) throw new Error(`wasm: kernel ${name}'s extern work has no ${f}`);
+    return v;
+  };
+  return { name, m: field("m"), n: field("n"), rowPanels: field("rowPanels"), colPanels: field("colPanels"), k: field("k"), a: field("a"), b: field("b"), c: field("c") };
 }
 
 /** Coordinates over one frame rewritten over another: frame axis a becomes `map[a]`. */
@@ -57,6 +66,7 @@ function remap(coords: readonly Affine[], map: readonly Affine[], n: number): Af
  */
 function pack(
   cx: KernelContext,
+  scratch: string,
   operand: Value,
   coords: readonly Affine[],
   axes: { readonly along: number; readonly p: number },
@@ -78,7 +88,7 @@ function pack(
       // panel u, offset q: the operand's row (or column) width·u + q, at p
       const map = Array.from({ length: n }, (_, a) => (a === axes.along ? { c: [width, 0], k: q } : a === axes.p ? axisOf(2, 1) : constant(2)));
       const value = q < live ? inl.value(operand, remap(coords, map, 2), scope) : num(0);
-      stores.push(store(SCRATCH, addE(mulE(ref("u"), k * width), addE(mulE(ref("p"), width), at + q)), value));
+      stores.push(store(scratch, addE(mulE(ref("u"), k * width), addE(mulE(ref("p"), width), at + q)), value));
     }
     computed.push(...inl.computed);
     const index = (i: number) => addE(addE(mulE(ref("u"), forms.list[i]!.c[0]!), mulE(ref("p"), forms.list[i]!.c[1]!)), forms.list[i]!.k);
@@ -104,8 +114,9 @@ export function wasmMatmulKernel(cx: KernelContext): FusedKernel {
   const a = 0;
   const b = a + rowPanels * TILE_ROWS * d.k;
   const c = b + colPanels * TILE_COLS * d.k;
-  const packA = pack(cx, mm.inputs[0]!, ca, { along: f.i, p: f.p }, TILE_ROWS, d.m, d.k, a);
-  const packB = pack(cx, mm.inputs[1]!, cb, { along: f.j, p: f.p }, TILE_COLS, d.n, d.k, b);
+  const scratch = cx.scratchName("W");
+  const packA = pack(cx, scratch, mm.inputs[0]!, ca, { along: f.i, p: f.p }, TILE_ROWS, d.m, d.k, a);
+  const packB = pack(cx, scratch, mm.inputs[1]!, cb, { along: f.j, p: f.p }, TILE_COLS, d.n, d.k, b);
   const shape = (v: Value, t: boolean) => `${cx.nameOf(v.node)}${t ? "ᵀ" : ""}`;
   const what = `${d.m}×${d.n} = ${shape(mm.inputs[0]!, d.transposeA)}·${shape(mm.inputs[1]!, d.transposeB)} over ${d.k}`;
   const prologue: Stmt[] = [
@@ -116,7 +127,7 @@ export function wasmMatmulKernel(cx: KernelContext): FusedKernel {
   ];
   // the epilogue reads the product from scratch
   const at: Affine = { c: Array.from({ length: g.n }, (_, x) => (x === f.i ? width : x === f.j ? 1 : 0)), k: c };
-  const inl = new Inliner(cx.env(), (v) => (v === mm ? load(SCRATCH, cx.forms.ref(at)) : undefined));
+  const inl = new Inliner(cx.env(), (v) => (v === mm ? load(scratch, cx.forms.ref(at)) : undefined));
   inl.computed.add(mm);
   const scope = new Scope(Array.from({ length: g.n }, (_, x) => x !== f.p));
   const coords = identity(g.n).slice(0, mm.node.rank);
@@ -133,11 +144,11 @@ export function wasmMatmulKernel(cx: KernelContext): FusedKernel {
   for (const v of [...packA.computed, ...packB.computed]) inl.computed.add(v);
   const product = { m: d.m, n: d.n, rowPanels, colPanels, k: d.k, a: 4 * a, b: 4 * b, c: 4 * c };
   return {
-    body: [...prologue, { k: "extern", call: "product", reference: referenceProduct(product) }, ...epilogue],
+    body: [...prologue, { k: "extern", call: "product", reference: referenceProduct(product, scratch) }, ...epilogue],
     buffers: cx.buffers,
     inplace: [],
     computed: inl.computed,
-    native: { product },
+    extern: { data: product, scratch: { name: scratch, size: scratchFloats(product) } },
   };
 }
 
@@ -146,7 +157,7 @@ export function wasmMatmulKernel(cx: KernelContext): FusedKernel {
  * (never run: it documents the call and lets cost counters see the product):
  * C[i, j] = Σ_p A[i, p]·B[p, j] for i < m, j < n.
  */
-function referenceProduct(x: Omit<WasmProduct, "name">): Stmt[] {
+function referenceProduct(x: Omit<WasmProduct, "name">, scratch: string): Stmt[] {
   const [i, j, p] = [ref("i"), ref("j"), ref("p")];
   const aAt = addE(x.a / 4, addE(mulE(addE(mulE(bin("idiv", i, TILE_ROWS), x.k), p), TILE_ROWS), bin("mod", i, TILE_ROWS)));
   const bAt = addE(x.b / 4, addE(mulE(addE(mulE(bin("idiv", j, TILE_COLS), x.k), p), TILE_COLS), bin("mod", j, TILE_COLS)));
@@ -154,8 +165,8 @@ function referenceProduct(x: Omit<WasmProduct, "name">): Stmt[] {
     parallel("i", x.m, [
       parallel("j", x.n, [
         let_("acc", 0),
-        reduce("p", x.k, [set("acc", bin("+", ref("acc"), bin("*", load(SCRATCH, aAt), load(SCRATCH, bAt))))]),
-        store(SCRATCH, addE(x.c / 4, addE(mulE(i, x.colPanels * TILE_COLS), j)), ref("acc")),
+        reduce("p", x.k, [set("acc", bin("+", ref("acc"), bin("*", load(scratch, aAt), load(scratch, bAt))))]),
+        store(scratch, addE(x.c / 4, addE(mulE(i, x.colPanels * TILE_COLS), j)), ref("acc")),
       ]),
     ]),
   ];

@@ -1,20 +1,17 @@
 // Runs a schedule in memory, without writing a bundle: each kernel's body is
 // turned into a JavaScript function over the arenas at the memory plan's
-// offsets (the same text the TypeScript emitter writes), and the entry points
-// call them in order. Fast enough to check many random graphs.
+// offsets (the same text the emitter writes, its target's preamble included),
+// and the entry points call them in order. Fast enough to check many random graphs.
 import type { Graph } from "../../../compiler/ir/graph.js";
 import { lowerGraph } from "../../../compiler/compile.js";
 import type { CompileOptions } from "../../../compiler/config.js";
 import type { ArenaPlan } from "../../../compiler/plan/arena.js";
-import { stmtsJs } from "../../../compiler/backends/ts/jsExpr.js";
+import { kernelJs, transpile } from "../../../compiler/backends/ts/emitTs.js";
 import { verifyKernel } from "../../../compiler/kernel/verify.js";
 import type { Buffer } from "../../../compiler/lower/lower.js";
 import type { Kernel, Schedule } from "../../../compiler/lower/schedule.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { initValues } from "../../../compiler/dsl/init.js";
-import { SCRATCH } from "../../../compiler/lower/fusedKernel.js";
-import { scratchFloats } from "../../../compiler/backends/wasm/gemmWasm.js";
-import { encodeModule, pagesFor } from "../../../compiler/backends/wasm/wasm.js";
 
 type Arena = Float32Array | Float64Array | Int32Array;
 
@@ -36,33 +33,31 @@ export interface Executed {
   loss(): number;
 }
 
-/** The WebAssembly products of a schedule's kernels, as the emitter instantiates them. */
-function wasmOf(s: Schedule): { W: Float32Array; wasm: Record<string, () => void> } {
-  const products = s.kernels.flatMap((k) => (k.native ? [k.native.product] : []));
-  if (!products.length) return { W: new Float32Array(0), wasm: {} };
-  const pages = pagesFor(4 * Math.max(...products.map(scratchFloats)));
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(encodeModule(products, pages)), { env: { memory } });
-  return { W: new Float32Array(memory.buffer), wasm: instance.exports as Record<string, () => void> };
-}
+type KernelFn = (F: Arena, I: Arena) => void;
 
-/** A kernel as a function of the arenas (and of the WebAssembly scratch and exports). */
-function compileKernel(k: Kernel, plan: ArenaPlan): (F: Arena, I: Arena, W: Float32Array, wasm: Record<string, () => void>) => void {
-  const bind = (name: string) => {
-    if (name === SCRATCH) return { array: "W", offset: 0 };
-    const b = k.buffers[name];
-    if (!b) throw new Error(`exec: ${k.name} uses unbound buffer ${name}`);
-    return { array: b.arena, offset: plan.offsets.get(b)! };
-  };
-  const lines = stmtsJs(k.body, bind, 0, () => [`wasm.${k.native!.product.name}();`]);
-  return new Function("F", "I", "W", "wasm", lines.join("\n")) as (F: Arena, I: Arena, W: Float32Array, wasm: Record<string, () => void>) => void;
+/**
+ * The kernels of a schedule as functions of the arenas, from the text the
+ * emitter writes (the target's module preamble, then each kernel's body),
+ * transpiled and run in memory: whatever the backend, the same code as a bundle.
+ */
+function compileKernels(s: Schedule, plan: ArenaPlan): Map<Kernel, KernelFn> {
+  const hooks = s.target.emit;
+  const source = [
+    "const makeKernels = () => {",
+    ...hooks.preamble(s.kernels),
+    ...s.kernels.map((k, i) => `function kernel${i}(F, I) {\n${kernelJs(k, plan, hooks).join("\n")}\n}`),
+    `return [${s.kernels.map((_, i) => `kernel${i}`).join(", ")}];`,
+    "};",
+  ].join("\n");
+  const fns = new Function(`${transpile(source)}\nreturn makeKernels();`)() as KernelFn[];
+  return new Map(s.kernels.map((k, i) => [k, fns[i]!]));
 }
 
 /** Verifies every kernel of a schedule against its buffers' sizes (throws a KirError naming the kernel and each problem). */
 export function verifySchedule(s: Schedule): void {
   for (const k of s.kernels) {
     const sizes = new Map(Object.entries(k.buffers).map(([name, b]) => [name, b.size]));
-    if (k.native) sizes.set(SCRATCH, scratchFloats(k.native.product));
+    if (k.extern?.scratch) sizes.set(k.extern.scratch.name, k.extern.scratch.size);
     verifyKernel(k.name, k.body, sizes);
   }
 }
@@ -85,9 +80,8 @@ export function execute(graph: Graph, options: Omit<CompileOptions, "outDir"> = 
     else write(b, b.fill);
   }
   for (const p of s.graph.params) write(s.bufferOf.get(p.node)!, initValues(p.init, p.shape));
-  const fns = new Map(s.kernels.map((k) => [k, compileKernel(k, plan)]));
-  const { W, wasm } = wasmOf(s);
-  const runAll = (ks: readonly Kernel[]) => ks.forEach((k) => fns.get(k)!(F, I, W, wasm));
+  const fns = compileKernels(s, plan);
+  const runAll = (ks: readonly Kernel[]) => ks.forEach((k) => fns.get(k)!(F, I));
   const node = <T>(what: string, name: string, t: T | undefined): T => {
     if (!t) throw new Error(`exec: no ${what} ${name}`);
     return t;

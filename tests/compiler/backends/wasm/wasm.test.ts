@@ -70,9 +70,9 @@ describe("WebAssembly matmul kernels", () => {
   it("run the products of large f32 matmuls, and agree with the JavaScript kernels and the interpreter", () => {
     const on = execute(odd);
     const off = execute(odd, { wasm: false });
-    const natives = kernelsOf(on.schedule, "gradients").filter((k) => k.native);
+    const natives = kernelsOf(on.schedule, "gradients").filter((k) => k.extern);
     expect(natives.length).toBeGreaterThanOrEqual(5);
-    expect(kernelsOf(off.schedule, "gradients").some((k) => k.native)).toBe(false);
+    expect(kernelsOf(off.schedule, "gradients").some((k) => k.extern)).toBe(false);
     const want = interpret(grad(odd), feeds);
     for (const run of [on, off]) {
       run.input("x", feeds.x);
@@ -85,9 +85,9 @@ describe("WebAssembly matmul kernels", () => {
   });
 
   it("stay in JavaScript for f64 bundles and small products", () => {
-    expect(execute(odd, { dtype: "f64" }).schedule.kernels.some((k) => k.native)).toBe(false);
+    expect(execute(odd, { dtype: "f64" }).schedule.kernels.some((k) => k.extern)).toBe(false);
     const small = graph("small", (g) => ({ loss: g.input("x", [4, 8]).matmul(g.param("W", [8, 8])).sum() }));
-    expect(execute(small).schedule.kernels.some((k) => k.native)).toBe(false);
+    expect(execute(small).schedule.kernels.some((k) => k.extern)).toBe(false);
   });
 
   it("an emitted bundle instantiates the module once; its kernels call it and allocate nothing", async () => {
