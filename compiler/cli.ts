@@ -47,6 +47,7 @@ const INSPECT_FLAGS: FlagDefs = {
   math: { kind: "boolean", help: "with --grad: the gradient as a chain-rule expression" },
   stage: { kind: "string", value: "STAGE", help: "with --grad: the IR it depends on at forward, input, a pass name, or backward" },
   kernel: { kind: "string", value: "NAME", help: "one kernel: its source, buffers and FLOPs" },
+  kir: { kind: "boolean", help: "with --kernel: the kernel's kernel IR (loop nests with their marks) instead" },
   "with-forward": { kind: "boolean", help: "with --grad: print the forward kernels' code too" },
   ...HELP_FLAG,
 };
@@ -66,7 +67,7 @@ Usage:
   gradc check <dir> [options]                   check a float64 bundle's gradients against finite differences
   gradc sample <dir> --prompt TEXT [--tokens N]  continue a prompt with a next-token predictor's bundle
   gradc inspect <dir> --grad NAME [--math]      print the emitted code (or the maths) of dLoss/dNAME
-  gradc inspect <dir> --kernel NAME             print one kernel, its buffers and FLOPs
+  gradc inspect <dir> --kernel NAME [--kir]     print one kernel, its buffers and FLOPs (or its kernel IR)
   gradc graph <dir> --stage forward|backward|kernels [--format text|dot|svg|html]
                                                 print or draw the graph of a compilation stage
 
@@ -77,7 +78,7 @@ const COMMAND_HELP: Record<string, string> = {
   train: trainHelp("gradc train <dir>"),
   check: checkHelp("gradc check <dir>"),
   sample: sampleHelp("gradc sample <dir>"),
-  inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
+  inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME [--kir]\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
   graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels] [--format text|dot|svg|html]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/; or draws\nthe forward or training graph (fused kernels as clusters) as DOT, SVG (to stdout\nor -o FILE) or a self-contained HTML page (to <dir>/graphs/graph.html or -o FILE).\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
 
@@ -190,6 +191,7 @@ async function inspectCommand(argv: readonly string[], io: CliIO): Promise<void>
       ...(stage !== undefined ? { stage } : {}),
       ...(kernel !== undefined ? { kernel } : {}),
       math: flags["math"] === true,
+      kir: flags["kir"] === true,
       withForward: flags["with-forward"] === true,
     }),
   );

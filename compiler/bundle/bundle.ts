@@ -22,6 +22,8 @@ import { arenaOf, storageNode, storedDtype } from "../lower/lower.js";
 import type { Buffer } from "../lower/lower.js";
 import type { Kernel, Schedule } from "../lower/schedule.js";
 import { visitKir } from "../kernel/kir.js";
+import type { PrintedBuffer } from "../kernel/printer.js";
+import { printKernel } from "../kernel/printer.js";
 import { TRANSPILE_VERSION, bindingList, transpile } from "../backends/ts/emitTs.js";
 import { commentText, printedNodes } from "../lower/names.js";
 
@@ -169,6 +171,19 @@ export function printKernels(s: Schedule, plan: ArenaPlan): string {
   return lines.join("\n") + "\n";
 }
 
+/** graphs/kernels.kir: every kernel's kernel IR, as `gradc inspect --kernel NAME --kir` prints it. */
+export function printKernelIr(s: Schedule): string {
+  const header = `# kernel IR of ${commentText(JSON.stringify(s.graph.name))} (${s.target.name} backend): ${s.kernels.length} kernels in execution order\n\n`;
+  return header + s.kernels.map((k) => printKernel(k.name, kernelBuffers(k), k.body)).join("\n");
+}
+
+/** A kernel's buffers as its printed header lists them: arena buffers, then its scratch. */
+export function kernelBuffers(k: Kernel): PrintedBuffer[] {
+  const list: PrintedBuffer[] = Object.entries(k.buffers).map(([name, b]) => ({ name, size: b.size, label: b.label }));
+  const scratch = k.extern?.scratch;
+  return scratch ? [...list, { name: scratch.name, size: scratch.size, label: "scratch" }] : list;
+}
+
 /** The trainer entry point: the runtime does the work. */
 export function trainerSource(): string {
   return [
@@ -282,5 +297,6 @@ export function graphTexts(s: Schedule, plan: ArenaPlan): BundleFiles {
     ["graphs/forward.txt", printGraph(s.graph) + "\n"],
     ["graphs/backward.txt", printGraph(s.train) + "\n"],
     ["graphs/kernels.txt", printKernels(s, plan)],
+    ["graphs/kernels.kir", printKernelIr(s)],
   ]);
 }

@@ -3,7 +3,7 @@
 // kernel (--kernel). The CLI parses flags; this module does the rest.
 import { UsageError } from "../../runtime/flags.js";
 import { readBundle } from "./bundleData.js";
-import { kernelText } from "./kernel.js";
+import { kernelIrText, kernelText } from "./kernel.js";
 import { mathText } from "./math.js";
 import { findParam, irSliceText, sliceText, stageGraph, stageNames } from "./slice.js";
 
@@ -17,6 +17,8 @@ export interface InspectRequest {
   readonly stage?: string;
   /** One kernel by name. */
   readonly kernel?: string;
+  /** With `kernel`: its kernel IR, as the bundle recorded it. */
+  readonly kir?: boolean;
   /** With --grad: print the forward kernels' code too. */
   readonly withForward?: boolean;
 }
@@ -26,8 +28,9 @@ export function inspectText(dir: string, req: InspectRequest): string {
   const view = readBundle(dir);
   if (req.kernel !== undefined) {
     if (req.grad !== undefined || req.math || req.stage !== undefined) throw new UsageError("--kernel shows one kernel; use it without --grad, --math or --stage");
-    return kernelText(view, req.kernel);
+    return req.kir ? kernelIrText(view, req.kernel) : kernelText(view, req.kernel);
   }
+  if (req.kir) throw new UsageError("--kir prints one kernel's IR; name it with --kernel NAME");
   const params = view.manifest.params.map((p) => p.name).join(", ") || "(none)";
   if (req.grad === undefined) throw new UsageError(`gradc inspect needs --grad NAME; the params are ${params} (or --kernel NAME for one kernel)`);
   findParam(view, req.grad);

@@ -42,6 +42,22 @@ export function kernelSource(view: BundleView, k: KernelEntry): { file: string; 
   return { file: path.join(view.dir, order[0]!.replace(/\.js$/, ".ts")), text: undefined };
 }
 
+/** The bundle's record of every kernel's kernel IR (written by the bundle writer). */
+export const KERNEL_IR_FILE = "graphs/kernels.kir";
+
+/** `gradc inspect <dir> --kernel NAME --kir`: the kernel's IR as the bundle recorded it (never recomputed). */
+export function kernelIrText(view: BundleView, name: string): string {
+  const k = findKernel(view, name);
+  const file = path.join(view.dir, KERNEL_IR_FILE);
+  if (!existsSync(file)) throw new Error(`${file}: this bundle records no kernel IR; compile it again with this gradc`);
+  const lines = readFileSync(file, "utf8").split("\n");
+  // a kernel is printed from its header line to the first closing brace at column 0
+  const start = lines.indexOf(lines.find((l) => l.startsWith(`kernel ${k.name}(`)) ?? "");
+  if (start < 0) throw new Error(`${file}: no kernel IR for ${k.name}`);
+  const end = lines.indexOf("}", start);
+  return lines.slice(start, end + 1).join("\n") + "\n";
+}
+
 /** `in0  x  f32[4,2]  input  F[8:16]` rows, aligned. */
 function bufferRows(list: readonly KernelBufferInfo[]): string[] {
   const cells = list.map((b) => [b.name, JSON.stringify(b.label), `${b.dtype}[${b.shape.join(",")}]`, b.role, `${b.arena}[${b.offset}:${b.offset + b.size}]`]);

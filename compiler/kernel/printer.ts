@@ -80,14 +80,14 @@ export interface PrintedBuffer {
 }
 
 /**
- * One kernel: a header with its name and buffers (`name[size]` and what each
- * holds), then its body.
+ * One kernel: a header with its name and buffers (`name[size]` and, quoted,
+ * what each holds), then its body.
  *
- *   kernel matmul_x_W1_add(out[32] = h, in0[8] = x, in1[16] = W1) {
+ *   kernel matmul_x_W1_add(out[32] = "h", in0[8] = "x", in1[16] = "W1") {
  *     for i in 0..4 parallel { ... }
  *   }
  */
 export function printKernel(name: string, buffers: readonly PrintedBuffer[], body: readonly Stmt[]): string {
-  const params = buffers.map((b) => `${b.name}[${b.size}]${b.label !== undefined && b.label !== b.name ? ` = ${b.label}` : ""}`);
+  const params = buffers.map((b) => `${b.name}[${b.size}]${b.label !== undefined && b.label !== b.name ? ` = ${JSON.stringify(b.label)}` : ""}`);
   return [`kernel ${name}(${params.join(", ")}) {`, ...printStmts(body, 1), "}", ""].join("\n");
 }

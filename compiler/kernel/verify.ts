@@ -42,6 +42,8 @@ interface Var {
 interface Frame {
   readonly v: string;
   readonly mark: LoopMark;
+  /** Its trip count: a loop of one iteration has nothing to race with. */
+  readonly trips: number;
 }
 
 /** The buffers a kernel may touch: name → size in elements. */
@@ -106,7 +108,7 @@ class Verifier {
         if (!x) return this.fail(`set of ${s.name}, which is not declared`);
         if (x.loop) return this.fail(`set of loop variable ${s.name}`);
         for (const f of this.frames.slice(x.depth)) {
-          if (f.mark === "parallel") this.fail(`${s.name} is declared outside parallel loop ${f.v} and set inside it: a reduction (mark ${f.v} reduce)`);
+          if (f.mark === "parallel" && f.trips > 1) this.fail(`${s.name} is declared outside parallel loop ${f.v} and set inside it: a reduction (mark ${f.v} reduce)`);
         }
         const deps = this.deps(s.value, scope);
         for (let v: Var | undefined = x; v; v = v.parent) {
@@ -154,7 +156,7 @@ class Verifier {
     const inner = new Map(scope);
     const self: Var = { range: { lo: s.from, hi: s.to - 1 }, deps: new Set([s.v]), depth: this.frames.length, loop: true };
     inner.set(s.v, self);
-    this.frames.push({ v: s.v, mark: s.mark });
+    this.frames.push({ v: s.v, mark: s.mark, trips });
     if (mutated.some((x) => stepOf(x) === undefined)) {
       // first walk: learn the ranges assigned to outer locals, without reporting
       const [report, assigned] = [this.report, this.assigned];
@@ -191,7 +193,7 @@ class Verifier {
     if (!owned) return;
     const deps = this.deps(index, scope);
     for (const f of this.frames) {
-      if (f.mark === "parallel" && !deps.has(f.v)) this.fail(`${at}: every iteration of parallel loop ${f.v} writes the same element`);
+      if (f.mark === "parallel" && f.trips > 1 && !deps.has(f.v)) this.fail(`${at}: every iteration of parallel loop ${f.v} writes the same element`);
     }
   }
 
