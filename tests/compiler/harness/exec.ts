@@ -8,12 +8,17 @@ import type { CompileOptions } from "../../../compiler/config.js";
 import type { ArenaPlan } from "../../../compiler/plan/arena.js";
 import { kernelJs, transpile } from "../../../compiler/backends/ts/emitTs.js";
 import { verifyKernel } from "../../../compiler/kernel/verify.js";
+import { TARGETS } from "../../../compiler/backends/index.js";
+import type { BackendName } from "../../../compiler/backends/index.js";
 import type { Buffer } from "../../../compiler/lower/lower.js";
 import type { Kernel, Schedule } from "../../../compiler/lower/schedule.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { initValues } from "../../../compiler/dsl/init.js";
 
 type Arena = Float32Array | Float64Array | Int32Array;
+
+/** Every backend in the target registry: kernel tests run `describe.each(BACKENDS)`, so a new backend gets them all. */
+export const BACKENDS = Object.keys(TARGETS) as BackendName[];
 
 /** A schedule bound to fresh arenas holding the params' initial values. */
 export interface Executed {

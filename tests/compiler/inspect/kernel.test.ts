@@ -95,3 +95,24 @@ describe("inspect --kernel", () => {
     expect(() => inspectText(dir, { kernel: fwd.name, grad: "W1" })).toThrow(/--kernel shows one kernel/);
   });
 });
+
+describe("inspect --kernel NAME --kir", () => {
+  it("prints the kernel IR the bundle recorded for that kernel, and only it", { timeout: 120_000 }, async () => {
+    const { dir } = await exampleBundle("xor");
+    const view = readBundle(dir);
+    const name = view.manifest.kernels.find((k) => k.entry.includes("gradients") && k.name.startsWith("matmul"))!.name;
+    const text = inspectText(dir, { kernel: name, kir: true });
+    const lines = text.trimEnd().split("\n");
+    expect(lines[0]).toMatch(new RegExp(`^kernel ${name}\\(`));
+    expect(lines.at(-1)).toBe("}");
+    expect(lines.filter((l) => l.startsWith("kernel "))).toHaveLength(1);
+    expect(text).toMatch(/\n {2}for \w+ in 0\.\.\d+ parallel/);
+    expect(text).toMatch(/ reduce \{/);
+  });
+
+  it("needs --kernel, and names close matches for a wrong name", { timeout: 120_000 }, async () => {
+    const { dir } = await exampleBundle("xor");
+    expect(() => inspectText(dir, { kir: true, grad: "W1" })).toThrow(/--kir prints one kernel's IR; name it with --kernel NAME/);
+    expect(() => inspectText(dir, { kernel: "matmul_x", kir: true })).toThrow(/no kernel "matmul_x" in xor; did you mean matmul_x_W1/);
+  });
+});

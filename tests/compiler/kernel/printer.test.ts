@@ -38,7 +38,7 @@ describe("printKernel", () => {
     ];
     expect(printKernel("sum_x", [{ name: "s", size: 3, label: "s" }, { name: "x", size: 12, label: "x0" }], body)).toBe(
       [
-        "kernel sum_x(s[3], x[12] = x0) {",
+        "kernel sum_x(s[3], x[12] = \"x0\") {",
         "  # s = sum(x, 1)",
         "  for i in 0..3 parallel {",
         "    let acc = 0",
