@@ -18,7 +18,8 @@ import { interpret } from "../../../compiler/interp/interpret.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { printedNodes } from "../../../compiler/lower/names.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
-import { execute } from "../harness/exec.js";
+import { BACKENDS, execute } from "../harness/exec.js";
+import type { BackendName } from "../../../compiler/backends/index.js";
 import { randomCase } from "../harness/randomGraphs.js";
 
 interface Example {
@@ -36,8 +37,8 @@ const EXAMPLES: Record<string, Example> = {
 const MODES = { fused: {}, unfused: { fusion: false }, remat: { remat: true } } as const;
 
 /** Runs gradients() and forward() and compares with the interpreter (params at their initial values). */
-function agrees(ex: Example, options: object, precision: "f32" | "f64"): void {
-  const run = execute(ex.graph, { ...options, dtype: precision });
+function agrees(ex: Example, options: object, precision: "f32" | "f64", backend: BackendName): void {
+  const run = execute(ex.graph, { ...options, dtype: precision, backend });
   for (const [k, v] of Object.entries(ex.feeds)) run.input(k, v);
   run.gradients();
   run.forward();
@@ -50,18 +51,18 @@ function agrees(ex: Example, options: object, precision: "f32" | "f64"): void {
   for (const [o, v] of Object.entries(want.outputs)) expectAllClose(run.output(o), v.data, tol);
 }
 
-describe("fused kernels agree with the interpreter", () => {
+describe.each(BACKENDS)("fused kernels agree with the interpreter (%s backend)", (backend) => {
   for (const [name, ex] of Object.entries(EXAMPLES)) {
     for (const [mode, options] of Object.entries(MODES)) {
-      it(`${name}, ${mode}: loss, gradients and outputs (f64)`, () => agrees(ex, options, "f64"));
+      it(`${name}, ${mode}: loss, gradients and outputs (f64)`, () => agrees(ex, options, "f64", backend));
     }
-    it(`${name}, fused: loss, gradients and outputs (f32)`, () => agrees(ex, {}, "f32"));
+    it(`${name}, fused: loss, gradients and outputs (f32)`, () => agrees(ex, {}, "f32", backend));
   }
 
   for (let seed = 1; seed <= 24; seed++) {
     it(`random graph #${seed}: fused, unfused and remat agree (f64)`, () => {
       const c = randomCase(seed, 5 + (seed % 8));
-      for (const options of Object.values(MODES)) agrees({ graph: c.graph, feeds: c.feeds }, options, "f64");
+      for (const options of Object.values(MODES)) agrees({ graph: c.graph, feeds: c.feeds }, options, "f64", backend);
     });
   }
 });
@@ -100,10 +101,10 @@ const ZOO: Record<string, Example> = {
   },
 };
 
-describe("fused kernels around convolutions, batched matmuls and indexing ops", () => {
+describe.each(BACKENDS)("fused kernels around convolutions, batched matmuls and indexing ops (%s backend)", (backend) => {
   for (const [name, ex] of Object.entries(ZOO)) {
     it(`${name}: fused, unfused, remat and clipped agree with the interpreter (f64)`, () => {
-      for (const options of [...Object.values(MODES), { gradClip: 0.5 }]) agrees(ex, options, "f64");
+      for (const options of [...Object.values(MODES), { gradClip: 0.5 }]) agrees(ex, options, "f64", backend);
     });
   }
 });

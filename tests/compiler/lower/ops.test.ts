@@ -15,6 +15,8 @@ import type { CONV } from "../../../compiler/ops/conv.js";
 import { concat } from "../../../compiler/dsl/functions.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
 import { cleanupBundles, compileAndLoad } from "../harness/harness.js";
+import { BACKENDS } from "../harness/exec.js";
+import type { BackendName } from "../../../compiler/backends/index.js";
 
 afterAll(cleanupBundles);
 
@@ -172,8 +174,8 @@ function caseGraph(name: string, table: Readonly<Record<string, Case>>): Graph {
   });
 }
 
-async function checkAgainstInterpreter(g: Graph, precision: "f32" | "f64"): Promise<number> {
-  const b = await compileAndLoad(g, { dtype: precision });
+async function checkAgainstInterpreter(g: Graph, precision: "f32" | "f64", backend: BackendName): Promise<number> {
+  const b = await compileAndLoad(g, { dtype: precision, backend });
   for (const [name, v] of Object.entries(FEEDS)) b.input(name, v);
   b.forward();
   const expected = interpret(g, FEEDS, {}, { precision }).outputs;
@@ -191,24 +193,24 @@ async function checkAgainstInterpreter(g: Graph, precision: "f32" | "f64"): Prom
   return Object.keys(expected).length;
 }
 
-describe("emitted kernels agree with the interpreter", () => {
-  it("covers every elementwise op with a case", () => {
-    expect(Object.keys(ELEMENTWISE_CASES).sort()).toEqual([...ELEMENTWISE_OPS].sort());
-  });
+it("covers every elementwise op with a case", () => {
+  expect(Object.keys(ELEMENTWISE_CASES).sort()).toEqual([...ELEMENTWISE_OPS].sort());
+});
 
+describe.each(BACKENDS)("emitted kernels agree with the interpreter (%s backend)", (backend) => {
   for (const precision of ["f32", "f64"] as const) {
     it(`elementwise ops (expr), broadcast and literal operands, ${precision}`, async () => {
-      const n = await checkAgainstInterpreter(caseGraph(`elementwise_${precision}`, ELEMENTWISE_CASES), precision);
+      const n = await checkAgainstInterpreter(caseGraph(`elementwise_${precision}`, ELEMENTWISE_CASES), precision, backend);
       expect(n).toBeGreaterThan(50);
     });
 
     it(`reductions, movement and matmul (lower), ${precision}`, async () => {
-      const n = await checkAgainstInterpreter(caseGraph(`lowered_${precision}`, LOWERED_CASES), precision);
+      const n = await checkAgainstInterpreter(caseGraph(`lowered_${precision}`, LOWERED_CASES), precision, backend);
       expect(n).toBeGreaterThan(25);
     });
 
     it(`indexing, convolution and pooling (lower), ${precision}`, async () => {
-      const n = await checkAgainstInterpreter(caseGraph(`indexing_${precision}`, INDEXING_CONV_CASES), precision);
+      const n = await checkAgainstInterpreter(caseGraph(`indexing_${precision}`, INDEXING_CONV_CASES), precision, backend);
       expect(n).toBeGreaterThan(20);
     });
   }
