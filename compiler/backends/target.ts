@@ -2,11 +2,15 @@
 // capabilities, its cost model, its matmul strategy (a kernel IR pass of its
 // own) and the hooks its emitter adds to the TypeScript kernels. Nothing
 // above compiler/backends/ names a backend; it holds a Target.
-import type { Stmt } from "../kernel/kir.js";
-import type { Value } from "../fusion/program.js";
-import type { Precision } from "../lower/lower.js";
+import type { ExternWork, Stmt } from "../kernel/kir.js";
+import type { CostModel } from "../fusion/fuse.js";
 import type { FusedKernel, KernelContext } from "../lower/fusedKernel.js";
-import type { Kernel } from "../lower/schedule.js";
+
+/** What the emitter hooks see of a kernel (lower/schedule.ts's Kernel has these and more). */
+export interface EmittedKernel {
+  readonly name: string;
+  readonly extern?: ExternWork;
+}
 
 /** What a target can do. */
 export interface Capabilities {
@@ -20,33 +24,12 @@ export interface Capabilities {
   readonly atomics: boolean;
 }
 
-/** The costs fusion weighs when it decides what to store and what to recompute inline. */
-export interface CostModel {
-  /**
-   * A value inlined into a matmul operand is recomputed as often as
-   * `matmulReuse` says: it is stored once that total cost per element is above this.
-   */
-  readonly operandCost: number;
-  /** How many times this target's matmul kernel reads each element of A and of B. */
-  matmulReuse(mm: Value, precision: Precision): readonly [number, number];
-}
-
-/**
- * Work a backend pass hands to code of its own (an `extern` statement in the
- * kernel body): numbers that backend's emitter reads back, and the kernel's
- * private scratch buffer, if it needs one.
- */
-export interface ExternWork {
-  readonly data: Readonly<Record<string, number>>;
-  readonly scratch?: { readonly name: string; readonly size: number };
-}
-
 /** What a target adds to the TypeScript module of a bundle's kernels. */
 export interface EmitHooks {
   /** Module-level TypeScript statements the kernels of one file need (run once when the module loads). */
-  preamble(ks: readonly Kernel[]): string[];
+  preamble(ks: readonly EmittedKernel[]): string[];
   /** The JavaScript of a kernel's extern statement. */
-  externJs(k: Kernel, s: Stmt & { k: "extern" }): string[];
+  externJs(k: EmittedKernel, s: Stmt & { k: "extern" }): string[];
   /** The array a kernel's scratch buffer lives in, indexed from 0. */
   readonly scratchArray: string;
   /** Module-level names the preamble declares, which no kernel may be named. */

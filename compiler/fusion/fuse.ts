@@ -11,7 +11,6 @@ import { canBeTotal, levelOfShape, nativeCoords, newGroup, sameReduction } from 
 import type { Program, Value } from "./program.js";
 import { opCost, storageOf } from "./program.js";
 import { matmulOperandCoords } from "./matmulFrame.js";
-import type { CostModel } from "../backends/target.js";
 import type { Precision } from "../lower/lower.js";
 
 /** The result of fusion: stored values and the kernels in execution order. */
@@ -28,6 +27,17 @@ export interface FusionPlan {
 
 /** A free value shared by kernels is stored from this cost on (an exp costs 8, an add 1). */
 const SHARED_COST = 8;
+
+/** The costs fusion weighs when it decides what to store and what to recompute inline. */
+export interface CostModel {
+  /**
+   * A value inlined into a matmul operand is recomputed as often as
+   * `matmulReuse` says: it is stored once that total cost per element is above this.
+   */
+  readonly operandCost: number;
+  /** How many times this target's matmul kernel reads each element of A and of B. */
+  matmulReuse(mm: Value, precision: Precision): readonly [number, number];
+}
 
 /** How to fuse: `fusion: false` gives one kernel per node; the target's cost model decides what matmul operands store. */
 export interface FuseOptions {

@@ -129,6 +129,16 @@ export type Stmt =
   | { readonly k: "extern"; readonly call: string; readonly reference: readonly Stmt[] }
   | { readonly k: "comment"; readonly text: string };
 
+/**
+ * Work a backend pass hands to code of its own (an `extern` statement in the
+ * kernel body): numbers that backend's emitter reads back, and the kernel's
+ * private scratch buffer, if it needs one.
+ */
+export interface ExternWork {
+  readonly data: Readonly<Record<string, number>>;
+  readonly scratch?: { readonly name: string; readonly size: number };
+}
+
 /** A store statement. */
 export type Store = Stmt & { readonly k: "store" };
 /** A loop statement. */

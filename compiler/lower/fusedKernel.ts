@@ -14,7 +14,7 @@ import { Forms, formsByBuffer } from "./inline.js";
 import type { Precision } from "./lower.js";
 import { Namer } from "./names.js";
 import type { Value } from "../fusion/program.js";
-import type { ExternWork } from "../backends/target.js";
+import type { ExternWork } from "../kernel/kir.js";
 
 /** A fused kernel before it is bound to arena buffers. */
 export interface FusedKernel {

@@ -22,7 +22,8 @@ import type { FusionPlan } from "../fusion/fuse.js";
 import type { EntryPlans } from "../fusion/plans.js";
 import type { KernelDraft, KernelEnv } from "./kernelBuild.js";
 import { groupKernel } from "./kernelBuild.js";
-import type { ExternWork, Target } from "../backends/target.js";
+import type { Target } from "../backends/target.js";
+import type { ExternWork } from "../kernel/kir.js";
 
 /** Which entry point runs a kernel. */
 export type Entry = "forward" | "gradients" | "update";

@@ -12,7 +12,7 @@ import { axisOf, constant, identity } from "../../fusion/coords.js";
 import type { FusedKernel } from "../../lower/fusedKernel.js";
 import type { KernelContext } from "../../lower/fusedKernel.js";
 import { formIndex, layOut } from "../../lower/fusedKernel.js";
-import type { ExternWork } from "../target.js";
+import type { ExternWork } from "../../kernel/kir.js";
 import { Forms, Inliner, Scope, substitute } from "../../lower/inline.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "../../fusion/matmulFrame.js";
 import type { Value } from "../../fusion/program.js";
