@@ -3,6 +3,8 @@
 // recomputed inside the backward pass (rematerialization).
 import type { Tensor } from "../ir/node.js";
 import { OPS } from "../ops/index.js";
+import type { OpDef } from "../ops/def.js";
+import type { OpKind } from "../ir/kinds.js";
 import type { Precision } from "../lower/lower.js";
 import { uniformValue } from "../lower/lower.js";
 
@@ -57,19 +59,13 @@ export interface SavePolicy {
 /** Keeps every forward value (the default). */
 export const KEEP_ALL: SavePolicy = { recompute: false, saved: () => true };
 
-const ALIASES = new Set(["reshape", "stopGradient", "customGrad", "checkpoint"]);
-const INDEXING = new Set(["broadcastTo", "transpose", "oneHot"]);
-const REDUCTIONS = new Set(["sum", "max", "min"]);
-
 /** The kind of a graph node. */
 export function kindOf(t: Tensor, precision: Precision): ValueKind {
   if (t.op === "input" || t.op === "param") return "source";
   if (t.op === "const") return uniformValue(t, precision) === undefined ? "source" : "literal";
-  if (ALIASES.has(t.op)) return "alias";
-  if (INDEXING.has(t.op)) return "index";
-  if (REDUCTIONS.has(t.op)) return "reduce";
-  if (t.op === "matmul") return "matmul";
-  return (OPS[t.op] as { expr?: unknown }).expr ? "pointwise" : "opaque";
+  const def = OPS[t.op] as Pick<OpDef<OpKind>, "expr" | "fusion">;
+  if (def.fusion) return def.fusion;
+  return def.expr ? "pointwise" : "opaque";
 }
 
 /** Whether a node is a backward node (created by autodiff). */
@@ -144,16 +140,11 @@ export function storageOf(v: Value): Value {
   return s;
 }
 
-/** Ops that cost much more than an add, as multiples of one (for recompute-or-keep decisions). */
-const EXPENSIVE_OPS: Readonly<Record<string, number>> = {
-  exp: 8, log: 8, tanh: 8, sigmoid: 8, softplus: 12, pow: 8, sin: 8, cos: 8, sqrt: 4, rsqrt: 5, div: 4,
-};
-
 /** The arithmetic cost of computing one element of `v` from its inputs (0 for pure re-indexing). */
 export function opCost(v: Value): number {
   switch (v.kind) {
-    case "pointwise": return EXPENSIVE_OPS[v.node.op] ?? 1;
-    case "index": return v.node.op === "oneHot" ? 1 : 0;
+    case "pointwise": return OPS[v.node.op].cost ?? 1;
+    case "index": return OPS[v.node.op].cost ?? 0;
     default: return 0;
   }
 }

@@ -51,7 +51,7 @@ export type Precision = "f32" | "f64";
 
 /** Ops whose result is their (first) input's buffer: no kernel, no copy. */
 export function isAlias(t: Tensor): boolean {
-  return t.op === "reshape" || t.op === "stopGradient" || t.op === "customGrad" || t.op === "checkpoint";
+  return OPS[t.op].fusion === "alias";
 }
 
 /** The node whose buffer `t` reads, following aliases. */

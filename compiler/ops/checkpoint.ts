@@ -4,6 +4,7 @@ import type { OpDef } from "./def.js";
 
 export const CHECKPOINT = {
   checkpoint: {
+    fusion: "alias",
     infer: ([x]) => ({ shape: x!.shape, dtype: x!.dtype }),
     eval: (_n, [x]) => Float64Array.from(x!.data),
     // the identity's cotangent passes through unchanged

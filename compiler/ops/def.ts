@@ -49,6 +49,20 @@ export interface OpDef<K extends OpKind> {
    * element of `out` (flat, row-major).
    */
   readonly lower?: (node: NodeOf<K>) => readonly Stmt[];
+  /**
+   * How fusion and lowering treat the op, beyond `expr` (elementwise) and
+   * `lower` (a loop nest of its own): `alias`: its result is its first
+   * input's buffer (no kernel, no copy); `index`: it re-indexes its input,
+   * computed inline at other coordinates; `reduce`: a reduction that reduce
+   * kernels fuse; `matmul`: a matrix product that matmul kernels fuse.
+   */
+  readonly fusion?: "alias" | "index" | "reduce" | "matmul";
+  /**
+   * Arithmetic cost of one element, in adds (an exp costs 8), which fusion
+   * weighs to store a value or recompute it inline. Default: 1 for an
+   * elementwise op, 0 for re-indexing.
+   */
+  readonly cost?: number;
   /** Its `lower` also reads the step's number, an i32 scalar, from the buffer `step`. */
   readonly readsStep?: boolean;
 }

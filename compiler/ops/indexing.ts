@@ -258,6 +258,9 @@ export const INDEXING = {
 
   /** i32 labels [...] → f32 [..., depth]; an out-of-range label gives a zero row. */
   oneHot: {
+    fusion: "index",
+    // one comparison per element
+    cost: 1,
     infer: ([x], p) => {
       requireIndices(x!, "labels");
       if (!isCount(p.depth)) throw new ShapeError(`depth must be a non-negative integer, got ${p.depth}`);

@@ -125,6 +125,7 @@ function matmulVjp(ct: Tensor, node: NodeOf<"matmul">): Tensor[] {
 
 export const MATMUL = {
   matmul: {
+    fusion: "matmul",
     infer: ([a, b], p) => {
       const dtype = sameDtype([a!, b!]);
       if (!isFloat(dtype)) throw new ShapeError(`needs float operands, got ${dtype}`);

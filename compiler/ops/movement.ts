@@ -42,6 +42,7 @@ export function inversePerm(perm: readonly number[]): number[] {
 
 export const MOVEMENT = {
   reshape: {
+    fusion: "alias",
     infer: ([x], p) => {
       if (sizeOf(p.shape) !== x!.size) throw new ShapeError(`cannot reshape ${shapeStr(x!.shape)} to ${shapeStr(p.shape)}`);
       return { shape: p.shape, dtype: x!.dtype };
@@ -50,6 +51,7 @@ export const MOVEMENT = {
     vjp: (ct, n) => [ct.reshape([...n.inputs[0]!.shape])],
   } satisfies OpDef<"reshape">,
   transpose: {
+    fusion: "index",
     infer: ([x], p) => {
       const ok = p.perm.length === x!.rank && [...p.perm].sort((a, b) => a - b).every((v, i) => v === i);
       if (!ok) throw new ShapeError(`perm [${p.perm.join(",")}] is not a permutation of the ${x!.rank} axes`);
@@ -67,6 +69,7 @@ export const MOVEMENT = {
     },
   } satisfies OpDef<"transpose">,
   broadcastTo: {
+    fusion: "index",
     infer: ([x], p) => {
       if (p.shape.length < x!.rank || !shapesEqual(broadcastShapes(x!.shape, p.shape), p.shape)) {
         throw new ShapeError(`cannot broadcast ${shapeStr(x!.shape)} to ${shapeStr(p.shape)}`);

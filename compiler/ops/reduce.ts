@@ -56,6 +56,7 @@ function reduction<K extends Red>(
   combineExpr: (acc: Expr, v: Expr) => Expr,
 ): OpDef<K> {
   return {
+    fusion: "reduce",
     infer: ([x], p) => {
       requireNumeric(x!);
       const axes = normAxes(p.axes ?? undefined, x!.rank);
