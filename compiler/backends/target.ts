@@ -44,6 +44,12 @@ export interface Target {
   readonly device: "ts";
   readonly capabilities: Capabilities;
   readonly cost: CostModel;
+  /**
+   * Columns a reduction over all but the last axis accumulates at once, each
+   * in a local of its own, so that it reads rows contiguously (below 2: one
+   * accumulator per output, row by row).
+   */
+  readonly reduceColumns: number;
   /** The matmul strategy: a fused matmul kernel (its products and epilogue) in this target's kernel IR. */
   matmulKernel(cx: KernelContext): FusedKernel;
   readonly emit: EmitHooks;

@@ -75,7 +75,7 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
     fused = singleKernel(env, anchor);
   } else {
     const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t));
-    fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx) : env.target.matmulKernel(cx);
+    fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx, env.target.reduceColumns) : env.target.matmulKernel(cx);
   }
   const buffers: Record<string, Buffer> = {};
   for (const [name, v] of fused.buffers) buffers[name] = env.bufferOf(v);

@@ -4,7 +4,7 @@
 // local, values at the kept position follow as epilogues, stored elementwise
 // members get a pass of their own, and a total over all kept positions is
 // accumulated across the outer loop. When the last axis is kept, columns are
-// reduced eight at a time with one accumulator each (contiguous reads).
+// reduced several at a time (as many as the target asks) with one accumulator each (contiguous reads).
 import type { Expr, LoopMark, Stmt } from "../kernel/kir.js";
 import { bin, let_, mulE, num, parallel, ref, set, store } from "../kernel/kir.js";
 import type { Affine } from "../fusion/coords.js";
@@ -15,8 +15,6 @@ import { nativeCoords } from "../fusion/groups.js";
 import { Inliner, Scope, substitute } from "./inline.js";
 import type { Value } from "../fusion/program.js";
 
-/** Columns reduced together by the column strategy. */
-const COLUMNS = 8;
 
 /**
  * Loops over the reduced axes whose variables and sizes are laid out only once
@@ -90,7 +88,8 @@ function reduction(v: Value): { init: number; combine: Combine } {
 }
 
 /** Whether the column strategy applies: one kept axis, the last, one reduction, no elementwise pass, no total. */
-function columnWise(cx: KernelContext): boolean {
+function columnWise(cx: KernelContext, columns: number): boolean {
+  if (columns < 2) return false;
   const g = cx.group;
   const kept = g.shape.map((_, a) => a).filter((a) => !g.axes.includes(a));
   if (kept.length !== 1 || kept[0] !== g.n - 1 || g.total || g.shape[g.n - 1]! < 2) return false;
@@ -98,9 +97,9 @@ function columnWise(cx: KernelContext): boolean {
   return stages.length === 1 && g.members.every((v) => v.kind === "reduce" || cx.plan.levels.get(v) === "k");
 }
 
-/** A reduction kernel (see the file header). */
-export function reduceKernel(cx: KernelContext): FusedKernel {
-  return columnWise(cx) ? columnKernel(cx) : rowKernel(cx);
+/** A reduction kernel (see the file header); `columns`: the target's width of the column strategy (below 2: none). */
+export function reduceKernel(cx: KernelContext, columns: number): FusedKernel {
+  return columnWise(cx, columns) ? columnKernel(cx, columns) : rowKernel(cx);
 }
 
 function rowKernel(cx: KernelContext): FusedKernel {
@@ -183,14 +182,14 @@ function shifted(coords: readonly Affine[], axis: number, c: number): Affine[] {
   return coords.map((x) => (x.c[axis] ? { c: x.c, k: x.k + x.c[axis]! * c } : x));
 }
 
-function columnKernel(cx: KernelContext): FusedKernel {
+function columnKernel(cx: KernelContext, columns: number): FusedKernel {
   const g = cx.group;
   const last = g.n - 1;
   const stage = g.members.find((v) => v.kind === "reduce")!;
   const { init, combine } = reduction(stage);
   const width = g.shape[last]!;
-  const full = Math.floor(width / COLUMNS);
-  const rest = width - full * COLUMNS;
+  const full = Math.floor(width / columns);
+  const rest = width - full * columns;
   // inside a block, the reduction at column c (a constant offset on the last axis) is accumulator `acc${c}`
   let cols = 0;
   const locals = (v: Value, coords: readonly Affine[]) => {
@@ -227,8 +226,8 @@ function columnKernel(cx: KernelContext): FusedKernel {
     inl.computed.add(stage);
     return parallel("jb", count, [let_("j0", bin("+", num(from), mulE(ref("jb"), width))), ...root.stmts]);
   };
-  if (full > 0) parts.push(block(COLUMNS, 0, full));
-  if (rest > 0) parts.push(block(rest, full * COLUMNS, 1));
+  if (full > 0) parts.push(block(columns, 0, full));
+  if (rest > 0) parts.push(block(rest, full * columns, 1));
   const forms = cx.forms.list;
   const innerLo = layOut(g.shape, g.axes, forms, "r");
   const column: LaidOut = { wrap: (b) => [...b], part: (i) => mulE(ref("j0"), forms[i]!.c[last]!) };

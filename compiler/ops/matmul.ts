@@ -6,11 +6,8 @@ import type { OpParams } from "../ir/kinds.js";
 import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf, stridesOf } from "../ir/types.js";
 import { broadcastIndex, sameDtype } from "./broadcast.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { addE, bin, let_, load, mulE, num, parallel, reduce, ref, set, store } from "../kernel/kir.js";
+import { addE, bin, let_, load, mulE, parallel, reduce, ref, set, store } from "../kernel/kir.js";
 import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
-
-/** Rows of A (or columns of B) that one pass of the inner loop serves. */
-const ROWS = 4;
 
 /** The canonical params: a flag is present only when true, so equal products intern to one node. */
 export function matmulParams(transposeA: boolean, transposeB: boolean): OpParams["matmul"] {
@@ -52,63 +49,22 @@ function dims(a: { shape: readonly number[] }, b: { shape: readonly number[] }, 
 }
 
 /**
- * Not transposed B: i-p-j order, the innermost loop walks a row of B and a row
- * of C contiguously. Rows of C go four at a time, so each element of B loaded
- * serves four products. Rows from `from` on, `rows` at a time, `count` groups.
+ * One batch's product as the reference loop nest: each C[i, j] summed over p
+ * in order in a local, as the interpreter sums, and stored once. Tiling,
+ * packing and loop orders are each backend's (compiler/backends/).
  */
-function axpyRows(oo: Expr, oa: Expr, ob: Expr, d: Dims, from: number, rows: number, count: number): Stmt {
-  const rs = Array.from({ length: rows }, (_, r) => r);
-  const [g, j, p] = [ref("ib"), ref("j"), ref("p")];
-  const i0 = addE(from, mulE(g, rows));
-  const bv = rows === 1 ? load("in1", addE(ref("rb"), mulE(j, d.bj))) : ref("b");
-  return parallel("ib", count, [
-    let_("r0", addE(oo, mulE(i0, d.n))),
-    parallel("j", rows * d.n, [store("out", addE(ref("r0"), j), num(0))]),
-    reduce("p", d.k, [
-      let_("q", addE(oa, addE(mulE(i0, d.ai), mulE(p, d.ap)))),
-      ...rs.map((r) => let_(`a${r}`, load("in0", addE(ref("q"), r * d.ai)))),
-      let_("rb", addE(ob, mulE(p, d.bp))),
-      parallel("j", d.n, [
-        ...(rows === 1 ? [] : [let_("b", load("in1", addE(ref("rb"), mulE(j, d.bj))))]),
-        ...rs.map((r) => store("out", addE(ref("r0"), addE(j, r * d.n)), bin("*", ref(`a${r}`), bv), true)),
-      ]),
-    ]),
-  ]);
-}
-
-/**
- * Transposed B (rows of the stored B are columns of op(B)): i-j-p order, each
- * output a dot product along a stored row of B, four columns of C at a time so
- * each element of A loaded serves four products; sums run over p in order.
- */
-function dotColumns(oo: Expr, oa: Expr, ob: Expr, d: Dims, from: number, cols: number, count: number): Stmt {
-  const cs = Array.from({ length: cols }, (_, c) => c);
-  const [i, g, p] = [ref("i"), ref("jb"), ref("p")];
-  const j0 = addE(from, mulE(g, cols));
-  return parallel("i", d.m, [
-    let_("ra", addE(oa, mulE(i, d.ai))),
-    parallel("jb", count, [
-      let_("ro", addE(oo, addE(mulE(i, d.n), j0))),
-      let_("qb", addE(ob, mulE(j0, d.bj))),
-      ...cs.map((c) => let_(`s${c}`, 0)),
-      reduce("p", d.k, [
-        let_("a", load("in0", addE(ref("ra"), mulE(p, d.ap)))),
-        ...cs.map((c) => set(`s${c}`, bin("+", ref(`s${c}`), bin("*", ref("a"), load("in1", addE(ref("qb"), addE(mulE(p, d.bp), c * d.bj))))))),
-      ]),
-      ...cs.map((c) => store("out", addE(ref("ro"), c), ref(`s${c}`))),
-    ]),
-  ]);
-}
-
-/** One batch's product: whole groups of four, then the rest one at a time. */
-function product(oo: Expr, oa: Expr, ob: Expr, d: Dims, transposeB: boolean): Stmt[] {
-  const total = transposeB ? d.n : d.m;
-  const blocks = Math.floor(total / ROWS);
-  const rest = total - blocks * ROWS;
-  const part = transposeB ? dotColumns : axpyRows;
+function product(oo: Expr, oa: Expr, ob: Expr, d: Dims): Stmt[] {
+  const [i, j, p] = [ref("i"), ref("j"), ref("p")];
+  const aAt = addE(oa, addE(mulE(i, d.ai), mulE(p, d.ap)));
+  const bAt = addE(ob, addE(mulE(p, d.bp), mulE(j, d.bj)));
   return [
-    ...(blocks > 0 ? [part(oo, oa, ob, d, 0, ROWS, blocks)] : []),
-    ...(rest > 0 ? [part(oo, oa, ob, d, blocks * ROWS, 1, rest)] : []),
+    parallel("i", d.m, [
+      parallel("j", d.n, [
+        let_("s", 0),
+        reduce("p", d.k, [set("s", bin("+", ref("s"), bin("*", load("in0", aAt), load("in1", bAt))))]),
+        store("out", addE(oo, addE(mulE(i, d.n), j)), ref("s")),
+      ]),
+    ]),
   ];
 }
 
@@ -173,7 +129,7 @@ export const MATMUL = {
       const so = stridesOf(batch).map((s) => s * d.m * d.n);
       const sa = broadcastStrides(a.shape.slice(0, -2), batch).map((s) => s * d.m * d.k);
       const sb = broadcastStrides(b.shape.slice(0, -2), batch).map((s) => s * d.k * d.n);
-      return stridedLoops(batch, [so, sa, sb], ([oo, oa, ob]) => product(oo!, oa!, ob!, d, node.params.transposeB === true), "t");
+      return stridedLoops(batch, [so, sa, sb], ([oo, oa, ob]) => product(oo!, oa!, ob!, d), "t");
     },
   } satisfies OpDef<"matmul">,
 } as const;

@@ -20,6 +20,7 @@ export const tsTarget: Target = {
       return [Math.ceil(n / TILE), Math.ceil(m / TILE)];
     },
   },
+  reduceColumns: 8,
   matmulKernel,
   emit: PLAIN_TS,
 };

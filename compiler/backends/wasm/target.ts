@@ -42,6 +42,7 @@ export const wasmTarget: Target = {
     // packed operands are computed once per element
     matmulReuse: (mm, precision) => (packsOperands(mm, precision) ? [1, 1] : tsTarget.cost.matmulReuse(mm, precision)),
   },
+  reduceColumns: tsTarget.reduceColumns,
   matmulKernel: (cx) => (packsOperands(cx.group.members[0]!, cx.precision) ? wasmMatmulKernel(cx) : tsTarget.matmulKernel(cx)),
   emit,
 };
