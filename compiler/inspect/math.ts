@@ -9,14 +9,13 @@ import { shapesEqual } from "../ir/types.js";
 import { commentText, printedNodes } from "../lower/names.js";
 import type { Printed } from "../lower/names.js";
 import { bindingLines, gradNode } from "./slice.js";
+import { OPS } from "../ops/index.js";
 import type { Term } from "./terms.js";
 import { T, add, call, cmp, div, dot, had, mask, name, neg, not, num, pow, render, sub, subscript } from "./terms.js";
 
 /** Ops that only move or retag values: the maths reads through them. */
 const TRANSPARENT = new Set(["reshape", "broadcastTo", "stopGradient", "checkpoint", "cast", "customGrad"]);
 
-const CMP: Readonly<Record<string, string>> = { greater: ">", greaterEqual: "≥", less: "<", lessEqual: "≤", equal: "=" };
-const FN: Readonly<Record<string, string>> = { sigmoid: "σ", sqrt: "√", maximum: "max", minimum: "min" };
 
 /** The node `t` stands for once moves are read through. */
 function core(t: Tensor): Tensor {
@@ -178,11 +177,12 @@ export function gradMath(g: Graph, paramName: string): GradMath {
       case "rsqrt":
       case "sigmoid":
       case "sqrt":
-        return call(FN[op] ?? op, a());
+        return call(OPS[op].symbol ?? op, a());
       default: {
-        const sym = CMP[op];
-        if (sym) return cmp(sym, a(), b());
-        if (op === "maximum" || op === "minimum") return call(FN[op]!, a(), b());
+        // comparisons are the binary ops with a bool result; their records say their symbol
+        const sym = OPS[op].symbol;
+        if (sym && t.dtype === "bool" && t.inputs.length === 2) return cmp(sym, a(), b());
+        if (op === "maximum" || op === "minimum") return call(sym ?? op, a(), b());
         // conv and pooling gradients, gathers, scatters: by op name
         return call(op, ...t.inputs.map((i) => term(i)));
       }

@@ -63,6 +63,8 @@ export interface OpDef<K extends OpKind> {
    * elementwise op, 0 for re-indexing.
    */
   readonly cost?: number;
+  /** How `gradc inspect --math` writes the op, where that is not its name: σ for sigmoid, > for greater. */
+  readonly symbol?: string;
   /** Its `lower` also reads the step's number, an i32 scalar, from the buffer `step`. */
   readonly readsStep?: boolean;
 }

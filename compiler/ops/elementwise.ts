@@ -67,7 +67,7 @@ export const ELEMENTWISE = {
   exp: { ...unary<"exp">(Math.exp, (x) => un("exp", x), (ct, n) => [ct.mul(n)]), cost: 8 },
   log: { ...unary<"log">(Math.log, (x) => un("log", x), (ct, n) => [ct.div(n.inputs[0]!)]), cost: 8 },
   // d √x = 1 / (2√x)
-  sqrt: { ...unary<"sqrt">(Math.sqrt, (x) => un("sqrt", x), (ct, n) => [ct.div(n.mul(2))]), cost: 4 },
+  sqrt: { ...unary<"sqrt">(Math.sqrt, (x) => un("sqrt", x), (ct, n) => [ct.div(n.mul(2))]), cost: 4, symbol: "√" },
   // d x^-½ = -½ x^-3/2 = -½ rsqrt(x) / x
   rsqrt: { ...unary<"rsqrt">((x) => 1 / Math.sqrt(x), (x) => un("rsqrt", x), (ct, n) => [ct.mul(n).div(n.inputs[0]!).mul(-0.5)]), cost: 5 },
   abs: unary<"abs">(Math.abs, (x) => un("abs", x), (ct, n) => [ct.mul(n.inputs[0]!.sign())], requireNumeric),
@@ -78,28 +78,34 @@ export const ELEMENTWISE = {
   // d tanh(x) = 1 - tanh(x)^2
   tanh: { ...unary<"tanh">(Math.tanh, (x) => un("tanh", x), (ct, n) => [ct.mul(n.square().neg().add(1))]), cost: 8 },
   // d σ(x) = σ(x)(1 - σ(x)): from the output
-  sigmoid: { ...unary<"sigmoid">(sigmoid, (x) => un("sigmoid", x), (ct, n) => [ct.mul(n.mul(n.neg().add(1)))]), cost: 8 },
+  sigmoid: { ...unary<"sigmoid">(sigmoid, (x) => un("sigmoid", x), (ct, n) => [ct.mul(n.mul(n.neg().add(1)))]), cost: 8, symbol: "σ" },
   // d relu(x) = [x > 0]
   relu: unary<"relu">((x) => Math.max(x, 0), (x) => bin("max", x, 0), (ct, n) => [n.inputs[0]!.greater(0).where(ct, 0)]),
   // d softplus(x) = σ(x)
-  softplus: { ...unary<"softplus">(
-    softplus,
-    (x) => bin("+", bin("max", x, 0), un("log1p", un("exp", un("neg", un("abs", x))))),
-    (ct, n) => [ct.mul(n.inputs[0]!.sigmoid())],
-  ), cost: 12 },
+  softplus: {
+    ...unary<"softplus">(
+      softplus,
+      (x) => bin("+", bin("max", x, 0), un("log1p", un("exp", un("neg", un("abs", x))))),
+      (ct, n) => [ct.mul(n.inputs[0]!.sigmoid())],
+    ),
+    cost: 12,
+  },
   // d x^p = p x^(p-1)
-  pow: { ...unary<"pow">(
-    (x, n) => Math.pow(x, n.params.exponent),
-    // small integer powers as products: Math.pow costs ~10× a multiply (the cube is GELU's)
-    (x, n) => (n.params.exponent === 2 ? bin("*", x, x) : n.params.exponent === 3 ? bin("*", bin("*", x, x), x) : bin("pow", x, n.params.exponent)),
-    (ct, n) => {
-      const p = n.params.exponent;
-      const x = n.inputs[0]!;
-      if (p === 0) return [null];
-      if (p === 1) return [ct];
-      return [ct.mul(p === 2 ? x : x.pow(p - 1)).mul(p)];
-    },
-  ), cost: 8 },
+  pow: {
+    ...unary<"pow">(
+      (x, n) => Math.pow(x, n.params.exponent),
+      // small integer powers as products: Math.pow costs ~10× a multiply (the cube is GELU's)
+      (x, n) => (n.params.exponent === 2 ? bin("*", x, x) : n.params.exponent === 3 ? bin("*", bin("*", x, x), x) : bin("pow", x, n.params.exponent)),
+      (ct, n) => {
+        const p = n.params.exponent;
+        const x = n.inputs[0]!;
+        if (p === 0) return [null];
+        if (p === 1) return [ct];
+        return [ct.mul(p === 2 ? x : x.pow(p - 1)).mul(p)];
+      },
+    ),
+    cost: 8,
+  },
   leakyRelu: unary<"leakyRelu">(
     (x, n) => (x > 0 ? x : n.params.alpha * x),
     (x, n) => sel(bin(">", x, 0), x, bin("*", x, n.params.alpha)),
@@ -124,28 +130,37 @@ export const ELEMENTWISE = {
   sub: binary<"sub">((x, y) => x - y, (x, y) => bin("-", x, y), (ct) => [ct, ct.neg()]),
   mul: binary<"mul">((x, y) => x * y, (x, y) => bin("*", x, y), (ct, n) => [ct.mul(n.inputs[1]!), ct.mul(n.inputs[0]!)]),
   // d(a/b) = da/b - a db/b^2; integer division floors
-  div: { ...binary<"div">(
-    (x, y, isInt) => (isInt ? Math.floor(x / y) : x / y),
-    (x, y, n) => (isFloat(n.dtype) ? bin("/", x, y) : un("floor", bin("/", x, y))),
-    (ct, n) => {
-      const [x, y] = n.inputs as [Tensor, Tensor];
-      return [ct.div(y), ct.mul(x).div(y.square()).neg()];
-    },
-  ), cost: 4 },
+  div: {
+    ...binary<"div">(
+      (x, y, isInt) => (isInt ? Math.floor(x / y) : x / y),
+      (x, y, n) => (isFloat(n.dtype) ? bin("/", x, y) : un("floor", bin("/", x, y))),
+      (ct, n) => {
+        const [x, y] = n.inputs as [Tensor, Tensor];
+        return [ct.div(y), ct.mul(x).div(y.square()).neg()];
+      },
+    ),
+    cost: 4,
+  },
   // ties send the gradient to the first operand
-  maximum: binary<"maximum">((x, y) => Math.max(x, y), (x, y) => bin("max", x, y), (ct, n) => {
-    const first = n.inputs[0]!.greaterEqual(n.inputs[1]!);
-    return [first.where(ct, 0), first.where(0, ct)];
-  }),
-  minimum: binary<"minimum">((x, y) => Math.min(x, y), (x, y) => bin("min", x, y), (ct, n) => {
-    const first = n.inputs[0]!.lessEqual(n.inputs[1]!);
-    return [first.where(ct, 0), first.where(0, ct)];
-  }),
-  greater: binary<"greater">((x, y) => b(x > y), (x, y) => bin(">", x, y), undefined, true),
-  greaterEqual: binary<"greaterEqual">((x, y) => b(x >= y), (x, y) => bin(">=", x, y), undefined, true),
-  less: binary<"less">((x, y) => b(x < y), (x, y) => bin("<", x, y), undefined, true),
-  lessEqual: binary<"lessEqual">((x, y) => b(x <= y), (x, y) => bin("<=", x, y), undefined, true),
-  equal: binary<"equal">((x, y) => b(x === y), (x, y) => bin("==", x, y), undefined, true),
+  maximum: {
+    ...binary<"maximum">((x, y) => Math.max(x, y), (x, y) => bin("max", x, y), (ct, n) => {
+      const first = n.inputs[0]!.greaterEqual(n.inputs[1]!);
+      return [first.where(ct, 0), first.where(0, ct)];
+    }),
+    symbol: "max",
+  },
+  minimum: {
+    ...binary<"minimum">((x, y) => Math.min(x, y), (x, y) => bin("min", x, y), (ct, n) => {
+      const first = n.inputs[0]!.lessEqual(n.inputs[1]!);
+      return [first.where(ct, 0), first.where(0, ct)];
+    }),
+    symbol: "min",
+  },
+  greater: { ...binary<"greater">((x, y) => b(x > y), (x, y) => bin(">", x, y), undefined, true), symbol: ">" },
+  greaterEqual: { ...binary<"greaterEqual">((x, y) => b(x >= y), (x, y) => bin(">=", x, y), undefined, true), symbol: "≥" },
+  less: { ...binary<"less">((x, y) => b(x < y), (x, y) => bin("<", x, y), undefined, true), symbol: "<" },
+  lessEqual: { ...binary<"lessEqual">((x, y) => b(x <= y), (x, y) => bin("<=", x, y), undefined, true), symbol: "≤" },
+  equal: { ...binary<"equal">((x, y) => b(x === y), (x, y) => bin("==", x, y), undefined, true), symbol: "=" },
 
   where: {
     infer: ([c, x, y]) => {
