@@ -71,7 +71,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
     format: FORMAT_NAME,
     version: FORMAT_VERSION,
     name: g.name,
-    backend: "ts",
+    backend: s.target.device,
     dtype: s.precision,
     arena: { floats: plan.floats, ints: plan.ints },
     peakBytes: plan.peakBytes,
