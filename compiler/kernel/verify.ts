@@ -276,7 +276,7 @@ function setNames(stmts: readonly Stmt[]): Set<string> {
     for (const s of ss) {
       if (s.k === "set") out.add(s.name);
       else if (s.k === "for") walk(s.body);
-      else if (s.k === "if") walk(s.then), walk(s.else ?? []);
+      else if (s.k === "if") [s.then, s.else ?? []].forEach(walk);
       else if (s.k === "extern") walk(s.reference);
     }
   };
@@ -292,7 +292,7 @@ function increments(body: readonly Stmt[]): Map<string, number> {
     for (const s of ss) {
       if (s.k === "set") all.set(s.name, (all.get(s.name) ?? 0) + 1);
       else if (s.k === "for") count(s.body);
-      else if (s.k === "if") count(s.then), count(s.else ?? []);
+      else if (s.k === "if") [s.then, s.else ?? []].forEach(count);
       else if (s.k === "extern") count(s.reference);
     }
   };

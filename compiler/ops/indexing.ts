@@ -3,7 +3,7 @@ import type { NDArray, NodeOf, OpDef } from "./def.js";
 import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { GraphError, ShapeError, isFloat, normAxis, shapeStr, shapesEqual, sizeOf, stridesOf } from "../ir/types.js";
-import type { Expr, Stmt } from "../kernel/kir.js";
+import type { Expr } from "../kernel/kir.js";
 import { nest } from "../kernel/loops.js";
 import { addE, affine, bin, if_, let_, load, mulE, num, parallel, ref, scatterAdd, sel, store, un } from "../kernel/kir.js";
 

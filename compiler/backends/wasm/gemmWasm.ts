@@ -31,17 +31,15 @@ export function packsOperands(mm: Value, precision: Precision): boolean {
   return precision === "f32" && d.batch.length === 0 && d.m * d.n * d.k >= WASM_MIN_WORK;
 }
 
-/** The fields of a product, in the order `ExternWork.data` holds them. */
+/** The numeric fields of a product, as `ExternWork.data` holds them. */
 const PRODUCT_FIELDS = ["m", "n", "rowPanels", "colPanels", "k", "a", "b", "c"] as const;
 
 /** The product a kernel's extern work describes, exported under the kernel's name. */
 export function productOf(name: string, work: ExternWork): WasmProduct {
-  const field = (f: (typeof PRODUCT_FIELDS)[number]): number => {
-    const v = work.data[f];
-    if (v === undefined) throw new Error(`wasm: kernel ${name}'s extern work has no ${f}`);
-    return v;
-  };
-  return { name, m: field("m"), n: field("n"), rowPanels: field("rowPanels"), colPanels: field("colPanels"), k: field("k"), a: field("a"), b: field("b"), c: field("c") };
+  const missing = PRODUCT_FIELDS.filter((f) => work.data[f] === undefined);
+  if (missing.length) throw new Error(`wasm: kernel ${name}'s extern work has no ${missing.join(", ")}`);
+  const d = work.data as Readonly<Record<(typeof PRODUCT_FIELDS)[number], number>>;
+  return { name, m: d.m, n: d.n, rowPanels: d.rowPanels, colPanels: d.colPanels, k: d.k, a: d.a, b: d.b, c: d.c };
 }
 
 /** Coordinates over one frame rewritten over another: frame axis a becomes `map[a]`. */
