@@ -8,7 +8,8 @@ import { graph } from "../../../compiler/dsl/graph.js";
 import { lowerGraph } from "../../../compiler/compile.js";
 import { reachable } from "../../../compiler/ir/graph.js";
 import type { Tensor } from "../../../compiler/ir/node.js";
-import type { Stmt } from "../../../compiler/kernel/kir.js";
+import { visitKir } from "../../../compiler/kernel/kir.js";
+import type { Kernel } from "../../../compiler/lower/schedule.js";
 import type { Buffer } from "../../../compiler/lower/lower.js";
 import { readBundle } from "../../../compiler/inspect/bundleData.js";
 import { gradSlice, sliceText } from "../../../compiler/inspect/slice.js";
@@ -19,16 +20,14 @@ import type { ExampleName } from "./bundles.js";
 afterAll(removeBundles);
 
 /** Buffer names a kernel body stores to (walked here, apart from the code under test). */
-function storedNames(body: readonly Stmt[], out = new Set<string>()): Set<string> {
-  for (const s of body) {
-    // "@W" is the WebAssembly scratch memory of a matmul kernel, not an arena buffer
-    if (s.k === "store" && !s.buf.startsWith("@")) out.add(s.buf);
-    else if (s.k === "for") storedNames(s.body, out);
-    else if (s.k === "if") {
-      storedNames(s.then, out);
-      storedNames(s.else ?? [], out);
-    }
-  }
+function storedNames(k: Kernel): Set<string> {
+  const out = new Set<string>();
+  visitKir(k.body, {
+    stmt: (s) => {
+      // a matmul kernel's scratch memory is private to it, not an arena buffer
+      if ((s.k === "store" || s.k === "scatterAdd") && k.buffers[s.buf]) out.add(s.buf);
+    },
+  });
   return out;
 }
 
@@ -56,8 +55,8 @@ async function expectedSlice(example: ExampleName, name: string): Promise<{ back
   const backward: string[] = [];
   const forward: string[] = [];
   for (const k of schedule.kernels.filter((x) => x.entry.includes("gradients"))) {
-    const written = [...storedNames(k.body)].flatMap((n) => held(k.buffers[n]!)).filter((t) => needed.has(t));
-    if (written.some((t) => t.origin) || [...storedNames(k.body)].some((n) => k.buffers[n] === gradBuffer)) backward.push(k.name);
+    const written = [...storedNames(k)].flatMap((n) => held(k.buffers[n]!)).filter((t) => needed.has(t));
+    if (written.some((t) => t.origin) || [...storedNames(k)].some((n) => k.buffers[n] === gradBuffer)) backward.push(k.name);
     else if (written.length) forward.push(k.name);
   }
   return { backward, forward };
