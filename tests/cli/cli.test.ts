@@ -119,7 +119,7 @@ describe("gradc (in-process)", () => {
 });
 
 describe("gradc (child processes)", () => {
-  it("compiles examples/xor, then inspects dLoss/dW1", () => {
+  it("compiles examples/xor, then inspects dLoss/dW1", { timeout: 300_000 }, () => {
     const out = join(root, "xor");
     const compiled = execFileSync(process.execPath, [bin, "compile", "examples/xor/model.ts", "-o", out], { cwd: repo, encoding: "utf8" });
     expect(compiled).toMatch(/^compiled xor → /);
