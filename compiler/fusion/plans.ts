@@ -9,8 +9,7 @@ import type { Precision } from "../lower/lower.js";
 import type { SavePolicy, Value } from "./program.js";
 import { KEEP_ALL, buildProgram, kindOf } from "./program.js";
 import { fuseProgram } from "./fuse.js";
-import type { FusionPlan } from "./fuse.js";
-import type { CostModel } from "../backends/target.js";
+import type { CostModel, FusionPlan } from "./fuse.js";
 
 /** The roots of the training step: the loss, one gradient per trainable param, then the state updates (`g.assign`). */
 export function trainingRoots(train: Graph): Tensor[] {
