@@ -27,7 +27,8 @@ beforeAll(async () => {
     viewport: { width: 1280, height: 900 },
     args: ["--no-sandbox", "--disable-quic", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
-}, 30_000);
+  // a cold chromium start on a loaded machine
+}, 180_000);
 
 afterAll(async () => {
   await browser?.close();
