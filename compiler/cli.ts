@@ -9,6 +9,7 @@ import type { OptimizerSpec } from "../runtime/manifest.js";
 import type { FlagDefs } from "../runtime/flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "../runtime/flags.js";
 import { readManifest } from "../runtime/load.js";
+import { terminalText } from "../runtime/names.js";
 import { trainHelp, TRAIN_FLAGS } from "../runtime/trainer.js";
 import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
 import { checkCommand, checkHelp } from "../runtime/check.js";
@@ -82,6 +83,15 @@ const COMMAND_HELP: Record<string, string> = {
   graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels] [--format text|dot|svg|html]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/; or draws\nthe forward or training graph (fused kernels as clusters) as DOT, SVG (to stdout\nor -o FILE) or a self-contained HTML page (to <dir>/graphs/graph.html or -o FILE).\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
 
+/**
+ * A graph's name as a folder name under build/: a name is data, so `../x`,
+ * `/etc` or control characters never choose where a bundle is written.
+ */
+export function folderName(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[.]+/, "_");
+  return safe === "" ? "model" : safe.slice(0, 100);
+}
+
 /** Exactly one positional argument, named in the error. */
 function onePositional(positional: readonly string[], what: string, command: string): string {
   if (positional.length === 0) throw new UsageError(`gradc ${command} needs ${what} (see gradc ${command} --help)`);
@@ -127,7 +137,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const optimizer = mergeOptimizer(config.optimizer, oneOf(flagString(flags, "optimizer"), ["sgd", "momentum", "adam", "adamw"], "optimizer"), lr);
   const dtype = oneOf(flagString(flags, "dtype"), ["f32", "f64"], "dtype");
   const gradClip = flagNumber(flags, "grad-clip");
-  const outDir = resolve(flagString(flags, "out") ?? join("build", graph.name));
+  const outDir = resolve(flagString(flags, "out") ?? join("build", folderName(graph.name)));
   const options: CompileOptions = {
     ...config,
     outDir,
@@ -149,7 +159,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const values = m.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   const rel = relative(process.cwd(), outDir);
   const shown = rel === "" ? "." : rel.startsWith("..") ? outDir : rel;
-  io.out(`compiled ${m.name} → ${shown}`);
+  io.out(`compiled ${terminalText(m.name)} → ${terminalText(shown)}`);
   io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.dtype}, ${m.backend} backend`);
   const t = result.timings;
   io.out(`  compile time ${ms.toFixed(0)} ms (lower ${t.lower.toFixed(0)}, emit ${t.emit.toFixed(0)}, transpile ${t.transpile.toFixed(0)}, write ${t.write.toFixed(0)} ms)`);
@@ -158,14 +168,15 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
 }
 
 async function trainCommand(argv: readonly string[], io: CliIO, trainIO: TrainIO): Promise<TrainSummary | undefined> {
-  const { flags, positional } = parseFlags(argv, TRAIN_FLAGS, "gradc train");
+  const { flags, positional, positionalAt } = parseFlags(argv, TRAIN_FLAGS, "gradc train");
   if (flags["help"]) {
     io.out(COMMAND_HELP["train"]!);
     return undefined;
   }
   const dir = resolve(onePositional(positional, "a bundle folder", "train"));
   readManifest(dir);
-  const rest = argv.filter((a) => a !== positional[0]);
+  // drop the folder argument itself, not every argument equal to it (`--out DIR` may name the same folder)
+  const rest = argv.filter((_, i) => i !== positionalAt[0]);
   // the bundle's own copy of the runtime, as `node <dir>/train.js` would use
   const own = join(dir, "runtime", "trainer.js");
   const { main } = (existsSync(own) ? await import(pathToFileURL(own).href) : await import("../runtime/trainer.js")) as typeof import("../runtime/trainer.js");

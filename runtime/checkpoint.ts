@@ -1,12 +1,12 @@
 // Checkpoints and weights files: every param, every optimizer-state buffer and
 // the step count in one safetensors file, checked against the manifest on read.
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Manifest, Slot } from "./manifest.js";
 import type { NamedTensor, TensorData } from "./safetensors.js";
-import { loadSafetensors, saveSafetensors } from "./safetensors.js";
+import { loadSafetensors, makeDirs, saveSafetensors } from "./safetensors.js";
 import type { SlotSink, SlotSource } from "./arena.js";
 import { typeText } from "./arena.js";
+import { ownValue } from "./names.js";
 
 /** The metadata `format` of a checkpoint file. */
 export const CHECKPOINT_FORMAT = "gradc-checkpoint";
@@ -60,7 +60,7 @@ export function checkSlots(slots: readonly [string, Slot][], tensors: Readonly<R
     if (!known.has(name)) throw new Error(`${file}: tensor "${name}" is not a ${what} of this bundle (expected ${[...known].join(", ") || "none"})`);
   }
   for (const [name, slot] of slots) {
-    const t = tensors[name];
+    const t = ownValue(tensors, name);
     const want = typeText(slot.dtype, slot.shape);
     if (!t) throw new Error(`${file}: ${what} "${name}" (${want}) is missing`);
     const sameShape = t.shape.length === slot.shape.length && t.shape.every((d, i) => d === slot.shape[i]);
@@ -88,14 +88,15 @@ export function loadWeights(sink: SlotSink, manifest: Manifest, path: string): v
  * `state/<param>/<slot>`, and the step count in the metadata.
  */
 export function saveCheckpoint(path: string, source: SlotSource, manifest: Manifest, stepCount: number): void {
-  const tensors: Record<string, NamedTensor> = {};
+  const tensors: Record<string, NamedTensor> = Object.create(null) as Record<string, NamedTensor>;
   for (const [name, slot] of checkpointSlots(manifest)) tensors[name] = { shape: slot.shape, data: source.read(slot) };
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirs(dirname(path));
   saveSafetensors(path, tensors, {
     format: CHECKPOINT_FORMAT,
     model: manifest.name,
     optimizer: manifest.optimizer.name,
     step: String(stepCount),
+    ...(manifest.graphHash ? { graph: manifest.graphHash } : {}),
   });
 }
 
@@ -108,8 +109,13 @@ export function restoreCheckpoint(path: string, sink: SlotSink, manifest: Manife
   if (metadata["format"] !== CHECKPOINT_FORMAT) {
     throw new Error(`${path}: not a gradc checkpoint (metadata format ${JSON.stringify(metadata["format"] ?? null)}, expected "${CHECKPOINT_FORMAT}")`);
   }
-  const step = Number(metadata["step"]);
-  if (!Number.isInteger(step) || step < 0) throw new Error(`${path}: invalid step count ${JSON.stringify(metadata["step"])} in the metadata`);
+  const text = metadata["step"];
+  const step = typeof text === "string" && /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(step)) throw new Error(`${path}: invalid step count ${JSON.stringify(text ?? null)} in the metadata (expected a whole number of steps)`);
+  const graph = metadata["graph"];
+  if (graph !== undefined && manifest.graphHash !== undefined && graph !== manifest.graphHash) {
+    throw new Error(`${path}: was saved from another graph (sha256 ${graph.slice(0, 12)}…) than this bundle's (${manifest.graphHash.slice(0, 12)}…), probably before a recompile that changed the model; start without --resume, or move the checkpoint away`);
+  }
   const slots = checkpointSlots(manifest).map(([n, s]): [string, Slot] => [n, storedSlot(manifest, s)]);
   const isState = (name: string): boolean => name.startsWith("state/");
   const byGroup = (state: boolean): Record<string, NamedTensor> =>

@@ -23,18 +23,22 @@ export class UsageError extends Error {
 }
 
 /** Parses `argv` against `defs`; everything not a flag is positional. `command` names the tool in errors. */
-export function parseFlags(argv: readonly string[], defs: FlagDefs, command: string): { flags: FlagValues; positional: string[] } {
+export function parseFlags(argv: readonly string[], defs: FlagDefs, command: string): { flags: FlagValues; positional: string[]; positionalAt: number[] } {
   const flags: FlagValues = {};
   const positional: string[] = [];
+  /** Where each positional argument stands in argv. */
+  const positionalAt: number[] = [];
   const byShort = new Map(Object.entries(defs).flatMap(([name, d]) => (d.short ? [[d.short, name] as const] : [])));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
       positional.push(...argv.slice(i + 1));
+      positionalAt.push(...argv.slice(i + 1).map((_, k) => i + 1 + k));
       break;
     }
     if (!arg.startsWith("-") || arg === "-" || /^-\d/.test(arg)) {
       positional.push(arg);
+      positionalAt.push(i);
       continue;
     }
     const eq = arg.indexOf("=");
@@ -56,7 +60,7 @@ export function parseFlags(argv: readonly string[], defs: FlagDefs, command: str
     if (text === undefined) throw new UsageError(`option --${name} of ${command} needs a value${def.value ? ` (${def.value})` : ""}`);
     flags[name] = convert(name, def.kind, text, command);
   }
-  return { flags, positional };
+  return { flags, positional, positionalAt };
 }
 
 function convert(name: string, kind: Exclude<FlagKind, "boolean">, text: string, command: string): string | number {

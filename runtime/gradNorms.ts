@@ -2,6 +2,7 @@
 // param's gradient goes to logs/grad_norms.csv, flagged when it vanishes or
 // explodes, with a one-line warning the first time a param is flagged.
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
+import { csvCell, fromCsvCell, terminalText } from "./names.js";
 import type { Series } from "./plot.js";
 
 /** A norm below this fraction of the step's largest norm is flagged "vanishing". */
@@ -30,10 +31,8 @@ export function largestFinite(values: ArrayLike<number>): number {
   return m;
 }
 
-/** A CSV field: quoted (with doubled quotes) when it holds a comma, quote or line break. */
-export function csvField(text: string): string {
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
+/** A CSV field from a name (see csvCell: quoted when needed, never a spreadsheet formula). */
+export const csvField = csvCell;
 
 /** Parses CSV text into rows of fields; quoted fields may hold commas, line breaks and doubled quotes. */
 export function parseCsv(text: string): string[][] {
@@ -111,11 +110,11 @@ export class GradNormLog {
       rows += `${step},${csvField(name)},${norm},${flag}\n`;
       if (flag && !this.warned.has(`${flag}\0${name}`)) {
         this.warned.add(`${flag}\0${name}`);
-        fresh[flag].push(`${JSON.stringify(name)} ${short(norm)}`);
+        fresh[flag].push(`${terminalText(JSON.stringify(name))} ${short(norm)}`);
       }
     }
     writeSync(this.fd, rows);
-    const biggest = JSON.stringify(this.names[this.norms.indexOf(largest)] ?? "");
+    const biggest = terminalText(JSON.stringify(this.names[this.norms.indexOf(largest)] ?? ""));
     const why = {
       vanishing: `norm < ${VANISHING_RELATIVE} × the largest, ${short(largest)} for ${biggest}, or < ${VANISHING_ABSOLUTE}`,
       exploding: `norm > ${EXPLODING} or not finite`,
@@ -145,7 +144,7 @@ export interface GradNormRow {
 export function readGradNorms(file: string): GradNormRow[] {
   const [head, ...rows] = parseCsv(readFileSync(file, "utf8"));
   if (head?.join(",") !== "step,param,norm,flag") throw new Error(`${file}: not a gradient-norm log (header ${JSON.stringify(head?.join(",") ?? "")})`);
-  return rows.map(([step, param, norm, flag]) => ({ step: Number(step), param: param ?? "", norm: Number(norm), flag: (flag ?? "") as GradFlag }));
+  return rows.map(([step, param, norm, flag]) => ({ step: Number(step), param: fromCsvCell(param ?? ""), norm: Number(norm), flag: (flag ?? "") as GradFlag }));
 }
 
 /** The rows as one plot series per param, in the order params first appear. */

@@ -3,7 +3,7 @@
 // bound to them by their `create(F, I)`.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { moduleUrl } from "./integrity.js";
 import type { ForwardModule, Manifest, Slot, StepModule } from "./manifest.js";
 import type { Arenas, FloatArray, SlotView } from "./arena.js";
 import { sizeOf, slotView } from "./arena.js";
@@ -29,11 +29,20 @@ export function kernelTableOf(mod: unknown, file: string): KernelTable {
   return table as KernelTable;
 }
 
-/** Imports a kernel module of the bundle and checks that it exports `create`. */
-async function importKernels<T>(dir: string, file: string): Promise<T> {
+/**
+ * Imports a kernel module of the bundle and checks that it exports `create`.
+ * The URL carries the file's digest: Node caches modules by URL, and a
+ * recompiled bundle must run its new kernels.
+ */
+async function importKernels<T>(dir: string, file: string, manifest: Manifest): Promise<T> {
   const path = join(dir, file);
   if (!existsSync(path)) throw new Error(`${path}: missing (the manifest lists it as a kernel module)`);
-  const mod = (await import(/* @vite-ignore */ pathToFileURL(path).href)) as { create?: unknown };
+  let mod: { create?: unknown };
+  try {
+    mod = (await import(/* @vite-ignore */ moduleUrl(dir, file, manifest))) as { create?: unknown };
+  } catch (e) {
+    throw new Error(`${path}: cannot load it as a kernel module (${(e as Error).message}); recompile the model`);
+  }
   if (typeof mod.create !== "function") throw new Error(`${path}: does not export create(F, I)`);
   return mod as T;
 }
@@ -53,8 +62,8 @@ interface KernelLists {
 export async function createHostDevice(manifest: Manifest, dir: string): Promise<HostDevice> {
   const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(manifest.arena.floats) : new Float32Array(manifest.arena.floats);
   const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
-  const forwardMod = await importKernels<ForwardModule>(dir, manifest.files.forward);
-  const stepMod = await importKernels<StepModule>(dir, manifest.files.step);
+  const forwardMod = await importKernels<ForwardModule>(dir, manifest.files.forward, manifest);
+  const stepMod = await importKernels<StepModule>(dir, manifest.files.step, manifest);
   const forward = forwardMod.create(F, arenas.I);
   const step = stepMod.create(F, arenas.I);
   let lists: KernelLists | undefined;

@@ -3,11 +3,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Manifest, OptimizerSpec, ParamEntry, Slot } from "./manifest.js";
-import { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
+import { checkManifest } from "./schema.js";
+import { verifyBundle } from "./integrity.js";
+import { setOwn } from "./names.js";
 import type { FloatArray, Feeds, SlotView } from "./arena.js";
 import { InputWriter, kindOf, sizeOf, typeText } from "./arena.js";
 import { checkpointSlots, loadParams, loadWeights, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
-import { checkSchedule, learningRate, writeLearningRate } from "./schedule.js";
+import { learningRate, writeLearningRate } from "./schedule.js";
 import { CheckedDevice } from "./numerics.js";
 import type { Device } from "./device.js";
 import { notSynchronous, now } from "./device.js";
@@ -126,42 +128,15 @@ export function readManifest(dir: string): Manifest {
     const why = existsSync(dir) ? (e as Error).message : "no such folder";
     throw new Error(`cannot read ${file}: ${why} (is ${dir} a bundle written by gradc compile?)`);
   }
-  let m: Manifest;
+  let m: unknown;
   try {
-    m = JSON.parse(text) as Manifest;
+    m = JSON.parse(text);
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  if (m === null || typeof m !== "object" || m.format !== FORMAT_NAME) {
-    throw new Error(`${file}: not a gradc bundle manifest (format ${JSON.stringify((m as { format?: unknown })?.format ?? null)}, expected "${FORMAT_NAME}")`);
-  }
-  if (m.version !== FORMAT_VERSION) {
-    throw new Error(`${file}: bundle format version ${JSON.stringify(m.version)}, but this runtime reads version ${FORMAT_VERSION}; recompile the model`);
-  }
-  checkLayout(m, file);
-  checkSchedule(m.optimizer, file);
-  if (m.generate !== undefined) checkGenerateSpec(m.generate, file);
-  return m;
-}
-
-/** Every slot must lie inside its arena. */
-function checkLayout(m: Manifest, file: string): void {
-  const size = { F: m.arena.floats, I: m.arena.ints };
-  const slots: [string, Slot][] = [
-    ...m.inputs.map((s): [string, Slot] => [`input "${s.name}"`, s]),
-    ...m.params.map((s): [string, Slot] => [`param "${s.name}"`, s]),
-    ...m.params.flatMap((s): [string, Slot][] => (s.grad ? [[`gradient of "${s.name}"`, s.grad]] : [])),
-    ...m.outputs.map((s): [string, Slot] => [`output "${s.name}"`, s]),
-    ...m.state.map((s): [string, Slot] => [`state ${s.slot} of "${s.param}"`, s]),
-    ["hyper.lr", m.hyper.lr],
-    ["hyper.step", m.hyper.step],
-    ...(m.loss ? [["loss", m.loss] as [string, Slot]] : []),
-  ];
-  for (const [what, s] of slots) {
-    if (!(s.offset >= 0 && s.offset + sizeOf(s.shape) <= size[s.arena])) {
-      throw new Error(`${file}: ${what} (${typeText(s.dtype, s.shape)} at ${s.arena}[${s.offset}]) lies outside the ${s.arena} arena of ${size[s.arena]} elements`);
-    }
-  }
+  const checked = checkManifest(m, file);
+  if (checked.generate !== undefined) checkGenerateSpec(checked.generate, file);
+  return checked;
 }
 
 /** The static batch size: the first axis of the first batched training input (the data layer checks the rest). */
@@ -178,6 +153,8 @@ function batchSizeOf(m: Manifest): number {
 export async function load(dir: string, options: LoadOptions = {}): Promise<Trainer> {
   const root = resolve(dir);
   const manifest = readManifest(root);
+  // the bundle knows itself: every file as the compiler wrote it
+  verifyBundle(root, manifest);
   if (options.lr !== undefined && !(Number.isFinite(options.lr) && options.lr >= 0)) {
     throw new Error(`learning rate must be a finite number ≥ 0 (got ${options.lr})`);
   }
@@ -233,7 +210,8 @@ class BundleTrainer implements Trainer {
     this.synchronous = device.synchronous;
     this.lrScratch = manifest.dtype === "f64" ? new Float64Array(1) : new Float32Array(1);
     this.batchSize = batchSizeOf(manifest);
-    this.inputs = new InputWriter(device, manifest.inputs);
+    // --check-numerics reports NaN and infinity in the inputs itself, naming them
+    this.inputs = new InputWriter(device, manifest.inputs, !(device instanceof CheckedDevice));
     this.paramByName = new Map(manifest.params.map((p) => [p.name, p]));
     this.gradSlots = new Map(manifest.params.flatMap((p) => (p.grad ? [[p.name, p.grad] as const] : [])));
     this.params = {
@@ -247,6 +225,12 @@ class BundleTrainer implements Trainer {
           throw new Error(`param "${name}": got ${kindOf(values)}, expected ${n} numbers for ${typeText(p.dtype, p.shape)}`);
         }
         if (values.length !== n) throw new Error(`param "${name}": got ${values.length} values, expected ${n} for ${typeText(p.dtype, p.shape)}`);
+        for (let i = 0; i < n; i++) {
+          const x = values[i];
+          if (typeof x !== "number" || !Number.isFinite(x)) {
+            throw new Error(`param "${name}": value ${String(x)} at index ${i} is not a finite number (it would poison every later step)`);
+          }
+        }
         device.write(p, values);
       },
     };
@@ -283,8 +267,14 @@ class BundleTrainer implements Trainer {
     return learningRate(this.optimizer, this.count);
   }
 
+  /** Refuses to train a bundle whose graph has no loss: its step would return NaN. */
+  private trainable(call: string): void {
+    if (!this.manifest.loss) throw new Error(`${this.dir}: ${call} needs a loss, and graph ${JSON.stringify(this.manifest.name)} has none; this bundle can only predict`);
+  }
+
   /** Writes the batch, the learning rate and the 1-based step count of the next update. */
   private prepareStep(batch: Feeds): void {
+    this.trainable("step()");
     this.inputs.write(batch, "train");
     writeLearningRate(this.optimizer, this.count, this.lrScratch, 0);
     this.device.write(this.manifest.hyper.lr, this.lrScratch);
@@ -320,24 +310,26 @@ class BundleTrainer implements Trainer {
 
   gradients(batch: Feeds): { loss: number; grads: Record<string, FloatArray> } {
     if (!this.synchronous) throw notSynchronous(this.device, "gradients(batch)");
+    this.trainable("gradients()");
     this.inputs.write(batch, "train");
     // random ops (dropout) draw as the next step would
     this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
     now(this.device.run("gradients"), this.device, "gradients(batch)");
     this.dataParallel?.reduceGradients();
     const grads: Record<string, FloatArray> = {};
-    for (const [name, slot] of this.gradSlots) grads[name] = now(this.device.read(slot), this.device, "gradients(batch)") as FloatArray;
+    for (const [name, slot] of this.gradSlots) setOwn(grads, name, now(this.device.read(slot), this.device, "gradients(batch)") as FloatArray);
     const loss = this.loss("gradients(batch)");
     return { loss: this.dataParallel ? this.dataParallel.mean(loss) : loss, grads };
   }
 
   async gradientsAsync(batch: Feeds): Promise<{ loss: number; grads: Record<string, FloatArray> }> {
     if (this.dataParallel) return this.gradients(batch);
+    this.trainable("gradients()");
     this.inputs.write(batch, "train");
     this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
     await this.device.run("gradients");
     const grads: Record<string, FloatArray> = {};
-    for (const [name, slot] of this.gradSlots) grads[name] = (await this.device.read(slot)) as FloatArray;
+    for (const [name, slot] of this.gradSlots) setOwn(grads, name, (await this.device.read(slot)) as FloatArray);
     return { loss: await this.lossAsync(), grads };
   }
 
@@ -354,7 +346,7 @@ class BundleTrainer implements Trainer {
     this.inputs.write(inputs, "forward");
     now(this.device.run("forward"), this.device, "predict(inputs)");
     const out: Record<string, SlotView> = {};
-    for (const o of this.manifest.outputs) out[o.name] = now(this.device.read(o), this.device, "predict(inputs)");
+    for (const o of this.manifest.outputs) setOwn(out, o.name, now(this.device.read(o), this.device, "predict(inputs)"));
     return out;
   }
 
@@ -362,7 +354,7 @@ class BundleTrainer implements Trainer {
     this.inputs.write(inputs, "forward");
     await this.device.run("forward");
     const out: Record<string, SlotView> = {};
-    for (const o of this.manifest.outputs) out[o.name] = await this.device.read(o);
+    for (const o of this.manifest.outputs) setOwn(out, o.name, await this.device.read(o));
     return out;
   }
 

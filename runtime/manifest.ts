@@ -23,6 +23,8 @@ export interface InputEntry extends Slot {
   readonly name: string;
   /** Which entry points read it: `forward` (predict) and/or `train` (gradients, step). */
   readonly usedBy: readonly ("forward" | "train")[];
+  /** Integer class labels (an input read by oneHot): every value must lie in [0, classes). */
+  readonly classes?: number;
 }
 
 export interface ParamEntry extends Slot {
@@ -189,6 +191,12 @@ export interface Manifest {
   readonly training?: TrainingSpec;
   /** Present when the model predicts the next token (`trainer.generate`, `gradc sample`). */
   readonly generate?: GenerateSpec;
+  /** The sha256 of every file the compiler wrote (manifest.json aside), by path: load() checks them. */
+  readonly hashes?: Readonly<Record<string, string>>;
+  /** The sha256 of the forward graph (printed, without source lines): checkpoints record it. */
+  readonly graphHash?: string;
+  /** The sha256 of this manifest's compact JSON without this field (see manifestDigest). */
+  readonly digest?: string;
 }
 
 /**

@@ -104,6 +104,23 @@ function columnFor(dtype: InputEntry["dtype"], col: Column): Column {
 }
 
 /**
+ * Checks a data column once, as it is read: floats finite, class labels in
+ * [0, classes). The error names the file, the tensor and the example, so bad
+ * data never surfaces later as a NaN loss blamed on the learning rate.
+ */
+function checkColumnValues(path: string, input: InputEntry, col: Column, width: number): void {
+  const float = input.dtype === "f32" || input.dtype === "f64";
+  for (let i = 0; i < col.length; i++) {
+    const v = col[i]!;
+    const bad = float ? !Number.isFinite(v) : input.classes !== undefined && !(v >= 0 && v < input.classes);
+    if (bad) {
+      const why = float ? "is not finite" : `is not a class index in [0, ${input.classes})`;
+      throw new Error(`${path}: tensor "${input.name}": value ${v} at example ${Math.floor(i / width)} (index ${i}) ${why}`);
+    }
+  }
+}
+
+/**
  * Reads a bundle's data file: one tensor per graph input, examples along the
  * first axis. The number of examples comes from the inputs' per-example sizes.
  */
@@ -125,6 +142,7 @@ export function loadArrays(path: string, inputs: readonly InputEntry[]): Dataset
     } catch (e) {
       throw new Error(`${path}: tensor "${name}": ${(e as Error).message}`);
     }
+    checkColumnValues(path, input, columns[name]!, width);
   }
   return makeDataset(columns, size ?? 0);
 }

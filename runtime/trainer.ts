@@ -1,7 +1,7 @@
 // The generated trainer: `node <bundle>/train.js [flags]` runs main(), which
 // loads the bundle and its data, trains with a progress bar, logs the loss,
 // evaluates accuracy on the test split, and writes checkpoints.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TrainingSpec } from "./manifest.js";
 import type { FlagDefs, FlagValues } from "./flags.js";
@@ -14,7 +14,9 @@ import type { Dataset } from "./data.js";
 import { loadTrainingData, MNIST_PIXELS } from "./sources.js";
 import { GradNormLog, gradNormSeries, parseCsv, readGradNorms } from "./gradNorms.js";
 import { linePlot } from "./plot.js";
-import { writeFileAtomic } from "./safetensors.js";
+import { makeDirs, removeStaleTemps, writeFileAtomic } from "./safetensors.js";
+import { acquireLock } from "./lock.js";
+import { terminalText } from "./names.js";
 import type { Communicator } from "./mpi.js";
 import { mpiWorld } from "./mpi.js";
 import type { DataParallel } from "./dataParallel.js";
@@ -35,6 +37,7 @@ export const TRAIN_FLAGS: FlagDefs = {
   "no-progress": { kind: "boolean", help: "no progress bar (it is also off when stderr is not a terminal)" },
   mpi: { kind: "boolean", help: "train data-parallel on the ranks of an MPI job (mpirun -np N ... --mpi): each rank takes its shard of a global batch of batch × N examples; rank 0 writes logs and checkpoints" },
   "check-replicas": { kind: "int", value: "N", help: "with --mpi: check every N steps that the params are bit-identical on every rank (default 100; 0: only at the end)" },
+  verbose: { kind: "boolean", help: "print the stack trace of an error" },
   help: { kind: "boolean", short: "h", help: "show this help" },
 };
 
@@ -116,12 +119,14 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
     return undefined;
   }
   if (positional.length) throw new UsageError(`the trainer takes no arguments besides options (got ${positional.join(" ")})`);
-  if (!flags["mpi"]) return train(bundleDir, flags, io, log, undefined);
+  if (!flags["mpi"]) return withLocks(bundleDir, flags, () => train(bundleDir, flags, io, log, undefined));
   if (flags["check-numerics"]) throw new UsageError("--check-numerics and --mpi do not go together: check numerics in one process");
   const comm: Communicator = mpiWorld();
   let summary: TrainSummary;
   try {
-    summary = await train(bundleDir, flags, io, comm.rank === 0 ? log : () => {}, comm);
+    // rank 0 writes the logs and checkpoints: it alone holds the folders
+    const run = () => train(bundleDir, flags, io, comm.rank === 0 ? log : () => {}, comm);
+    summary = comm.rank === 0 ? await withLocks(bundleDir, flags, run) : await run();
   } catch (e) {
     // the other ranks wait in a collective call: end the whole job
     console.error(`train: rank ${comm.rank} of ${comm.size}: ${e instanceof Error ? e.message : String(e)}`);
@@ -132,6 +137,23 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
 }
 
 /** The training run of `main` on one process, or on one rank of `comm`. */
+/**
+ * Runs `fn` holding the locks of the output folder and the bundle: a second
+ * trainer, or a compile, on either is refused while this run lasts.
+ */
+async function withLocks<T>(bundleDir: string, flags: FlagValues, fn: () => Promise<T>): Promise<T> {
+  const dir = resolve(bundleDir);
+  const out = resolve(flagString(flags, "out") ?? dir);
+  makeDirs(out);
+  const locks = [acquireLock(out, "train.js")];
+  try {
+    if (dir !== out) locks.push(acquireLock(dir, "train.js"));
+    return await fn();
+  } finally {
+    for (const l of locks) l.release();
+  }
+}
+
 async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (line: string) => void, comm: Communicator | undefined): Promise<TrainSummary> {
   const dir = resolve(bundleDir);
   const lr = flagNumber(flags, "lr");
@@ -164,7 +186,13 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const out = resolve(flagString(flags, "out") ?? dir);
   const lossLog = join(out, "logs", "loss.csv");
   const checkpoint = join(out, "checkpoints", "latest.safetensors");
-  if (writer) mkdirSync(join(out, "logs"), { recursive: true });
+  if (writer) {
+    makeDirs(join(out, "logs"));
+    for (const sub of ["checkpoints", "logs"]) {
+      const removed = removeStaleTemps(join(out, sub));
+      if (removed.length) log(`removed ${removed.length} temporary file(s) that an interrupted run left in ${join(out, sub)}`);
+    }
+  }
   const resume = flags["resume"] === true;
   const initFrom = flagString(flags, "init-from");
   if (resume && initFrom !== undefined) throw new UsageError("--resume and --init-from exclude each other: a resumed run continues from its own checkpoint");
@@ -172,6 +200,8 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
     if (writer && !existsSync(checkpoint)) throw new Error(`--resume: no checkpoint at ${checkpoint}`);
     // data-parallel: collective, every rank continues from rank 0's checkpoint
     trainer.restore(checkpoint);
+    // the steps logged after the checkpoint run again: drop them, so no step appears twice
+    if (writer) for (const csvLog of [lossLog, join(out, "logs", "grad_norms.csv")]) truncateLog(csvLog, trainer.stepCount);
   }
   if (initFrom !== undefined) trainer.loadParams(resolve(initFrom));
   const appendLog = resume && existsSync(lossLog);
@@ -185,7 +215,7 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
 
   const started = performance.now();
   const batches = ranks > 1 ? `global batches of ${trainer.batchSize} × ${ranks} ranks` : `batches of ${trainer.batchSize}`;
-  log(`training ${trainer.manifest.name}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, ${batches}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}${flags["check-numerics"] ? " (checking every kernel for NaN and infinity)" : ""}`);
+  log(`training ${terminalText(trainer.manifest.name)}: ${p.total} steps${resume ? ` (resuming at ${trainer.stepCount})` : ""}, ${data.train.size} examples, ${batches}, ${trainer.optimizer.name} lr ${trainer.optimizer.lr}${flags["check-numerics"] ? " (checking every kernel for NaN and infinity)" : ""}`);
   const bar = writer ? await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log) : undefined;
   const say = (line: string): void => (bar ? bar.log(line) : log(line));
   const gradLog = writer && p.gradNormEvery > 0 && gradNames.length ? new GradNormLog(gradLogFile, gradNames, resume, say) : undefined;
@@ -193,6 +223,7 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   let acc: number | undefined;
   // the data order depends only on (seed, epoch), so a resumed run picks up mid-epoch exactly
   let step = trainer.stepCount;
+  const diverging = new DivergenceWatch(trainer.optimizer.lr, say);
   let epoch = Math.floor(step / p.stepsPerEpoch);
   let first = step % p.stepsPerEpoch;
   try {
@@ -210,8 +241,10 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
         if (step > startStep && step - startStep <= losses.length) losses[step - startStep - 1] = loss;
         if (gradLog && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
         if (!Number.isFinite(loss)) {
-          throw new Error(`the loss is ${loss} at step ${step}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
+          // the data were checked finite as they were fed: the model or the rate made it
+          throw new Error(`the loss is ${loss} at step ${step}${diverging.warned ? " after it diverged" : ""}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
         }
+        diverging.record(step, loss);
         if (step % p.logEvery === 0 || step === p.total) {
           if (csv !== undefined) writeSync(csv, `${step},${epoch + 1},${loss},${lrNow}\n`);
           say(`step ${step}/${p.total}  epoch ${epoch + 1}  loss ${fmt(loss)}  lr ${lrNow.toPrecision(3)}`);
@@ -256,6 +289,45 @@ function finishReplicas(dp: DataParallel, step: number, seconds: number, log: (l
   log(`params bit-identical on all ${dp.size} ranks (hash ${hash.toString(16).padStart(8, "0")})`);
   log(`all-reduce: ${s.bytesPerStep} bytes of gradients per step in ${s.callsPerStep} call${s.callsPerStep === 1 ? "" : "s"}, ${(perStep * 1000).toFixed(3)} ms per step on rank 0${share}`);
   return { ranks: dp.size, bytesPerStep: s.bytesPerStep, secondsPerStep: perStep };
+}
+
+/**
+ * Keeps the rows of a CSV log up to `step` (and its header), written
+ * atomically: after a resume from step k, the steps after k run again.
+ */
+export function truncateLog(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  const lines = readFileSync(file, "utf8").split("\n");
+  const kept = lines.filter((line, i) => i === 0 || (line !== "" && !(Number(line.slice(0, line.indexOf(","))) > step)));
+  writeFileAtomic(file, kept.join("\n") + "\n");
+}
+
+/** How far above its first value the loss may rise before the trainer warns. */
+export const DIVERGENCE_FACTOR = 100;
+
+/**
+ * Watches the loss for divergence: once it exceeds DIVERGENCE_FACTOR × the
+ * first step's loss (and 1), warns once that the learning rate is too high.
+ */
+export class DivergenceWatch {
+  private first = NaN;
+  warned = false;
+
+  constructor(
+    private readonly lr: number,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  record(step: number, loss: number): void {
+    if (Number.isNaN(this.first)) {
+      this.first = loss;
+      return;
+    }
+    if (!this.warned && loss > DIVERGENCE_FACTOR * Math.max(Math.abs(this.first), 1)) {
+      this.warned = true;
+      this.say(`warning: the loss is diverging: ${loss.toPrecision(3)} at step ${step}, from ${this.first.toPrecision(3)} at the start; the learning rate ${this.lr} is probably too high (try --lr ${(this.lr / 10).toPrecision(2)})`);
+    }
+  }
 }
 
 /**

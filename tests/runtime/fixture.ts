@@ -73,7 +73,7 @@ export function writeFixture(dir: string, o: FixtureOptions = {}): Fixture {
   const step: Slot = { arena: "I", offset: B, shape: [], dtype: "i32" };
   const inputs: InputEntry[] = [
     { ...x, name: "x", usedBy: ["forward", "train"] },
-    { ...y, name: "y", usedBy: ["train"] },
+    { ...y, name: "y", usedBy: ["train"], classes: C },
   ];
   const params: ParamEntry[] = [
     { ...W, name: "W", trainable: true, init: { name: "uniform", seed: 7 }, grad: dW },

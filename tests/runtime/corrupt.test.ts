@@ -1,0 +1,117 @@
+// Crafted and corrupted checkpoints and weights: every one is a clear error
+// naming the file and what is wrong, never a raw TypeError and never a
+// silently different restore.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { load } from "../../runtime/load.js";
+import { decodeSafetensors, encodeSafetensors } from "../../runtime/safetensors.js";
+import { errorMessage } from "../helpers.js";
+import { writeFixture } from "./fixture.js";
+
+const root = mkdtempSync(join(tmpdir(), "gradc-corrupt-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A safetensors file with this header (JSON text) and these data bytes. */
+function rawFile(header: string, data = new Uint8Array(0)): Uint8Array {
+  const head = Buffer.from(header, "utf8");
+  const out = new Uint8Array(8 + head.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  out.set(data, 8 + head.length);
+  return out;
+}
+
+const decodeError = (bytes: Uint8Array): string => {
+  try {
+    decodeSafetensors(bytes, "ck.safetensors");
+  } catch (e) {
+    expect(e).not.toBeInstanceOf(TypeError);
+    return (e as Error).message;
+  }
+  return "(decoded)";
+};
+
+describe("safetensors headers", () => {
+  it("refuses a null, an array or a string header", () => {
+    expect(decodeError(rawFile("null"))).toMatch(/ck\.safetensors: the header is null; expected an object of tensors/);
+    expect(decodeError(rawFile("[1,2]"))).toMatch(/the header is an array/);
+    expect(decodeError(rawFile('"x"'))).toMatch(/the header is string/);
+  });
+
+  it("refuses negative, fractional, reversed and overlapping data_offsets", () => {
+    const d = new Uint8Array(16);
+    const t = (offsets: string, shape = "[2]") => rawFile(`{"a":{"dtype":"F32","shape":${shape},"data_offsets":${offsets}}}`, d);
+    expect(decodeError(t("[-8,0]"))).toMatch(/tensor "a": data_offsets \[-8,0\] are not two whole numbers ≥ 0/);
+    expect(decodeError(t("[0.5,8.5]"))).toMatch(/data_offsets \[0\.5,8\.5\] are not two whole numbers/);
+    expect(decodeError(t("[8,0]"))).toMatch(/data_offsets \[8, 0\] lie outside the 16 bytes of data/);
+    expect(decodeError(t("[0,12]"))).toMatch(/12 bytes of data for F32\[2\] \(8 expected\)/);
+    expect(decodeError(t("[0,8]", '"2"'))).toMatch(/shape "2" is not a list of whole numbers/);
+    const both = rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', d);
+    expect(decodeError(both)).toMatch(/tensor "b" \(bytes 4\.\.12\) overlaps tensor "a" \(bytes 0\.\.8\)/);
+  });
+
+  it("refuses unknown dtypes and non-string metadata", () => {
+    expect(decodeError(rawFile('{"a":{"dtype":"toString","shape":[],"data_offsets":[0,0]}}'))).toMatch(/unsupported dtype "toString"/);
+    expect(decodeError(rawFile('{"__metadata__":{"step":3}}'))).toMatch(/__metadata__\.step is number; expected a string/);
+  });
+
+  it("a tensor named __proto__ is a tensor like any other", () => {
+    const bytes = encodeSafetensors(JSON.parse('{"__proto__":{"shape":[1],"data":0}}', (k, v: unknown) => (k === "data" ? new Float32Array([5]) : v)));
+    const { tensors } = decodeSafetensors(bytes);
+    expect(Object.keys(tensors)).toEqual(["__proto__"]);
+    expect(Array.from(tensors["__proto__"]!.data)).toEqual([5]);
+  });
+});
+
+describe("crafted checkpoints", () => {
+  it("refuses a step count of 1e300, -1 or 2.5 by name", async () => {
+    const fx = writeFixture(join(root, "steps"));
+    const t = await load(fx.dir);
+    const file = join(root, "steps.safetensors");
+    t.save(file);
+    const { tensors, metadata } = decodeSafetensors(readFileSync(file));
+    for (const step of ["1e300", "-1", "2.5", "", "0x10"]) {
+      writeFileSync(file, encodeSafetensors(tensors, { ...metadata, step }));
+      expect(errorMessage(() => t.restore(file))).toContain(`invalid step count ${JSON.stringify(step)} in the metadata`);
+    }
+    expect(t.stepCount).toBe(0);
+  });
+
+  it("every truncation and every bit flip of a checkpoint is refused or restores the same values", async () => {
+    const fx = writeFixture(join(root, "flips"), { optimizer: { name: "adam", lr: 0.1 } });
+    const t = await load(fx.dir);
+    const file = join(root, "flips.safetensors");
+    t.save(file);
+    const good = readFileSync(file);
+    const W = Array.from(t.params.get("W"));
+    // truncations at every length: always an error (a shorter file can never hold every tensor)
+    for (let len = 0; len < good.length; len += 7) {
+      writeFileSync(file, good.subarray(0, len));
+      expect(() => t.restore(file)).toThrow(/flips\.safetensors/);
+    }
+    // bit flips in the header: an error, or a file that still restores exactly the saved values
+    const headerLen = Number(good.readBigUInt64LE(0));
+    for (let at = 0; at < 8 + headerLen; at += 3) {
+      const bad = Buffer.from(good);
+      bad[at] = bad[at]! ^ 0x10;
+      writeFileSync(file, bad);
+      try {
+        t.restore(file);
+        expect(Array.from(t.params.get("W"))).toEqual(W);
+      } catch (e) {
+        expect(e).not.toBeInstanceOf(TypeError);
+        expect((e as Error).message).toMatch(/flips\.safetensors/);
+      }
+    }
+  });
+
+  it("saving under a path that cannot hold folders is an error naming it, not an endless loop", async () => {
+    const t = await load(writeFixture(join(root, "proc")).dir);
+    expect(errorMessage(() => t.save("/proc/nope/x.safetensors"))).toMatch(/cannot create \/proc\/nope/);
+    const file = join(root, "plain-file");
+    writeFileSync(file, "x");
+    expect(errorMessage(() => t.save(join(file, "sub", "x.safetensors")))).toMatch(/plain-file is not a folder/);
+  });
+});
