@@ -24,7 +24,10 @@ import { targetFor, targetOptionsOf } from "./backends/index.js";
 import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
 import type { PassStat, PipelineResult } from "./passes/pipeline.js";
-import { FILES, buildManifest, graphTexts, printKernels, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached, writeBundle } from "./bundle/bundle.js";
+import { FILES, buildManifest, digests, graphDigest, graphTexts, printKernels, initialWeights, runtimeFiles, trainerSource, trainingSpec, transpileCached } from "./bundle/bundle.js";
+import { writeBundle } from "./bundle/swap.js";
+import { checkManifest, checkOptimizer, checkTraining } from "../runtime/schema.js";
+import { manifestDigest } from "../runtime/integrity.js";
 import { inspectionFiles } from "./inspect/bundleData.js";
 
 /** What `compile` wrote. */
@@ -54,6 +57,7 @@ function checkOptions(options: CompileOptions): void {
   if (options.initFrom !== undefined && (typeof options.initFrom !== "string" || options.initFrom.length === 0)) {
     throw new Error(`compile: initFrom must name a safetensors file, got ${JSON.stringify(options.initFrom)}`);
   }
+  if (options.optimizer !== undefined) checkOptimizer(options.optimizer, "compile: options");
   const clip = options.gradClip;
   if (clip !== undefined && !(typeof clip === "number" && clip > 0 && Number.isFinite(clip))) {
     throw new Error(`compile: gradClip must be a finite number > 0, got ${String(clip)}`);
@@ -198,6 +202,10 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
 
   // write: the manifest, the report, weights, data, printed graphs and what inspect reads (compile swaps the folder in)
   const training = options.training ? trainingSpec(schedule, options.training) : undefined;
+  if (training) {
+    const names = { inputs: new Set(graph.inputs.map((i) => i.name)), outputs: new Set(Object.keys(graph.outputs)) };
+    checkTraining(training.spec, "compile: options", names);
+  }
   const manifest = buildManifest(schedule, plan, training?.spec, generate);
   files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
   const summary = summarize(schedule, plan, passes.stats);
@@ -276,12 +284,19 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
   const files = built.files;
   if (gen) for (const [rel, content] of gen.files) files.set(rel, content);
   const t3 = performance.now();
+  // the bundle knows itself: a digest of every file and of the graph, checked by load()
+  const described: Manifest = { ...built.manifest, graphHash: graphDigest(files.get("graphs/forward.txt") as string), hashes: digests(files) };
+  // and the manifest its own, so an edited offset or a dropped field is caught too
+  const manifest: Manifest = { ...described, digest: manifestDigest(described) };
+  // the compiler's own output goes through the runtime's schema, so a bad layout never reaches disk
+  checkManifest(JSON.parse(JSON.stringify(manifest)), `compile: the manifest of ${JSON.stringify(graph.name)}`);
+  files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
   const outDir = path.resolve(options.outDir);
   writeBundle(outDir, files);
   const t4 = performance.now();
   return {
     outDir,
-    manifest: built.manifest,
+    manifest,
     files: [...files.keys()].sort(),
     passes: built.passes.stats,
     summary: built.summary,

@@ -2,11 +2,12 @@
 // printed graphs and a transpiled copy of the runtime, written into a fresh
 // folder that then replaces the old bundle in one rename.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ts } from "ts-morph";
 import type { Tensor } from "../ir/node.js";
+import { reachable } from "../ir/graph.js";
 import { sizeOf } from "../ir/types.js";
 import { describeOrigin, printGraph } from "../ir/printer.js";
 import { initValues } from "../dsl/init.js";
@@ -15,6 +16,8 @@ import { FORMAT_NAME, FORMAT_VERSION } from "../../runtime/manifest.js";
 import type { DataSpec, GenerateSpec, Manifest, Slot, TrainingSpec } from "../../runtime/manifest.js";
 import { encodeSafetensors, writeFileAtomic } from "../../runtime/safetensors.js";
 import { importParams } from "../../runtime/checkpoint.js";
+import { sha256 } from "../../runtime/integrity.js";
+import { ownValue, setOwn } from "../../runtime/names.js";
 import type { NamedTensor } from "../../runtime/safetensors.js";
 import type { ArenaPlan } from "../plan/arena.js";
 import { offsetOf } from "../plan/arena.js";
@@ -27,8 +30,9 @@ import { printKernel } from "../kernel/printer.js";
 import { TRANSPILE_VERSION, bindingList, transpile } from "../backends/ts/emitTs.js";
 import { commentText, printedNodes } from "../lower/names.js";
 
-/** Relative path → contents. */
-export type BundleFiles = Map<string, string | Uint8Array>;
+import type { BundleFiles } from "./swap.js";
+
+export type { BundleFiles };
 
 export const FILES = {
   manifest: "manifest.json",
@@ -63,6 +67,43 @@ function writtenBuffers(k: Kernel): string[] {
   return into;
 }
 
+/**
+ * For an i32 input read as class labels (by oneHot) or row indices (by
+ * gather), how many there are: every value must lie in [0, classes). Kernels
+ * give an out-of-range label a zero row, so the runtime refuses it instead.
+ */
+export function classesOf(s: Schedule, input: Tensor): number | undefined {
+  let classes: number | undefined;
+  for (const t of reachable([...(s.graph.loss ? [s.graph.loss] : []), ...Object.values(s.graph.outputs)])) {
+    let n: number | undefined;
+    if (t.op === "oneHot" && t.inputs[0] === input) n = (t.params as { depth: number }).depth;
+    else if (t.op === "gather" && t.inputs[1] === input) n = t.inputs[0]!.shape[0];
+    if (n !== undefined) classes = Math.min(classes ?? n, n);
+  }
+  return classes;
+}
+
+/** Checks the values of one data column from a model's config: numbers, finite, integers in range for an int input. */
+function checkColumn(name: string, dtype: string, values: ArrayLike<unknown>, classes: number | undefined): void {
+  const int = dtype === "i32" || dtype === "bool";
+  for (let k = 0; k < values.length; k++) {
+    const v = values[k];
+    const why =
+      typeof v !== "number"
+        ? `is ${typeof v}, not a number`
+        : !Number.isFinite(v)
+          ? "is not finite"
+          : int && !Number.isInteger(v)
+            ? `is not an integer (input "${name}" is ${dtype})`
+            : int && (v < -(2 ** 31) || v >= 2 ** 31)
+              ? "does not fit in i32"
+              : classes !== undefined && !(v >= 0 && v < classes)
+                ? `is not a class index in [0, ${classes})`
+                : undefined;
+    if (why) throw new Error(`training data: input "${name}": value ${typeof v === "string" ? JSON.stringify(v) : String(v)} at index ${k} ${why}`);
+  }
+}
+
 /** manifest.json's content (see runtime/manifest.ts). */
 export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingSpec, generate?: GenerateSpec): Manifest {
   const g = s.graph;
@@ -76,7 +117,10 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
     arena: { floats: plan.floats, ints: plan.ints },
     peakBytes: plan.peakBytes,
     savedActivations: plan.savedActivations,
-    inputs: g.inputs.map((i) => ({ name: i.name, ...nodeSlot(s, plan, i.node), usedBy: s.inputUse.get(i.name) ?? [] })),
+    inputs: g.inputs.map((i) => {
+      const classes = classesOf(s, i.node);
+      return { name: i.name, ...nodeSlot(s, plan, i.node), usedBy: s.inputUse.get(i.name) ?? [], ...(classes !== undefined ? { classes } : {}) };
+    }),
     params: g.params.map((p) => {
       const gb = s.grads.get(p.name);
       return {
@@ -115,7 +159,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
 export function initialWeights(s: Schedule, initFrom?: string): Uint8Array {
   const F = s.precision === "f64" ? Float64Array : Float32Array;
   const imported = initFrom === undefined ? undefined : importParams(initFrom, s.graph.params);
-  const tensors: Record<string, NamedTensor> = {};
+  const tensors: Record<string, NamedTensor> = Object.create(null) as Record<string, NamedTensor>;
   for (const p of s.graph.params) tensors[p.name] = { shape: [...p.shape], data: F.from(imported?.get(p.name) ?? initValues(p.init, p.shape)) };
   return encodeSafetensors(tensors, { format: FORMAT_NAME, graph: s.graph.name });
 }
@@ -127,13 +171,13 @@ export function initialWeights(s: Schedule, initFrom?: string): Uint8Array {
 export function trainingSpec(s: Schedule, cfg: TrainingConfig): { spec: TrainingSpec; data?: Uint8Array } {
   const { data, ...rest } = cfg;
   if (data.kind !== "arrays") return { spec: { ...rest, data } };
-  const tensors: Record<string, NamedTensor> = {};
+  const tensors: Record<string, NamedTensor> = Object.create(null) as Record<string, NamedTensor>;
   const known = new Set(s.graph.inputs.map((i) => i.name));
   for (const name of Object.keys(data.inputs)) {
     if (!known.has(name)) throw new Error(`training data: "${name}" is not an input of graph "${s.graph.name}"`);
   }
   for (const input of s.graph.inputs) {
-    const values = data.inputs[input.name];
+    const values = ownValue(data.inputs, input.name);
     if (values === undefined) {
       if (s.inputUse.get(input.name)?.includes("train")) throw new Error(`training data: no values for input "${input.name}"`);
       continue;
@@ -146,6 +190,7 @@ export function trainingSpec(s: Schedule, cfg: TrainingConfig): { spec: Training
     }
     const dtype = storedDtype(input.dtype, s.precision);
     const Ctor = dtype === "f64" ? Float64Array : dtype === "f32" ? Float32Array : Int32Array;
+    checkColumn(input.name, dtype, values, classesOf(s, input.node));
     tensors[input.name] = { shape: [n, ...input.shape.slice(1)], data: Ctor.from(values as ArrayLike<number>) };
   }
   const spec: DataSpec = {
@@ -258,37 +303,19 @@ export function runtimeFiles(dir = RUNTIME_DIR): BundleFiles {
   return out;
 }
 
-/** A folder gradc may replace: absent, empty, or holding a previous bundle. */
-function checkReplaceable(outDir: string): void {
-  if (!existsSync(outDir)) return;
-  if (!statSync(outDir).isDirectory()) throw new Error(`compile: ${outDir} exists and is not a folder`);
-  if (readdirSync(outDir).length === 0) return;
-  try {
-    const m = JSON.parse(readFileSync(path.join(outDir, FILES.manifest), "utf8")) as { format?: unknown };
-    if (m.format === FORMAT_NAME) return;
-  } catch {
-    // not a bundle: fall through
-  }
-  throw new Error(`compile: ${outDir} is not empty and holds no gradc bundle; refusing to replace it`);
+/** The sha256 of every file of the bundle (manifest.json aside), by path. */
+export function digests(files: BundleFiles): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rel of [...files.keys()].sort()) if (rel !== FILES.manifest) setOwn(out, rel, sha256(files.get(rel)!));
+  return out;
 }
 
-/** Writes the files into a sibling folder, then swaps it in for `outDir`. */
-export function writeBundle(outDir: string, files: BundleFiles): void {
-  const dir = path.resolve(outDir);
-  checkReplaceable(dir);
-  mkdirSync(path.dirname(dir), { recursive: true });
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    for (const [rel, content] of files) {
-      const file = path.join(tmp, rel);
-      mkdirSync(path.dirname(file), { recursive: true });
-      writeFileSync(file, content);
-    }
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
+/**
+ * The graph's digest, for checkpoints: the printed forward graph without its
+ * `# file:line` comments, so editing the model file elsewhere keeps it.
+ */
+export function graphDigest(printedForward: string): string {
+  return sha256(printedForward.split("\n").map((line) => line.replace(/\s+#.*$/, "")).join("\n"));
 }
 
 /** The printed graphs of every stage so far. */

@@ -1,6 +1,6 @@
 // The DSL entry point: graph(name, build) runs the user's builder once and
 // checks names, dtypes and the loss while the user's lines are on the stack.
-import { Context, Tensor } from "../ir/node.js";
+import { Context, MAX_ELEMENTS, Tensor } from "../ir/node.js";
 import { OPS } from "../ops/index.js";
 import type { CustomVjp, TensorLike } from "../ir/node.js";
 import { Graph } from "../ir/graph.js";
@@ -72,6 +72,10 @@ export function activeBuilder(op: string): GraphBuilder {
 function checkShape(op: string, name: string, shape: readonly number[]): number[] {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new GraphError(op, `"${name}" has an invalid shape ${JSON.stringify(shape)}: sizes must be non-negative integers`, callerLocation());
+  }
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size > MAX_ELEMENTS) {
+    throw new GraphError(op, `"${name}" has shape ${shapeStr(shape)}: ${size.toExponential(2)} elements, more than the ${MAX_ELEMENTS} a bundle's arena can hold`, callerLocation());
   }
   return [...shape];
 }

@@ -68,6 +68,12 @@ export class Context {
       }
       throw e;
     }
+    // a bundle keeps every value in one typed-array arena: refuse here, at the user's line, not at load
+    const size = sig.shape.reduce((a, b) => a * b, 1);
+    if (size > MAX_ELEMENTS) {
+      const shapes = inputs.map((t) => `${t.dtype}${shapeStr(t.shape)}`).join(", ");
+      throw new GraphError(op, `its result ${sig.dtype}${shapeStr(sig.shape)} has ${size.toExponential(2)} elements, more than the ${MAX_ELEMENTS} a bundle's arena can hold; inputs: ${shapes || "none"}`, loc);
+    }
     const node = new Tensor(this, this.nodes.length, op, inputs, params, sig.shape, sig.dtype, loc, this.origin);
     this.nodes.push(node);
     this.table.set(key, node);
@@ -78,6 +84,9 @@ export class Context {
     return this.origin ? this.origin.of.src : callerLocation();
   }
 }
+
+/** The most elements one value may have: an arena is one typed array, indexed by 32-bit offsets. */
+export const MAX_ELEMENTS = 2 ** 31 - 1;
 
 /** A user-supplied VJP: cotangent of the output → cotangents of the inputs. */
 export type CustomVjp = (ct: Tensor, inputs: readonly Tensor[], output: Tensor) => readonly (Tensor | null)[];
