@@ -26,14 +26,18 @@ export function manifestDigest(manifest: Manifest): string {
   return sha256(JSON.stringify(rest));
 }
 
-/**
- * Checks the manifest's own digest, then every file it lists a digest for;
- * throws an IntegrityError naming the first missing or changed file.
- */
-export function verifyBundle(dir: string, manifest: Manifest): void {
+/** Checks the manifest's own digest, when it records one. */
+export function verifyManifest(dir: string, manifest: Manifest): void {
   if (manifest.digest !== undefined && manifestDigest(manifest) !== manifest.digest) {
     throw new IntegrityError(`${join(dir, "manifest.json")}: its content is not what the compiler wrote (its digest does not match): it was edited or damaged; recompile the model`);
   }
+}
+
+/**
+ * Checks every file the manifest lists a digest for; throws an IntegrityError
+ * naming the first missing or changed file.
+ */
+export function verifyBundle(dir: string, manifest: Manifest): void {
   for (const [rel, want] of Object.entries(manifest.hashes ?? {})) {
     const file = join(dir, rel);
     let bytes: Uint8Array;

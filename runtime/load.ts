@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Manifest, OptimizerSpec, ParamEntry, Slot } from "./manifest.js";
 import { checkManifest } from "./schema.js";
-import { verifyBundle } from "./integrity.js";
+import { verifyBundle, verifyManifest } from "./integrity.js";
 import { setOwn } from "./names.js";
 import type { FloatArray, Feeds, SlotView } from "./arena.js";
 import { InputWriter, kindOf, sizeOf, typeText } from "./arena.js";
@@ -167,6 +167,8 @@ export async function load(dir: string, options: LoadOptions = {}): Promise<Trai
   }
   const device = options.checkNumerics ? new CheckedDevice(manifest, plain) : plain;
   const inference = await loadInference(root, manifest, options);
+  // after the checks that name a field: an edited manifest that passes them still differs from the compiler's
+  verifyManifest(root, manifest);
   const trainer = new BundleTrainer(root, manifest, optimizer, device, parallel, inference);
   // every rank starts from rank 0's params
   parallel?.broadcastState(0);
