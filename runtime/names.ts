@@ -24,7 +24,6 @@ export function objectOf<T>(entries: Iterable<readonly [string, T]>): Record<str
  * range, bidi overrides) are shown as \u escapes instead of acting.
  */
 export function terminalText(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, it } from "vitest";
 import { compile } from "../../compiler/compile.js";
 import { grad } from "../../compiler/autodiff/grad.js";
 import { interpret } from "../../compiler/interp/interpret.js";

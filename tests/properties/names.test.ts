@@ -47,7 +47,6 @@ const NASTY = [
 const name = fc.oneof(fc.constantFrom(...NASTY), fc.string({ unit: "binary", minLength: 1, maxLength: 12 })).filter((s) => !s.startsWith("state/"));
 const names = fc.uniqueArray(name, { minLength: 5, maxLength: 5 });
 // any of the C0/C1 controls, or the bidi overrides, raw
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 let n = 0;
