@@ -149,6 +149,18 @@ export class Inliner {
     return this.define(v, coords, scope);
   }
 
+  /**
+   * The operands of a comparison as f32 values in an f32 kernel. A value
+   * computed inline lives in a float64 local, unrounded, while a stored one was
+   * rounded to f32: `a == max(a)` must hold for the element that is the max
+   * whether `a` was loaded or recomputed, so inline operands are rounded as
+   * storing them would (Math.fround is monotonic, so orderings agree too).
+   */
+  private comparable(v: Value, args: readonly Expr[]): readonly Expr[] {
+    if (this.env.precision !== "f32" || v.node.dtype !== "bool") return args;
+    return args.map((a, i) => (v.inputs[i]!.node.dtype === "f32" && a.k !== "load" && a.k !== "num" ? un("fround", a) : a));
+  }
+
   private literal(v: Value): number {
     return uniformValue(v.node, this.env.precision)!;
   }
@@ -175,7 +187,7 @@ export class Inliner {
       e = args[0]!;
     } else {
       const expr = OPS[v.node.op].expr as (a: readonly Expr[], n: NodeOf<OpKind>) => Expr;
-      e = expr(args, v.node as NodeOf<OpKind>);
+      e = expr(this.comparable(v, args), v.node as NodeOf<OpKind>);
       // integers wrap as the interpreter's i32 rounding does
       if (v.node.dtype === "i32" && !isWholeIntOp(v.node.op)) e = un("toInt", e);
     }

@@ -56,7 +56,10 @@ describe.each(BACKENDS)("random graphs on the $name backend agree with the inter
   }, budget(180_000));
 
   // counterexamples fast-check found and shrank, kept as regression cases
-  const KEPT: readonly [generator: "fusion" | "passes", seed: number, dtype: "f32" | "f64"][] = [];
+  const KEPT: readonly [generator: "fusion" | "passes", seed: number, dtype: "f32" | "f64"][] = [
+    // max's gradient compared a recomputed, unrounded a with the stored f32 max: no element matched, 0/0
+    ["fusion", 10, "f32"],
+  ];
   for (const [generator, seed, dtype] of KEPT) {
     it(`kept counterexample: ${generator} #${seed} ${dtype}`, () => agrees(generator, seed, backend, dtype));
   }
