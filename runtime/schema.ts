@@ -6,6 +6,7 @@ import { isAbsolute, posix } from "node:path";
 import type { Manifest, OptimizerSpec, Slot } from "./manifest.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
 import { checkSchedule } from "./schedule.js";
+import { sizeOf, typeText } from "./arena.js";
 
 /** A file's content that does not match its schema. */
 export class SchemaError extends Error {
@@ -97,13 +98,6 @@ function checkSlot(r: FieldReader, v: unknown, field: string): Slot {
   const float = dtype === "f32" || dtype === "f64";
   if (float !== (arena === "F")) r.fail(`${field}.arena`, arena, `${float ? '"F"' : '"I"'} for a ${dtype} value`);
   return s as unknown as Slot;
-}
-
-/** Elements of a shape, refusing sizes past what an arena can hold. */
-function elements(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 /** Names must be unique strings; `kind` says what they name. */
@@ -237,7 +231,7 @@ export function checkManifest(raw: unknown, file: string): Manifest {
     r.string(r.object(p["init"], `params[${i}].init`)["name"], `params[${i}].init.name`);
     if (p["grad"] !== undefined) {
       const g = slot(p["grad"], `params[${i}].grad`, true, `gradient of ${JSON.stringify(p["name"])}`);
-      if (elements(g.shape) !== elements((p as unknown as Slot).shape)) r.fail(`params[${i}].grad.shape`, `[${g.shape.join(",")}]`, "the param's number of elements");
+      if (sizeOf(g.shape) !== sizeOf((p as unknown as Slot).shape)) r.fail(`params[${i}].grad.shape`, `[${g.shape.join(",")}]`, "the param's number of elements");
     }
   });
   const outputs = r.array(m["outputs"], "outputs");
@@ -282,18 +276,18 @@ export function checkManifest(raw: unknown, file: string): Manifest {
 /** Every slot lies inside its arena; owned slots never share an element. */
 function checkLayout(r: FieldReader, slots: readonly { field: string; slot: Slot; owned: boolean }[], size: { F: number; I: number }): void {
   for (const { field, slot: s } of slots) {
-    const n = elements(s.shape);
+    const n = sizeOf(s.shape);
     if (!(s.offset + n <= size[s.arena])) {
-      throw new SchemaError(`${r.where}: ${field} (${s.dtype}[${s.shape.join(",")}] at ${s.arena}[${s.offset}]) lies outside the ${s.arena} arena of ${size[s.arena]} elements`);
+      throw new SchemaError(`${r.where}: ${field} (${typeText(s.dtype, s.shape)} at ${s.arena}[${s.offset}]) lies outside the ${s.arena} arena of ${size[s.arena]} elements`);
     }
   }
   for (const arena of ["F", "I"] as const) {
-    const owned = slots.filter((x) => x.owned && x.slot.arena === arena && elements(x.slot.shape) > 0).sort((a, b) => a.slot.offset - b.slot.offset);
+    const owned = slots.filter((x) => x.owned && x.slot.arena === arena && sizeOf(x.slot.shape) > 0).sort((a, b) => a.slot.offset - b.slot.offset);
     for (let i = 1; i < owned.length; i++) {
       const a = owned[i - 1]!;
       const b = owned[i]!;
-      if (b.slot.offset < a.slot.offset + elements(a.slot.shape)) {
-        throw new SchemaError(`${r.where}: ${b.field} (at ${arena}[${b.slot.offset}]) overlaps ${a.field} (${arena}[${a.slot.offset}..${a.slot.offset + elements(a.slot.shape)})); each input, param, gradient, optimizer state and hyper slot needs its own memory`);
+      if (b.slot.offset < a.slot.offset + sizeOf(a.slot.shape)) {
+        throw new SchemaError(`${r.where}: ${b.field} (at ${arena}[${b.slot.offset}]) overlaps ${a.field} (${arena}[${a.slot.offset}..${a.slot.offset + sizeOf(a.slot.shape)})); each input, param, gradient, optimizer state and hyper slot needs its own memory`);
       }
     }
   }

@@ -9,19 +9,10 @@ import { load } from "../../runtime/load.js";
 import { decodeSafetensors, encodeSafetensors } from "../../runtime/safetensors.js";
 import { errorMessage } from "../helpers.js";
 import { writeFixture } from "./fixture.js";
+import { safetensorsBytes } from "./safetensorsBytes.js";
 
 const root = mkdtempSync(join(tmpdir(), "gradc-corrupt-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-/** A safetensors file with this header (JSON text) and these data bytes. */
-function rawFile(header: string, data = new Uint8Array(0)): Uint8Array {
-  const head = Buffer.from(header, "utf8");
-  const out = new Uint8Array(8 + head.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
-  out.set(head, 8);
-  out.set(data, 8 + head.length);
-  return out;
-}
 
 const decodeError = (bytes: Uint8Array): string => {
   try {
@@ -35,20 +26,20 @@ const decodeError = (bytes: Uint8Array): string => {
 
 describe("safetensors headers", () => {
   it("refuses a null, an array or a string header, naming the file", () => {
-    for (const h of ["null", "[1,2]", '"x"']) expect(decodeError(rawFile(h))).toMatch(/^ck\.safetensors: the header/);
+    for (const h of ["null", "[1,2]", '"x"']) expect(decodeError(safetensorsBytes(h))).toMatch(/^ck\.safetensors: the header/);
   });
 
   it("refuses negative, fractional, reversed, too long and overlapping data_offsets, naming the tensor", () => {
     const d = new Uint8Array(16);
-    const t = (offsets: string, shape = "[2]") => rawFile(`{"a":{"dtype":"F32","shape":${shape},"data_offsets":${offsets}}}`, d);
+    const t = (offsets: string, shape = "[2]") => safetensorsBytes(`{"a":{"dtype":"F32","shape":${shape},"data_offsets":${offsets}}}`, d);
     for (const bad of [t("[-8,0]"), t("[0.5,8.5]"), t("[8,0]"), t("[0,12]"), t("[0,8]", '"2"')]) expect(decodeError(bad)).toMatch(/^ck\.safetensors: tensor "a"/);
-    const both = rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', d);
+    const both = safetensorsBytes('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', d);
     expect(decodeError(both)).toMatch(/^ck\.safetensors: tensor "[ab]"/);
   });
 
   it("refuses unknown dtypes (even inherited names) and non-string metadata", () => {
-    expect(decodeError(rawFile('{"a":{"dtype":"toString","shape":[],"data_offsets":[0,0]}}'))).toMatch(/^ck\.safetensors: tensor "a"/);
-    expect(decodeError(rawFile('{"__metadata__":{"step":3}}'))).toMatch(/^ck\.safetensors: __metadata__/);
+    expect(decodeError(safetensorsBytes('{"a":{"dtype":"toString","shape":[],"data_offsets":[0,0]}}'))).toMatch(/^ck\.safetensors: tensor "a"/);
+    expect(decodeError(safetensorsBytes('{"__metadata__":{"step":3}}'))).toMatch(/^ck\.safetensors: __metadata__/);
   });
 
   it("a tensor named __proto__ is a tensor like any other", () => {

@@ -4,6 +4,7 @@
 // edge cases the reference reader accepts or refuses.
 import { describe, expect, it } from "vitest";
 import { decodeSafetensors, encodeSafetensors, halfToNumber } from "../../runtime/safetensors.js";
+import { safetensorsBytes } from "./safetensorsBytes.js";
 
 type Entry = { dtype: string; shape: number[]; data_offsets: [number, number] };
 
@@ -11,12 +12,7 @@ type Entry = { dtype: string; shape: number[]; data_offsets: [number, number] };
 function file(header: Record<string, Entry | Record<string, string>>, data: Uint8Array, opts: { pad?: boolean; rawHeader?: string } = {}): Uint8Array {
   let json = opts.rawHeader ?? JSON.stringify(header);
   if (opts.pad !== false) json += " ".repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const head = Buffer.from(json, "utf8");
-  const out = new Uint8Array(8 + head.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
-  out.set(head, 8);
-  out.set(data, 8 + head.length);
-  return out;
+  return safetensorsBytes(json, data);
 }
 
 /** Little-endian bytes of 16-bit patterns. */
