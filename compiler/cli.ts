@@ -52,6 +52,12 @@ const INSPECT_FLAGS: FlagDefs = {
   "with-forward": { kind: "boolean", help: "with --grad: print the forward kernels' code too" },
   ...HELP_FLAG,
 };
+const SERVE_FLAGS: FlagDefs = {
+  port: { kind: "int", value: "N", help: "the port to listen on (default 8000; 0: any free port)" },
+  host: { kind: "string", value: "HOST", help: "the interface to listen on (default 127.0.0.1: this machine only)" },
+  open: { kind: "boolean", help: "open the page in the desktop's browser" },
+  ...HELP_FLAG,
+};
 const GRAPH_FLAGS: FlagDefs = {
   stage: { kind: "string", value: "STAGE", help: "forward, backward or kernels (default forward)" },
   format: { kind: "string", value: "FMT", help: "text (default), dot, svg, or html (written to <dir>/graphs/graph.html)" },
@@ -71,6 +77,7 @@ Usage:
   gradc inspect <dir> --kernel NAME [--kir]     print one kernel, its buffers and FLOPs (or its kernel IR)
   gradc graph <dir> --stage forward|backward|kernels [--format text|dot|svg|html]
                                                 print or draw the graph of a compilation stage
+  gradc serve <dir> [--port N] [--open]         train the bundle in a browser tab: loss plot, gradient code
 
 Run gradc <command> --help for a command's options. --verbose shows stack traces on errors.`;
 
@@ -80,6 +87,7 @@ const COMMAND_HELP: Record<string, string> = {
   check: checkHelp("gradc check <dir>"),
   sample: sampleHelp("gradc sample <dir>"),
   inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME [--kir]\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
+  serve: `Usage: gradc serve <dir> [--port N] [--open]\n\nServes the bundle and a training page (http://127.0.0.1:8000/ by default) until\ninterrupted. The page trains the bundle in the tab with the browser runtime: start,\npause, reset, steps per second, the loss plot (and gradient norms when the bundle\nlogs them), test accuracy after each epoch, the gradient code of a chosen param,\ncheckpoints to download or keep in the browser and, for MNIST, a pad to draw a\ndigit on. ?steps=N trains N steps on load and then titles the page "gradc: done".\n\nOptions:\n${flagsHelp(SERVE_FLAGS)}`,
   graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels] [--format text|dot|svg|html]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/; or draws\nthe forward or training graph (fused kernels as clusters) as DOT, SVG (to stdout\nor -o FILE) or a self-contained HTML page (to <dir>/graphs/graph.html or -o FILE).\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
 
@@ -208,6 +216,28 @@ async function inspectCommand(argv: readonly string[], io: CliIO): Promise<void>
   );
 }
 
+async function serveCommand(argv: readonly string[], io: CliIO): Promise<void> {
+  const { flags, positional } = parseFlags(argv, SERVE_FLAGS, "gradc serve");
+  if (flags["help"]) return io.out(COMMAND_HELP["serve"]!);
+  const dir = resolve(onePositional(positional, "a bundle folder", "serve"));
+  const port = flagNumber(flags, "port");
+  if (port !== undefined && !(port >= 0 && port <= 65535)) throw new UsageError(`--port must be in 0..65535 (got ${port})`);
+  const host = flagString(flags, "host");
+  const { serveBundle, openInBrowser } = await import("./serve/server.js");
+  const serving = await serveBundle(dir, { ...(port === undefined ? {} : { port }), ...(host === undefined ? {} : { host }) });
+  io.out(`serving ${terminalText(dir)} at ${serving.url} (Ctrl-C stops)`);
+  if (flags["open"]) openInBrowser(serving.url, io.err);
+  await new Promise<void>((done) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      void serving.close().then(done);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
+
 async function graphCommand(argv: readonly string[], io: CliIO): Promise<void> {
   const { flags, positional } = parseFlags(argv, GRAPH_FLAGS, "gradc graph");
   if (flags["help"]) return io.out(COMMAND_HELP["graph"]!);
@@ -261,12 +291,15 @@ export async function run(argv: readonly string[], io: CliIO = defaultIO, trainI
       case "graph":
         await graphCommand(rest, io);
         return 0;
+      case "serve":
+        await serveCommand(rest, io);
+        return 0;
       case "check":
         return await checkCommand(rest, io.out);
       case "sample":
         return await sampleCommand(rest, io.out, io.err);
       default:
-        throw new UsageError(`unknown command "${command}"; the commands are compile, train, check, sample, inspect, graph (see gradc --help)`);
+        throw new UsageError(`unknown command "${command}"; the commands are compile, train, check, sample, inspect, graph, serve (see gradc --help)`);
     }
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));

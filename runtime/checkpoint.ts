@@ -1,15 +1,23 @@
 // Checkpoints and weights files: every param, every optimizer-state buffer and
 // the step count in one safetensors file, checked against the manifest on read.
-import { dirname } from "node:path";
+// Files come in decoded (a path names them in errors) and go out as bytes: the
+// Node runtime reads and writes them on disk, the browser runtime fetches,
+// downloads and stores them.
 import type { Manifest, Slot } from "./manifest.js";
-import type { NamedTensor, TensorData } from "./safetensors.js";
-import { loadSafetensors, makeDirs, saveSafetensors } from "./safetensors.js";
+import type { NamedTensor, TensorData } from "./safetensorsFormat.js";
+import { encodeSafetensors } from "./safetensorsFormat.js";
 import type { SlotSink, SlotSource } from "./arena.js";
 import { typeText } from "./arena.js";
 import { ownValue } from "./names.js";
 
 /** The metadata `format` of a checkpoint file. */
 export const CHECKPOINT_FORMAT = "gradc-checkpoint";
+
+/** A decoded safetensors file (see decodeSafetensors). */
+export interface SafetensorsContent {
+  readonly tensors: Readonly<Record<string, NamedTensor>>;
+  readonly metadata: Readonly<Record<string, string>>;
+}
 
 /** The tensor name of an optimizer-state buffer in a checkpoint. */
 export function stateKey(param: string, slot: string): string {
@@ -75,23 +83,22 @@ function copyIn(sink: SlotSink, slots: readonly [string, Slot][], tensors: Reado
   for (const [name, slot] of slots) sink.write(slot, tensors[name]!.data);
 }
 
-/** Fills the params from the bundle's weights file. */
-export function loadWeights(sink: SlotSink, manifest: Manifest, path: string): void {
-  const { tensors } = loadSafetensors(path);
+/** Fills the params from the bundle's weights file (`path` names it in errors). */
+export function loadWeights(sink: SlotSink, manifest: Manifest, file: SafetensorsContent, path: string): void {
+  const { tensors } = file;
   const slots = manifest.params.map((p): [string, Slot] => [p.name, storedSlot(manifest, p)]);
   checkSlots(slots, tensors, path, "param");
   copyIn(sink, slots, tensors);
 }
 
 /**
- * Writes a checkpoint atomically: params by name, optimizer state as
+ * A checkpoint's bytes: params by name, optimizer state as
  * `state/<param>/<slot>`, and the step count in the metadata.
  */
-export function saveCheckpoint(path: string, source: SlotSource, manifest: Manifest, stepCount: number): void {
+export function encodeCheckpoint(source: SlotSource, manifest: Manifest, stepCount: number): Uint8Array {
   const tensors: Record<string, NamedTensor> = Object.create(null) as Record<string, NamedTensor>;
   for (const [name, slot] of checkpointSlots(manifest)) tensors[name] = { shape: slot.shape, data: source.read(slot) };
-  makeDirs(dirname(path));
-  saveSafetensors(path, tensors, {
+  return encodeSafetensors(tensors, {
     format: CHECKPOINT_FORMAT,
     model: manifest.name,
     optimizer: manifest.optimizer.name,
@@ -104,8 +111,8 @@ export function saveCheckpoint(path: string, source: SlotSource, manifest: Manif
  * Reads a checkpoint into a device's slots after checking that every param and
  * state buffer matches the manifest; returns the saved step count.
  */
-export function restoreCheckpoint(path: string, sink: SlotSink, manifest: Manifest): number {
-  const { tensors, metadata } = loadSafetensors(path);
+export function restoreCheckpoint(file: SafetensorsContent, path: string, sink: SlotSink, manifest: Manifest): number {
+  const { tensors, metadata } = file;
   if (metadata["format"] !== CHECKPOINT_FORMAT) {
     throw new Error(`${path}: not a gradc checkpoint (metadata format ${JSON.stringify(metadata["format"] ?? null)}, expected "${CHECKPOINT_FORMAT}")`);
   }
@@ -140,8 +147,8 @@ export interface ParamShape {
  * be there with its shape; optimizer state (`state/…`) is ignored; any other
  * tensor is an error, as in PyTorch's strict load_state_dict.
  */
-export function importParams(path: string, params: readonly ParamShape[]): Map<string, Float64Array> {
-  const { tensors } = loadSafetensors(path);
+export function importParams(file: SafetensorsContent, path: string, params: readonly ParamShape[]): Map<string, Float64Array> {
+  const { tensors } = file;
   const known = new Set(params.map((p) => p.name));
   const unexpected = Object.keys(tensors).filter((n) => !known.has(n) && !n.startsWith("state/"));
   if (unexpected.length) {
@@ -163,7 +170,7 @@ export function importParams(path: string, params: readonly ParamShape[]): Map<s
 }
 
 /** Overwrites the bundle's params with those of a safetensors file (see importParams); optimizer state and step count are left alone. */
-export function loadParams(path: string, sink: SlotSink, manifest: Manifest): void {
-  const values = importParams(path, manifest.params);
+export function loadParams(file: SafetensorsContent, path: string, sink: SlotSink, manifest: Manifest): void {
+  const values = importParams(file, path, manifest.params);
   for (const p of manifest.params) sink.write(p, values.get(p.name)!);
 }

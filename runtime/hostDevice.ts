@@ -1,9 +1,6 @@
 // The host device of the "ts" and "wasm" backends: two arenas of host typed
 // arrays (F for floats, I for i32/bool) and the emitted forward.js and step.js
 // bound to them by their `create(F, I)`.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { moduleUrl } from "./integrity.js";
 import type { ForwardModule, Manifest, Slot, StepModule } from "./manifest.js";
 import type { Arenas, FloatArray, SlotView } from "./arena.js";
 import { sizeOf, slotView } from "./arena.js";
@@ -29,14 +26,26 @@ export function kernelTableOf(mod: unknown, file: string): KernelTable {
   return table as KernelTable;
 }
 
+/** Loads of bundles without digests, to version their modules' URLs. */
+let unversioned = 0;
+
 /**
- * Imports a kernel module of the bundle and checks that it exports `create`.
- * The URL carries the file's digest: Node caches modules by URL, and a
- * recompiled bundle must run its new kernels.
+ * The URL to import a bundle module from. `dir` is a folder path (Node) or an
+ * absolute URL (a browser). The URL carries the file's recorded digest: a
+ * module is cached by URL for the life of the process or page, and a
+ * recompiled bundle must run its new kernels (a bundle without digests gets a
+ * fresh URL on every load).
  */
+export function moduleUrl(dir: string, rel: string, manifest: Manifest): string {
+  const base = /^[a-z][a-z0-9+.-]*:\/\//i.test(dir) ? dir : `file://${dir.split("/").map(encodeURIComponent).join("/")}`;
+  const url = new URL(rel.split("/").map(encodeURIComponent).join("/"), `${base}/`);
+  url.search = `v=${manifest.hashes?.[rel] ?? `load${++unversioned}`}`;
+  return url.href;
+}
+
+/** Imports a kernel module of the bundle and checks that it exports `create`. */
 async function importKernels<T>(dir: string, file: string, manifest: Manifest): Promise<T> {
-  const path = join(dir, file);
-  if (!existsSync(path)) throw new Error(`${path}: missing (the manifest lists it as a kernel module)`);
+  const path = `${dir}/${file}`;
   let mod: { create?: unknown };
   try {
     mod = (await import(/* @vite-ignore */ moduleUrl(dir, file, manifest))) as { create?: unknown };
@@ -69,14 +78,14 @@ export async function createHostDevice(manifest: Manifest, dir: string): Promise
   let lists: KernelLists | undefined;
   const kernelLists = (): KernelLists => {
     if (lists) return lists;
-    const forwardTable = kernelTableOf(forwardMod, join(dir, manifest.files.forward));
-    const stepTable = kernelTableOf(stepMod, join(dir, manifest.files.step));
+    const forwardTable = kernelTableOf(forwardMod, `${dir}/${manifest.files.forward}`);
+    const stepTable = kernelTableOf(stepMod, `${dir}/${manifest.files.step}`);
     const entries = new Map(manifest.kernels.map((k) => [k.name, k]));
     const inList = (table: KernelTable, file: string, list: KernelList): string[] =>
       table
         .filter(([name]) => {
           const entry = entries.get(name);
-          if (!entry) throw new Error(`${join(dir, file)}: kernel ${name} is not in the manifest's kernel list`);
+          if (!entry) throw new Error(`${dir}/${file}: kernel ${name} is not in the manifest's kernel list`);
           return entry.entry.includes(list);
         })
         .map(([name]) => name);

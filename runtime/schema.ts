@@ -2,7 +2,6 @@
 // spec, checked field by field before anything trusts them. Every error names
 // the file, the field, the value and what was expected; no TypeError from a
 // missing field reaches the user.
-import { isAbsolute, posix } from "node:path";
 import type { Manifest, OptimizerSpec, Slot } from "./manifest.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "./manifest.js";
 import { checkSchedule } from "./schedule.js";
@@ -80,10 +79,16 @@ export class FieldReader {
   bundlePath(v: unknown, field: string): string {
     const p = this.string(v, field);
     const inside =
-      p.length > 0 && !p.includes("\0") && !p.includes("\\") && !isAbsolute(p) && !/^[A-Za-z]:/.test(p) && posix.normalize(p) === p && !p.split("/").includes("..") && p !== ".";
+      p.length > 0 && !p.includes("\0") && !p.includes("\\") && !p.startsWith("/") && !/^[A-Za-z]:/.test(p) && normalPath(p) && !p.split("/").includes("..") && p !== ".";
     if (!inside) this.fail(field, v, "a path inside the bundle (relative, without ..)");
     return p;
   }
+}
+
+/** True when a relative path is as POSIX normalization writes it: no empty segment but a trailing slash's, no "." segment. */
+function normalPath(p: string): boolean {
+  const parts = p.split("/");
+  return parts.every((s, i) => s !== "." && (s !== "" || i === parts.length - 1));
 }
 
 const DTYPES = ["f32", "f64", "i32", "bool"] as const;

@@ -5,13 +5,14 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { DataSpec, InputEntry } from "./manifest.js";
-import type { Column, Dataset } from "./data.js";
-import { makeDataset, permutation, splitDataset } from "./data.js";
+import type { Dataset } from "./data.js";
+import { permutation } from "./data.js";
 import { loadSafetensors } from "./safetensors.js";
-import { sizeOf } from "./arena.js";
+import type { TrainingData } from "./arrays.js";
+import { arraysFrom, MNIST_PIXELS, splitArrays } from "./arrays.js";
 
-/** Pixels per image. */
-export const MNIST_PIXELS = 784;
+export { MNIST_PIXELS } from "./arrays.js";
+export type { TrainingData } from "./arrays.js";
 
 /** Every image of the package, in digit order, parsed once per process. */
 interface MnistAll {
@@ -93,76 +94,16 @@ export function loadMnist(spec: Omit<Extract<DataSpec, { kind: "mnist" }>, "kind
   };
 }
 
-/** A column converted to the kind of array an input of `dtype` accepts. */
-function columnFor(dtype: InputEntry["dtype"], col: Column): Column {
-  const float = dtype === "f32" || dtype === "f64";
-  if (float) return col instanceof Int32Array ? Float32Array.from(col) : col;
-  if (col instanceof Int32Array) return col;
-  const ints = Int32Array.from(col);
-  if (ints.some((v, i) => v !== col[i])) throw new Error(`non-integer values for an ${dtype} input`);
-  return ints;
-}
-
-/**
- * Checks a data column once, as it is read: floats finite, class labels in
- * [0, classes). The error names the file, the tensor and the example, so bad
- * data never surfaces later as a NaN loss blamed on the learning rate.
- */
-function checkColumnValues(path: string, input: InputEntry, col: Column, width: number): void {
-  const float = input.dtype === "f32" || input.dtype === "f64";
-  for (let i = 0; i < col.length; i++) {
-    const v = col[i]!;
-    const bad = float ? !Number.isFinite(v) : input.classes !== undefined && !(v >= 0 && v < input.classes);
-    if (bad) {
-      const why = float ? "is not finite" : `is not a class index in [0, ${input.classes})`;
-      throw new Error(`${path}: tensor "${input.name}": value ${v} at example ${Math.floor(i / width)} (index ${i}) ${why}`);
-    }
-  }
-}
-
-/**
- * Reads a bundle's data file: one tensor per graph input, examples along the
- * first axis. The number of examples comes from the inputs' per-example sizes.
- */
+/** Reads a bundle's data file (see arraysFrom). */
 export function loadArrays(path: string, inputs: readonly InputEntry[]): Dataset {
-  const { tensors } = loadSafetensors(path);
-  const columns: Record<string, Column> = {};
-  let size: number | undefined;
-  for (const [name, t] of Object.entries(tensors)) {
-    const input = inputs.find((i) => i.name === name);
-    if (!input) throw new Error(`${path}: tensor "${name}" is not a graph input (inputs: ${inputs.map((i) => i.name).join(", ")})`);
-    if (t.data instanceof Uint8Array) throw new Error(`${path}: tensor "${name}" is u8; expected numbers for input "${name}"`);
-    const width = sizeOf(input.shape.slice(1));
-    const n = t.data.length / width;
-    if (!Number.isInteger(n)) throw new Error(`${path}: tensor "${name}" has ${t.data.length} values, not a multiple of ${width} per example`);
-    if (size !== undefined && n !== size) throw new Error(`${path}: tensor "${name}" has ${n} examples, but others have ${size}`);
-    size = n;
-    try {
-      columns[name] = columnFor(input.dtype, t.data);
-    } catch (e) {
-      throw new Error(`${path}: tensor "${name}": ${(e as Error).message}`);
-    }
-    checkColumnValues(path, input, columns[name]!, width);
-  }
-  return makeDataset(columns, size ?? 0);
-}
-
-/** Training data as a bundle describes it: a train split and, when held out, a test split. */
-export interface TrainingData {
-  readonly train: Dataset;
-  readonly test?: Dataset;
+  return arraysFrom(loadSafetensors(path), path, inputs);
 }
 
 /** Loads the data of a bundle's training spec (`dir` is the bundle's folder). */
 export function loadTrainingData(spec: DataSpec, dir: string, inputs: readonly InputEntry[]): TrainingData {
   switch (spec.kind) {
-    case "arrays": {
-      const all = loadArrays(join(dir, spec.file), inputs);
-      const fraction = spec.testFraction ?? 0;
-      if (!(fraction >= 0 && fraction < 1)) throw new Error(`testFraction must be in [0, 1) (got ${fraction})`);
-      if (fraction === 0) return { train: all };
-      return splitDataset(all, fraction, spec.seed ?? 0);
-    }
+    case "arrays":
+      return splitArrays(loadArrays(join(dir, spec.file), inputs), spec);
     case "mnist":
       return loadMnist(spec);
     default:

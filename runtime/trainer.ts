@@ -3,15 +3,13 @@
 // evaluates accuracy on the test split, and writes checkpoints.
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { TrainingSpec } from "./manifest.js";
 import type { FlagDefs, FlagValues } from "./flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./flags.js";
 import { load } from "./load.js";
-import type { Trainer } from "./load.js";
-import { Batcher, epochSeed, RandomShift, subset, widthOf } from "./data.js";
+import { TrainingRun } from "./run.js";
+import type { RunChoices } from "./run.js";
 import { writeReport } from "./report.js";
-import type { Dataset } from "./data.js";
-import { loadTrainingData, MNIST_PIXELS } from "./sources.js";
+import { loadTrainingData } from "./sources.js";
 import { GradNormLog, gradNormSeries, parseCsv, readGradNorms } from "./gradNorms.js";
 import { linePlot } from "./plot.js";
 import { makeDirs, removeStaleTemps, writeFileAtomic } from "./safetensors.js";
@@ -77,30 +75,13 @@ export interface TrainIO {
   readonly progress?: boolean;
 }
 
-/** The run's settings: the spec with the flags applied. */
-interface Plan {
-  readonly total: number;
-  readonly stepsPerEpoch: number;
-  readonly seed: number;
-  readonly shuffle: boolean;
-  readonly logEvery: number;
-  readonly checkpointEvery: number;
-  readonly gradNormEvery: number;
-}
-
-function plan(spec: TrainingSpec, f: FlagValues, stepsPerEpoch: number): Plan {
-  const steps = flagNumber(f, "steps");
-  const epochs = flagNumber(f, "epochs");
-  const total = steps ?? (epochs !== undefined ? epochs * stepsPerEpoch : (spec.steps ?? (spec.epochs ?? 1) * stepsPerEpoch));
-  return {
-    total,
-    stepsPerEpoch,
-    seed: flagNumber(f, "seed") ?? spec.seed ?? 0,
-    shuffle: spec.shuffle ?? true,
-    logEvery: Math.max(1, flagNumber(f, "log-every") ?? spec.logEvery ?? stepsPerEpoch),
-    checkpointEvery: flagNumber(f, "checkpoint-every") ?? spec.checkpointEvery ?? 0,
-    gradNormEvery: flagNumber(f, "grad-norms") ?? spec.gradNormEvery ?? 0,
+/** The run's choices the flags make over the training spec. */
+function choices(f: FlagValues): RunChoices {
+  const pick = (flag: string, key: keyof RunChoices): Partial<Record<keyof RunChoices, number>> => {
+    const v = flagNumber(f, flag);
+    return v === undefined ? {} : { [key]: v };
   };
+  return { ...pick("steps", "steps"), ...pick("epochs", "epochs"), ...pick("seed", "seed"), ...pick("log-every", "logEvery"), ...pick("checkpoint-every", "checkpointEvery"), ...pick("grad-norms", "gradNormEvery") };
 }
 
 const fmt = (x: number): string => (Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(4) : x.toExponential(3));
@@ -170,18 +151,6 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const spec = trainer.manifest.training;
   if (!spec) throw new Error(`${join(dir, "manifest.json")}: the bundle has no training spec (give the model a config.training and recompile)`);
   const data = loadTrainingData(spec.data, dir, trainer.manifest.inputs);
-  const trainInputs = trainer.manifest.inputs.filter((i) => i.usedBy.includes("train"));
-  const batcher = new Batcher(data.train, trainInputs, trainer.batchSize);
-  // one global batch is `ranks` consecutive batches of the epoch's order; rank r takes the r-th
-  const globalBatch = trainer.batchSize * ranks;
-  const stepsPerEpoch = Math.floor(data.train.size / globalBatch);
-  if (stepsPerEpoch === 0) {
-    throw new Error(`${data.train.size} training examples are fewer than one ${ranks > 1 ? `global batch of ${trainer.batchSize} × ${ranks} ranks` : `batch of ${trainer.batchSize}`}`);
-  }
-  const shardAt = (dp?.rank ?? 0) * trainer.batchSize;
-  const p = plan(spec, flags, stepsPerEpoch);
-  const augment = augmentation(spec);
-  const evaluate = spec.accuracy && data.test && data.test.size > 0 ? makeEvaluator(trainer, data.test, spec.accuracy) : undefined;
 
   const out = resolve(flagString(flags, "out") ?? dir);
   const lossLog = join(out, "logs", "loss.csv");
@@ -204,6 +173,8 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
     if (writer) for (const csvLog of [lossLog, join(out, "logs", "grad_norms.csv")]) truncateLog(csvLog, trainer.stepCount);
   }
   if (initFrom !== undefined) trainer.loadParams(resolve(initFrom));
+  const run = new TrainingRun(trainer, data, choices(flags));
+  const p = run.plan;
   const appendLog = resume && existsSync(lossLog);
   const csv = writer ? openSync(lossLog, appendLog ? "a" : "w") : undefined;
   if (csv !== undefined && !appendLog) writeSync(csv, "step,epoch,loss,lr\n");
@@ -219,44 +190,29 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const bar = writer ? await startProgress(p.total, io.progress ?? (!flags["no-progress"] && process.stderr.isTTY === true), log) : undefined;
   const say = (line: string): void => (bar ? bar.log(line) : log(line));
   const gradLog = writer && p.gradNormEvery > 0 && gradNames.length ? new GradNormLog(gradLogFile, gradNames, resume, say) : undefined;
-  let loss = NaN;
   let acc: number | undefined;
-  // the data order depends only on (seed, epoch), so a resumed run picks up mid-epoch exactly
-  let step = trainer.stepCount;
   const diverging = new DivergenceWatch(trainer.optimizer.lr, say);
-  let epoch = Math.floor(step / p.stepsPerEpoch);
-  let first = step % p.stepsPerEpoch;
   try {
-    while (step < p.total) {
-      const order = batcher.order(epoch, p.shuffle, p.seed);
-      let b = first;
-      first = 0;
-      for (; b < p.stepsPerEpoch && step < p.total; b++) {
-        batcher.fill(order, b * globalBatch + shardAt);
-        // seeded by the step, so a resumed run draws the same shifts (a rank: its rows' shifts)
-        if (augment) augment.shift.apply(batcher.batch[augment.input]!, trainer.batchSize, epochSeed(p.seed + 0x5eed, step), shardAt);
-        const lrNow = trainer.learningRate();
-        loss = trainer.step(batcher.batch);
-        step++;
-        if (step > startStep && step - startStep <= losses.length) losses[step - startStep - 1] = loss;
-        if (gradLog && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
-        if (!Number.isFinite(loss)) {
-          // the data were checked finite as they were fed: the model or the rate made it
-          throw new Error(`the loss is ${loss} at step ${step}${diverging.warned ? " after it diverged" : ""}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
-        }
-        diverging.record(step, loss);
-        if (step % p.logEvery === 0 || step === p.total) {
-          if (csv !== undefined) writeSync(csv, `${step},${epoch + 1},${loss},${lrNow}\n`);
-          say(`step ${step}/${p.total}  epoch ${epoch + 1}  loss ${fmt(loss)}  lr ${lrNow.toPrecision(3)}`);
-        }
-        if (writer && p.checkpointEvery > 0 && step % p.checkpointEvery === 0) trainer.save(checkpoint);
-        bar?.update(step, loss);
+    while (!run.done) {
+      const loss = run.next();
+      const step = run.step;
+      if (step > startStep && step - startStep <= losses.length) losses[step - startStep - 1] = loss;
+      if (gradLog && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
+      if (!Number.isFinite(loss)) {
+        // the data were checked finite as they were fed: the model or the rate made it
+        throw new Error(`the loss is ${loss} at step ${step}${diverging.warned ? " after it diverged" : ""}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
       }
-      epoch++;
+      diverging.record(step, loss);
+      if (step % p.logEvery === 0 || step === p.total) {
+        if (csv !== undefined) writeSync(csv, `${step},${run.epoch + 1},${loss},${run.lr}\n`);
+        say(`step ${step}/${p.total}  epoch ${run.epoch + 1}  loss ${fmt(loss)}  lr ${run.lr.toPrecision(3)}`);
+      }
+      if (writer && p.checkpointEvery > 0 && step % p.checkpointEvery === 0) trainer.save(checkpoint);
+      bar?.update(step, loss);
       // evaluate at each epoch's end, and once after a final partial epoch
-      if (evaluate && (b === p.stepsPerEpoch || step === p.total)) {
-        acc = evaluate();
-        say(`epoch ${epoch}: test accuracy ${pct(acc)}`);
+      if (run.endsEpoch && run.evaluates) {
+        acc = run.evaluate();
+        say(`epoch ${run.epoch + 1}: test accuracy ${pct(acc!)}`);
       }
     }
   } finally {
@@ -265,6 +221,8 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
     gradLog?.close();
   }
   const seconds = (performance.now() - started) / 1000;
+  const step = run.step;
+  const loss = run.loss;
   const mpi = dp ? finishReplicas(dp, step, seconds, log) : undefined;
   const plots = writer ? writePlots(trainer.manifest.name, join(out, "logs"), startStep, losses.subarray(0, Math.max(0, step - startStep)), gradLog ? gradLogFile : undefined) : [];
   if (writer) trainer.save(checkpoint);
@@ -354,79 +312,8 @@ export function writePlots(model: string, logs: string, startStep: number, losse
   return [lossSvg, gradSvg];
 }
 
-/** The training-time augmentation a spec asks for: random shifts of the MNIST images. */
-function augmentation(spec: TrainingSpec): { shift: RandomShift; input: string } | undefined {
-  if (spec.data.kind !== "mnist" || !spec.data.augment) return undefined;
-  const side = Math.round(Math.sqrt(MNIST_PIXELS));
-  return { shift: new RandomShift(side, side, spec.data.augment.shift), input: spec.data.images };
-}
-
-function makeEvaluator(trainer: Trainer, test: Dataset, spec: NonNullable<TrainingSpec["accuracy"]>): () => number {
-  const dp = trainer.dataParallel;
-  if (!dp) return () => accuracy(trainer, test, spec);
-  // data-parallel: each rank counts the hits on its share of the test set
-  const from = Math.floor((test.size * dp.rank) / dp.size);
-  const to = Math.floor((test.size * (dp.rank + 1)) / dp.size);
-  const shard = subset(test, Int32Array.from({ length: to - from }, (_, i) => from + i));
-  return () => dp.sum(correctCount(trainer, shard, spec)) / test.size;
-}
-
-// ---- evaluation ----
-/** The index of the largest of `values[from .. from + n)` (the first one on ties; NaN never wins). */
-export function argmax(values: ArrayLike<number>, from: number, n: number): number {
-  let best = 0;
-  let bestValue = -Infinity;
-  for (let k = 0; k < n; k++) {
-    const v = values[from + k]!;
-    if (v > bestValue) {
-      bestValue = v;
-      best = k;
-    }
-  }
-  return best;
-}
-
-/** What to compare: a graph output of shape [batch, classes] and the dataset column of labels. */
-export interface AccuracySpec {
-  readonly output: string;
-  readonly labels: string;
-}
-
-/**
- * The fraction of `data`'s examples whose argmax over `spec.output` equals
- * the label in column `spec.labels`. The last batch is padded; padded rows
- * are not counted.
- */
-export function accuracy(trainer: Trainer, data: Dataset, spec: AccuracySpec): number {
-  return data.size === 0 ? NaN : correctCount(trainer, data, spec) / data.size;
-}
-
-/** How many of `data`'s examples `accuracy` counts as correct. */
-export function correctCount(trainer: Trainer, data: Dataset, spec: AccuracySpec): number {
-  const m = trainer.manifest;
-  const out = m.outputs.find((o) => o.name === spec.output);
-  if (!out) throw new Error(`accuracy: no output "${spec.output}" (outputs: ${m.outputs.map((o) => o.name).join(", ") || "none"})`);
-  if (out.shape.length !== 2) throw new Error(`accuracy: output "${spec.output}" has shape [${out.shape.join(",")}]; expected [batch, classes]`);
-  const labels = data.columns[spec.labels];
-  if (!(labels instanceof Int32Array)) {
-    throw new Error(`accuracy: the data has no integer column "${spec.labels}" (it has ${Object.keys(data.columns).join(", ") || "none"})`);
-  }
-  if (data.size > 0 && widthOf(data, spec.labels) !== 1) throw new Error(`accuracy: labels "${spec.labels}" must hold one class per example`);
-  if (data.size === 0) return 0;
-  const [batchSize, classes] = out.shape as [number, number];
-  const forwardInputs = m.inputs.filter((i) => i.usedBy.includes("forward"));
-  const batcher = new Batcher(data, forwardInputs, batchSize);
-  let correct = 0;
-  let seen = 0;
-  for (const { batch, rows } of batcher.padded()) {
-    const values = trainer.predict(batch)[spec.output]!;
-    for (let r = 0; r < rows; r++) {
-      if (argmax(values, r * classes, classes) === labels[seen + r]) correct++;
-    }
-    seen += rows;
-  }
-  return correct;
-}
+export { accuracy, argmax, correctCount } from "./run.js";
+export type { AccuracySpec } from "./run.js";
 
 // ---- the progress bar (cli-progress, loaded lazily so a bundle copied away from node_modules still trains) ----
 

@@ -14,7 +14,7 @@ import { initValues } from "../dsl/init.js";
 import type { TrainingConfig } from "../config.js";
 import { FORMAT_NAME, FORMAT_VERSION } from "../../runtime/manifest.js";
 import type { DataSpec, GenerateSpec, Manifest, Slot, TrainingSpec } from "../../runtime/manifest.js";
-import { encodeSafetensors, writeFileAtomic } from "../../runtime/safetensors.js";
+import { encodeSafetensors, loadSafetensors, writeFileAtomic } from "../../runtime/safetensors.js";
 import { importParams } from "../../runtime/checkpoint.js";
 import { sha256 } from "../../runtime/integrity.js";
 import { ownValue, setOwn } from "../../runtime/names.js";
@@ -158,7 +158,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
  */
 export function initialWeights(s: Schedule, initFrom?: string): Uint8Array {
   const F = s.precision === "f64" ? Float64Array : Float32Array;
-  const imported = initFrom === undefined ? undefined : importParams(initFrom, s.graph.params);
+  const imported = initFrom === undefined ? undefined : importParams(loadSafetensors(initFrom), initFrom, s.graph.params);
   const tensors: Record<string, NamedTensor> = Object.create(null) as Record<string, NamedTensor>;
   for (const p of s.graph.params) tensors[p.name] = { shape: [...p.shape], data: F.from(imported?.get(p.name) ?? initValues(p.init, p.shape)) };
   return encodeSafetensors(tensors, { format: FORMAT_NAME, graph: s.graph.name });

@@ -42,7 +42,7 @@ describe("gradc (in-process)", () => {
   it("reports errors in one line, with the stack only under --verbose", async () => {
     const bad = await cli("frobnicate");
     expect(bad.code).toBe(1);
-    expect(bad.err).toBe('gradc: unknown command "frobnicate"; the commands are compile, train, check, sample, inspect, graph (see gradc --help)');
+    expect(bad.err).toBe('gradc: unknown command "frobnicate"; the commands are compile, train, check, sample, inspect, graph, serve (see gradc --help)');
     const missing = await cli("inspect", join(root, "nope"), "--grad", "W");
     expect(missing.err).toMatch(/^gradc: cannot read .*nope\/manifest.json: no such folder/);
     expect(missing.err.split("\n")).toHaveLength(1);

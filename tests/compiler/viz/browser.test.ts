@@ -2,37 +2,30 @@
 // playwright-core): the SVG renders, a matmul node is visible, the W1
 // gradient's path is highlighted, nothing is fetched, and a screenshot is a
 // real picture. Fails, never skips, when chromium is missing.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium } from "playwright-core";
 import type { BrowserContext } from "playwright-core";
+import { launchChromium } from "../../chromium.js";
+import type { Chromium } from "../../chromium.js";
 import { writeDrawing } from "../../../compiler/viz/draw.js";
 import { STYLE, drawnNodes, gradPath } from "../../../compiler/viz/dot.js";
 import { readBundle } from "../../../compiler/inspect/bundleData.js";
 import { exampleBundle, removeBundles } from "../inspect/bundles.js";
 import { distinctColours, readPng, shareOf } from "./png.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const profile = mkdtempSync(path.join(tmpdir(), "gradc-chromium-"));
+let chromium: Chromium | undefined;
 let browser: BrowserContext | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium); .ci/run does`);
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--no-sandbox", "--disable-quic", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  chromium = await launchChromium();
+  browser = chromium.browser;
   // a cold chromium start on a loaded machine
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
-  rmSync(profile, { recursive: true, force: true });
+  await chromium?.close();
   removeBundles();
 });
 

