@@ -71,9 +71,13 @@ let running = false;
 let gradNames: string[] = [];
 let gradSeries: [number, number][][] = [];
 
+/** True once a trainer is loaded (the checkpoint buttons need one). */
+let loaded = false;
+
 function setStatus(s: Status): void {
   state.status = s;
   text("status", s);
+  for (const id of ["reset", "download", "save-db", "resume-db"]) ($(id) as HTMLButtonElement).disabled = s === "loading" || !loaded;
   ($("start") as HTMLButtonElement).disabled = s === "training" || s === "done" || s === "loading" || s === "error";
   ($("pause") as HTMLButtonElement).disabled = s !== "training";
 }
@@ -92,6 +96,7 @@ function fail(e: unknown): void {
 async function fresh(): Promise<void> {
   trainer = await loadBundle(BUNDLE);
   run = new TrainingRun(trainer, data, stepsWanted === undefined ? {} : { steps: stepsWanted });
+  loaded = true;
   state.step = run.step;
   state.loss = NaN;
   state.losses = [];

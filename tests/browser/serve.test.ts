@@ -4,7 +4,7 @@
 // accuracy and shows its plot, its gradient code and the digit pad's
 // probabilities; the server refuses every path outside the bundle. Fails,
 // never skips, when chromium is missing.
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,10 +13,15 @@ import type { BrowserContext, Page } from "playwright-core";
 import { launchChromium } from "../chromium.js";
 import type { Chromium } from "../chromium.js";
 import { main as train } from "../../runtime/trainer.js";
+import { load } from "../../runtime/load.js";
+import { loadSafetensors } from "../../runtime/safetensors.js";
+import { run as cli } from "../../compiler/cli.js";
 import { parseCsv } from "../../runtime/gradNorms.js";
 import { serveBundle } from "../../compiler/serve/server.js";
 import type { Serving } from "../../compiler/serve/server.js";
 import { exampleBundle, removeBundles } from "../compiler/inspect/bundles.js";
+import { compile } from "../../compiler/compile.js";
+import * as xor from "../../examples/xor/model.js";
 import { distinctColours, readPng, shareOf } from "../compiler/viz/png.js";
 
 const scratch = mkdtempSync(path.join(tmpdir(), "gradc-serve-"));
@@ -102,6 +107,30 @@ describe("gradc serve: the XOR page", () => {
     expect(g.losses[0]).toBe(nodeLosses[0]);
     expect(g.losses).toEqual(nodeLosses);
 
+    // the downloaded checkpoint: what Node's run saved, bit for bit, and Node resumes from it
+    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#download").click()]);
+    expect(download.suggestedFilename()).toBe("xor-step1000.safetensors");
+    const file = path.join(scratch, "xor-page.safetensors");
+    await download.saveAs(file);
+    const fromPage = loadSafetensors(file);
+    const fromNode = loadSafetensors(path.join(out, "checkpoints", "latest.safetensors"));
+    expect(fromPage.metadata).toEqual(fromNode.metadata);
+    expect(Object.keys(fromPage.tensors).sort()).toEqual(Object.keys(fromNode.tensors).sort());
+    for (const [name, t] of Object.entries(fromNode.tensors)) expect([name, Array.from(fromPage.tensors[name]!.data)]).toEqual([name, Array.from(t.data)]);
+    const resumed = await load(dir);
+    resumed.restore(file);
+    expect(resumed.stepCount).toBe(1000);
+
+    // kept in IndexedDB, then Reset (the bundle's initial weights), then resumed from IndexedDB
+    await page.locator("#save-db").click();
+    await page.waitForFunction(() => document.getElementById("saved")!.textContent === "kept at step 1000");
+    await page.locator("#reset").click();
+    await page.waitForFunction(() => window.gradc.status === "ready" && window.gradc.step === 0);
+    expect(await page.locator("#step").textContent()).toBe("0 / 1000");
+    await page.locator("#resume-db").click();
+    await page.waitForFunction(() => document.getElementById("saved")!.textContent === "resumed at step 1000");
+    expect(await page.evaluate(() => [window.gradc.step, window.gradc.status])).toEqual([1000, "done"]);
+
     // every request went to this server, and nothing complained
     expect(requests.every((u) => u.startsWith(s.url))).toBe(true);
     expect(requests.some((u) => u.endsWith("/bundle/step.js?v=" + JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8")).hashes["step.js"]))).toBe(true);
@@ -156,6 +185,59 @@ describe("gradc serve: the XOR page", () => {
       expect(r.headers["cross-origin-embedder-policy"]).toBe("require-corp");
     }
     expect((await rawGet(s.url, "/bundle/manifest.json", "POST")).status).toBe(405);
+  });
+
+  it("plots each param's gradient norm when the bundle logs them", async () => {
+    const dir = path.join(scratch, "xor-norms");
+    compile(xor.default, { ...xor.config, training: { ...xor.config.training!, gradNormEvery: 10 }, outDir: dir });
+    const s = await serve(dir);
+    const { page, problems } = await openPage(`${s.url}?steps=200`);
+    const g = await finished(page);
+    expect(g.status).toBe("done");
+    expect(await page.locator("#grad-section").isVisible()).toBe(true);
+    const lines = page.locator("#grad-plot polyline");
+    expect(await lines.count()).toBe(4);
+    // step 1, then every 10th step: 21 points per param
+    for (const points of await lines.evaluateAll((els) => els.map((e) => e.getAttribute("points")!.split(" ").length))) expect(points).toBe(21);
+    expect(await page.locator("#grad-plot text.legend").allTextContents()).toEqual(["W1", "b1", "W2", "b2"]);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("checks every file's sha256 in the page (WebCrypto) and names the changed one", async () => {
+    const { dir } = await exampleBundle("xor");
+    const copy = path.join(scratch, "xor-tampered");
+    cpSync(dir, copy, { recursive: true });
+    const weights = path.join(copy, "weights.safetensors");
+    const bytes = readFileSync(weights);
+    bytes[bytes.length - 1]! ^= 0x40;
+    writeFileSync(weights, bytes);
+    const s = await serve(copy);
+    const { page } = await openPage(`${s.url}?steps=10`);
+    const g = await finished(page);
+    expect(g.status).toBe("error");
+    expect(g.error).toMatch(new RegExp(`^${s.url}bundle/weights\\.safetensors: its content \\(\\d+ bytes, sha256 [0-9a-f]{12}…\\) is not what the manifest recorded`));
+    expect(await page.locator("#error").textContent()).toBe(g.error);
+    await page.close();
+  });
+
+  it("gradc serve: its help, and clear errors for a folder that is not a servable bundle", async () => {
+    const said: string[] = [];
+    const io = { out: (t: string) => said.push(t), err: (t: string) => said.push(t) };
+    expect(await cli(["serve", "--help"], io)).toBe(0);
+    expect(said.pop()).toMatch(/^Usage: gradc serve <dir> \[--port N\] \[--open\]/);
+    expect(await cli(["serve", path.join(scratch, "nothing-here")], io)).toBe(1);
+    expect(said.pop()).toMatch(/^gradc: cannot read .*nothing-here\/manifest\.json: no such folder/);
+    expect(await cli(["serve", "a", "b"], io)).toBe(1);
+    expect(said.pop()).toBe("gradc: gradc serve takes one a bundle folder, got: a b");
+    expect(await cli(["serve", scratch, "--port", "70000"], io)).toBe(1);
+    expect(said.pop()).toBe("gradc: --port must be in 0..65535 (got 70000)");
+    // a bundle compiled before the browser runtime existed
+    const { dir } = await exampleBundle("xor");
+    const old = path.join(scratch, "xor-old");
+    cpSync(dir, old, { recursive: true });
+    rmSync(path.join(old, "runtime", "browser"), { recursive: true });
+    await expect(serveBundle(old, { port: 0 })).rejects.toThrow(`${old}: has no browser runtime (runtime/browser/page.js); recompile the model with this version of gradc`);
   });
 });
 
