@@ -13,14 +13,14 @@ import { printGraph } from "./ir/printer.js";
 import { trainingGraph } from "./passes/training.js";
 import { fuseEntryPoints, fusionText, rematPolicy, rematText } from "./fusion/plans.js";
 import { kernelListText, lowerSchedule } from "./lower/schedule.js";
-import type { Schedule } from "./lower/schedule.js";
+import type { Kernel, Schedule } from "./lower/schedule.js";
 import { printedNodes } from "./lower/names.js";
 import { planMemory } from "./plan/memory.js";
 import { summarize } from "./bundle/summary.js";
 import type { CompileSummary } from "./bundle/summary.js";
 import type { ArenaPlan } from "./plan/arena.js";
-import { emitTs, transpile } from "./backends/ts/emitTs.js";
 import { targetFor, targetOptionsOf } from "./backends/index.js";
+import type { KernelPass, Target } from "./backends/target.js";
 import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
 import type { PassStat, PipelineResult } from "./passes/pipeline.js";
@@ -98,6 +98,40 @@ export interface Lowered {
   readonly dumps: readonly StageDump[];
 }
 
+/** Called with the schedule after lowering and after each backend pass (tests verify every kernel there). */
+export type ScheduleCheck = (stage: string, s: Schedule) => void;
+
+/**
+ * The backend-passes stage: each of the target's kernel IR passes, in order,
+ * over every kernel of the schedule; `check` sees the schedule after each.
+ * Returns the schedule and, per pass, the kernels it rewrote.
+ */
+export function backendPasses(lowered: Schedule, target: Target, check?: ScheduleCheck): { schedule: Schedule; rewrote: readonly { pass: string; kernels: readonly string[] }[] } {
+  let schedule = lowered;
+  const rewrote: { pass: string; kernels: string[] }[] = [];
+  for (const pass of target.passes) {
+    const changed: string[] = [];
+    const kernels = schedule.kernels.map((k) => {
+      const out = runPass(pass, k, schedule);
+      if (out !== k) changed.push(k.name);
+      return out;
+    });
+    schedule = { ...schedule, kernels };
+    rewrote.push({ pass: pass.name, kernels: changed });
+    check?.(`backend:${pass.name}`, schedule);
+  }
+  return { schedule, rewrote };
+}
+
+/** One pass over one kernel; a pass must keep the kernel's name, buffers and entry points. */
+function runPass(pass: KernelPass, k: Kernel, s: Schedule): Kernel {
+  const out = pass.run(k, { precision: s.precision });
+  if (out.name !== k.name || out.buffers !== k.buffers || out.entry !== k.entry) {
+    throw new Error(`backend pass ${pass.name} changed the name, buffers or entry points of kernel ${k.name}; a pass rewrites bodies only`);
+  }
+  return out;
+}
+
 /** Records a stage's dump when dumps are asked for; `text` runs only then. */
 class Dumps {
   readonly list: StageDump[] = [];
@@ -113,7 +147,7 @@ class Dumps {
  *   build → grad → graph passes → remat → fusion → lowering → backend passes → memory plan
  * compile() goes on with emit → write.
  */
-export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): Lowered {
+export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">, check?: ScheduleCheck): Lowered {
   if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
   const precision = options.dtype ?? "f32";
   const fusion = options.fusion ?? true;
@@ -153,16 +187,23 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
     ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
   });
   dumps.add("lowering", () => kernelListText(lowered));
+  check?.("lowering", lowered);
 
-  // backend passes: the target's own passes (matmul tiling, packing, pointers) run inside lowering, through its matmul strategy; none rewrites a finished kernel yet
-  const schedule = lowered;
-  dumps.add("backend", () => kernelListText(schedule));
+  // backend passes: the target's kernel IR → kernel IR rewrites, each over every kernel
+  const { schedule, rewrote } = backendPasses(lowered, target, check);
+  dumps.add("backend", () => backendText(target, rewrote, schedule));
 
   // memory plan: every buffer's offset in the arenas
   const plan = planMemory(schedule);
   dumps.add("memory", () => printKernels(schedule, plan));
 
   return { built, differentiated, passes, schedule, plan, dumps: dumps.list };
+}
+
+/** The backend stage's dump: each pass and the kernels it rewrote, then the kernel list. */
+function backendText(target: Target, rewrote: readonly { pass: string; kernels: readonly string[] }[], s: Schedule): string {
+  const passes = rewrote.map((r) => `${r.pass}: ${r.kernels.length} kernel${r.kernels.length === 1 ? "" : "s"} rewritten${r.kernels.length ? ` (${r.kernels.join(", ")})` : ""}`);
+  return [`${target.name} backend: ${target.passes.length ? target.passes.map((p) => p.name).join(" → ") : "no kernel IR passes"}`, ...passes, "", kernelListText(s)].join("\n");
 }
 
 /** The files of a bundle and what they describe, before anything is written. */
@@ -184,14 +225,11 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
   const { schedule, plan, passes } = lowered;
   const t1 = performance.now();
 
-  // emit: the backend's modules (TypeScript), and the trainer entry point
-  const ts = emitTs(schedule, plan);
-  const t2 = performance.now();
-  const files: BundleFiles = new Map();
-  files.set("forward.ts", ts.forward);
-  files.set(FILES.forward, transpile(ts.forward, "forward.ts"));
-  files.set("step.ts", ts.step);
-  files.set(FILES.step, transpile(ts.step, "step.ts"));
+  // emit: the backend's kernel files, and the trainer entry point
+  const emitted = targetFor(options).emitKernels(schedule, plan);
+  const transpileMs = emitted.transpileMs ?? 0;
+  const t2 = performance.now() - transpileMs;
+  const files: BundleFiles = new Map(emitted.files);
   if (!lean) {
     const trainer = trainerSource();
     files.set("train.ts", trainer);
@@ -206,7 +244,7 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
     const names = { inputs: new Set(graph.inputs.map((i) => i.name)), outputs: new Set(Object.keys(graph.outputs)) };
     checkTraining(training.spec, "compile: options", names);
   }
-  const manifest = buildManifest(schedule, plan, training?.spec, generate);
+  const manifest: Manifest = { ...buildManifest(schedule, plan, training?.spec, generate), ...emitted.manifest };
   files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
   const summary = summarize(schedule, plan, passes.stats);
   const params = schedule.graph.params.map((p) => ({ name: p.name, shape: p.shape, trainable: p.trainable }));
@@ -218,7 +256,7 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
   for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
   if (!lean) {
     // graph data for gradc inspect and gradc graph (the runtime never reads it)
-    for (const [rel, text] of inspectionFiles({ differentiated: lowered.differentiated, stages: passes.stages, schedule, plan, sources: ts.functions })) files.set(rel, text);
+    for (const [rel, text] of inspectionFiles({ differentiated: lowered.differentiated, stages: passes.stages, schedule, plan, sources: emitted.functions })) files.set(rel, text);
     passes.dumps?.forEach((d, i) => files.set(`graphs/passes/${String(i).padStart(2, "0")}-${d.pass}.txt`, d.text + "\n"));
     const emitDump = options.dumpPasses ? [{ stage: "emit", text: [...files.keys()].filter((f) => !f.startsWith("runtime/")).sort().join("\n") }] : [];
     [...lowered.dumps, ...emitDump].forEach((d, i) => files.set(`graphs/stages/${String(i).padStart(2, "0")}-${d.stage}.txt`, d.text + "\n"));

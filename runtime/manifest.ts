@@ -160,7 +160,8 @@ export interface Manifest {
   readonly format: typeof FORMAT_NAME;
   readonly version: number;
   readonly name: string;
-  readonly backend: "ts" | "gpu";
+  /** The runtime device the kernels run on (runtime/devices.ts): "ts" and "wasm" run on host arrays. */
+  readonly backend: string;
   /** Float precision of the F arena. */
   readonly dtype: "f32" | "f64";
   readonly arena: { readonly floats: number; readonly ints: number };

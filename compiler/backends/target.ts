@@ -1,16 +1,13 @@
-// What fusion, lowering and the bundle writer ask of a backend: its
-// capabilities, its cost model, its matmul strategy (a kernel IR pass of its
-// own) and the hooks its emitter adds to the TypeScript kernels. Nothing
-// above compiler/backends/ names a backend; it holds a Target.
-import type { ExternWork, Stmt } from "../kernel/kir.js";
+// What the pipeline asks of a backend: its capabilities and cost model
+// (fusion), what lowering needs of it (LoweringTarget: its matmul strategy,
+// reduction width and reserved names), its kernel IR → kernel IR passes (the
+// "backend passes" stage of compile.ts) and its kernel files (the emit
+// stage). Nothing above compiler/backends/ names a backend; it holds a Target.
 import type { CostModel } from "../fusion/fuse.js";
-import type { FusedKernel, KernelContext } from "../lower/fusedKernel.js";
-
-/** What the emitter hooks see of a kernel (lower/schedule.ts's Kernel has these and more). */
-export interface EmittedKernel {
-  readonly name: string;
-  readonly extern?: ExternWork;
-}
+import type { LoweringTarget } from "../lower/kernelBuild.js";
+import type { Kernel, Schedule } from "../lower/schedule.js";
+import type { ArenaPlan } from "../plan/arena.js";
+import type { Precision } from "../lower/lower.js";
 
 /** What a target can do. */
 export interface Capabilities {
@@ -24,43 +21,55 @@ export interface Capabilities {
   readonly atomics: boolean;
 }
 
-/** What a target adds to the TypeScript module of a bundle's kernels. */
-export interface EmitHooks {
-  /** Module-level TypeScript statements the kernels of one file need (run once when the module loads). */
-  preamble(ks: readonly EmittedKernel[]): string[];
-  /** The JavaScript of a kernel's extern statement. */
-  externJs(k: EmittedKernel, s: Stmt & { k: "extern" }): string[];
-  /** The array a kernel's scratch buffer lives in, indexed from 0. */
-  readonly scratchArray: string;
-  /** Module-level names the preamble declares, which no kernel may be named. */
-  readonly moduleNames: readonly string[];
+/** What a backend pass knows besides the kernel. */
+export interface PassContext {
+  readonly precision: Precision;
 }
 
-/** A kernel backend, as the compiler's middle stages see it. */
-export interface Target {
+/**
+ * A kernel IR → kernel IR rewrite of a backend, run on every kernel after
+ * lowering, in the order the target lists its passes. It returns the kernel
+ * rewritten (`k` itself where it does not apply); the result must still pass
+ * the kernel IR verifier (kernel/verify.ts), which the tests run after each pass.
+ */
+export interface KernelPass {
+  readonly name: string;
+  run(k: Kernel, cx: PassContext): Kernel;
+}
+
+/** One kernel's code as emitted, and the bundle file that holds it (`gradc inspect --kernel` shows it). */
+export interface KernelSource {
+  readonly file: string;
+  readonly text: string;
+}
+
+/** What a backend's emitter hands the bundle writer. */
+export interface EmittedKernels {
+  /**
+   * The backend's files, by path relative to the bundle: its kernel modules,
+   * which the manifest names in `files.forward` and `files.step` (the runtime
+   * device of `Target.device` loads them).
+   */
+  readonly files: ReadonlyMap<string, string>;
+  /** Each kernel's code by kernel name (a kernel two files hold: the step's). */
+  readonly functions: ReadonlyMap<string, KernelSource>;
+  /** Manifest fields the backend sets or adds (e.g. other `files` for its device to load). */
+  readonly manifest?: Readonly<Record<string, unknown>>;
+  /** Milliseconds of the emit spent turning source into what runs (report.json's compileMs.transpile). */
+  readonly transpileMs?: number;
+}
+
+/** A kernel backend, as the compiler's stages see it. */
+export interface Target extends LoweringTarget {
   /** Its name, as `compile({ backend })` and the CLI's `--backend` take it. */
   readonly name: string;
-  /** The runtime device its bundles run on (manifest.backend). */
-  readonly device: "ts";
+  /** The runtime device its bundles run on: manifest.backend (runtime/devices.ts maps it to a Device). */
+  readonly device: string;
   readonly capabilities: Capabilities;
+  /** The cost model fusion weighs. */
   readonly cost: CostModel;
-  /**
-   * Columns a reduction over all but the last axis accumulates at once, each
-   * in a local of its own, so that it reads rows contiguously (below 2: one
-   * accumulator per output, row by row).
-   */
-  readonly reduceColumns: number;
-  /** The matmul strategy: a fused matmul kernel (its products and epilogue) in this target's kernel IR. */
-  matmulKernel(cx: KernelContext): FusedKernel;
-  readonly emit: EmitHooks;
+  /** Its kernel IR passes, in order (the "backend passes" stage). */
+  readonly passes: readonly KernelPass[];
+  /** Its kernel files for a lowered, planned schedule (the "emit" stage). */
+  emitKernels(s: Schedule, plan: ArenaPlan): EmittedKernels;
 }
-
-/** Hooks of a target whose kernels are plain TypeScript. */
-export const PLAIN_TS: EmitHooks = {
-  preamble: () => [],
-  externJs: (k, s) => {
-    throw new Error(`emit: kernel ${k.name} has an extern ${s.call}, which plain TypeScript cannot run`);
-  },
-  scratchArray: "SCRATCH",
-  moduleNames: [],
-};

@@ -15,7 +15,6 @@ import type { Group } from "../fusion/groups.js";
 import type { FusedKernel } from "./fusedKernel.js";
 import { KernelContext } from "./fusedKernel.js";
 import { pointwiseKernel, reduceKernel } from "./loopKernels.js";
-import type { Target } from "../backends/target.js";
 import type { Value } from "../fusion/program.js";
 import { storageOf } from "../fusion/program.js";
 
@@ -38,6 +37,27 @@ export interface KernelDraft {
   readonly extern?: FusedKernel["extern"];
 }
 
+/**
+ * What lowering asks of the target it lowers for (compiler/backends/target.ts's
+ * Target has this and more); the schedule records it.
+ */
+export interface LoweringTarget {
+  /** The backend's name (printed in kernels.txt). */
+  readonly name: string;
+  /** The runtime device its bundles run on (manifest.backend). */
+  readonly device: string;
+  /**
+   * Columns a reduction over all but the last axis accumulates at once, each
+   * in a local of its own, so that it reads rows contiguously (below 2: one
+   * accumulator per output, row by row).
+   */
+  readonly reduceColumns: number;
+  /** The matmul strategy: a fused matmul kernel (its products and epilogue) in this target's kernel IR. */
+  matmulKernel(cx: KernelContext): FusedKernel;
+  /** Names no kernel may take: module-level names of the target's emitted code. */
+  readonly reservedNames: readonly string[];
+}
+
 /** What lowering a group needs from the schedule. */
 export interface KernelEnv {
   readonly precision: Precision;
@@ -45,7 +65,7 @@ export interface KernelEnv {
   /** The buffer of a stored value. */
   readonly bufferOf: (v: Value) => Buffer;
   /** The target whose matmul strategy builds matmul kernels. */
-  readonly target: Target;
+  readonly target: LoweringTarget;
   /** The step's number (i32 scalar), bound as `step` for ops whose record says `readsStep`. */
   readonly step?: Buffer;
 }

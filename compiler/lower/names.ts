@@ -5,7 +5,7 @@ import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { printGraphWithNames } from "../ir/printer.js";
 
-/** JS words an identifier must not be, plus the names every emitted module uses itself (a target adds its own: EmitHooks.moduleNames). */
+/** JS words an identifier must not be, plus the names every emitted module uses itself (a target adds its own: LoweringTarget.reservedNames). */
 const RESERVED = new Set(
   (
     "break case catch class const continue debugger default delete do else enum export extends false finally for function if " +

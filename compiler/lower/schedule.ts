@@ -20,9 +20,8 @@ import { checkLrMultipliers, clipKernel, lrMultiplier, resolveOptimizer, stateSl
 import type { Value } from "../fusion/program.js";
 import type { FusionPlan } from "../fusion/fuse.js";
 import type { EntryPlans } from "../fusion/plans.js";
-import type { KernelDraft, KernelEnv } from "./kernelBuild.js";
+import type { KernelDraft, KernelEnv, LoweringTarget } from "./kernelBuild.js";
 import { groupKernel } from "./kernelBuild.js";
-import type { Target } from "../backends/target.js";
 import type { ExternWork } from "../kernel/kir.js";
 
 /** Which entry point runs a kernel. */
@@ -69,7 +68,7 @@ export interface Schedule {
   readonly train: Graph;
   readonly precision: Precision;
   /** The backend its kernels were built for, which emits them. */
-  readonly target: Target;
+  readonly target: LoweringTarget;
   readonly optimizer: ResolvedOptimizer;
   readonly gradClip?: number;
   readonly fusion: boolean;
@@ -140,8 +139,8 @@ export interface LowerOptions {
   readonly fusion: boolean;
   /** Whether the training step recomputes forward values (the remat stage's decision, recorded). */
   readonly remat: boolean;
-  /** The backend the kernels are for: lowering asks its matmul strategy, the emitter its hooks. */
-  readonly target: Target;
+  /** The backend the kernels are for: lowering asks its matmul strategy and reserved names. */
+  readonly target: LoweringTarget;
 }
 
 /** Creates the buffers, in creation order (the memory plan lays them out in it). */
@@ -400,7 +399,7 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
     if (!b) temps.set(key, (b = table.add(`${nameOf(t)}${v.copy ? "'" : ""}`, "node", t.shape, t.dtype, { node: t })));
     return b;
   };
-  const namer = new Namer(o.target.emit.moduleNames);
+  const namer = new Namer(o.target.reservedNames);
   const env: KernelEnv = { precision, printed, bufferOf: bufferOfValue, target: o.target, step: layout.hyper.step };
   const kernels = planKernels(plans, train, env, namer);
   const stored = (t: Tensor) => bufferOf.get(t) ?? pinned.get(t) ?? temps.get(`${t.id}:0`);

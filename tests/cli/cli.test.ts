@@ -123,7 +123,7 @@ describe("gradc (child processes)", () => {
     const out = join(root, "xor");
     const compiled = execFileSync(process.execPath, [bin, "compile", "examples/xor/model.ts", "-o", out], { cwd: repo, encoding: "utf8" });
     expect(compiled).toMatch(/^compiled xor → /);
-    expect(compiled).toMatch(/\d+ kernels, 4 params \(33 values\), adam lr 0.01, f32, ts backend/);
+    expect(compiled).toMatch(/\d+ kernels, 4 params \(33 values\), adam lr 0.01, f32, wasm backend/);
     for (const f of ["manifest.json", "step.ts", "step.js", "train.js", "weights.safetensors"]) expect(existsSync(join(out, f))).toBe(true);
     const inspected = execFileSync(process.execPath, [bin, "inspect", out, "--grad", "W1", "--with-forward"], { cwd: repo, encoding: "utf8" });
     expect(inspected).toMatch(/^\/\/ dLoss\/dW1 \(f32\[2,8\]\): \d+ forward and \d+ backward kernels in execution order/);

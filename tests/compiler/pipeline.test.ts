@@ -34,6 +34,8 @@ describe("compile's stages", () => {
     const out = path.join(root, "plain");
     const r = compile(xor, { ...xorConfig, outDir: out });
     expect(r.files.filter((f) => f.startsWith("graphs/stages/"))).toEqual([]);
+    // the manifest names the backend the kernels were emitted for (the default, wasm), whose device runs them
+    expect(r.manifest.backend).toBe("wasm");
     const lowered = lowerGraph(xor, xorConfig);
     expect(lowered.dumps).toEqual([]);
     expect(printGraph(lowered.differentiated)).toBe(printGraph(grad(xor)));

@@ -168,7 +168,7 @@ describe("Device: entry points", () => {
     const dir = build(finite);
     let device: DeferredDevice | undefined;
     const t = await load(dir, { device: async (m, d) => (device = new DeferredDevice(await createDevice(m, d))) });
-    expect(() => t.step(batches[0]!)).toThrow('step(batch): the "ts" device runs asynchronously; use await stepAsync(batch)');
+    expect(() => t.step(batches[0]!)).toThrow('step(batch): the "wasm" device runs asynchronously; use await stepAsync(batch)');
     expect(() => t.gradients(batches[0]!)).toThrow(/use await gradientsAsync\(batch\)/);
     expect(() => t.predict(batches[0]!)).toThrow(/use await predictAsync\(inputs\)/);
     expect(() => t.gradNorm("W1")).toThrow(/use await gradNormAsync\(name\)/);

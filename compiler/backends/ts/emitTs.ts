@@ -13,13 +13,36 @@ import type { Kernel, Schedule } from "../../lower/schedule.js";
 import { kernelsOf } from "../../lower/schedule.js";
 import { commentText } from "../../lower/names.js";
 import type { Buffer } from "../../lower/lower.js";
-import type { EmitHooks } from "../target.js";
+import type { EmittedKernels, KernelSource } from "../target.js";
+import type { ExternWork, Stmt } from "../../kernel/kir.js";
 
-/** One kernel's emitted function, JSDoc included, and the module it is in. */
-export interface KernelSource {
-  readonly file: "forward.ts" | "step.ts";
-  readonly text: string;
+/** What the hooks see of a kernel. */
+export interface HookedKernel {
+  readonly name: string;
+  readonly extern?: ExternWork;
 }
+
+/** What a target whose kernels are TypeScript adds to the emitted modules. */
+export interface EmitHooks {
+  /** Module-level TypeScript statements the kernels of one file need (run once when the module loads). */
+  preamble(ks: readonly HookedKernel[]): string[];
+  /** The JavaScript of a kernel's extern statement. */
+  externJs(k: HookedKernel, s: Stmt & { k: "extern" }): string[];
+  /** The array a kernel's scratch buffer lives in, indexed from 0. */
+  readonly scratchArray: string;
+  /** Module-level names the preamble declares, which no kernel may be named. */
+  readonly moduleNames: readonly string[];
+}
+
+/** Hooks of a target whose kernels are plain TypeScript. */
+export const PLAIN_TS: EmitHooks = {
+  preamble: () => [],
+  externJs: (k, s) => {
+    throw new Error(`emit: kernel ${k.name} has an extern ${s.call}, which plain TypeScript cannot run`);
+  },
+  scratchArray: "SCRATCH",
+  moduleNames: [],
+};
 
 /** The emitted modules' TypeScript text. */
 export interface EmittedTs {
@@ -107,13 +130,13 @@ function kernelTable(sf: SourceFile, ks: readonly Kernel[]): void {
 }
 
 /** forward.ts: `create(F, I)` returns `{ forward() }`, which computes the outputs. */
-export function emitForward(s: Schedule, plan: ArenaPlan, project = emitProject()): string {
+export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project = emitProject()): string {
   const sf = project.createSourceFile("forward.ts", "", { overwrite: true });
   const ks = kernelsOf(s, "forward");
   const { decls, fills } = constFills(s, plan);
   header(sf, "Forward pass (predict)", s, decls);
-  sf.addStatements(s.target.emit.preamble(ks));
-  sf.addFunctions(ks.map((k) => kernelFunction(k, plan, s.target.emit)));
+  sf.addStatements(hooks.preamble(ks));
+  sf.addFunctions(ks.map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, ks);
   sf.addFunction({
     isExported: true,
@@ -132,14 +155,14 @@ export function emitForward(s: Schedule, plan: ArenaPlan, project = emitProject(
  * applies the optimizer from the gradients, with the lr and step count the
  * runtime wrote into the hyper slots; step() is gradients() then update().
  */
-export function emitStep(s: Schedule, plan: ArenaPlan, project = emitProject()): string {
+export function emitStep(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project = emitProject()): string {
   const sf = project.createSourceFile("step.ts", "", { overwrite: true });
   const grads = kernelsOf(s, "gradients");
   const updates = kernelsOf(s, "update");
   const { decls, fills } = constFills(s, plan);
   header(sf, `Training step (loss, gradients, ${s.optimizer.name} update)`, s, decls);
-  sf.addStatements(s.target.emit.preamble([...grads, ...updates]));
-  sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan, s.target.emit)));
+  sf.addStatements(hooks.preamble([...grads, ...updates]));
+  sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, [...grads, ...updates]);
   sf.addFunction({
     isExported: true,
@@ -169,10 +192,10 @@ export function emitStep(s: Schedule, plan: ArenaPlan, project = emitProject()):
 }
 
 /** Both modules, sharing one in-memory project, and each kernel's function in them. */
-export function emitTs(s: Schedule, plan: ArenaPlan): EmittedTs {
+export function emitTs(s: Schedule, plan: ArenaPlan, hooks: EmitHooks): EmittedTs {
   const project = emitProject();
-  const forward = emitForward(s, plan, project);
-  const step = emitStep(s, plan, project);
+  const forward = emitForward(s, plan, hooks, project);
+  const step = emitStep(s, plan, hooks, project);
   const functions = new Map<string, KernelSource>();
   for (const file of ["forward.ts", "step.ts"] as const) {
     for (const fn of project.getSourceFileOrThrow(file).getFunctions()) {
@@ -181,6 +204,22 @@ export function emitTs(s: Schedule, plan: ArenaPlan): EmittedTs {
     }
   }
   return { forward, step, functions };
+}
+
+/**
+ * The kernel files of a target whose kernels are TypeScript: forward.ts and
+ * step.ts, and their JavaScript (forward.js, step.js), which the host device loads.
+ */
+export function emitTsKernels(s: Schedule, plan: ArenaPlan, hooks: EmitHooks): EmittedKernels {
+  const ts = emitTs(s, plan, hooks);
+  const t0 = performance.now();
+  const files = new Map<string, string>([
+    ["forward.ts", ts.forward],
+    ["forward.js", transpile(ts.forward, "forward.ts")],
+    ["step.ts", ts.step],
+    ["step.js", transpile(ts.step, "step.ts")],
+  ]);
+  return { files, functions: ts.functions, transpileMs: performance.now() - t0 };
 }
 
 /** Changes whenever `transpile`'s options change, so cached output is not reused across them. */

@@ -1,13 +1,24 @@
 // The TypeScript target: every kernel is plain JavaScript loops over the
 // arenas; matmuls run in register tiles with pointer walks (gemm.ts).
 import type { Target } from "../target.js";
-import { PLAIN_TS } from "../target.js";
+import type { EmitHooks } from "./emitTs.js";
+import { PLAIN_TS, emitTsKernels } from "./emitTs.js";
 import { TILE, matmulKernel } from "./gemm.js";
 
 /** A value inlined into a matmul operand is recomputed ~n/tile times per element: stored above this total. */
 const OPERAND_COST = 16;
 
-export const tsTarget: Target = {
+/** A target whose kernels are TypeScript: the TS emitter writes them, with its hooks. */
+export interface TsTarget extends Target {
+  readonly hooks: EmitHooks;
+}
+
+/** Whether a target's kernels are TypeScript (the in-memory test harness runs those directly). */
+export function isTsTarget(t: Target): t is TsTarget {
+  return "hooks" in t;
+}
+
+export const tsTarget: TsTarget = {
   name: "ts",
   device: "ts",
   // one thread: a scatterAdd is a plain +=
@@ -22,5 +33,8 @@ export const tsTarget: Target = {
   },
   reduceColumns: 8,
   matmulKernel,
-  emit: PLAIN_TS,
+  reservedNames: PLAIN_TS.moduleNames,
+  passes: [],
+  hooks: PLAIN_TS,
+  emitKernels: (s, plan) => emitTsKernels(s, plan, PLAIN_TS),
 };

@@ -4,7 +4,9 @@
 // loads; `W` views its memory, the kernels' scratch.
 import { Buffer as NodeBuffer } from "node:buffer";
 import type { Kernel } from "../../lower/schedule.js";
-import type { EmitHooks, Target } from "../target.js";
+import type { EmitHooks } from "../ts/emitTs.js";
+import { emitTsKernels } from "../ts/emitTs.js";
+import type { TsTarget } from "../ts/target.js";
 import { tsTarget } from "../ts/target.js";
 import { packsOperands, productOf, wasmMatmulKernel } from "./gemmWasm.js";
 import { TILE_COLS, TILE_ROWS, encodeModule, pagesFor } from "./wasm.js";
@@ -33,9 +35,9 @@ const emit: EmitHooks = {
   moduleNames: ["W", "wasm", "wasmMemory"],
 };
 
-export const wasmTarget: Target = {
+export const wasmTarget: TsTarget = {
   name: "wasm",
-  device: "ts",
+  device: "wasm",
   capabilities: { f64: true, vectorWidth: 4, threads: 1, atomics: true },
   cost: {
     operandCost: tsTarget.cost.operandCost,
@@ -44,5 +46,8 @@ export const wasmTarget: Target = {
   },
   reduceColumns: tsTarget.reduceColumns,
   matmulKernel: (cx) => (packsOperands(cx.group.members[0]!, cx.precision) ? wasmMatmulKernel(cx) : tsTarget.matmulKernel(cx)),
-  emit,
+  reservedNames: emit.moduleNames,
+  passes: [],
+  hooks: emit,
+  emitKernels: (s, plan) => emitTsKernels(s, plan, emit),
 };

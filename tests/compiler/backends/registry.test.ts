@@ -31,3 +31,10 @@ describe("targetFor", () => {
     for (const [name, t] of Object.entries(TARGETS) as [string, Target][]) expect(t.name).toBe(name);
   });
 });
+
+describe("a target's device", () => {
+  it("is the backend's own runtime device name, which manifest.backend records", () => {
+    expect(TARGETS.ts.device).toBe("ts");
+    expect(TARGETS.wasm.device).toBe("wasm");
+  });
+});

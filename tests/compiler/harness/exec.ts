@@ -9,6 +9,7 @@ import type { ArenaPlan } from "../../../compiler/plan/arena.js";
 import { kernelJs, transpile } from "../../../compiler/backends/ts/emitTs.js";
 import { verifyKernel } from "../../../compiler/kernel/verify.js";
 import { TARGETS } from "../../../compiler/backends/index.js";
+import { isTsTarget } from "../../../compiler/backends/ts/target.js";
 import type { BackendName } from "../../../compiler/backends/index.js";
 import type { Buffer } from "../../../compiler/lower/lower.js";
 import type { Kernel, Schedule } from "../../../compiler/lower/schedule.js";
@@ -46,7 +47,9 @@ type KernelFn = (F: Arena, I: Arena) => void;
  * transpiled and run in memory: whatever the backend, the same code as a bundle.
  */
 function compileKernels(s: Schedule, plan: ArenaPlan): Map<Kernel, KernelFn> {
-  const hooks = s.target.emit;
+  const target = TARGETS[s.target.name as BackendName];
+  if (!isTsTarget(target)) throw new Error(`exec: the ${s.target.name} backend's kernels are not TypeScript; this harness runs only those`);
+  const hooks = target.hooks;
   const source = [
     "const makeKernels = () => {",
     ...hooks.preamble(s.kernels),
@@ -69,8 +72,8 @@ export function verifySchedule(s: Schedule): void {
 
 /** Lowers `graph` with `options`, verifies its kernels and binds them to arenas (constants filled, params initialized). */
 export function execute(graph: Graph, options: Omit<CompileOptions, "outDir"> = {}): Executed {
-  const { schedule: s, plan } = lowerGraph(graph, options);
-  verifySchedule(s);
+  // every kernel verified after lowering and after each of the target's passes
+  const { schedule: s, plan } = lowerGraph(graph, options, (_, after) => verifySchedule(after));
   const F = s.precision === "f64" ? new Float64Array(plan.floats) : new Float32Array(plan.floats);
   const I = new Int32Array(Math.max(1, plan.ints));
   const arena = (b: Buffer): Arena => (b.arena === "F" ? F : I);

@@ -42,7 +42,8 @@ const MODELS: Record<string, { default: Graph; config?: ModelConfig }> = {
 
 const lower = (name: string, backend?: (typeof BACKENDS)[number]): Schedule => {
   const m = MODELS[name]!;
-  return lowerGraph(m.default, { ...(m.config ?? {}), ...(backend ? { backend } : {}) }).schedule;
+  // the verifier runs after lowering and after each of the target's passes (and the tests below run it on the result)
+  return lowerGraph(m.default, { ...(m.config ?? {}), ...(backend ? { backend } : {}) }, (_, after) => verifySchedule(after)).schedule;
 };
 
 describe.each(BACKENDS)("the %s backend's kernels", (backend) => {
