@@ -53,7 +53,7 @@ describe("the xor bundle", () => {
   });
 
   it("has a manifest that follows the contract", () => {
-    expect([m.format, m.version, m.name, m.backend, m.dtype]).toEqual([FORMAT_NAME, FORMAT_VERSION, "xor", "ts", "f32"]);
+    expect([m.format, m.version, m.name, m.backend, m.dtype]).toEqual([FORMAT_NAME, FORMAT_VERSION, "xor", "wasm", "f32"]);
     expect(m.inputs.map((i) => [i.name, i.usedBy])).toEqual([["x", ["forward", "train"]], ["y", ["train"]]]);
     expect(m.params.map((p) => p.name)).toEqual(["W1", "b1", "W2", "b2"]);
     for (const p of m.params) expect(p.grad?.shape).toEqual(p.shape);
