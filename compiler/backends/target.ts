@@ -1,6 +1,6 @@
 // What the pipeline asks of a backend: its capabilities and cost model
-// (fusion), what lowering needs of it (LoweringTarget: its matmul strategy,
-// reduction width and reserved names), its kernel IR → kernel IR passes (the
+// (fusion), what lowering needs of it (LoweringTarget: its reduction width
+// and reserved names), its kernel IR → kernel IR passes (the
 // "backend passes" stage of compile.ts) and its kernel files (the emit
 // stage). Nothing above compiler/backends/ names a backend; it holds a Target.
 import type { CostModel } from "../fusion/fuse.js";

@@ -45,11 +45,6 @@ export class KernelContext {
     readonly nameOf: (t: Tensor) => string,
   ) {}
 
-  /** A name for a buffer private to one call of the kernel (a backend's scratch), unlike every other. */
-  scratchName(hint: string): string {
-    return this.namer.fresh(hint);
-  }
-
   /** The kernel's name for the buffer of a stored value. */
   bufferName(v: Value): string {
     let name = this.names.get(v);

@@ -15,6 +15,7 @@ import type { Group } from "../fusion/groups.js";
 import type { FusedKernel } from "./fusedKernel.js";
 import { KernelContext } from "./fusedKernel.js";
 import { pointwiseKernel, reduceKernel } from "./loopKernels.js";
+import { matmulKernel } from "./matmulKernel.js";
 import type { Value } from "../fusion/program.js";
 import { storageOf } from "../fusion/program.js";
 
@@ -52,8 +53,6 @@ export interface LoweringTarget {
    * accumulator per output, row by row).
    */
   readonly reduceColumns: number;
-  /** The matmul strategy: a fused matmul kernel (its products and epilogue) in this target's kernel IR. */
-  matmulKernel(cx: KernelContext): FusedKernel;
   /** Names no kernel may take: module-level names of the target's emitted code. */
   readonly reservedNames: readonly string[];
 }
@@ -64,7 +63,7 @@ export interface KernelEnv {
   readonly printed: ReadonlyMap<Tensor, Printed>;
   /** The buffer of a stored value. */
   readonly bufferOf: (v: Value) => Buffer;
-  /** The target whose matmul strategy builds matmul kernels. */
+  /** The target the kernels are for. */
   readonly target: LoweringTarget;
   /** The step's number (i32 scalar), bound as `step` for ops whose record says `readsStep`. */
   readonly step?: Buffer;
@@ -95,7 +94,7 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
     fused = singleKernel(env, anchor);
   } else {
     const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t));
-    fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx, env.target.reduceColumns) : env.target.matmulKernel(cx);
+    fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx, env.target.reduceColumns) : matmulKernel(cx);
   }
   const buffers: Record<string, Buffer> = {};
   for (const [name, v] of fused.buffers) buffers[name] = env.bufferOf(v);

@@ -139,7 +139,7 @@ export interface LowerOptions {
   readonly fusion: boolean;
   /** Whether the training step recomputes forward values (the remat stage's decision, recorded). */
   readonly remat: boolean;
-  /** The backend the kernels are for: lowering asks its matmul strategy and reserved names. */
+  /** The backend the kernels are for: lowering asks its reduction width and reserved names. */
   readonly target: LoweringTarget;
 }
 

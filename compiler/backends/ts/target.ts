@@ -1,9 +1,11 @@
 // The TypeScript target: every kernel is plain JavaScript loops over the
-// arenas; matmuls run in register tiles with pointer walks (gemm.ts).
+// arenas; its passes put matmuls in register tiles (tile.ts) with pointer
+// walks (pointers.ts).
 import type { Target } from "../target.js";
 import type { EmitHooks } from "./emitTs.js";
 import { PLAIN_TS, emitTsKernels } from "./emitTs.js";
-import { TILE, matmulKernel } from "./gemm.js";
+import { TILE, registerTiles } from "./tile.js";
+import { pointerWalks } from "./pointers.js";
 
 /** A value inlined into a matmul operand is recomputed ~n/tile times per element: stored above this total. */
 const OPERAND_COST = 16;
@@ -32,9 +34,8 @@ export const tsTarget: TsTarget = {
     },
   },
   reduceColumns: 8,
-  matmulKernel,
   reservedNames: PLAIN_TS.moduleNames,
-  passes: [],
+  passes: [registerTiles, pointerWalks],
   hooks: PLAIN_TS,
   emitKernels: (s, plan) => emitTsKernels(s, plan, PLAIN_TS),
 };

@@ -1,31 +1,27 @@
-// The fused matmul kernel with its product in WebAssembly SIMD (f32, no
-// batch axes, large enough to pay): JavaScript loops pack op(A) into panels of
-// 4 rows and op(B) into panels of 8 columns in the kernel's scratch memory
-// (computing any elementwise prologue on the way, and reading a transposed
-// operand by its strides: the packing is the only copy), the module's 4×8
-// SIMD tiles compute C, and a JavaScript loop applies the epilogue to each
-// element of C and stores the kernel's results.
-import type { Stmt } from "../../kernel/kir.js";
-import { addE, bin, let_, load, mulE, num, parallel, reduce, ref, set, store } from "../../kernel/kir.js";
-import type { Affine } from "../../fusion/coords.js";
-import { axisOf, constant, identity } from "../../fusion/coords.js";
-import type { FusedKernel } from "../../lower/fusedKernel.js";
-import type { KernelContext } from "../../lower/fusedKernel.js";
-import { formIndex, layOut } from "../../lower/fusedKernel.js";
-import type { ExternWork } from "../../kernel/kir.js";
-import { Forms, Inliner, Scope, substitute } from "../../lower/inline.js";
-import { frameAxes, matmulDims, matmulOperandCoords } from "../../fusion/matmulFrame.js";
+// Products in WebAssembly SIMD (f32, no batch axes, large enough to pay): the
+// packProducts pass rewrites a product nest (ts/productNest.ts) into
+// JavaScript loops that pack op(A) into panels of 4 rows and op(B) into panels
+// of 8 columns in the kernel's scratch memory (computing any elementwise
+// prologue on the way; a transposed operand is read by its strides, so the
+// packing is the only copy), an extern product that the module's 4×8 SIMD
+// tiles compute C with, and a JavaScript loop that applies the epilogue to
+// each element of C and stores the kernel's results.
+import type { Expr, ExternWork, Stmt } from "../../kernel/kir.js";
+import { addE, bin, let_, load, mapExpr, mulE, num, parallel, reduce, ref, set, store } from "../../kernel/kir.js";
+import { matmulDims } from "../../fusion/matmulFrame.js";
 import type { Value } from "../../fusion/program.js";
 import type { Precision } from "../../lower/lower.js";
-import { canonical, flatIndex } from "../../fusion/coords.js";
+import type { KernelPass } from "../target.js";
+import type { ProductNest } from "../ts/productNest.js";
+import { declaredNames, freshNames, productNest } from "../ts/productNest.js";
+import { foldIndex } from "../../kernel/affine.js";
 import { TILE_COLS, TILE_ROWS } from "./wasm.js";
 import type { WasmProduct } from "./wasm.js";
-import { commentText } from "../../lower/names.js";
 
 /** Products with fewer multiply-adds than this stay in JavaScript (the packing would not pay). */
 export const WASM_MIN_WORK = 16384;
 
-/** Whether a matmul's product runs in WebAssembly (its operands then packed, each element computed once). */
+/** Whether a matmul's product runs in WebAssembly (its operands then packed, each element computed once): fusion's cost model asks. */
 export function packsOperands(mm: Value, precision: Precision): boolean {
   const d = matmulDims(mm);
   return precision === "f32" && d.batch.length === 0 && d.m * d.n * d.k >= WASM_MIN_WORK;
@@ -42,113 +38,149 @@ export function productOf(name: string, work: ExternWork): WasmProduct {
   return { name, m: d.m, n: d.n, rowPanels: d.rowPanels, colPanels: d.colPanels, k: d.k, a: d.a, b: d.b, c: d.c };
 }
 
-/** Coordinates over one frame rewritten over another: frame axis a becomes `map[a]`. */
-function remap(coords: readonly Affine[], map: readonly Affine[], n: number): Affine[] {
-  return coords.map((x) => {
-    const c = new Array<number>(n).fill(0);
-    let k = x.k;
-    x.c.forEach((v, a) => {
-      if (!v) return;
-      const m = map[a]!;
-      m.c.forEach((w, b) => (c[b]! += v * w));
-      k += v * m.k;
-    });
-    return { c, k };
-  });
+/** The names an expression reads. */
+function varsOf(e: Expr, into = new Set<string>()): Set<string> {
+  mapExpr(e, (x) => (x.k === "var" && into.add(x.name), x));
+  return into;
+}
+
+/** The lets of `stmts` that `roots` depend on (transitively), in order; undefined when one of them reads a name in `banned`. */
+function slice(stmts: readonly Stmt[], roots: Set<string>, banned: ReadonlySet<string>): Stmt[] | undefined {
+  const need = new Set(roots);
+  const out: Stmt[] = [];
+  for (let i = stmts.length - 1; i >= 0; i--) {
+    const s = stmts[i]!;
+    if (s.k !== "let" || !need.has(s.name)) continue;
+    out.unshift(s);
+    varsOf(s.init, need);
+  }
+  for (const v of need) if (banned.has(v)) return undefined;
+  return out;
+}
+
+/** A statement list with variables replaced (`to`), its lets renamed by `fresh` and its indexes folded. */
+function copy(stmts: readonly Stmt[], to: ReadonlyMap<string, Expr>, fresh: (base: string) => string, inlineLoads = false): { stmts: Stmt[]; names: Map<string, Expr> } {
+  const names = new Map(to);
+  // loads' indexes folded once their variables are replaced
+  const ex = (e: Expr) => mapExpr(e, (x) => (x.k === "var" ? (names.get(x.name) ?? x) : x.k === "load" ? { ...x, index: foldIndex(x.index) } : x));
+  const out: Stmt[] = [];
+  for (const s of stmts) {
+    if (s.k === "let") {
+      const init = ex(s.init);
+      // (in a packing loop, which stores only to scratch) a value that is only a load or a number is used where it is read
+      if (inlineLoads && (init.k === "load" || init.k === "num")) {
+        names.set(s.name, init);
+        continue;
+      }
+      const name = fresh(s.name);
+      names.set(s.name, ref(name));
+      out.push(let_(name, init));
+    } else if (s.k === "store") {
+      out.push({ ...s, index: foldIndex(ex(s.index)), value: ex(s.value) });
+    } else if (s.k === "comment") {
+      out.push(s);
+    } else {
+      throw new Error(`packProducts: a ${s.k} statement in a product's operand or epilogue`);
+    }
+  }
+  return { stmts: out, names };
 }
 
 /**
- * Packs one operand: for each panel (loop `u`) and each p (loop `p`), the
- * `width` values at panel offsets 0.. go to consecutive scratch floats from
- * `at` (zeros past the operand's edge, `limit` rows or columns).
+ * Packs one operand: for each panel (loop `u`) and each p, the `width` values
+ * of the operand at panel offsets 0.. go to consecutive scratch floats from
+ * `at` (zeros past its edge, `limit` rows or columns). `value` is the operand
+ * (an expression over `lets`) as a function of `along` (its row or column) and `p`.
  */
 function pack(
-  cx: KernelContext,
   scratch: string,
-  operand: Value,
-  coords: readonly Affine[],
-  axes: { readonly along: number; readonly p: number },
+  lets: readonly Stmt[],
+  value: Expr,
+  along: string,
+  p: string,
   width: number,
   limit: number,
   k: number,
   at: number,
-): { stmts: Stmt[]; computed: Value[] } {
-  const n = cx.group.n;
+  u: string,
+  fresh: (base: string) => string,
+): Stmt[] {
   const full = Math.floor(limit / width);
   const rest = limit - full * width;
-  const computed: Value[] = [];
   const part = (from: number, to: number, live: number): Stmt => {
-    const forms = new Forms();
-    const inl = new Inliner(cx.env(2, forms));
-    const scope = new Scope([true, true]);
+    const body: Stmt[] = [];
     const stores: Stmt[] = [];
     for (let q = 0; q < width; q++) {
-      // panel u, offset q: the operand's row (or column) width·u + q, at p
-      const map = Array.from({ length: n }, (_, a) => (a === axes.along ? { c: [width, 0], k: q } : a === axes.p ? axisOf(2, 1) : constant(2)));
-      const value = q < live ? inl.value(operand, remap(coords, map, 2), scope) : num(0);
-      stores.push(store(scratch, addE(mulE(ref("u"), k * width), addE(mulE(ref("p"), width), at + q)), value));
+      let v: Expr = num(0);
+      if (q < live) {
+        const c = copy(lets, new Map([[along, addE(mulE(ref(u), width), q)]]), fresh, true);
+        body.push(...c.stmts);
+        v = mapExpr(value, (x) => (x.k === "var" ? (c.names.get(x.name) ?? x) : x));
+      }
+      stores.push(store(scratch, addE(mulE(ref(u), k * width), addE(mulE(ref(p), width), at + q)), v));
     }
-    computed.push(...inl.computed);
-    const index = (i: number) => addE(addE(mulE(ref("u"), forms.list[i]!.c[0]!), mulE(ref("p"), forms.list[i]!.c[1]!)), forms.list[i]!.k);
-    return parallel("u", to, [parallel("p", k, substitute([...scope.stmts, ...stores], index))], from);
+    return parallel(u, to, [parallel(p, k, [...body, ...stores])], from);
   };
   const stmts: Stmt[] = [];
   if (full > 0) stmts.push(part(0, full, width));
   if (rest > 0) stmts.push(part(full, full + 1, rest));
-  return { stmts, computed };
+  return stmts;
 }
 
-/** The matmul kernel with a WebAssembly product (see the file header). */
-export function wasmMatmulKernel(cx: KernelContext): FusedKernel {
-  const g = cx.group;
-  const mm = g.members[0]!;
-  const d = matmulDims(mm);
-  const f = frameAxes(mm);
-  const [ca, cb] = matmulOperandCoords(mm, g.n);
-  const rowPanels = Math.ceil(d.m / TILE_ROWS);
-  const colPanels = Math.ceil(d.n / TILE_COLS);
+/** A product nest with its product in WebAssembly (see the file header), or undefined when it does not qualify. */
+function packed(nest: ProductNest, taken: Set<string>): { stmts: Stmt[]; work: ExternWork } | undefined {
+  const [m, n, k] = [nest.rows.to, nest.cols.to, nest.sum.to];
+  if (m * n * k < WASM_MIN_WORK || nest.sum.from !== 0) return undefined;
+  const [i, j, p] = [nest.rows.v, nest.cols.v, nest.sum.v];
+  const lets = [...nest.pre, ...nest.sum.body];
+  // A depends on (i, p) only, B on (p, j) only, neither on the accumulator
+  const aLets = slice(lets, varsOf(nest.a), new Set([j, nest.acc]));
+  const bLets = slice(lets, varsOf(nest.b), new Set([i, nest.acc]));
+  if (!aLets || !bLets) return undefined;
+  const fresh = freshNames(taken);
+  const scratch = fresh("W");
+  const u = fresh("u");
+  const rowPanels = Math.ceil(m / TILE_ROWS);
+  const colPanels = Math.ceil(n / TILE_COLS);
   const width = colPanels * TILE_COLS;
   // scratch floats: packed A, packed B, then C (row-major, whole tiles)
   const a = 0;
-  const b = a + rowPanels * TILE_ROWS * d.k;
-  const c = b + colPanels * TILE_COLS * d.k;
-  const scratch = cx.scratchName("W");
-  const packA = pack(cx, scratch, mm.inputs[0]!, ca, { along: f.i, p: f.p }, TILE_ROWS, d.m, d.k, a);
-  const packB = pack(cx, scratch, mm.inputs[1]!, cb, { along: f.j, p: f.p }, TILE_COLS, d.n, d.k, b);
-  const shape = (v: Value, t: boolean) => `${cx.nameOf(v.node)}${t ? "ᵀ" : ""}`;
-  const what = `${d.m}×${d.n} = ${shape(mm.inputs[0]!, d.transposeA)}·${shape(mm.inputs[1]!, d.transposeB)} over ${d.k}`;
-  const prologue: Stmt[] = [
-    { k: "comment", text: `op(A) into panels of ${TILE_ROWS} rows, op(B) into panels of ${TILE_COLS} columns, in the scratch memory W` },
-    ...packA.stmts,
-    ...packB.stmts,
-    { k: "comment", text: commentText(`C[${what}] in WebAssembly SIMD (${TILE_ROWS}×${TILE_COLS} tiles), then the epilogue per element`) },
+  const b = a + rowPanels * TILE_ROWS * k;
+  const c = b + colPanels * TILE_COLS * k;
+  const product = { m, n, rowPanels, colPanels, k, a: 4 * a, b: 4 * b, c: 4 * c };
+  // the epilogue reads C from scratch: the lets before the p loop that it needs (but the accumulator's), then the statements after it
+  const product_ = load(scratch, addE(mulE(ref(i), width), addE(ref(j), c)));
+  const roots = new Set<string>();
+  for (const s of nest.post) (s.k === "let" ? [s.init] : s.k === "store" ? [s.index, s.value] : s.k === "set" ? [s.value] : []).forEach((e) => varsOf(e, roots));
+  const preLets = slice(nest.pre.filter((s) => !(s.k === "let" && s.name === nest.acc)), roots, new Set([p]));
+  if (!preLets) return undefined;
+  const epilogue = copy([...preLets, ...nest.post], new Map([[nest.acc, product_]]), (x) => x);
+  const stmts: Stmt[] = [
+    { k: "comment", text: `op(A) into panels of ${TILE_ROWS} rows, op(B) into panels of ${TILE_COLS} columns, in the scratch memory ${scratch}` },
+    ...pack(scratch, aLets, nest.a, i, p, TILE_ROWS, m, k, a, u, fresh),
+    ...pack(scratch, bLets, nest.b, j, p, TILE_COLS, n, k, b, u, fresh),
+    { k: "comment", text: `C[${m}×${n}] over ${k} in WebAssembly SIMD (${TILE_ROWS}×${TILE_COLS} tiles), then the epilogue per element` },
+    { k: "extern", call: "product", reference: referenceProduct(product, scratch) },
+    parallel(i, m, [parallel(j, n, epilogue.stmts)]),
   ];
-  // the epilogue reads the product from scratch
-  const at: Affine = { c: Array.from({ length: g.n }, (_, x) => (x === f.i ? width : x === f.j ? 1 : 0)), k: c };
-  const inl = new Inliner(cx.env(), (v) => (v === mm ? load(scratch, cx.forms.ref(at)) : undefined));
-  inl.computed.add(mm);
-  const scope = new Scope(Array.from({ length: g.n }, (_, x) => x !== f.p));
-  const coords = identity(g.n).slice(0, mm.node.rank);
-  const stores: Stmt[] = [];
-  for (const v of g.members) {
-    const e = v === mm ? inl.value(mm, coords, scope) : inl.compute(v, coords, scope);
-    if (cx.plan.stored.has(v)) {
-      const where = canonical(coords, v.node.shape, g.n);
-      stores.push(store(cx.bufferName(v), cx.forms.ref(flatIndex(where, v.node.shape, g.n)), e));
-    }
-  }
-  const lo = layOut([...mm.node.shape, d.k], [f.i, f.j], cx.forms.list, "e");
-  const epilogue = substitute(lo.wrap([...scope.stmts, ...stores], "parallel"), (i) => formIndex(cx.forms.list, i, [lo]));
-  for (const v of [...packA.computed, ...packB.computed]) inl.computed.add(v);
-  const product = { m: d.m, n: d.n, rowPanels, colPanels, k: d.k, a: 4 * a, b: 4 * b, c: 4 * c };
-  return {
-    body: [...prologue, { k: "extern", call: "product", reference: referenceProduct(product, scratch) }, ...epilogue],
-    buffers: cx.buffers,
-    inplace: [],
-    computed: inl.computed,
-    extern: { data: product, scratch: { name: scratch, size: scratchFloats(product) } },
-  };
+  return { stmts, work: { data: product, scratch: { name: scratch, size: scratchFloats(product) } } };
 }
+
+/** The packing pass of the wasm backend: large f32 products of unbatched matmuls run in WebAssembly SIMD. */
+export const packProducts: KernelPass = {
+  name: "packProducts",
+  run: (k, cx) => {
+    if (cx.precision !== "f32" || k.extern) return k;
+    // an unbatched product: a nest at the kernel's top level
+    const at = k.body.findIndex((s) => productNest(s) !== undefined);
+    if (at < 0) return k;
+    const taken = declaredNames(k.body);
+    for (const name of Object.keys(k.buffers)) taken.add(name);
+    const p = packed(productNest(k.body[at]!)!, taken);
+    if (!p) return k;
+    return { ...k, body: [...k.body.slice(0, at), ...p.stmts, ...k.body.slice(at + 1)], extern: p.work };
+  },
+};
 
 /**
  * What the WebAssembly product computes, as kernel IR over the packed panels
@@ -174,4 +206,3 @@ function referenceProduct(x: Omit<WasmProduct, "name">, scratch: string): Stmt[]
 export function scratchFloats(p: { rowPanels: number; colPanels: number; k: number }): number {
   return p.rowPanels * TILE_ROWS * p.k + p.colPanels * TILE_COLS * p.k + p.rowPanels * TILE_ROWS * p.colPanels * TILE_COLS;
 }
-

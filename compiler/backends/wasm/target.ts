@@ -1,6 +1,6 @@
 // The WebAssembly target: the TypeScript kernels, with the products of large
-// f32 matmuls in WebAssembly SIMD (gemmWasm.ts packs their operands, wasm.ts
-// assembles the module). The module is instantiated once when a kernel file
+// f32 matmuls in WebAssembly SIMD (gemmWasm.ts's pass packs their operands,
+// wasm.ts assembles the module); the other matmuls tiled as the ts target tiles them. The module is instantiated once when a kernel file
 // loads; `W` views its memory, the kernels' scratch.
 import { Buffer as NodeBuffer } from "node:buffer";
 import type { Kernel } from "../../lower/schedule.js";
@@ -8,9 +8,10 @@ import type { EmitHooks } from "../ts/emitTs.js";
 import { emitTsKernels } from "../ts/emitTs.js";
 import type { TsTarget } from "../ts/target.js";
 import { tsTarget } from "../ts/target.js";
-import { packsOperands, productOf, wasmMatmulKernel } from "./gemmWasm.js";
+import { packProducts, packsOperands, productOf, scratchFloats } from "./gemmWasm.js";
+import { registerTiles } from "../ts/tile.js";
+import { pointerWalks } from "../ts/pointers.js";
 import { TILE_COLS, TILE_ROWS, encodeModule, pagesFor } from "./wasm.js";
-import { scratchFloats } from "./gemmWasm.js";
 
 /** The WebAssembly module of a file's matmul products: `wasm` holds its exports, `W` views its memory. */
 function wasmModule(ks: readonly Kernel[]): string[] {
@@ -45,9 +46,9 @@ export const wasmTarget: TsTarget = {
     matmulReuse: (mm, precision) => (packsOperands(mm, precision) ? [1, 1] : tsTarget.cost.matmulReuse(mm, precision)),
   },
   reduceColumns: tsTarget.reduceColumns,
-  matmulKernel: (cx) => (packsOperands(cx.group.members[0]!, cx.precision) ? wasmMatmulKernel(cx) : tsTarget.matmulKernel(cx)),
   reservedNames: emit.moduleNames,
-  passes: [],
+  // large f32 products packed for WebAssembly first; the others tiled as the ts target tiles them
+  passes: [packProducts, registerTiles, pointerWalks],
   hooks: emit,
   emitKernels: (s, plan) => emitTsKernels(s, plan, emit),
 };

@@ -73,7 +73,12 @@ export function verifySchedule(s: Schedule): void {
 /** Lowers `graph` with `options`, verifies its kernels and binds them to arenas (constants filled, params initialized). */
 export function execute(graph: Graph, options: Omit<CompileOptions, "outDir"> = {}): Executed {
   // every kernel verified after lowering and after each of the target's passes
-  const { schedule: s, plan } = lowerGraph(graph, options, (_, after) => verifySchedule(after));
+  const { schedule, plan } = lowerGraph(graph, options, (_, after) => verifySchedule(after));
+  return bind(schedule, plan);
+}
+
+/** A lowered schedule bound to fresh arenas laid out by `plan` (constants filled, params initialized). */
+export function bind(s: Schedule, plan: ArenaPlan): Executed {
   const F = s.precision === "f64" ? new Float64Array(plan.floats) : new Float32Array(plan.floats);
   const I = new Int32Array(Math.max(1, plan.ints));
   const arena = (b: Buffer): Arena => (b.arena === "F" ? F : I);
