@@ -11,6 +11,7 @@ import { checkGenerateSpec } from "../runtime/generate.js";
 import { grad } from "./autodiff/grad.js";
 import { printGraph } from "./ir/printer.js";
 import { trainingGraph } from "./passes/training.js";
+import { GPU_MODULE, emitGpuModule } from "./backends/gpu/emitGpu.js";
 import { fuseEntryPoints, fusionText, rematPolicy, rematText } from "./fusion/plans.js";
 import { kernelListText, lowerSchedule } from "./lower/schedule.js";
 import type { Schedule } from "./lower/schedule.js";
@@ -116,8 +117,10 @@ class Dumps {
 export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">): Lowered {
   if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
   const precision = options.dtype ?? "f32";
-  const fusion = options.fusion ?? true;
   const target = targetFor(options);
+  if (precision === "f64" && !target.capabilities.f64) throw new Error(`compile: backend "${target.name}" computes in float32 only; dtype "f64" needs backend "ts" or "wasm"`);
+  if (options.fusion === true && !target.capabilities.fusion) throw new Error(`compile: backend "${target.name}" runs one kernel per graph node; leave fusion unset or false`);
+  const fusion = (options.fusion ?? true) && target.capabilities.fusion;
   const dumps = new Dumps(options.dumpPasses === true);
 
   // build: the DSL built the graph; the training step's loss reads every ifTraining's first branch
@@ -192,6 +195,9 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
   files.set(FILES.forward, transpile(ts.forward, "forward.ts"));
   files.set("step.ts", ts.step);
   files.set(FILES.step, transpile(ts.step, "step.ts"));
+  // a gpu bundle's kernels for the device: gpu.js functions (its TypeScript modules stay, the host reference of the same kernels)
+  const gpu = schedule.target.device === "gpu" ? emitGpuModule(schedule, plan) : undefined;
+  if (gpu) files.set(GPU_MODULE, gpu.source);
   if (!lean) {
     const trainer = trainerSource();
     files.set("train.ts", trainer);
@@ -218,7 +224,7 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
   for (const [rel, text] of graphTexts(schedule, plan)) files.set(rel, text);
   if (!lean) {
     // graph data for gradc inspect and gradc graph (the runtime never reads it)
-    for (const [rel, text] of inspectionFiles({ differentiated: lowered.differentiated, stages: passes.stages, schedule, plan, sources: ts.functions })) files.set(rel, text);
+    for (const [rel, text] of inspectionFiles({ differentiated: lowered.differentiated, stages: passes.stages, schedule, plan, sources: gpu?.functions ?? ts.functions })) files.set(rel, text);
     passes.dumps?.forEach((d, i) => files.set(`graphs/passes/${String(i).padStart(2, "0")}-${d.pass}.txt`, d.text + "\n"));
     const emitDump = options.dumpPasses ? [{ stage: "emit", text: [...files.keys()].filter((f) => !f.startsWith("runtime/")).sort().join("\n") }] : [];
     [...lowered.dumps, ...emitDump].forEach((d, i) => files.set(`graphs/stages/${String(i).padStart(2, "0")}-${d.stage}.txt`, d.text + "\n"));

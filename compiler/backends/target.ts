@@ -22,6 +22,8 @@ export interface Capabilities {
   readonly threads: number;
   /** Whether it has atomic adds (a parallel scatterAdd), or must rewrite scatters as gathers. */
   readonly atomics: boolean;
+  /** Whether its emitter takes fused kernels (several graph nodes per kernel); without, every node is a kernel of its own. */
+  readonly fusion: boolean;
 }
 
 /** What a target adds to the TypeScript module of a bundle's kernels. */
@@ -41,7 +43,7 @@ export interface Target {
   /** Its name, as `compile({ backend })` and the CLI's `--backend` take it. */
   readonly name: string;
   /** The runtime device its bundles run on (manifest.backend). */
-  readonly device: "ts";
+  readonly device: "ts" | "gpu";
   readonly capabilities: Capabilities;
   readonly cost: CostModel;
   /**

@@ -27,6 +27,7 @@ import type { Kernel, Schedule } from "../lower/schedule.js";
 import { visitKir } from "../kernel/kir.js";
 import type { PrintedBuffer } from "../kernel/printer.js";
 import { printKernel } from "../kernel/printer.js";
+import { GPU_MODULE } from "../backends/gpu/emitGpu.js";
 import { TRANSPILE_VERSION, bindingList, transpile } from "../backends/ts/emitTs.js";
 import { commentText, printedNodes } from "../lower/names.js";
 
@@ -146,7 +147,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
       writes: writtenBuffers(k).map((name) => ({ ...bufferSlot(plan, k.buffers[name]!), label: k.buffers[name]!.label })),
       ...(k.nodes.length > 1 ? { nodes: k.nodes.map((t) => ({ node: printed.get(t)?.binding ?? String(t), op: t.op, ...(describeOrigin(t) ? { src: describeOrigin(t) } : {}) })) } : {}),
     })),
-    files: { forward: FILES.forward, step: FILES.step, weights: FILES.weights, trainer: FILES.trainer },
+    files: { forward: FILES.forward, step: FILES.step, weights: FILES.weights, trainer: FILES.trainer, ...(s.target.device === "gpu" ? { gpu: GPU_MODULE } : {}) },
     ...(training ? { training } : {}),
     ...(generate ? { generate } : {}),
   };

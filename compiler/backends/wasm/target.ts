@@ -36,7 +36,7 @@ const emit: EmitHooks = {
 export const wasmTarget: Target = {
   name: "wasm",
   device: "ts",
-  capabilities: { f64: true, vectorWidth: 4, threads: 1, atomics: true },
+  capabilities: { f64: true, vectorWidth: 4, threads: 1, atomics: true, fusion: true },
   cost: {
     operandCost: tsTarget.cost.operandCost,
     // packed operands are computed once per element
