@@ -9,12 +9,11 @@
 // the host unless asked: `read`, `scalar` and `norm` download (and count it
 // in `downloads`); a step uploads what was written and downloads nothing.
 import type { GPU, IKernelRunShortcut } from "gpu.js";
-import { join } from "node:path";
 import type { Manifest, Slot } from "./manifest.js";
 import type { SlotView } from "./arena.js";
 import { sizeOf } from "./arena.js";
 import type { Device, EntryPoint, KernelList } from "./device.js";
-import { moduleUrl } from "./integrity.js";
+import { moduleUrl } from "./hostDevice.js";
 import { gpuInstance } from "./gpuAdapter.js";
 
 /** A device buffer of the bundle (a buffer that is no view), where the host arenas would hold it. */
@@ -203,14 +202,14 @@ export class GpuDevice implements Device {
 /** The device factory of manifest.backend "gpu": loads kernels.gpu.js and puts the bundle on the GPU. */
 export async function createGpuDevice(manifest: Manifest, dir: string): Promise<Device> {
   const file = manifest.files.gpu;
-  if (!file) throw new Error(`${join(dir, "manifest.json")}: a gpu bundle must list its gpu.js kernel module in files.gpu; recompile the model`);
+  if (!file) throw new Error(`${dir}/manifest.json: a gpu bundle must list its gpu.js kernel module in files.gpu; recompile the model`);
   const gpu = await gpuInstance();
   let mod: GpuModule;
   try {
     mod = (await import(/* @vite-ignore */ moduleUrl(dir, file, manifest))) as GpuModule;
   } catch (e) {
-    throw new Error(`${join(dir, file)}: cannot load it as a gpu kernel module (${(e as Error).message}); recompile the model`);
+    throw new Error(`${dir}/${file}: cannot load it as a gpu kernel module (${(e as Error).message}); recompile the model`);
   }
-  if (!Array.isArray(mod.ROOTS) || !Array.isArray(mod.KERNELS)) throw new Error(`${join(dir, file)}: exports no ROOTS and KERNELS; recompile the model`);
+  if (!Array.isArray(mod.ROOTS) || !Array.isArray(mod.KERNELS)) throw new Error(`${dir}/${file}: exports no ROOTS and KERNELS; recompile the model`);
   return GpuDevice.create(manifest, mod, gpu);
 }
