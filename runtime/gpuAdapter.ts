@@ -17,6 +17,24 @@ interface NavigatorGpu {
 
 let instance: Promise<GPU> | undefined;
 
+/** Imports package `name`: from this module's folder, else (Node, a bundle outside the project) from the working folder's node_modules. */
+async function importPackage(name: string): Promise<unknown> {
+  try {
+    return await import(/* @vite-ignore */ name);
+  } catch (first) {
+    if (typeof process === "undefined" || !process.versions?.node) throw first;
+    const { createRequire } = await import("node:module");
+    const { pathToFileURL } = await import("node:url");
+    let path: string;
+    try {
+      path = createRequire(`${process.cwd()}/package.json`).resolve(name);
+    } catch {
+      throw first;
+    }
+    return import(/* @vite-ignore */ pathToFileURL(path).href);
+  }
+}
+
 /** navigator.gpu, made from Dawn in Node; undefined when there is no WebGPU here. */
 async function navigatorGpu(): Promise<NavigatorGpu | undefined> {
   const nav = (globalThis as { navigator?: { gpu?: NavigatorGpu } }).navigator;
@@ -26,7 +44,7 @@ async function navigatorGpu(): Promise<NavigatorGpu | undefined> {
   process.env["EGL_PLATFORM"] ??= "surfaceless";
   let dawn: { requestAdapter(o?: Record<string, unknown>): Promise<unknown> };
   try {
-    const mod = (await import("webgpu")) as unknown as { create(flags: string[]): typeof dawn };
+    const mod = (await importPackage("webgpu")) as { create(flags: string[]): typeof dawn };
     dawn = mod.create(["backend=opengles"]);
   } catch (e) {
     throw new Error(`gpu: cannot load the webgpu package (${(e as Error).message}); ${HOW}`);
@@ -56,9 +74,18 @@ export function gpuInstance(): Promise<GPU> {
     if (!adapter) {
       throw new Error(`gpu: WebGPU found no adapter (EGL_PLATFORM=${process.env["EGL_PLATFORM"] ?? "unset"}); ${HOW}`);
     }
-    const { GPU } = await import("gpu.js");
-    return new GPU({ mode: "webgpu" });
+    const mod = (await importPackage("gpu.js")) as { GPU?: typeof GPU; default?: { GPU: typeof GPU } };
+    const Gpu = mod.GPU ?? mod.default!.GPU;
+    return new Gpu({ mode: "webgpu" });
   })();
   instance.catch(() => (instance = undefined));
   return instance;
+}
+
+/** The adapter's description (Dawn on Mesa: the driver and "llvmpipe", a CPU), for benchmarks to say what they measured. */
+export async function gpuAdapterName(): Promise<string> {
+  const gpu = await navigatorGpu();
+  const adapter = (await gpu?.requestAdapter()) as { info?: { description?: string; device?: string; vendor?: string } } | null | undefined;
+  const info = adapter?.info;
+  return [info?.vendor, info?.device, info?.description].filter((x) => x).join(" ") || "unknown adapter";
 }
