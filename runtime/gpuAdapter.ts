@@ -22,9 +22,11 @@ async function importPackage(name: string): Promise<unknown> {
   try {
     return await import(/* @vite-ignore */ name);
   } catch (first) {
-    if (typeof process === "undefined" || !process.versions?.node) throw first;
-    const { createRequire } = await import("node:module");
-    const { pathToFileURL } = await import("node:url");
+    // Node's own modules through process (no import of them: this module is part of the browser runtime too)
+    const builtin = typeof process === "undefined" ? undefined : (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+    if (!builtin) throw first;
+    const { createRequire } = builtin("node:module") as { createRequire(from: string): { resolve(id: string): string } };
+    const { pathToFileURL } = builtin("node:url") as { pathToFileURL(path: string): URL };
     let path: string;
     try {
       path = createRequire(`${process.cwd()}/package.json`).resolve(name);
