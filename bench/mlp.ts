@@ -13,6 +13,7 @@ import type { CompileOptions } from "../compiler/config.js";
 import type { CompileSummary } from "../compiler/bundle/summary.js";
 import type { Manifest, StepModule } from "../runtime/manifest.js";
 import { loadSafetensors } from "../runtime/safetensors.js";
+import { load } from "../runtime/load.js";
 
 export const BATCH = 128;
 /** Layer widths, input first. */
@@ -82,4 +83,14 @@ export async function compiledStep(options: Omit<CompileOptions, "outDir">, data
     weights: initial,
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** The MLP on the gpu backend (gpu.js on WebGPU), loaded by the runtime, from `weights`: each step uploads the batch and downloads the loss. */
+export async function gpuStep(weights: Readonly<Record<string, Float32Array>>, data = batch()): Promise<{ step(): Promise<number>; dispose(): void }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-bench-gpu-"));
+  compile(mlp, { optimizer: { name: "adam", lr: LR }, backend: "gpu", outDir: path.join(dir, "mlp") });
+  const t = await load(path.join(dir, "mlp"));
+  for (const [name, w] of Object.entries(weights)) t.params.set(name, w);
+  const feeds = { x: data.x, y: data.y };
+  return { step: () => t.stepAsync(feeds), dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -7,14 +7,17 @@ import b from "benny";
 import { writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { HandwrittenStep } from "./handwritten.js";
-import { batch, compiledStep } from "./mlp.js";
+import { batch, compiledStep, gpuStep } from "./mlp.js";
+import { gpuAdapterName } from "../runtime/gpuAdapter.js";
 import type { CompiledStep } from "./mlp.js";
 
 type Summary = Awaited<ReturnType<typeof b.suite>>;
 
 /** What the suite measured, saved with benny's own JSON. */
 export interface MnistStepResult {
-  readonly msPerStep: Readonly<Record<"fused" | "fusedTs" | "unfused" | "handwritten", number>>;
+  readonly msPerStep: Readonly<Record<"fused" | "fusedTs" | "unfused" | "handwritten" | "gpu", number>>;
+  /** The WebGPU adapter the gpu column ran on (Dawn on Mesa's llvmpipe is a CPU). */
+  readonly gpuAdapter: string;
   /** How many times faster the fused step is than the unfused and the hand-written ones (and the same for fused TypeScript only). */
   readonly speedup: {
     readonly overUnfused: number;
@@ -39,7 +42,8 @@ export async function mnistStepSuite(folder: string, options: { maxTime?: number
   fusedTs.step();
   unfused.step();
   hand.step();
-  const firstLoss = { fused: fused.loss(), fusedTs: fusedTs.loss(), unfused: unfused.loss(), handwritten: hand.loss() };
+  const gpu = await gpuStep(fused.weights, data);
+  const firstLoss = { fused: fused.loss(), fusedTs: fusedTs.loss(), unfused: unfused.loss(), handwritten: hand.loss(), gpu: await gpu.step() };
   for (const [name, loss] of Object.entries(firstLoss)) {
     if (Math.abs(loss - firstLoss.fused) > 1e-4 * Math.abs(firstLoss.fused)) {
       throw new Error(`mnist step: ${name}'s first loss ${loss} differs from the fused step's ${firstLoss.fused}`);
@@ -52,6 +56,9 @@ export async function mnistStepSuite(folder: string, options: { maxTime?: number
     b.add("fusedTs", () => fusedTs.step(), cases),
     b.add("unfused", () => unfused.step(), cases),
     b.add("handwritten", () => hand.step(), cases),
+    b.add("gpu", async () => {
+      await gpu.step();
+    }, cases),
     b.cycle(),
     b.complete(),
     b.save({ file: "mnist-step", folder, format: "json", details: true }),
@@ -59,7 +66,8 @@ export async function mnistStepSuite(folder: string, options: { maxTime?: number
   // the median time of one step (benny's ops/s is rounded to an integer)
   const ms = (name: string) => 1000 * summary.results.find((r) => r.name === name)!.details.median;
   const result: MnistStepResult = {
-    msPerStep: { fused: ms("fused"), fusedTs: ms("fusedTs"), unfused: ms("unfused"), handwritten: ms("handwritten") },
+    msPerStep: { fused: ms("fused"), fusedTs: ms("fusedTs"), unfused: ms("unfused"), handwritten: ms("handwritten"), gpu: ms("gpu") },
+    gpuAdapter: await gpuAdapterName(),
     speedup: {
       overUnfused: ms("unfused") / ms("fused"),
       overHandwritten: ms("handwritten") / ms("fused"),
@@ -72,6 +80,6 @@ export async function mnistStepSuite(folder: string, options: { maxTime?: number
   };
   mkdirSync(folder, { recursive: true });
   writeFileSync(path.join(folder, "mnist-step.summary.json"), JSON.stringify(result, null, 2) + "\n");
-  for (const c of [fused, fusedTs, unfused]) c.dispose();
+  for (const c of [fused, fusedTs, unfused, gpu]) c.dispose();
   return result;
 }

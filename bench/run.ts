@@ -1,5 +1,5 @@
 // `npm run bench`: the compile report (kernels, peak memory), the MNIST MLP
-// step suite (fused vs unfused vs hand-written) and, where mpirun exists,
+// step suite (fused vs unfused vs hand-written vs the gpu backend) and, where mpirun exists,
 // data-parallel MNIST on 1 and 2 MPI ranks; JSON results go to bench/results/.
 // `npm run bench -- report`, `-- mnist`, `-- mpi` or `-- peers` runs one of
 // them; `-- --quick` checks the peers' losses only, without timing.
@@ -29,6 +29,8 @@ if (wanted("mnist")) {
   const f = (ms: number) => `${ms.toFixed(2)} ms`;
   console.log(`  fused ${f(r.msPerStep.fused)} (${r.kernels.fused} kernels, matmuls in WebAssembly SIMD), fused TypeScript only ${f(r.msPerStep.fusedTs)}`);
   console.log(`  unfused ${f(r.msPerStep.unfused)} (${r.kernels.unfused} kernels), hand-written ${f(r.msPerStep.handwritten)}`);
+  const cpu = /llvmpipe|swiftshader/i.test(r.gpuAdapter) ? "a CPU: Mesa's software rasterizer, not a GPU" : "a GPU";
+  console.log(`  gpu backend ${f(r.msPerStep.gpu)} (gpu.js on WebGPU, one kernel per node; adapter: ${r.gpuAdapter}, which is ${cpu})`);
   const x = (v: number) => `${v.toFixed(2)}×`;
   console.log(`  speed-up of the fused step: ${x(r.speedup.overUnfused)} over unfused, ${x(r.speedup.overHandwritten)} over hand-written`);
   console.log(`  (fused TypeScript only: ${x(r.speedup.tsOverUnfused)} over unfused, ${x(r.speedup.tsOverHandwritten)} over hand-written)`);

@@ -150,8 +150,10 @@ class Dumps {
 export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">, check?: ScheduleCheck): Lowered {
   if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
   const precision = options.dtype ?? "f32";
-  const fusion = options.fusion ?? true;
   const target = targetFor(options);
+  if (precision === "f64" && !target.capabilities.f64) throw new Error(`compile: backend "${target.name}" computes in float32 only; dtype "f64" needs backend "ts" or "wasm"`);
+  if (options.fusion === true && !target.capabilities.fusion) throw new Error(`compile: backend "${target.name}" runs one kernel per graph node; leave fusion unset or false`);
+  const fusion = (options.fusion ?? true) && target.capabilities.fusion;
   const dumps = new Dumps(options.dumpPasses === true);
 
   // build: the DSL built the graph; the training step's loss reads every ifTraining's first branch
@@ -244,7 +246,8 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
     const names = { inputs: new Set(graph.inputs.map((i) => i.name)), outputs: new Set(Object.keys(graph.outputs)) };
     checkTraining(training.spec, "compile: options", names);
   }
-  const manifest: Manifest = { ...buildManifest(schedule, plan, training?.spec, generate), ...emitted.manifest };
+  const base = buildManifest(schedule, plan, training?.spec, generate);
+  const manifest: Manifest = { ...base, files: { ...base.files, ...emitted.manifestFiles } };
   files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
   const summary = summarize(schedule, plan, passes.stats);
   const params = schedule.graph.params.map((p) => ({ name: p.name, shape: p.shape, trainable: p.trainable }));

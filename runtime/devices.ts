@@ -3,6 +3,7 @@
 import type { Manifest } from "./manifest.js";
 import type { Device } from "./device.js";
 import { createHostDevice } from "./hostDevice.js";
+import { createGpuDevice } from "./gpuDevice.js";
 
 /** Makes a device for the bundle in `dir`, a folder path or (in a browser) a URL: its kernel modules bound, its params not yet filled. */
 export type DeviceFactory = (manifest: Manifest, dir: string) => Promise<Device>;
@@ -11,6 +12,7 @@ export type DeviceFactory = (manifest: Manifest, dir: string) => Promise<Device>
 export const DEVICES: Readonly<Record<string, DeviceFactory>> = {
   ts: createHostDevice,
   wasm: createHostDevice,
+  gpu: createGpuDevice,
 };
 
 /** A factory that picks the device for `manifest.backend` from `devices` (the browser runtime has its own); a clear error for a backend it does not know. */

@@ -2,6 +2,12 @@
 // data, train it, evaluate it. Nothing here depends on the compiler.
 export { load, readManifest } from "./load.js";
 export type { Trainer, ParamStore, LoadOptions } from "./load.js";
+export { openBundle, parseManifest } from "./open.js";
+export type { BundleIO, CheckpointFiles } from "./io.js";
+export { nodeBundleIO } from "./nodeIO.js";
+export { IntegrityError } from "./verify.js";
+export { TrainingRun, planRun } from "./run.js";
+export type { RunChoices, RunPlan } from "./run.js";
 export type { Feed, Feeds, FloatArray, SlotView } from "./arena.js";
 export { learningRate, scheduleLr } from "./schedule.js";
 export {

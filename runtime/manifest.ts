@@ -188,6 +188,8 @@ export interface Manifest {
     readonly step: string;
     readonly weights: string;
     readonly trainer: string;
+    /** The gpu.js kernel module of a gpu bundle (manifest.backend "gpu"). */
+    readonly gpu?: string;
   };
   readonly training?: TrainingSpec;
   /** Present when the model predicts the next token (`trainer.generate`, `gradc sample`). */

@@ -264,6 +264,7 @@ export function checkManifest(raw: unknown, file: string): Manifest {
   });
   const files = r.object(m["files"], "files");
   for (const key of ["forward", "step", "weights", "trainer"]) r.bundlePath(files[key], `files.${key}`);
+  if (files["gpu"] !== undefined) r.bundlePath(files["gpu"], "files.gpu");
   if (m["hashes"] !== undefined) {
     const h = r.object(m["hashes"], "hashes");
     for (const [k, v] of Object.entries(h)) {

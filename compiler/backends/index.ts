@@ -3,18 +3,20 @@
 import type { Target } from "./target.js";
 import { tsTarget } from "./ts/target.js";
 import { wasmTarget } from "./wasm/target.js";
+import { gpuTarget } from "./gpu/target.js";
 
 /** The targets by name. */
 export const TARGETS = {
   ts: tsTarget,
   wasm: wasmTarget,
+  gpu: gpuTarget,
 } as const satisfies Readonly<Record<string, Target>>;
 
 /** A backend name `compile()` accepts. */
 export type BackendName = keyof typeof TARGETS;
 
 /** Backends planned but not built yet: asked for, they are refused with a clear error. */
-const PLANNED: readonly string[] = ["gpu"];
+const PLANNED: readonly string[] = [];
 
 /**
  * The target of a compile: `backend` by name (default "wasm", whose kernels
@@ -34,7 +36,7 @@ const names = (): string => Object.keys(TARGETS).map((n) => `"${n}"`).join(" or 
 /** How a compile names its target (compile()'s options; the registry owns them). */
 export interface TargetOptions {
   /** The kernel backend (default "wasm" for f32: TypeScript kernels, large matmul products in WebAssembly SIMD). */
-  readonly backend?: BackendName | "gpu";
+  readonly backend?: BackendName;
   /** false picks the "ts" backend when none is named (the CLI's --no-wasm). */
   readonly wasm?: boolean;
 }

@@ -19,6 +19,8 @@ export interface Capabilities {
   readonly threads: number;
   /** Whether it has atomic adds (a parallel scatterAdd), or must rewrite scatters as gathers. */
   readonly atomics: boolean;
+  /** Whether its emitter takes fused kernels (several graph nodes per kernel); without, every node is a kernel of its own. */
+  readonly fusion: boolean;
 }
 
 /** What a backend pass knows besides the kernel. */
@@ -53,8 +55,8 @@ export interface EmittedKernels {
   readonly files: ReadonlyMap<string, string>;
   /** Each kernel's code by kernel name (a kernel two files hold: the step's). */
   readonly functions: ReadonlyMap<string, KernelSource>;
-  /** Manifest fields the backend sets or adds (e.g. other `files` for its device to load). */
-  readonly manifest?: Readonly<Record<string, unknown>>;
+  /** Files besides `forward` and `step` the backend's device loads, as manifest `files` entries (name → path in `files`). */
+  readonly manifestFiles?: Readonly<Record<string, string>>;
   /** Milliseconds of the emit spent turning source into what runs (report.json's compileMs.transpile). */
   readonly transpileMs?: number;
 }

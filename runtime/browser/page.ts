@@ -32,6 +32,8 @@ interface PageState {
   /** Test accuracy after each epoch: [epoch, accuracy]. */
   accuracy: [number, number][];
   stepsPerSecond: number;
+  /** Seconds spent in training slices (steps, evaluation, gradient norms), page updates aside. */
+  trainSeconds: number;
   error?: string;
 }
 
@@ -41,7 +43,7 @@ declare global {
   }
 }
 
-const state: PageState = { status: "loading", step: 0, loss: NaN, backend: "", losses: [], accuracy: [], stepsPerSecond: 0 };
+const state: PageState = { status: "loading", step: 0, loss: NaN, backend: "", losses: [], accuracy: [], stepsPerSecond: 0, trainSeconds: 0 };
 window.gradc = state;
 
 const $ = <T extends Element = HTMLElement>(id: string): T => {
@@ -101,6 +103,7 @@ async function fresh(): Promise<void> {
   state.loss = NaN;
   state.losses = [];
   state.accuracy = [];
+  state.trainSeconds = 0;
   gradSeries = gradNames.map(() => []);
   $("acc-list").replaceChildren();
   showStats();
@@ -162,6 +165,7 @@ async function slice(): Promise<void> {
     }
   }
   const seconds = (performance.now() - t0) / 1000;
+  state.trainSeconds += seconds;
   if (made > 0 && seconds > 0) state.stepsPerSecond = state.stepsPerSecond ? 0.8 * state.stepsPerSecond + 0.2 * (made / seconds) : made / seconds;
   showStats();
   drawPlots();

@@ -1,9 +1,9 @@
 // `gradc serve` in headless Chromium (Debian's chromium through
 // playwright-core): the XOR page trains 1000 steps to a loss below 1e-3 with
 // exactly Node's losses, the MNIST page trains one epoch to > 90% test
-// accuracy and shows its plot, its gradient code and the digit pad's
-// probabilities; the server refuses every path outside the bundle. Fails,
-// never skips, when chromium is missing.
+// accuracy with exactly Node's losses and accuracy, and shows its plot, its
+// gradient code and the digit pad's probabilities; the server refuses every
+// path outside the bundle. Fails, never skips, when chromium is missing.
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -14,6 +14,8 @@ import { launchChromium } from "../chromium.js";
 import type { Chromium } from "../chromium.js";
 import { main as train } from "../../runtime/trainer.js";
 import { load } from "../../runtime/load.js";
+import { loadTrainingData } from "../../runtime/sources.js";
+import { TrainingRun } from "../../runtime/run.js";
 import { loadSafetensors } from "../../runtime/safetensors.js";
 import { run as cli } from "../../compiler/cli.js";
 import { parseCsv } from "../../runtime/gradNorms.js";
@@ -256,6 +258,14 @@ describe("gradc serve: the MNIST page", () => {
     expect(g.accuracy[0]![0]).toBe(1);
     expect(g.accuracy[0]![1]).toBeGreaterThan(0.9);
     expect(await page.locator("#acc-list li").textContent()).toMatch(/^epoch 1: 9\d\.\d\d%$/);
+    // Node's run of the same bundle (the same TrainingRun, WebAssembly matmuls included): the same losses and accuracy, bit for bit
+    const node = await load(dir);
+    const nodeRun = new TrainingRun(node, loadTrainingData(node.manifest.training!.data, dir, node.manifest.inputs), { steps: 250 });
+    const nodeLosses: number[] = [];
+    while (!nodeRun.done) nodeLosses.push(nodeRun.next());
+    expect(g.losses[0]).toBe(nodeLosses[0]);
+    expect(g.losses).toEqual(nodeLosses);
+    expect(g.accuracy[0]![1]).toBe(nodeRun.evaluate());
 
     // the plot: a line of many points, and a screenshot of it that is not blank
     const points = (await page.locator("#loss-plot polyline").getAttribute("points"))!.split(" ");

@@ -20,5 +20,9 @@ export function budget(ms: number): number {
   return LONG ? ms * 25 : ms;
 }
 
-/** The backends every generated graph is compiled for (extend as backends land). */
-export const BACKENDS = [{ name: "ts", options: { backend: "ts" } }, { name: "default", options: {} }] as const;
+/** The backends every generated graph is compiled for, and the precisions each computes in (gpu: WebGPU on Dawn, f32 only). */
+export const BACKENDS = [
+  { name: "ts", options: { backend: "ts" }, dtypes: ["f32", "f64"] },
+  { name: "default", options: {}, dtypes: ["f32", "f64"] },
+  { name: "gpu", options: { backend: "gpu" }, dtypes: ["f32"] },
+] as const;

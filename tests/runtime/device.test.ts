@@ -86,7 +86,7 @@ describe("Device: chosen by manifest.backend", () => {
     expect(w.device.backend).toBe("wasm");
     expect(w.step({ x: new Float32Array(8), y: [0, 1, 2, 0] })).toBeCloseTo(Math.log(3), 6);
     writeFileSync(file, JSON.stringify({ ...fx.manifest, backend: "tpu" }));
-    await expect(load(fx.dir)).rejects.toThrow(`${file}: backend "tpu" has no device in this runtime (it runs "ts", "wasm")`);
+    await expect(load(fx.dir)).rejects.toThrow(`${file}: backend "tpu" has no device in this runtime (it runs "ts", "wasm", "gpu")`);
     writeFileSync(file, JSON.stringify({ ...fx.manifest, backend: "toString" }));
     await expect(load(fx.dir)).rejects.toThrow(/backend "toString" has no device/);
   });

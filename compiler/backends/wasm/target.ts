@@ -39,7 +39,7 @@ const emit: EmitHooks = {
 export const wasmTarget: TsTarget = {
   name: "wasm",
   device: "wasm",
-  capabilities: { f64: true, vectorWidth: 4, threads: 1, atomics: true },
+  capabilities: { f64: true, vectorWidth: 4, threads: 1, atomics: true, fusion: true },
   cost: {
     operandCost: tsTarget.cost.operandCost,
     // packed operands are computed once per element

@@ -185,7 +185,9 @@ describe("bundles", () => {
 
   it("rejects bad options and data with messages that name them", () => {
     const outDir = tempBundleDir("bad");
-    expect(errorMessage(() => compile(xor, { outDir, backend: "gpu" }))).toMatch(/backend "gpu"/);
+    expect(errorMessage(() => compile(xor, { outDir, backend: "cuda" as never }))).toMatch(/unknown backend "cuda"/);
+    expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", dtype: "f64" }))).toMatch(/backend "gpu" computes in float32 only/);
+    expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", fusion: true }))).toMatch(/backend "gpu" runs one kernel per graph node/);
     expect(errorMessage(() => compile(xor, { outDir, gradClip: -1 }))).toMatch(/gradClip/);
     expect(errorMessage(() => compile(xor, { outDir, optimizer: { name: "rmsprop" as "sgd", lr: 1 } }))).toMatch(/unknown name "rmsprop"/);
     const data = (inputs: Record<string, number[]>) => ({ data: { kind: "arrays" as const, inputs } });

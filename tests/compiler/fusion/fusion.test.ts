@@ -18,7 +18,7 @@ import { interpret } from "../../../compiler/interp/interpret.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { printedNodes } from "../../../compiler/lower/names.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
-import { BACKENDS, execute } from "../harness/exec.js";
+import { BACKENDS, execute, finest } from "../harness/exec.js";
 import type { BackendName } from "../../../compiler/backends/index.js";
 import { randomCase } from "../harness/randomGraphs.js";
 
@@ -54,15 +54,15 @@ function agrees(ex: Example, options: object, precision: "f32" | "f64", backend:
 describe.each(BACKENDS)("fused kernels agree with the interpreter (%s backend)", (backend) => {
   for (const [name, ex] of Object.entries(EXAMPLES)) {
     for (const [mode, options] of Object.entries(MODES)) {
-      it(`${name}, ${mode}: loss, gradients and outputs (f64)`, () => agrees(ex, options, "f64", backend));
+      it(`${name}, ${mode}: loss, gradients and outputs (${finest(backend)})`, () => agrees(ex, options, finest(backend), backend));
     }
     it(`${name}, fused: loss, gradients and outputs (f32)`, () => agrees(ex, {}, "f32", backend));
   }
 
   for (let seed = 1; seed <= 24; seed++) {
-    it(`random graph #${seed}: fused, unfused and remat agree (f64)`, () => {
+    it(`random graph #${seed}: fused, unfused and remat agree (${finest(backend)})`, () => {
       const c = randomCase(seed, 5 + (seed % 8));
-      for (const options of Object.values(MODES)) agrees({ graph: c.graph, feeds: c.feeds }, options, "f64", backend);
+      for (const options of Object.values(MODES)) agrees({ graph: c.graph, feeds: c.feeds }, options, finest(backend), backend);
     });
   }
 });
@@ -103,8 +103,8 @@ const ZOO: Record<string, Example> = {
 
 describe.each(BACKENDS)("fused kernels around convolutions, batched matmuls and indexing ops (%s backend)", (backend) => {
   for (const [name, ex] of Object.entries(ZOO)) {
-    it(`${name}: fused, unfused, remat and clipped agree with the interpreter (f64)`, () => {
-      for (const options of [...Object.values(MODES), { gradClip: 0.5 }]) agrees(ex, options, "f64", backend);
+    it(`${name}: fused, unfused, remat and clipped agree with the interpreter (${finest(backend)})`, () => {
+      for (const options of [...Object.values(MODES), { gradClip: 0.5 }]) agrees(ex, options, finest(backend), backend);
     });
   }
 });

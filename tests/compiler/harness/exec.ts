@@ -15,11 +15,15 @@ import type { Buffer } from "../../../compiler/lower/lower.js";
 import type { Kernel, Schedule } from "../../../compiler/lower/schedule.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { initValues } from "../../../compiler/dsl/init.js";
+import { gpuKernel, gpuLayout } from "../../../compiler/backends/gpu/emitGpu.js";
 
 type Arena = Float32Array | Float64Array | Int32Array;
 
 /** Every backend in the target registry: kernel tests run `describe.each(BACKENDS)`, so a new backend gets them all. */
 export const BACKENDS = Object.keys(TARGETS) as BackendName[];
+
+/** The finest precision a backend computes in: f64 where it can (gradient checks), else f32 (gpu: WGSL has no f64). */
+export const finest = (backend: BackendName): "f32" | "f64" => (TARGETS[backend].capabilities.f64 ? "f64" : "f32");
 
 /** A schedule bound to fresh arenas holding the params' initial values. */
 export interface Executed {
@@ -47,6 +51,7 @@ type KernelFn = (F: Arena, I: Arena) => void;
  * transpiled and run in memory: whatever the backend, the same code as a bundle.
  */
 function compileKernels(s: Schedule, plan: ArenaPlan): Map<Kernel, KernelFn> {
+  if (s.target.device === "gpu") return gpuKernelsOnHost(s, plan);
   const target = TARGETS[s.target.name as BackendName];
   if (!isTsTarget(target)) throw new Error(`exec: the ${s.target.name} backend's kernels are not TypeScript; this harness runs only those`);
   const hooks = target.hooks;
@@ -59,6 +64,41 @@ function compileKernels(s: Schedule, plan: ArenaPlan): Map<Kernel, KernelFn> {
   ].join("\n");
   const fns = new Function(`${transpile(source)}\nreturn makeKernels();`)() as KernelFn[];
   return new Map(s.kernels.map((k, i) => [k, fns[i]!]));
+}
+
+/**
+ * The gpu target's kernels as functions of the arenas: each emitted gpu.js
+ * function is called once per element of its root with `this.thread.x` set,
+ * as a GPU thread runs it (tests/compiler/backends/gpu runs the same
+ * functions on WebGPU), reading the roots where the memory plan put them;
+ * every root a kernel writes is stored back, rounded as its arena rounds,
+ * once all its functions have run.
+ */
+function gpuKernelsOnHost(s: Schedule, plan: ArenaPlan): Map<Kernel, KernelFn> {
+  const layout = gpuLayout(s, plan);
+  return new Map(
+    s.kernels.map((k) => {
+      const parts = gpuKernel(k, layout).parts.map((p) => ({ ...p, fn: new Function(`return ${p.source}`)() as (...a: unknown[]) => number }));
+      const run: KernelFn = (F, I) => {
+        const arena = (r: number) => (layout.roots[r]!.arena === "F" ? F : I);
+        const view = (r: number) => arena(r).subarray(layout.roots[r]!.offset, layout.roots[r]!.offset + layout.roots[r]!.size);
+        const results = parts.map((p) => {
+          const args: unknown[] = p.args.map((a) => Float32Array.from(view(a)));
+          if (p.inf) args.push(Infinity);
+          const thread = { x: 0 };
+          const self = { thread };
+          const out = new Float64Array(layout.roots[p.out]!.size);
+          for (let t = 0; t < out.length; t++) {
+            thread.x = t;
+            out[t] = Math.fround(p.fn.apply(self, args));
+          }
+          return out;
+        });
+        parts.forEach((p, i) => view(p.out).set(results[i]!));
+      };
+      return [k, run];
+    }),
+  );
 }
 
 /** Verifies every kernel of a schedule against its buffers' sizes (throws a KirError naming the kernel and each problem). */

@@ -198,7 +198,8 @@ it("covers every elementwise op with a case", () => {
 });
 
 describe.each(BACKENDS)("emitted kernels agree with the interpreter (%s backend)", (backend) => {
-  for (const precision of ["f32", "f64"] as const) {
+  // WGSL has no float64: the gpu backend refuses f64 compiles (checked below)
+  for (const precision of backend === "gpu" ? (["f32"] as const) : (["f32", "f64"] as const)) {
     it(`elementwise ops (expr), broadcast and literal operands, ${precision}`, async () => {
       const n = await checkAgainstInterpreter(caseGraph(`elementwise_${precision}`, ELEMENTWISE_CASES), precision, backend);
       expect(n).toBeGreaterThan(50);
@@ -214,4 +215,10 @@ describe.each(BACKENDS)("emitted kernels agree with the interpreter (%s backend)
       expect(n).toBeGreaterThan(20);
     });
   }
+});
+
+it("the gpu backend refuses f64 with an error that names the backend and the alternatives", async () => {
+  await expect(compileAndLoad(caseGraph("refused_f64", { neg: (x) => [x.a.neg()] }), { dtype: "f64", backend: "gpu" })).rejects.toThrow(
+    /backend "gpu" computes in float32 only; dtype "f64" needs backend "ts" or "wasm"/,
+  );
 });

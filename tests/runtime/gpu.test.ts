@@ -1,0 +1,104 @@
+// The gpu backend on WebGPU: Dawn (the `webgpu` package) on this machine, on
+// Mesa's llvmpipe. One Dawn instance for the file; small models. Its kernels
+// are checked against the interpreter (f32 tolerance) and the ts backend's
+// gradients; XOR trains; checkpoints move between gpu and wasm exactly; a
+// step downloads nothing but the loss.
+import { afterAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { compile } from "../../compiler/compile.js";
+import type { CompileOptions } from "../../compiler/config.js";
+import { concat, graph, nn } from "../../index.js";
+import type { Graph } from "../../compiler/ir/graph.js";
+import { interpret } from "../../compiler/interp/interpret.js";
+import { load } from "../../runtime/load.js";
+import type { Trainer } from "../../runtime/load.js";
+import type { GpuDevice } from "../../runtime/gpuDevice.js";
+import { xorModel } from "../../examples/xor/model.js";
+import { expectAllClose } from "../helpers.js";
+
+const root = mkdtempSync(join(os.tmpdir(), "gradc-gpu-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let count = 0;
+const build = (g: Graph, options: Omit<CompileOptions, "outDir"> = {}): string => {
+  const dir = join(root, `b${count++}`);
+  compile(g, { optimizer: { name: "adam", lr: 0.01 }, ...options, outDir: dir });
+  return dir;
+};
+
+// a loaded machine compiles WGSL slowly: generous, fixed timeouts
+const SLOW = 240_000;
+
+/** A small graph through many kinds of kernels: dense layers, conv, max pool (a scatter in its gradient), an embedding (a scatter too), softmax cross-entropy. */
+const mixed = graph("mixed", (g) => {
+  const x = g.input("x", [2, 6, 6, 1]);
+  const ids = g.input("ids", [2, 3], "i32");
+  const y = g.input("y", [2], "i32");
+  const W = g.param("conv.W", [3, 3, 1, 2], { init: "heNormal" });
+  const h = x.conv2d(W, 1, "same").relu().maxPool2d(2).reshape([2, 18]);
+  const e = nn.embedding(g, "emb", ids, 5, 4).reshape([2, 12]);
+  const z = concat([h, e.tanh(), e.sigmoid().softplus()], 1);
+  const logits = nn.dense(g, "out", z, 3);
+  return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits } };
+});
+const mixedBatch = {
+  x: Array.from({ length: 72 }, (_, i) => Math.sin(i * 0.7)),
+  ids: [0, 4, 2, 3, 3, 1],
+  y: [2, 0],
+};
+
+const xorBatch = { x: [0, 0, 0, 1, 1, 0, 1, 1], y: [0, 1, 1, 0] };
+
+describe("the gpu backend on WebGPU (Dawn)", () => {
+  it("computes the loss, the outputs and every gradient as the interpreter and the ts backend do", async () => {
+    const gpu = await load(build(mixed, { backend: "gpu" }));
+    const ts = await load(build(mixed, { backend: "ts" }));
+    expect(gpu.device.backend).toBe("gpu");
+    for (const name of gpu.params.names()) ts.params.set(name, await gpu.params.getAsync(name));
+    const params = Object.fromEntries(await Promise.all(gpu.params.names().map(async (n) => [n, Array.from(await gpu.params.getAsync(n))] as const)));
+    const want = interpret(mixed, mixedBatch, params);
+    const got = await gpu.gradientsAsync(mixedBatch);
+    expect(got.loss).toBeCloseTo(want.loss!, 5);
+    const host = ts.gradients(mixedBatch);
+    for (const [name, g] of Object.entries(host.grads)) {
+      // equal to the ts backend's to 1e-5 relative (of the gradient's largest element)
+      const scale = Math.max(...Array.from(g, Math.abs));
+      expectAllClose(got.grads[name], g, { rtol: 1e-5, atol: 1e-5 * scale });
+    }
+    const out = await gpu.predictAsync(mixedBatch);
+    expectAllClose(out["logits"], want.outputs["logits"]!.data, { rtol: 1e-5, atol: 1e-5 });
+  }, SLOW);
+
+  it("trains XOR to a loss below 1e-3 in 1000 Adam steps, downloading only the loss", async () => {
+    const t = await load(build(xorModel(), { backend: "gpu" }));
+    const device = t.device as GpuDevice;
+    let loss = Infinity;
+    const before = device.downloads;
+    for (let i = 0; i < 1000; i++) loss = await t.stepAsync(xorBatch);
+    expect(device.downloads - before).toBe(1000);
+    expect(loss).toBeLessThan(1e-3);
+  }, SLOW);
+
+  it("a checkpoint saved on gpu restores on wasm exactly, and one saved on wasm restores on gpu", async () => {
+    const gpu = await load(build(xorModel(), { backend: "gpu" }));
+    const wasm = await load(build(xorModel(), { backend: "wasm" }));
+    for (let i = 0; i < 5; i++) await gpu.stepAsync(xorBatch);
+    const file = join(root, "gpu.safetensors");
+    await gpu.saveAsync(file);
+    wasm.restore(file);
+    expect(wasm.stepCount).toBe(5);
+    for (const name of gpu.params.names()) expect(Array.from(wasm.params.get(name))).toEqual(Array.from(await gpu.params.getAsync(name)));
+    for (let i = 0; i < 3; i++) wasm.step(xorBatch);
+    const back = join(root, "wasm.safetensors");
+    wasm.save(back);
+    const again: Trainer = await load(build(xorModel(), { backend: "gpu" }));
+    again.restore(back);
+    expect(again.stepCount).toBe(8);
+    for (const name of wasm.params.names()) expect(Array.from(await again.params.getAsync(name))).toEqual(Array.from(wasm.params.get(name)));
+  }, SLOW);
+
+  it("refuses f64 at compile time, naming the backend", () => {
+    expect(() => build(xorModel(), { backend: "gpu", dtype: "f64" })).toThrow('compile: backend "gpu" computes in float32 only; dtype "f64" needs backend "ts" or "wasm"');
+  });
+});
