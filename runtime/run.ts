@@ -4,6 +4,7 @@
 // and writes logs and checkpoints around it; the browser page drives the same
 // run a slice of steps at a time between frames.
 import type { TrainingSpec } from "./manifest.js";
+import type { Feeds } from "./arena.js";
 import type { Trainer } from "./open.js";
 import type { Dataset } from "./data.js";
 import { Batcher, epochSeed, RandomShift, subset, widthOf } from "./data.js";
@@ -78,6 +79,8 @@ export class TrainingRun {
   private readonly shardAt: number;
   private readonly augment: { shift: RandomShift; input: string } | undefined;
   private readonly evaluator: (() => number) | undefined;
+  private readonly testData: Dataset | undefined;
+  private readonly accuracySpec: AccuracySpec | undefined;
   private order: Int32Array | undefined;
   /** The epoch and the batch within it of the next update. */
   private nextEpoch: number;
@@ -103,6 +106,8 @@ export class TrainingRun {
     this.plan = planRun(spec, choices, stepsPerEpoch);
     this.augment = augmentation(spec);
     this.evaluator = spec.accuracy && data.test && data.test.size > 0 ? makeEvaluator(trainer, data.test, spec.accuracy) : undefined;
+    this.testData = data.test;
+    this.accuracySpec = spec.accuracy;
     this.startStep = this.step = trainer.stepCount;
     this.nextEpoch = Math.floor(this.step / stepsPerEpoch);
     this.epoch = this.nextEpoch;
@@ -154,6 +159,13 @@ export class TrainingRun {
     return this.finish(await this.trainer.stepAsync(this.prepare()));
   }
 
+  /** The test accuracy now, on any device; undefined when the run does not evaluate. */
+  async evaluateAsync(): Promise<number | undefined> {
+    if (this.trainer.synchronous || !this.evaluator) return this.evaluate();
+    if (this.trainer.dataParallel) throw new Error(`accuracy: data-parallel runs evaluate on synchronous devices only`);
+    return accuracyAsync(this.trainer, this.testData!, this.accuracySpec!);
+  }
+
   /** The test accuracy now; undefined when the run does not evaluate. */
   evaluate(): number | undefined {
     return this.evaluator?.();
@@ -202,6 +214,25 @@ export function accuracy(trainer: Trainer, data: Dataset, spec: AccuracySpec): n
 
 /** How many of `data`'s examples `accuracy` counts as correct. */
 export function correctCount(trainer: Trainer, data: Dataset, spec: AccuracySpec): number {
+  const count = counter(trainer, data, spec);
+  for (const b of count.batches) count.add(trainer.predict(b.batch)[spec.output]!, b.rows);
+  return count.correct();
+}
+
+/** `accuracy` on any device (an asynchronous one: the gpu's). */
+export async function accuracyAsync(trainer: Trainer, data: Dataset, spec: AccuracySpec): Promise<number> {
+  if (data.size === 0) return NaN;
+  const count = counter(trainer, data, spec);
+  for (const b of count.batches) count.add((await trainer.predictAsync(b.batch))[spec.output]!, b.rows);
+  return count.correct() / data.size;
+}
+
+/** The batches of an accuracy count (checked against the manifest) and its tally of the predictions of each. */
+function counter(trainer: Trainer, data: Dataset, spec: AccuracySpec): {
+  batches: Iterable<{ batch: Feeds; rows: number }>;
+  add(values: ArrayLike<number>, rows: number): void;
+  correct(): number;
+} {
   const m = trainer.manifest;
   const out = m.outputs.find((o) => o.name === spec.output);
   if (!out) throw new Error(`accuracy: no output "${spec.output}" (outputs: ${m.outputs.map((o) => o.name).join(", ") || "none"})`);
@@ -211,18 +242,18 @@ export function correctCount(trainer: Trainer, data: Dataset, spec: AccuracySpec
     throw new Error(`accuracy: the data has no integer column "${spec.labels}" (it has ${Object.keys(data.columns).join(", ") || "none"})`);
   }
   if (data.size > 0 && widthOf(data, spec.labels) !== 1) throw new Error(`accuracy: labels "${spec.labels}" must hold one class per example`);
-  if (data.size === 0) return 0;
   const [batchSize, classes] = out.shape as [number, number];
   const forwardInputs = m.inputs.filter((i) => i.usedBy.includes("forward"));
-  const batcher = new Batcher(data, forwardInputs, batchSize);
   let correct = 0;
   let seen = 0;
-  for (const { batch, rows } of batcher.padded()) {
-    const values = trainer.predict(batch)[spec.output]!;
-    for (let r = 0; r < rows; r++) {
-      if (argmax(values, r * classes, classes) === labels[seen + r]) correct++;
-    }
-    seen += rows;
-  }
-  return correct;
+  return {
+    batches: data.size === 0 ? [] : new Batcher(data, forwardInputs, batchSize).padded(),
+    add: (values, rows) => {
+      for (let r = 0; r < rows; r++) {
+        if (argmax(values, r * classes, classes) === labels[seen + r]) correct++;
+      }
+      seen += rows;
+    },
+    correct: () => correct,
+  };
 }

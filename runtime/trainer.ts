@@ -8,6 +8,7 @@ import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./fla
 import { load } from "./load.js";
 import { TrainingRun } from "./run.js";
 import type { RunChoices } from "./run.js";
+import type { Trainer } from "./open.js";
 import { writeReport } from "./report.js";
 import { loadTrainingData } from "./sources.js";
 import { GradNormLog, gradNormSeries, parseCsv, readGradNorms } from "./gradNorms.js";
@@ -194,10 +195,10 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const diverging = new DivergenceWatch(trainer.optimizer.lr, say);
   try {
     while (!run.done) {
-      const loss = run.next();
+      const loss = trainer.synchronous ? run.next() : await run.nextAsync();
       const step = run.step;
       if (step > startStep && step - startStep <= losses.length) losses[step - startStep - 1] = loss;
-      if (gradLog && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
+      if (gradLog && trainer.synchronous && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
       if (!Number.isFinite(loss)) {
         // the data were checked finite as they were fed: the model or the rate made it
         throw new Error(`the loss is ${loss} at step ${step}${diverging.warned ? " after it diverged" : ""}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
@@ -207,11 +208,11 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
         if (csv !== undefined) writeSync(csv, `${step},${run.epoch + 1},${loss},${run.lr}\n`);
         say(`step ${step}/${p.total}  epoch ${run.epoch + 1}  loss ${fmt(loss)}  lr ${run.lr.toPrecision(3)}`);
       }
-      if (writer && p.checkpointEvery > 0 && step % p.checkpointEvery === 0) trainer.save(checkpoint);
+      if (writer && p.checkpointEvery > 0 && step % p.checkpointEvery === 0) await saveCheckpoint(trainer, checkpoint);
       bar?.update(step, loss);
       // evaluate at each epoch's end, and once after a final partial epoch
       if (run.endsEpoch && run.evaluates) {
-        acc = run.evaluate();
+        acc = await run.evaluateAsync();
         say(`epoch ${run.epoch + 1}: test accuracy ${pct(acc!)}`);
       }
     }
@@ -225,7 +226,7 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const loss = run.loss;
   const mpi = dp ? finishReplicas(dp, step, seconds, log) : undefined;
   const plots = writer ? writePlots(trainer.manifest.name, join(out, "logs"), startStep, losses.subarray(0, Math.max(0, step - startStep)), gradLog ? gradLogFile : undefined) : [];
-  if (writer) trainer.save(checkpoint);
+  if (writer) await saveCheckpoint(trainer, checkpoint);
   const stepCode = join(dir, "step.ts");
   log(`final loss ${fmt(loss)}${acc === undefined ? "" : `  test accuracy ${pct(acc)}`}  (${step} steps in ${seconds.toFixed(1)} s)`);
   log(`loss log: ${lossLog}${gradLog ? `, gradient norms: ${gradLogFile}` : ""}`);
@@ -371,4 +372,10 @@ export async function startProgress(total: number, enabled: boolean, print: (lin
     },
     stop: () => bar.stop(),
   };
+}
+
+/** Saves a checkpoint from any device (an asynchronous one downloads the params first). */
+async function saveCheckpoint(trainer: Trainer, path: string): Promise<void> {
+  if (trainer.synchronous) trainer.save(path);
+  else await trainer.saveAsync(path);
 }

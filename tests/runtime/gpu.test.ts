@@ -4,7 +4,7 @@
 // gradients; XOR trains; checkpoints move between gpu and wasm exactly; a
 // step downloads nothing but the loss.
 import { afterAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { compile } from "../../compiler/compile.js";
@@ -15,7 +15,8 @@ import { interpret } from "../../compiler/interp/interpret.js";
 import { load } from "../../runtime/load.js";
 import type { Trainer } from "../../runtime/load.js";
 import type { GpuDevice } from "../../runtime/gpuDevice.js";
-import { xorModel } from "../../examples/xor/model.js";
+import { config as xorConfig, xorModel } from "../../examples/xor/model.js";
+import { main } from "../../runtime/trainer.js";
 import { expectAllClose } from "../helpers.js";
 
 const root = mkdtempSync(join(os.tmpdir(), "gradc-gpu-"));
@@ -96,6 +97,14 @@ describe("the gpu backend on WebGPU (Dawn)", () => {
     again.restore(back);
     expect(again.stepCount).toBe(8);
     for (const name of wasm.params.names()) expect(Array.from(await again.params.getAsync(name))).toEqual(Array.from(wasm.params.get(name)));
+  }, SLOW);
+
+  it("gradc train runs a gpu bundle: its own data, 1000 steps, a checkpoint", async () => {
+    const dir = build(xorModel(), { backend: "gpu", training: xorConfig.training! });
+    const summary = (await main(dir, [], { log: () => {}, progress: false }))!;
+    expect(summary.steps).toBe(1000);
+    expect(summary.finalLoss).toBeLessThan(1e-3);
+    expect(existsSync(join(dir, "checkpoints", "latest.safetensors"))).toBe(true);
   }, SLOW);
 
   it("refuses f64 at compile time, naming the backend", () => {
