@@ -68,10 +68,7 @@ export function gradCode(dir: string, manifest: Manifest): { name: string; code:
 
 /** The files `gradc serve` computes for the bundle in `dir`. */
 export function pageFiles(dir: string, manifest: Manifest): PageFiles {
-  const step = readFileSync(join(dir, manifest.files.step), "utf8");
-  // both targets run on the host device; the wasm target's step.js holds its WebAssembly products
-  const backend = manifest.backend === "ts" && step.includes("WebAssembly.Instance") ? "wasm" : manifest.backend;
-  const pageJson = JSON.stringify({ backend, grads: gradCode(dir, manifest) });
+  const pageJson = JSON.stringify({ backend: manifest.backend, grads: gradCode(dir, manifest) });
   const data = manifest.training?.data;
   return data?.kind === "mnist" ? { pageJson, mnist: encodeSplits(loadMnist(data)) } : { pageJson };
 }
