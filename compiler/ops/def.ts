@@ -22,6 +22,8 @@ export interface NDArray {
 export interface EvalEnv {
   readonly training: boolean;
   readonly step: number;
+  /** Mixed precision's loss scale (default 1). */
+  readonly lossScale?: number;
 }
 
 /** A node whose op is known: typed params. */
@@ -67,6 +69,8 @@ export interface OpDef<K extends OpKind> {
   readonly symbol?: string;
   /** Its `lower` also reads the step's number, an i32 scalar, from the buffer `step`. */
   readonly readsStep?: boolean;
+  /** Its `expr` reads mixed precision's loss scale, an f32 scalar, from the buffer `lossScale` (bound in every kernel that inlines it). */
+  readonly readsLossScale?: boolean;
 }
 
 /** The table of all ops; the mapped type makes tsc reject a missing record. */

@@ -1,5 +1,6 @@
-// Training mode and randomness: `ifTraining` picks a branch by entry point,
-// `bernoulli` draws a reproducible mask from (seed, step, element index).
+// What the training step reads besides its inputs: `ifTraining` picks a
+// branch by entry point, `bernoulli` draws a reproducible mask from (seed,
+// step, element index), `lossScale` is mixed precision's loss scale.
 //
 // The draw is a counter-based hash in exact integer arithmetic on doubles, so
 // the interpreter and every emitted kernel compute it bit for bit alike with
@@ -92,4 +93,11 @@ export const RANDOM = {
     lower: (n) => lowerBernoulli(n.params.seed, sizeOf(n.shape), n.params.p),
     readsStep: true,
   } satisfies OpDef<"bernoulli">,
+  lossScale: {
+    infer: () => ({ shape: [], dtype: "f32" }),
+    eval: (_n, _i, env) => Float64Array.of(needEnv("lossScale", env).lossScale ?? 1),
+    // a scalar the runtime writes, read inline from the buffer `lossScale` wherever it is used; no gradient flows into it
+    expr: () => load("lossScale", 0),
+    readsLossScale: true,
+  } satisfies OpDef<"lossScale">,
 } as const;
