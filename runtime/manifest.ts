@@ -196,8 +196,12 @@ export interface Manifest {
   /** Global-norm gradient clipping threshold, if any. */
   readonly gradClip?: number;
   readonly state: readonly StateEntry[];
-  /** Scalars the runtime writes before each `step()`: the learning rate, the 1-based step count and (mixed precision) the loss scale. */
-  readonly hyper: { readonly lr: Slot; readonly step: Slot; readonly lossScale?: Slot };
+  /**
+   * Scalars the runtime writes before each `step()`: the learning rate, the
+   * 1-based step count, (mixed precision) the loss scale, and (a graph with
+   * random ops) the run's seed they draw from with the step count.
+   */
+  readonly hyper: { readonly lr: Slot; readonly step: Slot; readonly lossScale?: Slot; readonly seed?: Slot };
   readonly kernels: readonly KernelEntry[];
   /** Files of the bundle, relative to its folder. */
   readonly files: {

@@ -61,6 +61,14 @@ export interface Trainer {
   readonly stepCount: number;
   /** Mixed precision: the dynamic loss scale and the steps it skipped (undefined otherwise). */
   readonly lossScale?: LossScaleStatus;
+  /** The run's seed that random ops (dropout) draw from with the step number (0 unless set). */
+  readonly seed: number;
+  /**
+   * Sets the run's seed: each step's dropout masks are drawn from (the op's
+   * seed, this seed, the step number), the same on every backend. The
+   * trainer sets it from --seed. A bundle without random ops ignores it.
+   */
+  setSeed(seed: number): void;
   readonly params: ParamStore;
   /** This rank's side of data-parallel training, when loaded with `dataParallel`. */
   readonly dataParallel?: DataParallel;
@@ -216,6 +224,7 @@ class BundleTrainer implements Trainer {
   private readonly lrScratch: FloatArray;
   /** Mixed precision's loss scale, when the bundle has one. */
   private readonly scaler?: LossScaler;
+  private runSeed = 0;
 
   constructor(
     readonly dir: string,
@@ -263,6 +272,16 @@ class BundleTrainer implements Trainer {
 
   get lossScale(): LossScaleStatus | undefined {
     return this.scaler?.status();
+  }
+
+  get seed(): number {
+    return this.runSeed;
+  }
+
+  setSeed(seed: number): void {
+    if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0x7fffffff)) throw new Error(`setSeed: the seed must be an integer in [0, 2^31 - 1], got ${String(seed)}`);
+    this.runSeed = seed;
+    if (this.manifest.hyper.seed) this.device.writeScalar(this.manifest.hyper.seed, seed);
   }
 
   /** Whether every gradient the last `gradients` run left is finite (allocates nothing). */

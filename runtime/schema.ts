@@ -256,6 +256,10 @@ export function checkManifest(raw: unknown, file: string): Manifest {
   const lr = slot(hyper["lr"], "hyper.lr", true);
   if (lr.arena !== "F") r.fail("hyper.lr.arena", lr.arena, '"F"');
   slot(hyper["step"], "hyper.step", true);
+  if (hyper["seed"] !== undefined) {
+    const seed = slot(hyper["seed"], "hyper.seed", true);
+    if (seed.arena !== "I") r.fail("hyper.seed.arena", seed.arena, '"I"');
+  }
   if (hyper["lossScale"] !== undefined) {
     const scale = slot(hyper["lossScale"], "hyper.lossScale", true);
     if (scale.arena !== "F") r.fail("hyper.lossScale.arena", scale.arena, '"F"');

@@ -25,7 +25,7 @@ import type { LossScaleStatus } from "./lossScale.js";
 export const TRAIN_FLAGS: FlagDefs = {
   steps: { kind: "int", value: "N", help: "train until N updates in all (overrides epochs)" },
   epochs: { kind: "int", value: "N", help: "train for N passes over the training data" },
-  seed: { kind: "int", value: "N", help: "seed of the data shuffling" },
+  seed: { kind: "int", value: "N", help: "seed of the data shuffling and of dropout's masks" },
   lr: { kind: "number", value: "X", help: "base learning rate (overrides the optimizer's)" },
   "log-every": { kind: "int", value: "N", help: "log the loss every N steps" },
   "checkpoint-every": { kind: "int", value: "N", help: "write a checkpoint every N steps (and always at the end)" },

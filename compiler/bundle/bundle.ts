@@ -139,7 +139,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
     optimizer: s.optimizer,
     ...(s.gradClip !== undefined ? { gradClip: s.gradClip } : {}),
     state: s.state.map((st) => ({ param: st.param, slot: st.slot, ...bufferSlot(plan, st.buffer) })),
-    hyper: { lr: bufferSlot(plan, s.hyper.lr), step: bufferSlot(plan, s.hyper.step), ...(s.hyper.lossScale ? { lossScale: bufferSlot(plan, s.hyper.lossScale) } : {}) },
+    hyper: { lr: bufferSlot(plan, s.hyper.lr), step: bufferSlot(plan, s.hyper.step), ...(s.hyper.lossScale ? { lossScale: bufferSlot(plan, s.hyper.lossScale) } : {}), ...(s.hyper.runSeed ? { seed: bufferSlot(plan, s.hyper.runSeed) } : {}) },
     kernels: s.kernels.map((k) => ({
       name: k.name,
       node: k.what,

@@ -50,6 +50,8 @@ export interface KernelEnv {
   readonly target: Target;
   /** The step's number (i32 scalar), bound as `step` for ops whose record says `readsStep`. */
   readonly step?: Buffer;
+  /** The run's seed (i32 scalar), bound as `runSeed` for the same ops. */
+  readonly runSeed?: Buffer;
   /** Mixed precision's loss scale (f32 scalar), bound as `lossScale` for ops whose record says `readsLossScale`. */
   readonly lossScale?: Buffer;
 }
@@ -86,6 +88,8 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   if ((OPS[anchor.node.op] as { readsStep?: boolean }).readsStep) {
     if (!env.step) throw new GraphError(anchor.node.op, "reads the step's number, but this schedule has no step buffer", anchor.node.src);
     buffers["step"] = env.step;
+    if (!env.runSeed) throw new GraphError(anchor.node.op, "reads the run's seed, but this schedule has no runSeed buffer", anchor.node.src);
+    buffers["runSeed"] = env.runSeed;
   }
   // the loss scale is read inline, wherever a member or a value computed for it uses it
   if ([...fused.computed, ...g.members].some((v) => (OPS[v.node.op] as { readsLossScale?: boolean }).readsLossScale)) {

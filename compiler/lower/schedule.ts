@@ -6,6 +6,7 @@
 // updates every param.
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
+import { OPS } from "../ops/index.js";
 import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { formatLoc, sizeOf } from "../ir/types.js";
@@ -68,6 +69,8 @@ export interface Hyper {
   readonly lr: Buffer;
   readonly step: Buffer;
   readonly lossScale?: Buffer;
+  /** The run's seed that random ops (dropout) draw from, when the graph has one. */
+  readonly runSeed?: Buffer;
 }
 
 export interface Schedule {
@@ -200,6 +203,7 @@ function layoutSources(forward: Graph, train: Graph, table: BufferTable, optimiz
     lr: newBuffer("lr", "hyper", [], precision),
     step: newBuffer("step", "hyper", [], "i32"),
     ...(mixed ? { lossScale: newBuffer("lossScale", "hyper", [], "f32") } : {}),
+    ...([...train.nodes, ...forward.nodes].some((t) => OPS[t.op].readsStep) ? { runSeed: newBuffer("runSeed", "hyper", [], "i32") } : {}),
   };
 
   const trainable = forward.params.filter((p) => train.grads[p.name] !== undefined);
@@ -443,7 +447,7 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
     return b;
   };
   const namer = new Namer(o.target.emit.moduleNames);
-  const env: KernelEnv = { precision, ...(o.mixed ? { mixed: true } : {}), printed, bufferOf: bufferOfValue, target: o.target, step: layout.hyper.step, ...(layout.hyper.lossScale ? { lossScale: layout.hyper.lossScale } : {}) };
+  const env: KernelEnv = { precision, ...(o.mixed ? { mixed: true } : {}), printed, bufferOf: bufferOfValue, target: o.target, step: layout.hyper.step, ...(layout.hyper.runSeed ? { runSeed: layout.hyper.runSeed } : {}), ...(layout.hyper.lossScale ? { lossScale: layout.hyper.lossScale } : {}) };
   const kernels = planKernels(plans, train, env, namer);
   const stored = (t: Tensor) => bufferOf.get(t) ?? pinned.get(t) ?? temps.get(`${t.id}:0`);
   const copyKernel = copyKernels(layout, precision, stored, namer);
