@@ -37,6 +37,7 @@ const COMPILE_FLAGS: FlagDefs = {
   lr: { kind: "number", value: "X", help: "base learning rate" },
   "grad-clip": { kind: "number", value: "X", help: "clip gradients to this global norm" },
   dtype: { kind: "string", value: "f32|f64", help: "float precision of the bundle (default f32)" },
+  precision: { kind: "string", value: "f32|mixed", help: "mixed: activations and their gradients kept as bfloat16, f32 weights, dynamic loss scaling (default f32)" },
   "dump-passes": { kind: "boolean", help: "write the graph after each graph pass to <dir>/graphs/passes/" },
   "no-fusion": { kind: "boolean", help: "one kernel per graph node (for comparison)" },
   remat: { kind: "boolean", help: "recompute cheap activations in the backward instead of keeping them" },
@@ -144,6 +145,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const lr = flagNumber(flags, "lr");
   const optimizer = mergeOptimizer(config.optimizer, oneOf(flagString(flags, "optimizer"), ["sgd", "momentum", "adam", "adamw"], "optimizer"), lr);
   const dtype = oneOf(flagString(flags, "dtype"), ["f32", "f64"], "dtype");
+  const precision = oneOf(flagString(flags, "precision"), ["f32", "mixed"], "precision");
   const gradClip = flagNumber(flags, "grad-clip");
   const outDir = resolve(flagString(flags, "out") ?? join("build", folderName(graph.name)));
   const options: CompileOptions = {
@@ -153,6 +155,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
     ...(optimizer ? { optimizer } : {}),
     ...(gradClip !== undefined ? { gradClip } : {}),
     ...(dtype ? { dtype } : {}),
+    ...(precision ? { precision } : {}),
     ...(flags["dump-passes"] ? { dumpPasses: true } : {}),
     ...(flags["no-fusion"] ? { fusion: false } : {}),
     ...(flags["remat"] ? { remat: true } : {}),
@@ -168,7 +171,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const rel = relative(process.cwd(), outDir);
   const shown = rel === "" ? "." : rel.startsWith("..") ? outDir : rel;
   io.out(`compiled ${terminalText(m.name)} → ${terminalText(shown)}`);
-  io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.dtype}, ${m.backend} backend`);
+  io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.mixed ? `mixed precision (bfloat16 activations, loss scale from ${m.mixed.initialScale})` : m.dtype}, ${m.backend} backend`);
   const t = result.timings;
   io.out(`  compile time ${ms.toFixed(0)} ms (lower ${t.lower.toFixed(0)}, emit ${t.emit.toFixed(0)}, transpile ${t.transpile.toFixed(0)}, write ${t.write.toFixed(0)} ms)`);
   if (result.summary) io.out(result.summary.text);

@@ -6,7 +6,7 @@ import path from "node:path";
 import { Graph } from "./ir/graph.js";
 import { inScope } from "./lower/optimizer.js";
 import type { CompileOptions, GenerateConfig } from "./config.js";
-import type { GenerateSpec, Manifest } from "../runtime/manifest.js";
+import type { GenerateSpec, Manifest, MixedSpec } from "../runtime/manifest.js";
 import { checkGenerateSpec } from "../runtime/generate.js";
 import { grad } from "./autodiff/grad.js";
 import { printGraph } from "./ir/printer.js";
@@ -54,6 +54,10 @@ function checkOptions(options: CompileOptions): void {
   if (options.dtype !== undefined && options.dtype !== "f32" && options.dtype !== "f64") {
     throw new Error(`compile: dtype must be "f32" or "f64", got ${JSON.stringify(options.dtype)}`);
   }
+  if (options.precision !== undefined && options.precision !== "f32" && options.precision !== "mixed") {
+    throw new Error(`compile: precision must be "f32" or "mixed", got ${JSON.stringify(options.precision)}`);
+  }
+  mixedSpec(options);
   if (options.initFrom !== undefined && (typeof options.initFrom !== "string" || options.initFrom.length === 0)) {
     throw new Error(`compile: initFrom must name a safetensors file, got ${JSON.stringify(options.initFrom)}`);
   }
@@ -62,6 +66,31 @@ function checkOptions(options: CompileOptions): void {
   if (clip !== undefined && !(typeof clip === "number" && clip > 0 && Number.isFinite(clip))) {
     throw new Error(`compile: gradClip must be a finite number > 0, got ${String(clip)}`);
   }
+}
+
+/** Backends whose kernels can keep values as bfloat16. */
+const MIXED_BACKENDS: readonly string[] = ["ts", "wasm"];
+
+/** Mixed precision's spec from the options (undefined for f32), checked. */
+export function mixedSpec(options: Omit<CompileOptions, "outDir">): MixedSpec | undefined {
+  if (options.precision !== "mixed") {
+    if (options.lossScale !== undefined) throw new Error(`compile: lossScale applies to precision "mixed" only`);
+    return undefined;
+  }
+  if (options.dtype === "f64") throw new Error(`compile: precision "mixed" keeps f32 master weights; it cannot be combined with dtype "f64"`);
+  const target = targetFor(options);
+  if (!MIXED_BACKENDS.includes(target.name)) {
+    throw new Error(`compile: precision "mixed" runs on the ${MIXED_BACKENDS.join(" and ")} backends; the ${target.name} backend does not store bfloat16 yet`);
+  }
+  const initialScale = options.lossScale?.initial ?? 2 ** 16;
+  const growthInterval = options.lossScale?.growthInterval ?? 2000;
+  if (!(Number.isInteger(Math.log2(initialScale)) && initialScale >= 1 && initialScale <= 2 ** 126)) {
+    throw new Error(`compile: lossScale.initial must be a power of two in [1, 2^126], got ${String(initialScale)}`);
+  }
+  if (!(Number.isInteger(growthInterval) && growthInterval >= 1)) {
+    throw new Error(`compile: lossScale.growthInterval must be an integer ≥ 1, got ${String(growthInterval)}`);
+  }
+  return { storage: "bf16", initialScale, growthInterval };
 }
 
 /** The graph with every param under one of `scopes` frozen (trainable false); a scope that matches no param is an error. */
@@ -150,6 +179,7 @@ class Dumps {
 export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">, check?: ScheduleCheck): Lowered {
   if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
   const precision = options.dtype ?? "f32";
+  const mixed = mixedSpec(options);
   const target = targetFor(options);
   if (precision === "f64" && !target.capabilities.f64) throw new Error(`compile: backend "${target.name}" computes in float32 only; dtype "f64" needs backend "ts" or "wasm"`);
   if (options.fusion === true && !target.capabilities.fusion) throw new Error(`compile: backend "${target.name}" runs one kernel per graph node; leave fusion unset or false`);
@@ -162,7 +192,8 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
 
   // grad: the loss's gradient with respect to every trainable param
   const base = built.with({ grads: {} });
-  const differentiated = built.loss ? grad(base) : base;
+  // mixed precision: the backward pass starts from the runtime's loss scale
+  const differentiated = built.loss ? grad(base, { lossScale: mixed !== undefined }) : base;
   dumps.add("grad", () => printGraph(differentiated));
 
   // graph passes: Graph → Graph rewrites (passes/pipeline.ts); forward() computes the same graph's outputs
@@ -185,6 +216,7 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
     fusion,
     target,
     remat: remat.remat,
+    ...(mixed ? { mixed } : {}),
     ...(options.optimizer ? { optimizer: options.optimizer } : {}),
     ...(options.gradClip !== undefined ? { gradClip: options.gradClip } : {}),
   });

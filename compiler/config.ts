@@ -45,6 +45,14 @@ export interface CompileOptions extends TargetOptions {
   readonly gradClip?: number;
   /** "f64" compiles every float as float64 (for gradient checking). */
   readonly dtype?: "f32" | "f64";
+  /**
+   * "mixed": params, gradients and optimizer state stay f32, while the kernels
+   * keep activations, saved activations and their gradients as bfloat16
+   * (computing in f32), with dynamic loss scaling. Default "f32".
+   */
+  readonly precision?: "f32" | "mixed";
+  /** Mixed precision's loss scale: its first value (default 2^16) and the good steps after which it doubles (default 2000). */
+  readonly lossScale?: { readonly initial?: number; readonly growthInterval?: number };
   /** What the generated trainer runs. */
   readonly training?: TrainingConfig;
   /**

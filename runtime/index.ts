@@ -8,6 +8,7 @@ export { nodeBundleIO } from "./nodeIO.js";
 export { IntegrityError } from "./verify.js";
 export { TrainingRun, planRun } from "./run.js";
 export type { RunChoices, RunPlan } from "./run.js";
+export type { LossScaleStatus } from "./lossScale.js";
 export type { Feed, Feeds, FloatArray, SlotView } from "./arena.js";
 export { learningRate, scheduleLr } from "./schedule.js";
 export {

@@ -156,6 +156,21 @@ export interface GenerateSpec {
   readonly start?: string;
 }
 
+/**
+ * Mixed precision: params, gradients and optimizer state are f32; the
+ * kernels keep activations, saved activations and their gradients as
+ * bfloat16 and compute in f32. The backward pass starts from the loss scale
+ * S (hyper.lossScale) and divides each gradient by S: a step whose gradients
+ * are not finite is skipped and S halved; after `growthInterval` good steps
+ * in a row S doubles.
+ */
+export interface MixedSpec {
+  readonly storage: "bf16";
+  /** S at the first step (a power of two). */
+  readonly initialScale: number;
+  readonly growthInterval: number;
+}
+
 export interface Manifest {
   readonly format: typeof FORMAT_NAME;
   readonly version: number;
@@ -164,7 +179,10 @@ export interface Manifest {
   readonly backend: string;
   /** Float precision of the F arena. */
   readonly dtype: "f32" | "f64";
-  readonly arena: { readonly floats: number; readonly ints: number };
+  /** Elements of each arena; `halves`: of each kernel module's own bfloat16 arena H (mixed precision). */
+  readonly arena: { readonly floats: number; readonly ints: number; readonly halves?: number };
+  /** Present when compiled with precision "mixed" (see MixedSpec). */
+  readonly mixed?: MixedSpec;
   /** Both arenas in bytes, as the compiler's static memory plan laid them out (optional). */
   readonly peakBytes?: number;
   /** Temporaries the forward pass leaves for the backward pass (optional). */
@@ -179,8 +197,12 @@ export interface Manifest {
   /** Global-norm gradient clipping threshold, if any. */
   readonly gradClip?: number;
   readonly state: readonly StateEntry[];
-  /** Scalars the runtime writes before each `step()`: the learning rate and the 1-based step count. */
-  readonly hyper: { readonly lr: Slot; readonly step: Slot };
+  /**
+   * Scalars the runtime writes before each `step()`: the learning rate, the
+   * 1-based step count, (mixed precision) the loss scale, and (a graph with
+   * random ops) the run's seed they draw from with the step count.
+   */
+  readonly hyper: { readonly lr: Slot; readonly step: Slot; readonly lossScale?: Slot; readonly seed?: Slot };
   readonly kernels: readonly KernelEntry[];
   /** Files of the bundle, relative to its folder. */
   readonly files: {

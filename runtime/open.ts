@@ -19,6 +19,8 @@ import { DataParallel } from "./dataParallel.js";
 import type { DataParallelOptions } from "./dataParallel.js";
 import { checkGenerateSpec, checkInferenceBundle, generate } from "./generate.js";
 import type { GenerateOptions, Generation } from "./generate.js";
+import { LossScaler } from "./lossScale.js";
+import type { LossScaleStatus } from "./lossScale.js";
 import type { BundleIO, CheckpointFiles } from "./io.js";
 import { readFailure } from "./io.js";
 
@@ -55,8 +57,18 @@ export interface Trainer {
   readonly optimizer: OptimizerSpec;
   /** The first axis of the training inputs (the graph's static batch size). */
   readonly batchSize: number;
-  /** How many updates `step` has applied (saved in checkpoints). */
+  /** How many steps `step` has taken (saved in checkpoints); with mixed precision, skipped ones count too. */
   readonly stepCount: number;
+  /** Mixed precision: the dynamic loss scale and the steps it skipped (undefined otherwise). */
+  readonly lossScale?: LossScaleStatus;
+  /** The run's seed that random ops (dropout) draw from with the step number (0 unless set). */
+  readonly seed: number;
+  /**
+   * Sets the run's seed: each step's dropout masks are drawn from (the op's
+   * seed, this seed, the step number), the same on every backend. The
+   * trainer sets it from --seed. A bundle without random ops ignores it.
+   */
+  setSeed(seed: number): void;
   readonly params: ParamStore;
   /** This rank's side of data-parallel training, when loaded with `dataParallel`. */
   readonly dataParallel?: DataParallel;
@@ -210,6 +222,9 @@ class BundleTrainer implements Trainer {
    * type: copying it into the device boxes no number and allocates nothing.
    */
   private readonly lrScratch: FloatArray;
+  /** Mixed precision's loss scale, when the bundle has one. */
+  private readonly scaler?: LossScaler;
+  private runSeed = 0;
 
   constructor(
     readonly dir: string,
@@ -228,6 +243,7 @@ class BundleTrainer implements Trainer {
     this.inputs = new InputWriter(device, manifest.inputs, !(device instanceof CheckedDevice));
     this.paramByName = new Map(manifest.params.map((p) => [p.name, p]));
     this.gradSlots = new Map(manifest.params.flatMap((p) => (p.grad ? [[p.name, p.grad] as const] : [])));
+    if (manifest.hyper.lossScale && manifest.mixed) this.scaler = new LossScaler(manifest.mixed, manifest.hyper.lossScale);
     this.params = {
       names: () => manifest.params.map((p) => p.name),
       get: (name) => now(device.read(this.param(name)), device, "params.get(name)"),
@@ -252,6 +268,35 @@ class BundleTrainer implements Trainer {
 
   get stepCount(): number {
     return this.count;
+  }
+
+  get lossScale(): LossScaleStatus | undefined {
+    return this.scaler?.status();
+  }
+
+  get seed(): number {
+    return this.runSeed;
+  }
+
+  setSeed(seed: number): void {
+    if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0x7fffffff)) throw new Error(`setSeed: the seed must be an integer in [0, 2^31 - 1], got ${String(seed)}`);
+    this.runSeed = seed;
+    if (this.manifest.hyper.seed) this.device.writeScalar(this.manifest.hyper.seed, seed);
+  }
+
+  /** Whether every gradient the last `gradients` run left is finite (allocates nothing). */
+  private gradsFinite(): boolean {
+    let sum = 0;
+    for (const slot of this.gradSlots.values()) {
+      const n = this.device.norm(slot);
+      sum += typeof n === "number" ? n : now(n, this.device, "step(batch)");
+    }
+    return Number.isFinite(sum);
+  }
+
+  /** Writes the loss scale of the next backward pass, when the bundle has one. */
+  private writeScale(): void {
+    if (this.scaler) this.device.writeScalar(this.scaler.slot, this.scaler.scale);
   }
 
   private param(name: string): ParamEntry {
@@ -293,12 +338,23 @@ class BundleTrainer implements Trainer {
     writeLearningRate(this.optimizer, this.count, this.lrScratch, 0);
     this.device.write(this.manifest.hyper.lr, this.lrScratch);
     this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
+    this.writeScale();
   }
 
   step(batch: Feeds): number {
     if (!this.synchronous) throw notSynchronous(this.device, "step(batch)");
     this.prepareStep(batch);
     const dp = this.dataParallel;
+    const scaler = this.scaler;
+    if (scaler) {
+      // mixed precision: the update runs only on finite gradients (all ranks see the same averaged ones)
+      now(this.device.run("gradients"), this.device, "step(batch)");
+      dp?.reduceGradients();
+      if (scaler.record(this.gradsFinite())) now(this.device.run("update"), this.device, "step(batch)");
+      this.count++;
+      const loss = this.loss("step(batch)");
+      return dp ? dp.mean(loss) : loss;
+    }
     if (!dp) {
       now(this.device.run("step"), this.device, "step(batch)");
       this.count++;
@@ -315,7 +371,8 @@ class BundleTrainer implements Trainer {
   }
 
   async stepAsync(batch: Feeds): Promise<number> {
-    if (this.dataParallel) return this.step(batch);
+    if (this.dataParallel || (this.scaler && this.synchronous)) return this.step(batch);
+    if (this.scaler) throw new Error(`${this.dir}: a mixed-precision bundle trains on a synchronous device only`);
     this.prepareStep(batch);
     await this.device.run("step");
     this.count++;
@@ -328,6 +385,7 @@ class BundleTrainer implements Trainer {
     this.inputs.write(batch, "train");
     // random ops (dropout) draw as the next step would
     this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
+    this.writeScale();
     now(this.device.run("gradients"), this.device, "gradients(batch)");
     this.dataParallel?.reduceGradients();
     const grads: Record<string, FloatArray> = {};
@@ -341,6 +399,7 @@ class BundleTrainer implements Trainer {
     this.trainable("gradients()");
     this.inputs.write(batch, "train");
     this.device.writeScalar(this.manifest.hyper.step, this.count + 1);
+    this.writeScale();
     await this.device.run("gradients");
     const grads: Record<string, FloatArray> = {};
     for (const [name, slot] of this.gradSlots) setOwn(grads, name, (await this.device.read(slot)) as FloatArray);

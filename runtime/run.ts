@@ -104,6 +104,8 @@ export class TrainingRun {
     }
     this.shardAt = (dp?.rank ?? 0) * trainer.batchSize;
     this.plan = planRun(spec, choices, stepsPerEpoch);
+    // dropout draws from the run's seed too: another --seed, other masks
+    trainer.setSeed(this.plan.seed);
     this.augment = augmentation(spec);
     this.evaluator = spec.accuracy && data.test && data.test.size > 0 ? makeEvaluator(trainer, data.test, spec.accuracy) : undefined;
     this.testData = data.test;

@@ -256,6 +256,23 @@ export function checkManifest(raw: unknown, file: string): Manifest {
   const lr = slot(hyper["lr"], "hyper.lr", true);
   if (lr.arena !== "F") r.fail("hyper.lr.arena", lr.arena, '"F"');
   slot(hyper["step"], "hyper.step", true);
+  if (hyper["seed"] !== undefined) {
+    const seed = slot(hyper["seed"], "hyper.seed", true);
+    if (seed.arena !== "I") r.fail("hyper.seed.arena", seed.arena, '"I"');
+  }
+  if (hyper["lossScale"] !== undefined) {
+    const scale = slot(hyper["lossScale"], "hyper.lossScale", true);
+    if (scale.arena !== "F") r.fail("hyper.lossScale.arena", scale.arena, '"F"');
+    if (m["mixed"] === undefined) r.fail("mixed", undefined, "the loss scale's policy, since hyper.lossScale is present");
+  }
+  if (m["mixed"] !== undefined) {
+    const mixed = r.object(m["mixed"], "mixed");
+    r.oneOf(mixed["storage"], "mixed.storage", ["bf16"]);
+    const scale = r.number(mixed["initialScale"], "mixed.initialScale", 1);
+    if (!(Number.isInteger(Math.log2(scale)) && scale <= 2 ** 126)) r.fail("mixed.initialScale", scale, "a power of two in [1, 2^126]");
+    r.integer(mixed["growthInterval"], "mixed.growthInterval", 1);
+    if (arena["halves"] !== undefined) r.integer(arena["halves"], "arena.halves", 0, MAX_ARENA_ELEMENTS);
+  }
   r.array(m["kernels"], "kernels").forEach((e, i) => {
     const k = r.object(e, `kernels[${i}]`);
     r.string(k["name"], `kernels[${i}].name`);

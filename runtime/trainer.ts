@@ -19,12 +19,13 @@ import { terminalText } from "./names.js";
 import type { Communicator } from "./mpi.js";
 import { mpiWorld } from "./mpi.js";
 import type { DataParallel } from "./dataParallel.js";
+import type { LossScaleStatus } from "./lossScale.js";
 
 /** The trainer's flags; each overrides the bundle's training spec. */
 export const TRAIN_FLAGS: FlagDefs = {
   steps: { kind: "int", value: "N", help: "train until N updates in all (overrides epochs)" },
   epochs: { kind: "int", value: "N", help: "train for N passes over the training data" },
-  seed: { kind: "int", value: "N", help: "seed of the data shuffling" },
+  seed: { kind: "int", value: "N", help: "seed of the data shuffling and of dropout's masks" },
   lr: { kind: "number", value: "X", help: "base learning rate (overrides the optimizer's)" },
   "log-every": { kind: "int", value: "N", help: "log the loss every N steps" },
   "checkpoint-every": { kind: "int", value: "N", help: "write a checkpoint every N steps (and always at the end)" },
@@ -206,7 +207,7 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
       diverging.record(step, loss);
       if (step % p.logEvery === 0 || step === p.total) {
         if (csv !== undefined) writeSync(csv, `${step},${run.epoch + 1},${loss},${run.lr}\n`);
-        say(`step ${step}/${p.total}  epoch ${run.epoch + 1}  loss ${fmt(loss)}  lr ${run.lr.toPrecision(3)}`);
+        say(`step ${step}/${p.total}  epoch ${run.epoch + 1}  loss ${fmt(loss)}  lr ${run.lr.toPrecision(3)}${lossScaleText(trainer.lossScale)}`);
       }
       if (writer && p.checkpointEvery > 0 && step % p.checkpointEvery === 0) await saveCheckpoint(trainer, checkpoint);
       bar?.update(step, loss);
@@ -228,7 +229,7 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const plots = writer ? writePlots(trainer.manifest.name, join(out, "logs"), startStep, losses.subarray(0, Math.max(0, step - startStep)), gradLog ? gradLogFile : undefined) : [];
   if (writer) await saveCheckpoint(trainer, checkpoint);
   const stepCode = join(dir, "step.ts");
-  log(`final loss ${fmt(loss)}${acc === undefined ? "" : `  test accuracy ${pct(acc)}`}  (${step} steps in ${seconds.toFixed(1)} s)`);
+  log(`final loss ${fmt(loss)}${acc === undefined ? "" : `  test accuracy ${pct(acc)}`}  (${step} steps in ${seconds.toFixed(1)} s)${lossScaleText(trainer.lossScale)}`);
   log(`loss log: ${lossLog}${gradLog ? `, gradient norms: ${gradLogFile}` : ""}`);
   const results = [`final loss ${fmt(loss)}`, ...(acc === undefined ? [] : [`test accuracy ${pct(acc)}`]), `${step} steps in ${seconds.toFixed(1)} s`, ...(mpi ? [`${mpi.ranks} ranks`] : [])];
   const report = writer ? writeReport(dir, join(out, "logs"), { model: trainer.manifest.name, results, plots }) : join(out, "logs", "report.html");
@@ -237,6 +238,12 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   log(`gradient code: ${stepCode}`);
   const summary = { steps: step, epochs: step / p.stepsPerEpoch, finalLoss: loss, seconds, lossLog, ...(gradLog ? { gradNormLog: gradLogFile } : {}), plots, report, checkpoint, stepCode, ...(mpi ? { mpi } : {}) };
   return acc === undefined ? summary : { ...summary, accuracy: acc };
+}
+
+/** Mixed precision's loss scale as a log line ends: `  loss scale 65536 (2 steps skipped on overflow)`. */
+export function lossScaleText(s: LossScaleStatus | undefined): string {
+  if (!s) return "";
+  return `  loss scale ${s.scale}${s.skipped ? ` (${s.skipped} step${s.skipped === 1 ? "" : "s"} skipped on overflow)` : ""}`;
 }
 
 /** The end of a data-parallel run: the params checked alike on every rank, and the all-reduce cost logged. */

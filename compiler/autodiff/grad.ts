@@ -99,12 +99,14 @@ function zerosLike(t: Tensor): Tensor {
 
 /**
  * The training graph: the loss, the outputs, and dLoss/dθ for every trainable
- * param (or the names in `wrt`, params or inputs), as graph nodes.
+ * param (or the names in `wrt`, params or inputs), as graph nodes; with
+ * `lossScale`, S·dLoss/dθ where S is the `lossScale` node.
  */
-export function grad(g: Graph, options: { wrt?: readonly string[] } = {}): Graph {
+export function grad(g: Graph, options: { wrt?: readonly string[]; lossScale?: boolean } = {}): Graph {
   if (!g.loss) throw new GraphError("grad", `graph "${g.name}" has no loss to differentiate`);
   const targets = resolveWrt(g, options.wrt);
-  const seed = g.loss.lift(1, g.loss.dtype);
+  // `lossScale` (mixed precision): the gradients come out multiplied by the runtime's loss scale S, which lowering divides out again
+  const seed = options.lossScale ? g.ctx.apply("lossScale", [], {}, g.loss.src ?? null) : g.loss.lift(1, g.loss.dtype);
   const cts = backprop([g.loss], [seed], targets.map((t) => t.node));
   const grads = Object.fromEntries(targets.map((t) => [t.name, cts.get(t.node) ?? zerosLike(t.node)]));
   return g.with({ grads });

@@ -44,6 +44,7 @@ export const FILES = {
 } as const;
 
 function bufferSlot(plan: ArenaPlan, b: Buffer): Slot {
+  if (b.arena === "H") throw new Error(`bundle: buffer "${b.label}" lives in the kernels' own bfloat16 arena H, which the runtime does not address`);
   return { arena: b.arena, offset: offsetOf(plan, b), shape: [...b.shape], dtype: b.dtype };
 }
 
@@ -60,8 +61,8 @@ function writtenBuffers(k: Kernel): string[] {
   const into: string[] = [];
   visitKir(k.body, {
     stmt: (st) => {
-      // a scratch buffer private to the kernel is no arena slot
-      if ((st.k === "store" || st.k === "scatterAdd") && k.buffers[st.buf] && !into.includes(st.buf)) into.push(st.buf);
+      // a scratch buffer private to the kernel is no arena slot, nor is a bfloat16 temporary (arena H belongs to the kernel module)
+      if ((st.k === "store" || st.k === "scatterAdd") && k.buffers[st.buf] && k.buffers[st.buf]!.arena !== "H" && !into.includes(st.buf)) into.push(st.buf);
     },
   });
   return into;
@@ -114,7 +115,8 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
     name: g.name,
     backend: s.target.device,
     dtype: s.precision,
-    arena: { floats: plan.floats, ints: plan.ints },
+    arena: { floats: plan.floats, ints: plan.ints, ...(s.mixed ? { halves: plan.halves } : {}) },
+    ...(s.mixed ? { mixed: s.mixed } : {}),
     peakBytes: plan.peakBytes,
     savedActivations: plan.savedActivations,
     inputs: g.inputs.map((i) => {
@@ -136,7 +138,7 @@ export function buildManifest(s: Schedule, plan: ArenaPlan, training?: TrainingS
     optimizer: s.optimizer,
     ...(s.gradClip !== undefined ? { gradClip: s.gradClip } : {}),
     state: s.state.map((st) => ({ param: st.param, slot: st.slot, ...bufferSlot(plan, st.buffer) })),
-    hyper: { lr: bufferSlot(plan, s.hyper.lr), step: bufferSlot(plan, s.hyper.step) },
+    hyper: { lr: bufferSlot(plan, s.hyper.lr), step: bufferSlot(plan, s.hyper.step), ...(s.hyper.lossScale ? { lossScale: bufferSlot(plan, s.hyper.lossScale) } : {}), ...(s.hyper.runSeed ? { seed: bufferSlot(plan, s.hyper.runSeed) } : {}) },
     kernels: s.kernels.map((k) => ({
       name: k.name,
       node: k.what,

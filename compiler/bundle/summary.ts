@@ -43,6 +43,8 @@ export interface CompileSummary {
     readonly tempBytes: number;
     readonly sharedTempBytes: number;
     readonly savedActivations: { readonly count: number; readonly bytes: number };
+    /** Mixed precision: the bfloat16 arena's elements, and the bytes the saved activations would take stored as f32. */
+    readonly mixed?: { readonly arenaHalves: number; readonly savedAsF32Bytes: number };
     readonly inplace: number;
   };
   /** The printed summary (what `gradc compile` shows). */
@@ -124,11 +126,15 @@ export function summarize(s: Schedule, plan: ArenaPlan, passes: readonly PassSum
       tempBytes: plan.tempBytes,
       sharedTempBytes: plan.sharedTempBytes,
       savedActivations: plan.savedActivations,
+      ...(plan.halves > 0 ? { mixed: { arenaHalves: plan.halves, savedAsF32Bytes: plan.savedAsF32Bytes } } : {}),
       inplace: plan.inplace.length,
     },
   };
   return { ...summary, text: summaryText(summary) };
 }
+
+/** `bytes` against `of`, e.g. "50% less". */
+const percentLess = (bytes: number, of: number): string => (of > 0 ? `${Math.round((100 * (of - bytes)) / of)}% less` : "none saved");
 
 /** The summary as lines of text. */
 function summaryText(x: Omit<CompileSummary, "text">): string {
@@ -145,9 +151,13 @@ function summaryText(x: Omit<CompileSummary, "text">): string {
     `  FLOPs per step: forward ${mflop(x.flops.forward)}, backward ${mflop(x.flops.backward)} (${x.flops.ratio.toFixed(2)}× forward${recompute}), update ${mflop(x.flops.update)}`,
   );
   const m = x.memory;
+  const saved = m.savedActivations;
+  const savedText = m.mixed
+    ? `${mb(saved.bytes)} as bfloat16, ${mb(m.mixed.savedAsF32Bytes)} as f32: ${percentLess(saved.bytes, m.mixed.savedAsF32Bytes)}`
+    : mb(saved.bytes);
   lines.push(
     `  memory: peak ${mb(m.peakBytes)} (kept ${mb(m.pinnedBytes)}, temporaries ${mb(m.sharedTempBytes)} shared from ${mb(m.tempBytes)}), ` +
-      `saved activations ${m.savedActivations.count} (${mb(m.savedActivations.bytes)}), in place ${m.inplace}${x.remat ? ", remat on" : ""}`,
+      `saved activations ${saved.count} (${savedText}), in place ${m.inplace}${x.remat ? ", remat on" : ""}${m.mixed ? ", mixed precision" : ""}`,
   );
   return lines.join("\n");
 }

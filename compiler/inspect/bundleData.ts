@@ -41,7 +41,7 @@ export interface KernelBufferInfo {
   readonly role: string;
   readonly shape: readonly number[];
   readonly dtype: string;
-  readonly arena: "F" | "I";
+  readonly arena: "F" | "I" | "H";
   readonly offset: number;
   readonly size: number;
   readonly access: "read" | "write" | "readwrite" | "none";

@@ -54,7 +54,7 @@ export function gradAncestors(g: Graph, name: string): Set<Tensor> {
 
 /** A slot or buffer range in one arena. */
 interface Range {
-  readonly arena: "F" | "I";
+  readonly arena: "F" | "I" | "H";
   readonly offset: number;
   readonly size: number;
 }
@@ -67,7 +67,9 @@ interface Range {
  */
 export function dataflowClosure(view: BundleView, order: readonly KernelEntry[], target: Range): Set<string> {
   const m = view.manifest;
-  const last = { F: new Int32Array(m.arena.floats).fill(-1), I: new Int32Array(m.arena.ints).fill(-1) };
+  // arena H (mixed precision's bfloat16 temporaries) is the kernel modules' own: its size is where its last buffer ends
+  const halves = Math.max(0, ...[...view.kernels.values()].flatMap((k) => k.buffers.filter((b) => b.arena === "H").map((b) => b.offset + b.size)));
+  const last = { F: new Int32Array(m.arena.floats).fill(-1), I: new Int32Array(m.arena.ints).fill(-1), H: new Int32Array(halves).fill(-1) };
   const writersOf = (r: Range): Set<number> => {
     const out = new Set<number>();
     const arr = last[r.arena];

@@ -23,6 +23,8 @@ export interface InterpretOptions {
   readonly training?: boolean;
   /** The step's number, which random ops draw from (default 1, the first update). */
   readonly step?: number;
+  /** The run's seed, which random ops draw from too (default 0; the trainer's --seed). */
+  readonly runSeed?: number;
 }
 
 /** Rounds values to what a dtype can hold. */
@@ -40,7 +42,7 @@ export function roundTo(data: Float64Array, dtype: DType, precision: "f32" | "f6
 /** Evaluates `roots` (and everything they need) given every input and param by name. */
 export function evaluate(roots: readonly Tensor[], feeds: Feeds, options: InterpretOptions = {}): Map<Tensor, NDArray> {
   const precision = options.precision ?? "f32";
-  const env: EvalEnv = { training: options.training ?? true, step: options.step ?? 1 };
+  const env: EvalEnv = { training: options.training ?? true, step: options.step ?? 1, runSeed: options.runSeed ?? 0 };
   const values = new Map<Tensor, NDArray>();
   for (const node of reachable(roots)) {
     let data: Float64Array;

@@ -85,6 +85,8 @@ export interface OpParams {
   ifTraining: None;
   /** A bool mask, true with probability `p`, drawn from (seed, step, element index): see ops/random.ts. */
   bernoulli: { shape: number[]; p: number; seed: number };
+  /** Mixed precision's dynamic loss scale, an f32 scalar the runtime sets each step: the seed of the backward pass. */
+  lossScale: None;
 }
 
 export type OpKind = keyof OpParams;

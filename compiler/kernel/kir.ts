@@ -5,7 +5,7 @@
 // from graph nodes); indexes count elements of the buffer. Every value is a
 // JavaScript number (an IEEE-754 double) while a kernel runs; a buffer's
 // element type rounds it when it is stored (f32 arenas round to nearest even,
-// i32 arenas wrap modulo 2^32). A backend must give the same results as these
+// i32 arenas wrap modulo 2^32, the bfloat16 arena H rounds as `bf16` does). A backend must give the same results as these
 // semantics, written down per operator in `UN_OPS` and `BIN_OPS` below.
 //
 // Loops carry a mark that says how their iterations may be ordered (`LoopMark`),
@@ -15,7 +15,7 @@
 /** Unary operators (semantics in `UN_OPS`). */
 export type UnOp =
   | "neg" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "abs" | "sign" | "sin" | "cos" | "tanh"
-  | "sigmoid" | "floor" | "not" | "toInt" | "fround";
+  | "sigmoid" | "floor" | "not" | "toInt" | "fround" | "bf16";
 /** Binary operators (semantics in `BIN_OPS`). */
 export type BinOp =
   | "+" | "-" | "*" | "/" | "max" | "min" | "pow" | "<" | "<=" | ">" | ">=" | "==" | "!=" | "&&" | "||"
@@ -47,6 +47,7 @@ export const UN_OPS: UnOpTable<string> = {
   not: "1 when a is 0, else 0",
   toInt: "a truncated toward zero and wrapped to a signed 32-bit integer (JavaScript's a | 0; NaN and ±Infinity give 0)",
   fround: "a rounded to the nearest float32, ties to even (Math.fround): how an f32 value is kept in a local",
+  bf16: "a rounded to float32, then to the nearest bfloat16 (8 significant bits), ties to even: how arena H stores a value",
 };
 
 /** What each binary operator computes, in doubles. Comparisons and logic give 0 or 1. */

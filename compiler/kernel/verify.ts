@@ -314,7 +314,7 @@ function unRange(op: Expr & { k: "un" } extends { op: infer O } ? O : never, a: 
     case "abs": return a.lo >= 0 ? a : { lo: 0, hi: Math.max(-a.lo, a.hi) };
     case "sign": return { lo: -1, hi: 1 };
     case "not": return BOOL;
-    case "exp": case "log": case "log1p": case "sqrt": case "rsqrt": case "sin": case "cos": case "tanh": case "sigmoid": case "fround":
+    case "exp": case "log": case "log1p": case "sqrt": case "rsqrt": case "sin": case "cos": case "tanh": case "sigmoid": case "fround": case "bf16":
       return ANY;
     default: return op satisfies never;
   }

@@ -43,6 +43,8 @@ export class KernelContext {
     readonly group: Group,
     readonly precision: Precision,
     readonly nameOf: (t: Tensor) => string,
+    /** Mixed precision: comparisons see f32 operands as bfloat16. */
+    readonly mixed = false,
   ) {}
 
   /** The kernel's name for the buffer of a stored value. */
@@ -67,6 +69,7 @@ export class KernelContext {
     return {
       n,
       precision: this.precision,
+      mixed: this.mixed,
       forms,
       buffer: (v) => (this.readable(v) ? this.bufferName(v) : undefined),
       nameOf: this.nameOf,

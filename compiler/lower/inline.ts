@@ -12,7 +12,7 @@ import { bin, formRef, load, mapExprs, num, ref, un, visitKir } from "../kernel/
 import type { Affine } from "../fusion/coords.js";
 import { axesUsed, canonical, coordsKey, flatIndex, inputCoords } from "../fusion/coords.js";
 import type { Precision } from "./lower.js";
-import { uniformValue } from "./lower.js";
+import { comparableMixed, uniformValue } from "./lower.js";
 import type { Value } from "../fusion/program.js";
 import { storageOf } from "../fusion/program.js";
 import { sanitize } from "./names.js";
@@ -73,6 +73,8 @@ export class Scope {
 export interface InlineEnv {
   readonly n: number;
   readonly precision: Precision;
+  /** Mixed precision: comparisons see their f32 operands as bfloat16 (see `comparable`). */
+  readonly mixed?: boolean;
   readonly forms: Forms;
   /** The kernel buffer name of a value read from memory, if it is read from memory here. */
   readonly buffer: (v: Value) => string | undefined;
@@ -157,6 +159,7 @@ export class Inliner {
    * storing them would (Math.fround is monotonic, so orderings agree too).
    */
   private comparable(v: Value, args: readonly Expr[]): readonly Expr[] {
+    if (this.env.mixed) return comparableMixed(v.node, args);
     if (this.env.precision !== "f32" || v.node.dtype !== "bool") return args;
     return args.map((a, i) => (v.inputs[i]!.node.dtype === "f32" && a.k !== "load" && a.k !== "num" ? un("fround", a) : a));
   }

@@ -60,6 +60,8 @@ export interface LoweringTarget {
 /** What lowering a group needs from the schedule. */
 export interface KernelEnv {
   readonly precision: Precision;
+  /** Mixed precision (see LowerOptions.mixed). */
+  readonly mixed?: boolean;
   readonly printed: ReadonlyMap<Tensor, Printed>;
   /** The buffer of a stored value. */
   readonly bufferOf: (v: Value) => Buffer;
@@ -67,6 +69,10 @@ export interface KernelEnv {
   readonly target: LoweringTarget;
   /** The step's number (i32 scalar), bound as `step` for ops whose record says `readsStep`. */
   readonly step?: Buffer;
+  /** The run's seed (i32 scalar), bound as `runSeed` for the same ops. */
+  readonly runSeed?: Buffer;
+  /** Mixed precision's loss scale (f32 scalar), bound as `lossScale` for ops whose record says `readsLossScale`. */
+  readonly lossScale?: Buffer;
 }
 
 const nameOf = (env: KernelEnv, t: Tensor): string => env.printed.get(t)?.name ?? `n${t.id}`;
@@ -80,7 +86,7 @@ export function nodeKernelBase(env: KernelEnv, t: Tensor): string {
 
 /** One node through its op record's lowering, as before fusion. */
 function singleKernel(env: KernelEnv, v: Value): FusedKernel {
-  const lowered = lowerNode(v.node, env.precision);
+  const lowered = lowerNode(v.node, env.precision, env.mixed === true);
   const buffers = new Map<string, Value>([["out", v]]);
   for (const k of lowered.reads) buffers.set(`in${k}`, storageOf(v.inputs[k]!));
   return { body: lowered.body, buffers, inplace: [], computed: new Set([v]) };
@@ -93,7 +99,7 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   if (g.kind === "single" || g.kind === "opaque") {
     fused = singleKernel(env, anchor);
   } else {
-    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t));
+    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t), env.mixed === true);
     fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx, env.target.reduceColumns) : matmulKernel(cx);
   }
   const buffers: Record<string, Buffer> = {};
@@ -101,6 +107,13 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   if ((OPS[anchor.node.op] as { readsStep?: boolean }).readsStep) {
     if (!env.step) throw new GraphError(anchor.node.op, "reads the step's number, but this schedule has no step buffer", anchor.node.src);
     buffers["step"] = env.step;
+    if (!env.runSeed) throw new GraphError(anchor.node.op, "reads the run's seed, but this schedule has no runSeed buffer", anchor.node.src);
+    buffers["runSeed"] = env.runSeed;
+  }
+  // the loss scale is read inline, wherever a member or a value computed for it uses it
+  if ([...fused.computed, ...g.members].some((v) => (OPS[v.node.op] as { readsLossScale?: boolean }).readsLossScale)) {
+    if (!env.lossScale) throw new GraphError("lossScale", "reads the loss scale, but this schedule has no lossScale buffer (compile with precision \"mixed\")", anchor.node.src);
+    buffers["lossScale"] = env.lossScale;
   }
   const computed = [...fused.computed].sort((a, b) => a.node.id - b.node.id || Number(a.copy) - Number(b.copy));
   const nodes = [...new Set(computed.map((v) => v.node))];

@@ -9,11 +9,14 @@ import { OPS } from "../ops/index.js";
 import type { NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { load, mapExprs, num, store } from "../kernel/kir.js";
+import { load, mapExprs, num, store, un } from "../kernel/kir.js";
 import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
 
-/** The two arenas: F holds floats, I holds i32 and bool values. */
-export type ArenaName = "F" | "I";
+/**
+ * The arenas: F holds floats, I holds i32 and bool values, and H (mixed
+ * precision only) holds f32 temporaries stored as bfloat16, 2 bytes each.
+ */
+export type ArenaName = "F" | "I" | "H";
 
 /**
  * What a buffer holds, for the arena plan, the manifest and kernels.txt.
@@ -30,7 +33,7 @@ export interface Buffer {
   readonly role: BufferRole;
   readonly arena: ArenaName;
   readonly shape: Shape;
-  /** The element type it is stored as (f32 nodes are f64 in f64 mode). */
+  /** The element type it is stored as (f32 nodes are f64 in f64 mode); in arena H, the f32 values kernels compute, kept as bfloat16. */
   readonly dtype: DTypeName;
   readonly size: number;
   /** Values `create()` writes once (constants). */
@@ -46,8 +49,13 @@ export function isTemporary(b: Buffer): boolean {
   return (b.role === "node" || b.role === "scratch") && !b.within;
 }
 
-/** Float precision of a compile: the F arena's element type. */
+/** Float precision of a compile: the F arena's element type, the type kernels compute in. */
 export type Precision = "f32" | "f64";
+
+/** Bytes of one element of a buffer in its arena. */
+export function elementBytes(b: Pick<Buffer, "arena" | "dtype">): number {
+  return b.arena === "H" ? 2 : b.dtype === "f64" ? 8 : 4;
+}
 
 /** Ops whose result is their (first) input's buffer: no kernel, no copy. */
 export function isAlias(t: Tensor): boolean {
@@ -62,7 +70,7 @@ export function storageNode(t: Tensor): Tensor {
 }
 
 /** The arena a dtype lives in. */
-export function arenaOf(dtype: DTypeName): ArenaName {
+export function arenaOf(dtype: DTypeName): "F" | "I" {
   return dtype === "f32" || dtype === "f64" ? "F" : "I";
 }
 
@@ -93,6 +101,18 @@ export function uniformValue(t: Tensor, precision: Precision): number | undefine
   return value.length === 1 ? roundValue(value[0]!, s.dtype, precision) : undefined;
 }
 
+/**
+ * The operands of a comparison in a mixed-precision kernel: every f32 operand
+ * but a literal rounded to bfloat16. A value stored in arena H was rounded so,
+ * and the same value loaded from F or recomputed inline must compare alike
+ * (`a == max(a)` picks the max wherever `a` lives); the rounding is monotonic,
+ * so orderings agree too.
+ */
+export function comparableMixed(t: Tensor, args: readonly Expr[]): readonly Expr[] {
+  if (t.dtype !== "bool") return args;
+  return args.map((a, i) => (t.inputs[i]!.dtype === "f32" && a.k !== "num" ? un("bf16", a) : a));
+}
+
 /** A kernel body over named buffers: `in0`, `in1`, ... for operands and `out`. */
 export interface LoweredBody {
   readonly body: readonly Stmt[];
@@ -112,7 +132,7 @@ function inlineLoads(stmts: readonly Stmt[], literals: ReadonlyMap<string, numbe
  * One elementwise kernel from the op's `expr`: loop over the output, each
  * buffer operand indexed with stride 0 on its broadcast axes, literals inline.
  */
-function lowerElementwise(t: Tensor, expr: (args: readonly Expr[], node: NodeOf<OpKind>) => Expr, precision: Precision): LoweredBody {
+function lowerElementwise(t: Tensor, expr: (args: readonly Expr[], node: NodeOf<OpKind>) => Expr, precision: Precision, mixed: boolean): LoweredBody {
   const reads: number[] = [];
   const strides: number[][] = [stridesOf(t.shape)];
   t.inputs.forEach((x, k) => {
@@ -125,15 +145,15 @@ function lowerElementwise(t: Tensor, expr: (args: readonly Expr[], node: NodeOf<
       const lit = uniformValue(x, precision);
       return lit !== undefined ? num(lit) : load(`in${k}`, index[1 + reads.indexOf(k)]!);
     });
-    return [store("out", index[0]!, expr(args, t as NodeOf<OpKind>))];
+    return [store("out", index[0]!, expr(mixed ? comparableMixed(t, args) : args, t as NodeOf<OpKind>))];
   });
   return { body, reads };
 }
 
-/** The kernel body that computes node `t` into `out` from its operands. */
-export function lowerNode(t: Tensor, precision: Precision): LoweredBody {
+/** The kernel body that computes node `t` into `out` from its operands (`mixed`: comparisons as in mixed precision). */
+export function lowerNode(t: Tensor, precision: Precision, mixed = false): LoweredBody {
   const def = OPS[t.op] as { expr?: (args: readonly Expr[], n: NodeOf<OpKind>) => Expr; lower?: (n: NodeOf<OpKind>) => readonly Stmt[] };
-  if (def.expr) return lowerElementwise(t, def.expr, precision);
+  if (def.expr) return lowerElementwise(t, def.expr, precision, mixed);
   if (!def.lower) {
     throw new GraphError(t.op, `has no kernel lowering yet (no \`expr\` or \`lower\` in its record)`, t.src);
   }

@@ -10,7 +10,9 @@ const RESERVED = new Set(
   (
     "break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
     "import in instanceof new null return super switch this throw true try typeof var void while with yield let static " +
-    "implements interface package private protected public await arguments eval undefined NaN Infinity Math F I create KERNELS"
+    "implements interface package private protected public await arguments eval undefined NaN Infinity Math F I create KERNELS " +
+    // arena H of mixed precision and its bfloat16 conversions (backends/ts/jsExpr.ts)
+    "H HALVES halvesOf BF16_F32 BF16_U32 bf16Bits bf16Value bf16Round"
   ).split(" "),
 );
 

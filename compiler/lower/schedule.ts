@@ -6,12 +6,13 @@
 // updates every param.
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
+import { OPS } from "../ops/index.js";
 import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import { formatLoc, sizeOf } from "../ir/types.js";
-import type { DTypeName, OptimizerSpec } from "../../runtime/manifest.js";
+import type { DTypeName, MixedSpec, OptimizerSpec } from "../../runtime/manifest.js";
 import type { Stmt } from "../kernel/kir.js";
-import { load, loop, num, ref, store } from "../kernel/kir.js";
+import { bin, load, loop, num, parallel, ref, store } from "../kernel/kir.js";
 import type { ArenaName, Buffer, BufferRole, Precision } from "./lower.js";
 import { arenaOf, storageNode, storedDtype, uniformValue } from "./lower.js";
 import { Namer, printedNodes } from "./names.js";
@@ -62,11 +63,22 @@ export interface StateBuffer {
   readonly buffer: Buffer;
 }
 
+/** Scalars the runtime writes before a step: the learning rate, the step's number and (mixed precision) the loss scale. */
+export interface Hyper {
+  readonly lr: Buffer;
+  readonly step: Buffer;
+  readonly lossScale?: Buffer;
+  /** The run's seed that random ops (dropout) draw from, when the graph has one. */
+  readonly runSeed?: Buffer;
+}
+
 export interface Schedule {
   /** The user's graph (loss and outputs) and the training graph (plus one gradient per trainable param). */
   readonly graph: Graph;
   readonly train: Graph;
   readonly precision: Precision;
+  /** Mixed precision: f32 temporaries live in arena H as bfloat16. */
+  readonly mixed?: MixedSpec;
   /** The backend its kernels were built for, which emits them. */
   readonly target: LoweringTarget;
   readonly optimizer: ResolvedOptimizer;
@@ -77,7 +89,7 @@ export interface Schedule {
   readonly buffers: readonly Buffer[];
   /** The buffer of each input, param, output and the loss (aliases share their source's). */
   readonly bufferOf: ReadonlyMap<Tensor, Buffer>;
-  readonly hyper: { readonly lr: Buffer; readonly step: Buffer };
+  readonly hyper: Hyper;
   readonly state: readonly StateBuffer[];
   /** Kernels in execution order for each entry point (forward-only kernels interleaved), then the update kernels. */
   readonly kernels: readonly Kernel[];
@@ -141,6 +153,8 @@ export interface LowerOptions {
   readonly remat: boolean;
   /** The backend the kernels are for: lowering asks its reduction width and reserved names. */
   readonly target: LoweringTarget;
+  /** Mixed precision: f32 temporaries (activations, saved activations, their gradients) stored as bfloat16 in arena H; the loss scale's policy. */
+  readonly mixed?: MixedSpec;
 }
 
 /** Creates the buffers, in creation order (the memory plan lays them out in it). */
@@ -148,9 +162,10 @@ class BufferTable {
   readonly buffers: Buffer[] = [];
   constructor(readonly precision: Precision) {}
 
-  add(label: string, role: BufferRole, shape: Shape, dtype: DTypeName, extra: Partial<Buffer> = {}): Buffer {
+  add(label: string, role: BufferRole, shape: Shape, dtype: DTypeName, extra: Partial<Buffer> = {}, half = false): Buffer {
     const d = storedDtype(dtype, this.precision);
-    const b: Buffer = { id: this.buffers.length, label, role, arena: arenaOf(d) as ArenaName, shape: [...shape], dtype: d, size: sizeOf(shape), ...extra };
+    const arena: ArenaName = half && d === "f32" ? "H" : arenaOf(d);
+    const b: Buffer = { id: this.buffers.length, label, role, arena, shape: [...shape], dtype: d, size: sizeOf(shape), ...extra };
     this.buffers.push(b);
     return b;
   }
@@ -158,7 +173,7 @@ class BufferTable {
 
 /** The buffers of the graph's sources and results, before any kernel exists. */
 interface Layout {
-  readonly hyper: { readonly lr: Buffer; readonly step: Buffer };
+  readonly hyper: Hyper;
   readonly trainable: Graph["params"];
   /** Each trainable param's element offset in the blocks. */
   readonly at: ReadonlyMap<string, number>;
@@ -180,10 +195,15 @@ interface Layout {
  * (so one loop updates every param), inputs and params, and the buffers of
  * the loss, the outputs and the gradients.
  */
-function layoutSources(forward: Graph, train: Graph, table: BufferTable, optimizer: ResolvedOptimizer, nameOf: (t: Tensor) => string): Layout {
+function layoutSources(forward: Graph, train: Graph, table: BufferTable, optimizer: ResolvedOptimizer, nameOf: (t: Tensor) => string, mixed: boolean): Layout {
   const precision = table.precision;
   const newBuffer = table.add.bind(table);
-  const hyper = { lr: newBuffer("lr", "hyper", [], precision), step: newBuffer("step", "hyper", [], "i32") };
+  const hyper: Hyper = {
+    lr: newBuffer("lr", "hyper", [], precision),
+    step: newBuffer("step", "hyper", [], "i32"),
+    ...(mixed ? { lossScale: newBuffer("lossScale", "hyper", [], "f32") } : {}),
+    ...([...train.nodes, ...forward.nodes].some((t) => OPS[t.op].readsStep) ? { runSeed: newBuffer("runSeed", "hyper", [], "i32") } : {}),
+  };
 
   const trainable = forward.params.filter((p) => train.grads[p.name] !== undefined);
   const total = trainable.reduce((n, p) => n + sizeOf(p.shape), 0);
@@ -309,6 +329,32 @@ function copyKernels(layout: Layout, precision: Precision, stored: (t: Tensor) =
 }
 
 /**
+ * Mixed precision: the backward pass started from the loss scale S, so every
+ * gradient is S·dLoss/dθ; one loop over the gradient block divides S out
+ * (exactly: S is a power of two), leaving dLoss/dθ, or ±Infinity/NaN where
+ * the scaled backward pass overflowed, for the runtime to check.
+ */
+function unscaleKernel(layout: Layout, namer: Namer): Kernel[] {
+  const { gBlock, hyper } = layout;
+  if (!gBlock || !hyper.lossScale) return [];
+  return [
+    {
+      name: namer.fresh("unscale_grads"),
+      body: [parallel("i", gBlock.size, [store("g", ref("i"), bin("/", load("g", ref("i")), load("lossScale", 0)))])],
+      buffers: { g: gBlock, lossScale: hyper.lossScale },
+      nodes: [],
+      what: "grads /= lossScale (mixed precision), every trainable param's gradient in one loop",
+      where: "",
+      entry: ["gradients"],
+      gradOf: layout.trainable.map((p) => p.name),
+      phase: "backward",
+      inplace: [],
+      recomputes: 0,
+    },
+  ];
+}
+
+/**
  * The update: the optimizer-state buffers, optional clipping, then every
  * param in one loop over the blocks (or one kernel per param unfused).
  */
@@ -383,7 +429,7 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
   const printed = printedNodes(train);
   const nameOf = (t: Tensor) => printed.get(t)?.name ?? `n${t.id}`;
   const table = new BufferTable(precision);
-  const layout = layoutSources(forward, train, table, optimizer, nameOf);
+  const layout = layoutSources(forward, train, table, optimizer, nameOf, o.mixed !== undefined && train.loss !== undefined);
   const { bufferOf, pinned } = layout;
 
   // every other stored value: a temporary, shared by both entry points when both store it
@@ -396,11 +442,11 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
     if (!v.copy && pinned.has(t)) return pinned.get(t)!;
     const key = `${t.id}:${v.copy ? 1 : 0}`;
     let b = temps.get(key);
-    if (!b) temps.set(key, (b = table.add(`${nameOf(t)}${v.copy ? "'" : ""}`, "node", t.shape, t.dtype, { node: t })));
+    if (!b) temps.set(key, (b = table.add(`${nameOf(t)}${v.copy ? "'" : ""}`, "node", t.shape, t.dtype, { node: t }, o.mixed !== undefined)));
     return b;
   };
   const namer = new Namer(o.target.reservedNames);
-  const env: KernelEnv = { precision, printed, bufferOf: bufferOfValue, target: o.target, step: layout.hyper.step };
+  const env: KernelEnv = { precision, ...(o.mixed ? { mixed: true } : {}), printed, bufferOf: bufferOfValue, target: o.target, step: layout.hyper.step, ...(layout.hyper.runSeed ? { runSeed: layout.hyper.runSeed } : {}), ...(layout.hyper.lossScale ? { lossScale: layout.hyper.lossScale } : {}) };
   const kernels = planKernels(plans, train, env, namer);
   const stored = (t: Tensor) => bufferOf.get(t) ?? pinned.get(t) ?? temps.get(`${t.id}:0`);
   const copyKernel = copyKernels(layout, precision, stored, namer);
@@ -412,7 +458,7 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
     gradOf: [c.name],
     phase: "backward",
   }));
-  const stepKernels = [...kernels.step, ...gradCopies];
+  const stepKernels = [...kernels.step, ...gradCopies, ...unscaleKernel(layout, namer)];
   const update = updateKernels(layout, table, optimizer, o, namer);
   // state updates (batch norm's moving statistics): each param takes its value once the step has read it
   for (const [name, t] of Object.entries(train.updates)) {
@@ -424,6 +470,7 @@ export function lowerSchedule(forward: Graph, train: Graph, plans: EntryPlans, o
     graph: forward,
     train,
     precision,
+    ...(o.mixed ? { mixed: o.mixed } : {}),
     target: o.target,
     optimizer,
     ...(o.gradClip !== undefined ? { gradClip: o.gradClip } : {}),

@@ -22,6 +22,10 @@ export interface NDArray {
 export interface EvalEnv {
   readonly training: boolean;
   readonly step: number;
+  /** Mixed precision's loss scale (default 1). */
+  readonly lossScale?: number;
+  /** The run's seed, which random ops mix with the step's number (default 0). */
+  readonly runSeed?: number;
 }
 
 /** A node whose op is known: typed params. */
@@ -65,8 +69,10 @@ export interface OpDef<K extends OpKind> {
   readonly cost?: number;
   /** How `gradc inspect --math` writes the op, where that is not its name: σ for sigmoid, > for greater. */
   readonly symbol?: string;
-  /** Its `lower` also reads the step's number, an i32 scalar, from the buffer `step`. */
+  /** Its `lower` also reads the step's number and the run's seed, i32 scalars, from the buffers `step` and `runSeed`. */
   readonly readsStep?: boolean;
+  /** Its `expr` reads mixed precision's loss scale, an f32 scalar, from the buffer `lossScale` (bound in every kernel that inlines it). */
+  readonly readsLossScale?: boolean;
 }
 
 /** The table of all ops; the mapped type makes tsc reject a missing record. */

@@ -1,5 +1,6 @@
-// The arena plan's shape: every buffer's element offset in F (floats) or I
-// (i32 and bool) and each arena's size. memory.ts computes it.
+// The arena plan's shape: every buffer's element offset in F (floats), I
+// (i32 and bool) or H (bfloat16 temporaries of mixed precision) and each
+// arena's size. memory.ts computes it.
 import type { Buffer } from "../lower/lower.js";
 
 /** Offsets of every buffer and the size of each arena, in elements, with what the plan achieved. */
@@ -7,6 +8,8 @@ export interface ArenaPlan {
   readonly offsets: ReadonlyMap<Buffer, number>;
   readonly floats: number;
   readonly ints: number;
+  /** Elements of the H arena (bfloat16; 0 unless mixed precision). */
+  readonly halves: number;
   /** Both arenas in bytes: the most memory a step or a forward pass ever uses. */
   readonly peakBytes: number;
   /** Bytes of buffers that keep their own place (inputs, params, gradients, state, results, constants). */
@@ -16,6 +19,8 @@ export interface ArenaPlan {
   readonly sharedTempBytes: number;
   /** Temporaries the forward pass writes and the backward pass reads (saved activations). */
   readonly savedActivations: { readonly count: number; readonly bytes: number };
+  /** What the saved activations would take with every f32 stored as f32 (equals their bytes unless mixed precision). */
+  readonly savedAsF32Bytes: number;
   /** (read, written) buffer pairs placed at one offset by an in-place kernel. */
   readonly inplace: readonly (readonly [Buffer, Buffer])[];
 }

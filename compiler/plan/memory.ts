@@ -9,7 +9,7 @@ import { visitKir } from "../kernel/kir.js";
 import type { ArenaPlan } from "./arena.js";
 import { ALIGN } from "./arena.js";
 import type { ArenaName, Buffer, BufferRole } from "../lower/lower.js";
-import { isTemporary } from "../lower/lower.js";
+import { elementBytes, isTemporary } from "../lower/lower.js";
 import type { Kernel, Schedule } from "../lower/schedule.js";
 import { kernelsOf } from "../lower/schedule.js";
 
@@ -45,7 +45,7 @@ interface Span {
 /** The order roles are laid out in: what the runtime reads and writes comes first. */
 const ORDER: readonly BufferRole[] = ["hyper", "input", "block", "param", "grad", "state", "loss", "output", "const", "node", "scratch"];
 
-const bytesOf = (b: Buffer): number => b.size * (b.dtype === "f64" ? 8 : 4);
+const bytesOf = (b: Buffer): number => b.size * elementBytes(b);
 
 /** Lays out every buffer of a schedule (see the file header). */
 export function planMemory(s: Schedule): ArenaPlan {
@@ -100,7 +100,7 @@ export function planMemory(s: Schedule): ArenaPlan {
   };
 
   const offsets = new Map<Buffer, number>();
-  const end: Record<ArenaName, number> = { F: 0, I: 0 };
+  const end: Record<ArenaName, number> = { F: 0, I: 0, H: 0 };
   const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
   fixed.sort((a, b) => ORDER.indexOf(a.role) - ORDER.indexOf(b.role) || a.id - b.id);
   for (const b of fixed) {
@@ -109,7 +109,7 @@ export function planMemory(s: Schedule): ArenaPlan {
     end[b.arena] = at + b.size;
   }
   for (const b of s.buffers) if (b.within) offsets.set(b, offsets.get(b.within.block)! + b.within.at);
-  const base: Record<ArenaName, number> = { F: align(end.F), I: align(end.I) };
+  const base: Record<ArenaName, number> = { F: align(end.F), I: align(end.I), H: align(end.H) };
   const placed: Buffer[] = [];
   const inplace: [Buffer, Buffer][] = [];
   const order = [...temps].sort((a, b) => b.size - a.size || spans.get(a)![0]!.first - spans.get(b)![0]!.first || a.id - b.id);
@@ -150,11 +150,13 @@ export function planMemory(s: Schedule): ArenaPlan {
     offsets,
     floats: end.F,
     ints: end.I,
-    peakBytes: end.F * floatBytes + end.I * 4,
-    pinnedBytes: base.F * floatBytes + base.I * 4,
+    halves: end.H,
+    peakBytes: end.F * floatBytes + end.I * 4 + end.H * 2,
+    pinnedBytes: base.F * floatBytes + base.I * 4 + base.H * 2,
     tempBytes,
-    sharedTempBytes: (end.F - base.F) * floatBytes + (end.I - base.I) * 4,
+    sharedTempBytes: (end.F - base.F) * floatBytes + (end.I - base.I) * 4 + (end.H - base.H) * 2,
     savedActivations: { count: saved.size, bytes: [...saved].reduce((n, b) => n + bytesOf(b), 0) },
+    savedAsF32Bytes: [...saved].reduce((n, b) => n + b.size * (b.arena === "H" ? 4 : elementBytes(b)), 0),
     inplace,
   };
 }

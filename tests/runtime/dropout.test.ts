@@ -48,4 +48,24 @@ describe("dropout in a bundle", () => {
     const p2 = t.predict({ x: batch.x })["pred"]!;
     expect(Array.from(p2)).toEqual(Array.from(p1));
   }, 120_000);
+
+  it("draws from the run's seed (the trainer's --seed) too, the interpreter's masks on every backend", async () => {
+    const interp = (options: { step: number; runSeed?: number }) => interpret(model, batch, undefined, options).loss!;
+    for (const backend of ["ts", "wasm"] as const) {
+      const t = await load(compile(model, { outDir: join(root, `seed-${backend}`), backend, optimizer: { name: "sgd", lr: 0 } }).outDir);
+      expect(t.seed).toBe(0);
+      expect(t.manifest.hyper.seed?.arena).toBe("I");
+      t.setSeed(5);
+      expect(t.seed).toBe(5);
+      const l1 = t.step(batch);
+      const l2 = t.step(batch);
+      expect(l1, backend).toBeCloseTo(interp({ step: 1, runSeed: 5 }), 5);
+      expect(l2, backend).toBeCloseTo(interp({ step: 2, runSeed: 5 }), 5);
+      // another seed, other masks at the same step numbers
+      expect(Math.abs(interp({ step: 1, runSeed: 5 }) - interp({ step: 1 }))).toBeGreaterThan(1e-4);
+      // predict stays deterministic and dropout-free whatever the seed
+      expect(Array.from(t.predict({ x: batch.x })["pred"]!)).toEqual(Array.from(t.predict({ x: batch.x })["pred"]!));
+      expect(() => t.setSeed(-1)).toThrow(/setSeed: the seed must be an integer in \[0, 2\^31 - 1\], got -1/);
+    }
+  }, 120_000);
 });

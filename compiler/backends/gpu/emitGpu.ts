@@ -62,6 +62,8 @@ export function gpuLayout(s: Schedule, plan: ArenaPlan): GpuLayout {
     const r = rootBuffer(b);
     let i = index.get(r);
     if (i === undefined) {
+      // compile refuses precision "mixed" for this backend, so no buffer lives in arena H
+      if (r.arena === "H") throw new Error(`emit: buffer "${r.label}" is in the bfloat16 arena H, which the gpu backend does not have`);
       i = roots.length;
       index.set(r, i);
       const fill = r.role === "const" && r.fill ? (r.fill.length === 1 ? Array.from({ length: r.size }, () => r.fill![0]!) : [...r.fill]) : undefined;
@@ -156,6 +158,9 @@ const UN: Readonly<Record<UnOp, (a: string) => string>> = {
   toInt: (a) => `(${a} < 0.0 ? Math.ceil(${a}) : Math.floor(${a}))`,
   // every value on the device is a float32 already
   fround: (a) => a,
+  bf16: () => {
+    throw new Error("emit: the gpu backend has no bfloat16 rounding (compile refuses precision \"mixed\" for it)");
+  },
 };
 
 const cmp = (op: string) => (a: string, b: string) => `(${a} ${op} ${b} ? 1.0 : 0.0)`;

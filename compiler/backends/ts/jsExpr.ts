@@ -7,7 +7,38 @@ import type { BinOp, BinOpTable, Expr, Stmt, UnOpTable } from "../../kernel/kir.
 export interface BufferBinding {
   readonly array: string;
   readonly offset: number;
+  /** Elements are bfloat16 bits (arena H): a load widens one to f32, a store rounds to bfloat16 (BF16_HELPERS). */
+  readonly bf16?: boolean;
 }
+
+/**
+ * The module-level functions that code over bfloat16 elements calls, in
+ * TypeScript (`typed`) or JavaScript. bfloat16 is the upper half of a
+ * float32: widening shifts its bits up; narrowing rounds a value to f32, then
+ * to the nearest bfloat16, ties to even (a NaN stays a quiet NaN, overflow
+ * gives ±Infinity).
+ */
+export function bf16Helpers(typed: boolean): string {
+  const n = typed ? ": number" : "";
+  return [
+    "const BF16_F32 = new Float32Array(1);",
+    "const BF16_U32 = new Uint32Array(BF16_F32.buffer);",
+    `const bf16Bits = (x${n})${n} => {`,
+    "  BF16_F32[0] = x;",
+    `  const u = BF16_U32[0]${typed ? " as number" : ""};`,
+    "  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40;",
+    "  return (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;",
+    "};",
+    `const bf16Value = (h${n})${n} => {`,
+    "  BF16_U32[0] = h << 16;",
+    `  return BF16_F32[0]${typed ? " as number" : ""};`,
+    "};",
+    `const bf16Round = (x${n})${n} => bf16Value(bf16Bits(x));`,
+  ].join("\n");
+}
+
+/** Names `bf16Helpers` declares. */
+export const BF16_NAMES: readonly string[] = ["BF16_F32", "BF16_U32", "bf16Bits", "bf16Value", "bf16Round"];
 
 export type Bindings = (buf: string) => BufferBinding;
 
@@ -54,6 +85,7 @@ const UNARY: UnOpTable<(a: string) => string> = {
   not: (a) => `(${a} ? 0 : 1)`,
   toInt: (a) => `(${a} | 0)`,
   fround: (a) => `Math.fround(${a})`,
+  bf16: (a) => `bf16Round(${a})`,
 };
 
 function minus(a: string): string {
@@ -96,12 +128,22 @@ export function exprJs(e: Expr, bind: Bindings): string {
     case "var": return e.name;
     case "base": return numLit(bind(e.buf).offset);
     case "form": throw new Error(`emit: form placeholder form${e.form} left in a kernel`);
-    case "load": return elementJs(bind(e.buf), e.index, bind, e.abs);
+    case "load": {
+      const b = bind(e.buf);
+      const element = elementJs(b, e.index, bind, e.abs);
+      return b.bf16 ? `bf16Value(${element})` : element;
+    }
     case "un": return UNARY[e.op](exprJs(e.a, bind));
     case "bin": return BINARY[e.op](exprJs(e.a, bind), exprJs(e.b, bind));
     case "sel": return `(${exprJs(e.c, bind)} ? ${exprJs(e.a, bind)} : ${exprJs(e.b, bind)})`;
     default: return e satisfies never;
   }
+}
+
+/** `element = value` (or `+=`); a bfloat16 element is widened, added to and rounded back. */
+function storeJs(b: BufferBinding, element: string, value: string, add: boolean): string {
+  if (!b.bf16) return `${element} ${add ? "+=" : "="} ${value}`;
+  return `${element} = bf16Bits(${add ? `bf16Value(${element}) + ${value}` : value})`;
 }
 
 /** Statements as JS source lines, indented by `indent` levels of two spaces. */
@@ -116,11 +158,11 @@ export function stmtsJs(stmts: readonly Stmt[], bind: Bindings, indent = 0, exte
       case "let": out.push(`${pad}let ${s.name} = ${exprJs(s.init, bind)};`); break;
       case "set": out.push(`${pad}${s.name} = ${exprJs(s.value, bind)};`); break;
       case "store":
-        out.push(`${pad}${elementJs(bind(s.buf), s.index, bind, s.abs)} ${s.add ? "+=" : "="} ${exprJs(s.value, bind)};`);
+        out.push(`${pad}${storeJs(bind(s.buf), elementJs(bind(s.buf), s.index, bind, s.abs), exprJs(s.value, bind), s.add === true)};`);
         break;
       case "scatterAdd":
         // one thread: the += is the whole of the scatter
-        out.push(`${pad}${elementJs(bind(s.buf), s.index, bind)} += ${exprJs(s.value, bind)};`);
+        out.push(`${pad}${storeJs(bind(s.buf), elementJs(bind(s.buf), s.index, bind), exprJs(s.value, bind), true)};`);
         break;
       case "extern": out.push(...externs(s).map((line) => `${pad}${line}`)); break;
       case "if":

@@ -265,6 +265,19 @@ describe("nn.dropout", () => {
     expect(hashDraw(0, 0, 0)).toBe(10139058);
     expect(hashDraw(7, 1, 3)).toBe(34239653);
     expect(hashDraw(7, 2, 3)).toBe(33070586);
+    // with the run's seed: the same rounds after (seed·40499 + run·69069 + step) mod P, checked in exact BigInt arithmetic
+    const exact = (seed: bigint, step: bigint, i: bigint, run: bigint): number => {
+      const P = 67108859n;
+      let x = (seed * 40499n + run * 69069n + step) % P;
+      x = (x * x + (1013904223n % P)) % P;
+      x = (x * 48271n + i) % P;
+      for (const c of [2654435761n, 1442695041n, 2246822519n]) x = (x * x + (c % P)) % P;
+      return Number(x);
+    };
+    expect(hashDraw(7, 1, 3, 0)).toBe(exact(7n, 1n, 3n, 0n));
+    expect(hashDraw(7, 1, 3, 9)).toBe(exact(7n, 1n, 3n, 9n));
+    expect(hashDraw(123456, 77, 4096, 2 ** 31 - 1)).toBe(exact(123456n, 77n, 4096n, 2n ** 31n - 1n));
+    expect(hashDraw(7, 1, 3, 9)).not.toBe(hashDraw(7, 1, 3, 0));
     const a = run(0.3, { step: 5 }, 7).a!.data;
     const expected = Array.from({ length: R * C }, (_, i) => (hashDraw(7, 5, i) < keepThreshold(0.7) ? 1 / 0.7 : 0));
     expect(Array.from(a)).toEqual(expected);

@@ -71,7 +71,7 @@ export function simulate(s: Schedule, plan: ArenaPlan, programs: Record<string, 
     const lastRead = new Map<Buffer, number>();
     access.forEach((a, t) => a.reads.forEach((b) => lastRead.set(b, t)));
     // owner of every element: the buffer whose value is there
-    const owner: Record<"F" | "I", (Buffer | undefined)[]> = { F: new Array(plan.floats), I: new Array(plan.ints) };
+    const owner: Record<"F" | "I" | "H", (Buffer | undefined)[]> = { F: new Array(plan.floats), I: new Array(plan.ints), H: new Array(plan.halves) };
     // writing buffer b (a view writes into its block)
     const claim = (b: Buffer, t: number, k: Kernel) => {
       const owns = b.within?.block ?? b;
