@@ -125,6 +125,7 @@ export function matmulKernel(cx: KernelContext): FusedKernel {
   };
   const inl = new Inliner(cx.env(), locals);
   inl.computed.add(mm);
+  for (let r = 0; r < TILE; r++) for (let c = 0; c < TILE; c++) cx.locals.set(acc(r, c), mm);
   let counter = 0;
   const fresh = (hint: string) => `${hint}${counter++}`;
   const batchVars = d.batch.map((_, b) => `t${b}`);
