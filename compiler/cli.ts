@@ -9,7 +9,7 @@ import type { OptimizerSpec } from "../runtime/manifest.js";
 import type { FlagDefs } from "../runtime/flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "../runtime/flags.js";
 import { readManifest } from "../runtime/load.js";
-import { terminalText } from "../runtime/names.js";
+import { screenText, terminalText } from "../runtime/names.js";
 import { trainHelp, TRAIN_FLAGS } from "../runtime/trainer.js";
 import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
 import { checkCommand, checkHelp } from "../runtime/check.js";
@@ -267,7 +267,9 @@ async function graphCommand(argv: readonly string[], io: CliIO): Promise<void> {
  * Runs the gradc command line; returns the exit code. Errors print one line
  * (`gradc: message`), or the stack with `--verbose`.
  */
-export async function run(argv: readonly string[], io: CliIO = defaultIO, trainIO: TrainIO = {}): Promise<number> {
+export async function run(argv: readonly string[], raw: CliIO = defaultIO, trainIO: TrainIO = {}): Promise<number> {
+  // names from a graph or a file are printed as data: no terminal control character gets through
+  const io: CliIO = { out: (t) => raw.out(screenText(t)), err: (t) => raw.err(screenText(t)) };
   const verbose = argv.includes("--verbose");
   const args = argv.filter((a) => a !== "--verbose");
   const [command, ...rest] = args;
