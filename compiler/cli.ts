@@ -168,6 +168,8 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const rel = relative(process.cwd(), outDir);
   const shown = rel === "" ? "." : rel.startsWith("..") ? outDir : rel;
   io.out(`compiled ${terminalText(m.name)} → ${terminalText(shown)}`);
+  for (const r of result.recovered) io.out(`  an interrupted compile's folder: ${r}`);
+  if (result.kept.length) io.out(`  kept the previous bundle's ${result.kept.map((k) => `${k}/`).join(" and ")} (a checkpoint of another graph is refused at --resume)`);
   io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.dtype}, ${m.backend} backend`);
   const t = result.timings;
   io.out(`  compile time ${ms.toFixed(0)} ms (lower ${t.lower.toFixed(0)}, emit ${t.emit.toFixed(0)}, transpile ${t.transpile.toFixed(0)}, write ${t.write.toFixed(0)} ms)`);
