@@ -9,7 +9,7 @@ import type { OptimizerSpec } from "../runtime/manifest.js";
 import type { FlagDefs } from "../runtime/flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "../runtime/flags.js";
 import { readManifest } from "../runtime/load.js";
-import { terminalText } from "../runtime/names.js";
+import { screenText, terminalText } from "../runtime/names.js";
 import { trainHelp, TRAIN_FLAGS } from "../runtime/trainer.js";
 import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
 import { checkCommand, checkHelp } from "../runtime/check.js";
@@ -171,6 +171,8 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   const rel = relative(process.cwd(), outDir);
   const shown = rel === "" ? "." : rel.startsWith("..") ? outDir : rel;
   io.out(`compiled ${terminalText(m.name)} → ${terminalText(shown)}`);
+  for (const r of result.recovered) io.out(`  an interrupted compile's folder: ${r}`);
+  if (result.kept.length) io.out(`  kept the previous bundle's ${result.kept.map((k) => `${k}/`).join(" and ")} (a checkpoint of another graph is refused at --resume)`);
   io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.mixed ? `mixed precision (bfloat16 activations, loss scale from ${m.mixed.initialScale})` : m.dtype}, ${m.backend} backend`);
   const t = result.timings;
   io.out(`  compile time ${ms.toFixed(0)} ms (lower ${t.lower.toFixed(0)}, emit ${t.emit.toFixed(0)}, transpile ${t.transpile.toFixed(0)}, write ${t.write.toFixed(0)} ms)`);
@@ -270,7 +272,9 @@ async function graphCommand(argv: readonly string[], io: CliIO): Promise<void> {
  * Runs the gradc command line; returns the exit code. Errors print one line
  * (`gradc: message`), or the stack with `--verbose`.
  */
-export async function run(argv: readonly string[], io: CliIO = defaultIO, trainIO: TrainIO = {}): Promise<number> {
+export async function run(argv: readonly string[], raw: CliIO = defaultIO, trainIO: TrainIO = {}): Promise<number> {
+  // names from a graph or a file are printed as data: no terminal control character gets through
+  const io: CliIO = { out: (t) => raw.out(screenText(t)), err: (t) => raw.err(screenText(t)) };
   const verbose = argv.includes("--verbose");
   const args = argv.filter((a) => a !== "--verbose");
   const [command, ...rest] = args;

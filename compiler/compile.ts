@@ -43,6 +43,9 @@ export interface CompileResult {
   readonly summary: CompileSummary;
   /** Milliseconds per phase, and `total`. */
   readonly timings: Readonly<Record<"lower" | "emit" | "transpile" | "write" | "total", number>>;
+  /** The previous bundle's training results moved into this one (`checkpoints`, `logs`), and what a killed compile had left. */
+  readonly kept: readonly string[];
+  readonly recovered: readonly string[];
 }
 
 /** Options checked before any work, with messages that name the option. */
@@ -365,9 +368,11 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
   checkManifest(JSON.parse(JSON.stringify(manifest)), `compile: the manifest of ${JSON.stringify(graph.name)}`);
   files.set(FILES.manifest, JSON.stringify(manifest, null, 2) + "\n");
   const outDir = path.resolve(options.outDir);
-  writeBundle(outDir, files);
+  const { kept, recovered } = writeBundle(outDir, files);
   const t4 = performance.now();
   return {
+    kept,
+    recovered,
     outDir,
     manifest,
     files: [...files.keys()].sort(),

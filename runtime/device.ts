@@ -50,6 +50,13 @@ export interface Device {
   kernels(list: KernelList): readonly string[];
   /** Runs one kernel (by its manifest name). */
   runKernel(name: string): MaybePromise<void>;
+  /**
+   * Runs a fused kernel in its checked form, when the bundle has one (else
+   * returns false and runs nothing): the same results, and `flags[i]` set to 1
+   * where the kernel's i-th node (manifest `nodes`) made NaN or infinity out of
+   * finite operands. --check-numerics uses it to name the node that did.
+   */
+  runKernelChecked?(name: string, flags: Uint8Array): MaybePromise<boolean>;
 }
 
 /**

@@ -12,6 +12,19 @@ export type KernelFn = (F: FloatArray, I: Int32Array) => void;
 /** What forward.js and step.js export as `KERNELS`: the kernels in execution order, by name. */
 export type KernelTable = readonly (readonly [string, KernelFn])[];
 
+/** A fused kernel's checked form: also sets flags[i] where its i-th node made NaN or infinity (see Device.runKernelChecked). */
+export type CheckedFn = (F: FloatArray, I: Int32Array, flags: Uint8Array) => void;
+
+/** A module's `CHECKED` table (absent in bundles compiled before it), checked; `file` names it in errors. */
+function checkedTableOf(mod: unknown, file: string): (readonly [string, CheckedFn])[] {
+  const table = (mod as { CHECKED?: unknown }).CHECKED;
+  if (table === undefined) return [];
+  if (!Array.isArray(table) || !table.every((row) => Array.isArray(row) && typeof row[0] === "string" && typeof row[1] === "function")) {
+    throw new Error(`${file}: CHECKED must list [name, function] pairs`);
+  }
+  return table as (readonly [string, CheckedFn])[];
+}
+
 /** A module's `KERNELS`, checked; `file` names it in errors. */
 export function kernelTableOf(mod: unknown, file: string): KernelTable {
   const table = (mod as { KERNELS?: unknown }).KERNELS;
@@ -59,6 +72,7 @@ async function importKernels<T>(dir: string, file: string, manifest: Manifest): 
 /** The kernels of each list, bound once on first use. */
 interface KernelLists {
   readonly byName: ReadonlyMap<string, KernelFn>;
+  readonly checked: ReadonlyMap<string, CheckedFn>;
   readonly names: Readonly<Record<KernelList, readonly string[]>>;
   readonly update: readonly KernelFn[];
 }
@@ -95,7 +109,8 @@ export async function createHostDevice(manifest: Manifest, dir: string): Promise
       gradients: inList(stepTable, manifest.files.step, "gradients"),
       update: inList(stepTable, manifest.files.step, "update"),
     };
-    lists = { byName, names, update: names.update.map((n) => byName.get(n)!) };
+    const checked = new Map([...checkedTableOf(forwardMod, `${dir}/${manifest.files.forward}`), ...checkedTableOf(stepMod, `${dir}/${manifest.files.step}`)]);
+    lists = { byName, checked, names, update: names.update.map((n) => byName.get(n)!) };
     return lists;
   };
   return new ArenaDevice(manifest.backend, arenas, forward, step, kernelLists);
@@ -180,5 +195,12 @@ class ArenaDevice implements HostDevice {
     const fn = this.lists().byName.get(name);
     if (!fn) throw new Error(`no kernel named ${name} in this bundle`);
     fn(this.arenas.F, this.arenas.I);
+  }
+
+  runKernelChecked(name: string, flags: Uint8Array): boolean {
+    const fn = this.lists().checked.get(name);
+    if (!fn) return false;
+    fn(this.arenas.F, this.arenas.I, flags);
+    return true;
   }
 }

@@ -26,7 +26,7 @@ export { loadArrays, loadMnist, loadTrainingData, MNIST_PIXELS } from "./sources
 export type { TrainingData } from "./sources.js";
 export { accuracy, argmax, main as train, trainHelp, writePlots } from "./trainer.js";
 export type { AccuracySpec, TrainSummary, TrainIO } from "./trainer.js";
-export { CheckedDevice, NumericsError, describeFault, firstNonFinite, suspectNode } from "./numerics.js";
+export { CheckedDevice, NumericsError, blameNode, describeFault, firstNonFinite, suspectNode } from "./numerics.js";
 export type { NumericsFault } from "./numerics.js";
 export { DEVICES, createDevice } from "./devices.js";
 export type { DeviceFactory } from "./devices.js";

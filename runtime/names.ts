@@ -19,12 +19,39 @@ export function objectOf<T>(entries: Iterable<readonly [string, T]>): Record<str
   return out;
 }
 
+const unicodeEscape = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
 /**
  * Text safe to print on a terminal: control characters (ESC, CR, BEL, the C1
  * range, bidi overrides) are shown as \u escapes instead of acting.
  */
 export function terminalText(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, unicodeEscape);
+}
+
+/**
+ * Output for a terminal: as terminalText, but line feeds stay line feeds.
+ * Everything gradc prints goes through it, so a name that reached a message
+ * without terminalText still cannot move the cursor, recolour or rewrite a line.
+ */
+export function screenText(text: string): string {
+  return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, unicodeEscape);
+}
+
+/** A name in double quotes, as JSON writes it, safe to print on a terminal (see terminalText). */
+export function quoted(name: string): string {
+  return terminalText(JSON.stringify(name));
+}
+
+/** A value read from a file, as JSON, safe to print on a terminal and cut to `max` characters. */
+export function shown(value: unknown, max = 80): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return terminalText(text.length > max ? `${text.slice(0, max)}…` : text);
 }
 
 /**

@@ -17,10 +17,18 @@ export interface NumericsFault {
   /**
    * The graph node that produced it, as printed (`e:f32[3,1] = div 1.0 d`), or
    * what an update does. In a fused kernel, which computes several nodes and
-   * stores only some, it is the first node that can turn finite values into
-   * NaN or infinity (see `suspectNode`).
+   * stores only some, `blame` says how the node was found.
    */
   readonly node?: string;
+  /**
+   * How the node of a fused kernel was found: `made`, the kernel's checked
+   * form saw this node turn finite operands into NaN or infinity; `stored`, no
+   * node did before the value was stored (a float32 store overflowed, or the
+   * target's own code made it), and this is the stored node; `suspect`, the
+   * bundle has no checked form of the kernel (a device without one, an older
+   * bundle), and this is the first node that can make NaN or infinity (see `suspectNode`).
+   */
+  readonly blame?: "made" | "stored" | "suspect";
   /** The user's file:line, or `grad of sqrt at file:line` for backward nodes. */
   readonly src?: string;
   /** For a fused kernel: how many nodes it computes. */
@@ -48,9 +56,13 @@ export function describeFault(f: NumericsFault): string {
     return `${at}${f.phase} "${f.label}" holds ${what} at ${f.index} before any kernel ran`;
   }
   const src = f.src ? ` (${f.src})` : "";
-  const fused = f.fused
-    ? `; of the ${f.fused} nodes this fused kernel computes, this is the first that can turn finite values into NaN or infinity (compile with fusion: false to check node by node)`
-    : "";
+  const fused = !f.fused
+    ? ""
+    : f.blame === "made"
+      ? `; of the ${f.fused} nodes this fused kernel computes, this one made it out of finite operands`
+      : f.blame === "stored"
+        ? `; this is the node stored there: none of the ${f.fused} nodes this fused kernel computes made it out of finite operands before the store (a float32 store overflows beyond ±3.4e38)`
+        : `; of the ${f.fused} nodes this fused kernel computes, this is the first that can turn finite values into NaN or infinity (compile with fusion: false to check node by node)`;
   return `${at}kernel ${f.kernel} produced ${what} in ${f.label}${f.index}${src}: ${f.node}${fused}`;
 }
 
@@ -63,6 +75,23 @@ export const RISKY_OPS: ReadonlySet<string> = new Set(["div", "log", "sqrt", "rs
  */
 export function suspectNode(nodes: readonly FusedNode[]): FusedNode | undefined {
   return nodes.find((n) => RISKY_OPS.has(n.op)) ?? nodes.at(-1);
+}
+
+/**
+ * The node of a fused kernel to blame for a non-finite value written to the
+ * slot labelled `label`: with `flags` from its checked form, the first node
+ * that made one out of finite operands, else the stored node; without, the
+ * suspect (`suspectNode`). Undefined for a kernel of one node.
+ */
+export function blameNode(nodes: readonly FusedNode[] | undefined, label: string, flags?: Uint8Array): { node: FusedNode; blame: "made" | "stored" | "suspect" } | undefined {
+  if (!nodes || nodes.length < 2) return undefined;
+  if (flags) {
+    const i = flags.indexOf(1);
+    if (i >= 0 && nodes[i]) return { node: nodes[i], blame: "made" };
+    const stored = nodes.find((n) => n.node.startsWith(`${label}:`));
+    if (stored) return { node: stored, blame: "stored" };
+  }
+  return { node: suspectNode(nodes)!, blame: "suspect" };
 }
 
 /** The index of the first NaN or ±Infinity of `a`, or -1. */
@@ -93,10 +122,11 @@ interface Watched {
   readonly label: string;
 }
 
-/** One kernel with the float slots it writes. */
+/** One kernel with the float slots it writes, and the flags its checked form sets (a fused kernel's). */
 interface CheckedKernel {
   readonly entry: KernelEntry;
   readonly writes: readonly Watched[];
+  readonly flags?: Uint8Array;
 }
 
 type Phase = "forward" | "gradients" | "update";
@@ -127,7 +157,8 @@ export class CheckedDevice implements Device {
         if (!entry) throw new Error(`manifest.json: kernel ${name} is not in the manifest's kernel list`);
         if (!entry.writes) throw new Error(`manifest.json: kernel ${name} lists no written slots, which --check-numerics needs; recompile the model with this version of gradc`);
         const writes = entry.writes.filter((w) => w.arena === "F").map((w) => ({ slot: w, label: w.label ?? name }));
-        return { entry, writes };
+        const fused = entry.nodes && entry.nodes.length > 1 && device.runKernelChecked;
+        return { entry, writes, ...(fused ? { flags: new Uint8Array(entry.nodes!.length) } : {}) };
       });
     this.lists = { forward: bind("forward"), gradients: bind("gradients"), update: bind("update") };
     const watch = (s: Slot & { readonly name: string }): Watched => ({ slot: s, label: s.name });
@@ -191,8 +222,13 @@ export class CheckedDevice implements Device {
     this.scanSources(sources, step, (s) => now(this.device.read(s), this.device, call));
     for (const phase of phases) {
       for (const k of this.lists[phase]) {
-        now(this.device.runKernel(k.entry.name), this.device, call);
-        for (const w of k.writes) this.scanWrite(k, w, now(this.device.read(w.slot), this.device, call), phase, step);
+        let checked = false;
+        if (k.flags) {
+          k.flags.fill(0);
+          checked = now(this.device.runKernelChecked!(k.entry.name, k.flags), this.device, call);
+        }
+        if (!checked) now(this.device.runKernel(k.entry.name), this.device, call);
+        for (const w of k.writes) this.scanWrite(k, w, now(this.device.read(w.slot), this.device, call), phase, step, checked);
       }
     }
   }
@@ -204,8 +240,13 @@ export class CheckedDevice implements Device {
     this.scanSources(sources, step, (s) => values.get(s)!);
     for (const phase of phases) {
       for (const k of this.lists[phase]) {
-        await this.device.runKernel(k.entry.name);
-        for (const w of k.writes) this.scanWrite(k, w, await this.device.read(w.slot), phase, step);
+        let checked = false;
+        if (k.flags) {
+          k.flags.fill(0);
+          checked = await this.device.runKernelChecked!(k.entry.name, k.flags);
+        }
+        if (!checked) await this.device.runKernel(k.entry.name);
+        for (const w of k.writes) this.scanWrite(k, w, await this.device.read(w.slot), phase, step, checked);
       }
     }
   }
@@ -224,18 +265,18 @@ export class CheckedDevice implements Device {
     }
   }
 
-  private scanWrite(k: CheckedKernel, w: Watched, values: SlotView, phase: Phase, step: number | undefined): void {
+  private scanWrite(k: CheckedKernel, w: Watched, values: SlotView, phase: Phase, step: number | undefined, checked: boolean): void {
     const i = firstNonFinite(values);
     if (i < 0) return;
-    const suspect = k.entry.nodes && k.entry.nodes.length > 1 ? suspectNode(k.entry.nodes) : undefined;
-    const src = suspect ? suspect.src : k.entry.src;
+    const found = blameNode(k.entry.nodes, w.label, checked ? k.flags : undefined);
+    const src = found ? found.node.src : k.entry.src;
     throw new NumericsError({
       phase,
       ...(step !== undefined ? { step } : {}),
       kernel: k.entry.name,
-      node: suspect ? suspect.node : k.entry.node,
+      node: found ? found.node.node : k.entry.node,
       ...(src ? { src } : {}),
-      ...(suspect ? { fused: k.entry.nodes!.length } : {}),
+      ...(found ? { fused: k.entry.nodes!.length, blame: found.blame } : {}),
       label: w.label,
       index: unravelIndex(i, w.slot.shape),
       value: values[i]!,

@@ -1,6 +1,8 @@
 // The safetensors format (an 8-byte little-endian header length, a JSON
 // header, then raw little-endian data) as bytes: no file system, so the
 // browser runtime reads and writes it as the Node one does.
+import { quoted, shown } from "./names.js";
+
 export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 export interface NamedTensor {
@@ -45,7 +47,7 @@ export function encodeSafetensors(tensors: Readonly<Record<string, NamedTensor>>
 }
 
 /** Bytes per element of each dtype this reader accepts (F16 and BF16 are widened to f32 as they are read). */
-const DTYPE_BYTES: Readonly<Record<string, number>> = { F16: 2, BF16: 2, F32: 4, F64: 8, I32: 4, U8: 1, BOOL: 1 };
+const DTYPE_BYTES: ReadonlyMap<string, number> = new Map([["F16", 2], ["BF16", 2], ["F32", 4], ["F64", 8], ["I32", 4], ["U8", 1], ["BOOL", 1]]);
 
 /** IEEE half precision → number: sign, 5 exponent bits (bias 15), 10 mantissa bits; subnormals, ±Inf and NaN kept. */
 export function halfToNumber(h: number): number {
@@ -59,7 +61,7 @@ export function halfToNumber(h: number): number {
 
 /** The element data of one tensor as a typed array (a fresh copy; F16/BF16 widened to Float32Array). */
 function readData(dtype: string, bytes: Uint8Array): TensorData {
-  const n = bytes.length / DTYPE_BYTES[dtype]!;
+  const n = bytes.length / DTYPE_BYTES.get(dtype)!;
   const copy = new Uint8Array(bytes.length);
   copy.set(bytes);
   const view = new DataView(copy.buffer);
@@ -90,14 +92,21 @@ interface HeaderEntry {
 }
 
 function checkEntry(name: string, e: unknown, what: string): asserts e is HeaderEntry {
-  const bad = (why: string) => new Error(`${what}: tensor "${name}": ${why}`);
-  if (e === null || typeof e !== "object" || Array.isArray(e)) throw bad("its header entry is not an object");
-  const { dtype, shape, data_offsets: off } = e as Record<string, unknown>;
-  if (typeof dtype !== "string") throw bad(`dtype ${JSON.stringify(dtype ?? null)} is not a string`);
-  if (DTYPE_BYTES[dtype] === undefined) throw bad(`unsupported dtype ${dtype} (gradc reads ${Object.keys(DTYPE_BYTES).join(", ")})`);
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`shape ${JSON.stringify(shape ?? null)} is not a list of sizes`);
+  const bad = (why: string) => new Error(`${what}: tensor ${quoted(name)}: ${why}`);
+  if (e === null || typeof e !== "object" || Array.isArray(e)) throw bad(`its header entry is ${shown(e)}, expected an object with dtype, shape and data_offsets`);
+  const get = (field: string): unknown => (Object.hasOwn(e, field) ? (e as Record<string, unknown>)[field] : undefined);
+  const dtype = get("dtype");
+  const shape = get("shape");
+  const off = get("data_offsets");
+  const dtypes = [...DTYPE_BYTES.keys()].join(", ");
+  if (typeof dtype !== "string" || !DTYPE_BYTES.has(dtype)) {
+    throw bad(`field dtype is ${dtype === undefined ? "missing" : shown(dtype)}, expected one of ${dtypes}`);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw bad(`field shape is ${shape === undefined ? "missing" : shown(shape)}, expected a list of whole sizes ≥ 0`);
+  }
   if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1]) {
-    throw bad(`data_offsets ${JSON.stringify(off ?? null)} are not [begin, end] with 0 <= begin <= end`);
+    throw bad(`field data_offsets is ${off === undefined ? "missing" : shown(off)}, expected [begin, end] with 0 ≤ begin ≤ end`);
   }
 }
 
@@ -131,17 +140,18 @@ export function decodeSafetensors(bytes: Uint8Array, what = "safetensors data"):
   for (const [name, e] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (e === null || typeof e !== "object" || Array.isArray(e) || !Object.values(e).every((v) => typeof v === "string")) {
-        throw new Error(`${what}: __metadata__ must map names to strings`);
+        throw new Error(`${what}: field __metadata__ is ${shown(e)}, expected an object mapping names to strings`);
       }
       metadata = e as Record<string, string>;
       continue;
     }
     checkEntry(name, e, what);
     const [b, end] = e.data_offsets;
-    if (end > dataBytes) throw new Error(`${what}: tensor "${name}" lies outside the file (bytes ${b}..${end} of ${dataBytes})`);
+    if (end > dataBytes) throw new Error(`${what}: tensor ${quoted(name)}: field data_offsets is [${b}, ${end}], beyond the ${dataBytes} data bytes of the file`);
     const count = e.shape.reduce((x, y) => x * y, 1);
-    if (end - b !== count * DTYPE_BYTES[e.dtype]!) {
-      throw new Error(`${what}: tensor "${name}" has ${end - b} bytes, but ${e.dtype} [${e.shape.join(",")}] needs ${count * DTYPE_BYTES[e.dtype]!}`);
+    const needs = count * DTYPE_BYTES.get(e.dtype)!;
+    if (end - b !== needs) {
+      throw new Error(`${what}: tensor ${quoted(name)}: field data_offsets is [${b}, ${end}] (${end - b} bytes), but ${e.dtype} [${e.shape.join(",")}] needs ${needs} bytes`);
     }
     spans.push([b, end, name]);
     const data = readData(e.dtype, bytes.subarray(base + b, base + end));
@@ -151,7 +161,7 @@ export function decodeSafetensors(bytes: Uint8Array, what = "safetensors data"):
   spans.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
   let at = 0;
   for (const [b, end, name] of spans) {
-    if (b !== at) throw new Error(`${what}: tensor "${name}" starts at byte ${b}, expected ${at} (${b < at ? "it overlaps the tensor before it" : "a gap precedes it"})`);
+    if (b !== at) throw new Error(`${what}: tensor ${quoted(name)}: field data_offsets starts at byte ${b}, expected ${at} (${b < at ? "it overlaps the tensor before it" : "a gap precedes it"})`);
     at = end;
   }
   if (at !== dataBytes) throw new Error(`${what}: the tensors cover ${at} of the ${dataBytes} data bytes`);

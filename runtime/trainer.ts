@@ -15,7 +15,7 @@ import { GradNormLog, gradNormSeries, parseCsv, readGradNorms } from "./gradNorm
 import { linePlot } from "./plot.js";
 import { makeDirs, removeStaleTemps, writeFileAtomic } from "./safetensors.js";
 import { acquireLock } from "./lock.js";
-import { terminalText } from "./names.js";
+import { screenText, terminalText } from "./names.js";
 import type { Communicator } from "./mpi.js";
 import { mpiWorld } from "./mpi.js";
 import type { DataParallel } from "./dataParallel.js";
@@ -89,13 +89,21 @@ function choices(f: FlagValues): RunChoices {
 const fmt = (x: number): string => (Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(4) : x.toExponential(3));
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
+/** The line train.js prints for an error (its stack with --verbose), safe for a terminal. */
+export function errorText(e: unknown, verbose: boolean): string {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return screenText(verbose && err.stack ? err.stack : `train: ${err.message}`);
+}
+
 /**
  * Trains the bundle in `bundleDir` as its manifest's training spec says,
  * with `argv` flags applied (see TRAIN_FLAGS). Returns a summary, or
  * undefined when `--help` only printed the usage.
  */
 export async function main(bundleDir: string, argv: readonly string[] = [], io: TrainIO = {}): Promise<TrainSummary | undefined> {
-  const log = io.log ?? ((line: string) => console.log(line));
+  const print = io.log ?? ((line: string) => console.log(line));
+  // names from a graph or a file are printed as data: no terminal control character gets through
+  const log = (line: string): void => print(screenText(line));
   const { flags, positional } = parseFlags(argv, TRAIN_FLAGS, "the trainer");
   if (flags["help"]) {
     log(trainHelp());
@@ -112,7 +120,7 @@ export async function main(bundleDir: string, argv: readonly string[] = [], io: 
     summary = comm.rank === 0 ? await withLocks(bundleDir, flags, run) : await run();
   } catch (e) {
     // the other ranks wait in a collective call: end the whole job
-    console.error(`train: rank ${comm.rank} of ${comm.size}: ${e instanceof Error ? e.message : String(e)}`);
+    console.error(screenText(`train: rank ${comm.rank} of ${comm.size}: ${e instanceof Error ? e.message : String(e)}`));
     comm.abort(1);
   }
   comm.finalize();

@@ -37,6 +37,8 @@ export class KernelContext {
   private readonly namer = new Namer();
   /** Members of this group already written to memory by this kernel (so later members may load them). */
   readonly written = new Set<Value>();
+  /** Locals of the kernel that hold one value's element: inlined values and accumulators (see `probedKernel`). */
+  readonly locals = new Map<string, Value>();
 
   constructor(
     readonly plan: FusionPlan,
@@ -73,6 +75,7 @@ export class KernelContext {
       forms,
       buffer: (v) => (this.readable(v) ? this.bufferName(v) : undefined),
       nameOf: this.nameOf,
+      holds: (local, v) => this.locals.set(local, v),
     };
   }
 

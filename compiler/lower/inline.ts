@@ -80,6 +80,8 @@ export interface InlineEnv {
   readonly buffer: (v: Value) => string | undefined;
   /** Names for locals, from the printed names of nodes. */
   readonly nameOf: (t: Tensor) => string;
+  /** Told of every local that holds one value's element (for the checked kernels of --check-numerics). */
+  readonly holds?: (local: string, v: Value) => void;
 }
 
 /** An expression and the scope it is valid in. */
@@ -198,6 +200,7 @@ export class Inliner {
     if (e.k === "num" || e.k === "var" || e.k === "load") return { e, scope: where };
     const name = this.fresh(this.env.nameOf(v.node));
     where.stmts.push({ k: "let", name, init: e });
+    this.env.holds?.(name, v);
     where.memo.set(key, ref(name));
     return { e: ref(name), scope: where };
   }

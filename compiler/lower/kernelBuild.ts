@@ -36,6 +36,8 @@ export interface KernelDraft {
   readonly recomputes: number;
   /** Work the target's own code does (see FusedKernel.extern). */
   readonly extern?: FusedKernel["extern"];
+  /** A fused kernel's locals that hold a node's element → the node's index in `nodes` (see `probedKernel`). */
+  readonly probes?: ReadonlyMap<string, number>;
 }
 
 /**
@@ -96,10 +98,11 @@ function singleKernel(env: KernelEnv, v: Value): FusedKernel {
 export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelDraft {
   const anchor = g.members[0]!;
   let fused: FusedKernel;
+  let cx: KernelContext | undefined;
   if (g.kind === "single" || g.kind === "opaque") {
     fused = singleKernel(env, anchor);
   } else {
-    const cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t), env.mixed === true);
+    cx = new KernelContext(plan, g, env.precision, (t) => nameOf(env, t), env.mixed === true);
     fused = g.kind === "pointwise" ? pointwiseKernel(cx) : g.kind === "reduce" ? reduceKernel(cx, env.target.reduceColumns) : matmulKernel(cx);
   }
   const buffers: Record<string, Buffer> = {};
@@ -117,6 +120,13 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
   }
   const computed = [...fused.computed].sort((a, b) => a.node.id - b.node.id || Number(a.copy) - Number(b.copy));
   const nodes = [...new Set(computed.map((v) => v.node))];
+  const probes = new Map<string, number>();
+  if (cx && nodes.length > 1) {
+    for (const [local, v] of cx.locals) {
+      const i = nodes.indexOf(v.node);
+      if (i >= 0) probes.set(local, i);
+    }
+  }
   const binding = (t: Tensor) => env.printed.get(t)?.binding ?? String(t);
   const others = g.members.slice(1).map((v) => nameOf(env, v.node));
   const what = others.length ? `${binding(anchor.node)} (fused with ${others.join(" ")})` : binding(anchor.node);
@@ -143,5 +153,6 @@ export function groupKernel(env: KernelEnv, plan: FusionPlan, g: Group): KernelD
     inplace: fused.inplace,
     recomputes: computed.filter((v) => v.copy).length,
     ...(fused.extern ? { extern: fused.extern } : {}),
+    ...(probes.size ? { probes } : {}),
   };
 }

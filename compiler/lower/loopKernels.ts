@@ -118,6 +118,7 @@ function rowKernel(cx: KernelContext): FusedKernel {
     if (v.kind === "reduce") {
       const { init, combine } = reduction(v);
       const acc = inl.fresh(`acc_${cx.nameOf(v.node)}`);
+      cx.locals.set(acc, v);
       outer.stmts.push(let_(acc, init));
       const inner = new Scope(all, outer);
       const x = inl.value(v.inputs[0]!, xCoords, inner);
@@ -145,6 +146,7 @@ function rowKernel(cx: KernelContext): FusedKernel {
     const t = g.total;
     const { init, combine } = reduction(t);
     acc = inl.fresh(`acc_${cx.nameOf(t.node)}`);
+    cx.locals.set(acc, t);
     root.stmts.push(let_(acc, init));
     const x = inl.value(t.inputs[0]!, nativeCoords(g, t.inputs[0]!, "k")!, outer);
     outer.stmts.push(set(acc, combine(ref(acc), x)));
@@ -206,7 +208,10 @@ function columnKernel(cx: KernelContext, columns: number): FusedKernel {
     const root = new Scope(bound(true));
     const inner = new Scope(g.shape.map(() => true), root);
     const kCoords = nativeCoords(g, stage)!;
-    for (let c = 0; c < cols; c++) root.stmts.push(let_(`acc${c}`, init));
+    for (let c = 0; c < cols; c++) {
+      cx.locals.set(`acc${c}`, stage);
+      root.stmts.push(let_(`acc${c}`, init));
+    }
     for (let c = 0; c < cols; c++) {
       const x = inl.value(stage.inputs[0]!, shifted(identity(g.n), last, c), inner);
       inner.stmts.push(set(`acc${c}`, combine(ref(`acc${c}`), x)));

@@ -32,6 +32,8 @@ export function matmulKernel(cx: KernelContext): FusedKernel {
   const N = MATMUL_NAMES;
   const inl = new Inliner(cx.env(), (v) => (v === mm ? ref(N.acc) : undefined));
   inl.computed.add(mm);
+  // --check-numerics: the accumulator holds the product's element
+  cx.locals.set(N.acc, mm);
   const bound = (p: boolean) => Array.from({ length: g.n }, (_, a) => a !== f.p || p);
   const outer = new Scope(bound(false));
   const inner = new Scope(bound(true), outer);

@@ -54,6 +54,8 @@ export interface Kernel {
   readonly recomputes: number;
   /** Work the target's own code does where the body has its `extern` statement (see ExternWork). */
   readonly extern?: ExternWork;
+  /** A fused kernel's locals that hold a node's element → the node's index in `nodes` (see `probedKernel`). */
+  readonly probes?: ReadonlyMap<string, number>;
 }
 
 /** An optimizer-state buffer of one param. */
@@ -297,6 +299,7 @@ function planKernels(plans: EntryPlans, train: Graph, env: KernelEnv, namer: Nam
         inplace: draft.inplace,
         recomputes: draft.recomputes,
         ...(draft.extern ? { extern: draft.extern } : {}),
+        ...(draft.probes ? { probes: draft.probes } : {}),
       };
       bySignature.set(sig, { kernel, entry: entries });
       return kernel;

@@ -1,7 +1,7 @@
 // The gradc command line: help, errors without stacks, inspect and graph on a
 // hand-written bundle in-process, and compile → inspect as child processes.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -99,6 +99,23 @@ describe("gradc (in-process)", () => {
     const report = JSON.parse(readFileSync(join(plain, "report.json"), "utf8")) as { params: { name: string }[]; compileMs: Record<string, number> };
     expect(report.params.map((p) => p.name)).toEqual(["W1", "b1", "W2", "b2"]);
     expect(Object.keys(report.compileMs)).toEqual(["lower", "emit", "transpile", "report"]);
+  });
+
+  it("compiling again keeps the bundle's checkpoints and logs, and says so", async () => {
+    const dir = join(root, "xor-again");
+    const first = await cli("compile", join(repo, "examples/xor/model.ts"), "-o", dir, "--no-wasm");
+    expect(first.code).toBe(0);
+    expect(first.out).not.toMatch(/kept the previous/);
+    mkdirSync(join(dir, "checkpoints"));
+    writeFileSync(join(dir, "checkpoints", "latest.safetensors"), "weights");
+    mkdirSync(join(dir, "logs"));
+    writeFileSync(join(dir, "logs", "loss.csv"), "step,epoch,loss,lr\n1,1,0.5,0.01\n");
+    const again = await cli("compile", join(repo, "examples/xor/model.ts"), "-o", dir, "--no-wasm", "--lr", "0.5");
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/kept the previous bundle's checkpoints\/ and logs\/ \(a checkpoint of another graph is refused at --resume\)/);
+    expect(readFileSync(join(dir, "checkpoints", "latest.safetensors"), "utf8")).toBe("weights");
+    expect(readFileSync(join(dir, "logs", "loss.csv"), "utf8")).toContain("1,1,0.5,0.01");
+    expect((JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Manifest).optimizer.lr).toBe(0.5);
   });
 
   it("merges optimizer flags over the model's config", () => {

@@ -38,8 +38,8 @@ describe("safetensors headers", () => {
   });
 
   it("refuses unknown dtypes (even inherited names) and non-string metadata", () => {
-    expect(decodeError(safetensorsBytes('{"a":{"dtype":"toString","shape":[],"data_offsets":[0,0]}}'))).toMatch(/^ck\.safetensors: tensor "a"/);
-    expect(decodeError(safetensorsBytes('{"__metadata__":{"step":3}}'))).toMatch(/^ck\.safetensors: __metadata__/);
+    expect(decodeError(safetensorsBytes('{"a":{"dtype":"toString","shape":[],"data_offsets":[0,0]}}'))).toMatch(/^ck\.safetensors: tensor "a": field dtype is "toString", expected one of F16, /);
+    expect(decodeError(safetensorsBytes('{"__metadata__":{"step":3}}'))).toMatch(/^ck\.safetensors: field __metadata__ is \{"step":3\}, expected an object mapping names to strings$/);
   });
 
   it("a tensor named __proto__ is a tensor like any other", () => {

@@ -10,9 +10,9 @@ import type { Graph } from "../../compiler/ir/graph.js";
 import type { CompileOptions } from "../../compiler/config.js";
 import { load } from "../../runtime/load.js";
 import { main } from "../../runtime/trainer.js";
-import { NumericsError, firstNonFinite, suspectNode, unravelIndex } from "../../runtime/numerics.js";
+import { NumericsError, blameNode, firstNonFinite, suspectNode, unravelIndex } from "../../runtime/numerics.js";
 import type { NumericsFault } from "../../runtime/numerics.js";
-import { finite, logAtZero, sqrtAtZero, zeroRow } from "./models/nonFinite.js";
+import { finite, logAtZero, overflowBeforeLog, sqrtAtZero, unitRows, zeroRow } from "./models/nonFinite.js";
 
 const root = mkdtempSync(join(tmpdir(), "gradc-numerics-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -82,6 +82,28 @@ describe("--check-numerics on compiled bundles", () => {
     });
   }
 
+  it("names the node of a fused kernel that made the infinity, not the first risky op after it", async () => {
+    const unfused = await faultOf(async () => (await load(build(overflowBeforeLog, { fusion: false }), { checkNumerics: true })).step(unitRows));
+    const dir = build(overflowBeforeLog);
+    const t = await load(dir, { checkNumerics: true });
+    const fused = await faultOf(() => t.step(unitRows));
+    // one kernel computes the matmul, both muls and the sqrt; it stores only the sqrt
+    expect(fused.fused).toBe(4);
+    expect(fused.label).not.toBe(unfused.label);
+    for (const f of [unfused, fused]) {
+      expect(f.value).toBe(Infinity);
+      expect(f.node).toMatch(/= mul b b$/);
+      expect(f.src).toMatch(new RegExp(`models/nonFinite\\.ts:${lineOf("@overflow")}$`));
+    }
+    expect(fused.blame).toBe("made");
+    expect(fused.message).toContain("this one made it out of finite operands");
+    // the checked form computes what the kernel does: the same loss on finite data
+    const plain = await load(dir);
+    const checked = await load(dir, { checkNumerics: true });
+    const small = { x: [1e-200, 0, 0, 1e-200, 1e-200, 1e-200] };
+    expect(checked.step(small)).toBe(plain.step(small));
+  });
+
   it("reports bad data as the input's, before any kernel runs", async () => {
     const t = await load(build(sqrtAtZero), { checkNumerics: true });
     const f = await faultOf(() => t.step({ x: [1, 1, NaN, 0, 2, 2] }));
@@ -142,5 +164,18 @@ describe("numerics helpers", () => {
     ];
     expect(suspectNode(nodes)?.node).toBe("e = div 1.0 d");
     expect(suspectNode(nodes.slice(0, 1))?.node).toBe("d = mul b 2.0");
+  });
+
+  it("blames the node a fused kernel's checked form flagged, else the stored one, else the suspect", () => {
+    const nodes = [
+      { node: "a:f32[2] = mul x 1e30", op: "mul" },
+      { node: "b:f32[2] = mul a a", op: "mul" },
+      { node: "c:f32[2] = sqrt b", op: "sqrt" },
+    ];
+    expect(blameNode(nodes, "c", Uint8Array.from([0, 1, 1]))).toEqual({ node: nodes[1], blame: "made" });
+    expect(blameNode(nodes, "b", Uint8Array.from([0, 0, 0]))).toEqual({ node: nodes[1], blame: "stored" });
+    expect(blameNode(nodes, "c", undefined)).toEqual({ node: nodes[2], blame: "suspect" });
+    expect(blameNode(nodes, "z", Uint8Array.from([0, 0, 0]))).toEqual({ node: nodes[2], blame: "suspect" });
+    expect(blameNode(nodes.slice(0, 1), "a", Uint8Array.from([1]))).toBeUndefined();
   });
 });

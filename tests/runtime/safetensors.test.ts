@@ -88,26 +88,47 @@ describe("safetensors header edge cases", () => {
     expect(() => decodeSafetensors(file({}, new Uint8Array(0), { rawHeader: "{oops" }))).toThrow(/not valid JSON/);
   });
 
-  it("refuses an unsupported dtype by name, and a bad shape or offsets", () => {
-    expect(() => decodeSafetensors(file(one({ dtype: "I64", data_offsets: [0, 8] }), new Uint8Array(8)))).toThrow(/tensor "x": unsupported dtype I64/);
-    expect(() => decodeSafetensors(file(one({ shape: [-1] }), four))).toThrow(/shape \[-1\] is not a list of sizes/);
-    expect(() => decodeSafetensors(file(one({ data_offsets: [4, 0] }), four))).toThrow(/data_offsets \[4,0\]/);
+  const F = "t.safetensors";
+  const decode = (bytes: Uint8Array) => () => decodeSafetensors(bytes, F);
+
+  it("refuses an unsupported dtype by name, and a bad shape or offsets: file, tensor, field, value, expected", () => {
+    const dtypes = "expected one of F16, BF16, F32, F64, I32, U8, BOOL";
+    expect(decode(file(one({ dtype: "I64", data_offsets: [0, 8] }), new Uint8Array(8)))).toThrow(`t.safetensors: tensor "x": field dtype is "I64", ${dtypes}`);
+    // names of Object.prototype are no dtypes either
+    for (const dtype of ["toString", "constructor", "__proto__", "hasOwnProperty", "valueOf"]) {
+      expect(decode(file(one({ dtype }), four))).toThrow(`t.safetensors: tensor "x": field dtype is ${JSON.stringify(dtype)}, ${dtypes}`);
+    }
+    expect(decode(file(one({ dtype: 4 as unknown as string }), four))).toThrow(`t.safetensors: tensor "x": field dtype is 4, ${dtypes}`);
+    expect(decode(file({ x: { shape: [1], data_offsets: [0, 4] } } as unknown as Record<string, Entry>, four))).toThrow(`t.safetensors: tensor "x": field dtype is missing, ${dtypes}`);
+    expect(decode(file(one({ shape: [-1] }), four))).toThrow('t.safetensors: tensor "x": field shape is [-1], expected a list of whole sizes ≥ 0');
+    expect(decode(file(one({ shape: "4" as unknown as number[] }), four))).toThrow('t.safetensors: tensor "x": field shape is "4", expected a list of whole sizes ≥ 0');
+    expect(decode(file(one({ data_offsets: [4, 0] }), four))).toThrow('t.safetensors: tensor "x": field data_offsets is [4,0], expected [begin, end] with 0 ≤ begin ≤ end');
+    expect(decode(file(one({ data_offsets: [-4, 0] as unknown as [number, number] }), four))).toThrow(/field data_offsets is \[-4,0\], expected/);
+    expect(decode(file({ x: null } as unknown as Record<string, Entry>, four))).toThrow('t.safetensors: tensor "x": its header entry is null, expected an object with dtype, shape and data_offsets');
+    expect(decode(file({ x: [1] } as unknown as Record<string, Entry>, four))).toThrow(/its header entry is \[1\], expected an object/);
+  });
+
+  it("a tensor name or value with terminal escapes is shown escaped", () => {
+    const evil = "\u001b]0;pwned\u0007\u009b31m";
+    expect(decode(file({ [evil]: { dtype: evil, shape: [1], data_offsets: [0, 4] } }, four))).toThrow(
+      't.safetensors: tensor "\\u001b]0;pwned\\u0007\\u009b31m": field dtype is "\\u001b]0;pwned\\u0007\\u009b31m", expected one of',
+    );
   });
 
   it("refuses a byte count that does not match the dtype and shape", () => {
-    expect(() => decodeSafetensors(file(one({ shape: [2] }), four))).toThrow(/"x" has 4 bytes, but F32 \[2\] needs 8/);
+    expect(decode(file(one({ shape: [2] }), four))).toThrow('t.safetensors: tensor "x": field data_offsets is [0, 4] (4 bytes), but F32 [2] needs 8 bytes');
   });
 
   it("refuses data outside the file, gaps, overlaps and trailing bytes", () => {
-    expect(() => decodeSafetensors(file(one({ data_offsets: [4, 8] }), four))).toThrow(/lies outside the file/);
+    expect(decode(file(one({ data_offsets: [4, 8] }), four))).toThrow('t.safetensors: tensor "x": field data_offsets is [4, 8], beyond the 4 data bytes of the file');
     const two = (a: [number, number], b: [number, number], n: number) =>
       file({ a: { dtype: "F32", shape: [1], data_offsets: a }, b: { dtype: "F32", shape: [1], data_offsets: b } }, new Uint8Array(n));
-    expect(() => decodeSafetensors(two([0, 4], [8, 12], 12))).toThrow(/"b" starts at byte 8, expected 4 \(a gap precedes it\)/);
-    expect(() => decodeSafetensors(two([0, 4], [0, 4], 4))).toThrow(/overlaps/);
-    expect(() => decodeSafetensors(file(one(), new Uint8Array(8)))).toThrow(/cover 4 of the 8 data bytes/);
+    expect(decode(two([0, 4], [8, 12], 12))).toThrow('t.safetensors: tensor "b": field data_offsets starts at byte 8, expected 4 (a gap precedes it)');
+    expect(decode(two([0, 4], [0, 4], 4))).toThrow(/t\.safetensors: tensor "[ab]": field data_offsets starts at byte 0, expected 4 \(it overlaps the tensor before it\)/);
+    expect(decode(file(one(), new Uint8Array(8)))).toThrow(/t\.safetensors: the tensors cover 4 of the 8 data bytes/);
   });
 
   it("refuses metadata that is not a map of strings", () => {
-    expect(() => decodeSafetensors(file({ __metadata__: { n: 1 } as unknown as Record<string, string> }, new Uint8Array(0)))).toThrow(/__metadata__ must map names to strings/);
+    expect(decode(file({ __metadata__: { n: 1 } as unknown as Record<string, string> }, new Uint8Array(0)))).toThrow('t.safetensors: field __metadata__ is {"n":1}, expected an object mapping names to strings');
   });
 });

@@ -103,6 +103,10 @@ describe("trainer main", () => {
     expect(lines.join("\n")).toMatch(/--checkpoint-every N/);
     await expect(main(bundle(), ["--stepz", "3"])).rejects.toThrow(/unknown option --stepz for the trainer/);
     await expect(main(bundle(), ["--steps", "x"])).rejects.toThrow(/--steps of the trainer needs a whole number/);
+    // a negative count is no way to finish with exit code 0
+    await expect(main(bundle(), ["--steps", "-5"])).rejects.toThrow('option --steps of the trainer needs a whole number ≥ 0 (got "-5")');
+    await expect(main(bundle(), ["--epochs", "2.5"])).rejects.toThrow('option --epochs of the trainer needs a whole number ≥ 0 (got "2.5")');
+    await expect(main(bundle(), ["--lr", "-1", "--steps", "1"])).rejects.toThrow(/learning rate must be a finite number ≥ 0 \(got -1\)/);
     const bare = writeFixture(join(root, `t${n++}`)).dir;
     await expect(main(bare, [])).rejects.toThrow(/the bundle has no training spec/);
     await expect(run(bundle({ examples: 6 }))).rejects.toThrow(/4 training examples are fewer than one batch of 8/);

@@ -15,6 +15,7 @@ import { commentText } from "../../lower/names.js";
 import type { Buffer } from "../../lower/lower.js";
 import type { EmittedKernels, KernelSource } from "../target.js";
 import type { ExternWork, Stmt } from "../../kernel/kir.js";
+import { PROBE_FLAGS, probedBody } from "../../kernel/probe.js";
 
 /** What the hooks see of a kernel. */
 export interface HookedKernel {
@@ -155,6 +156,26 @@ function kernelTable(sf: SourceFile, ks: readonly Kernel[]): void {
   ]);
 }
 
+/**
+ * `CHECKED`: the checked form of each fused kernel that has one (kernel/probe.ts),
+ * for --check-numerics: the same results, and flags naming the node that made a
+ * NaN or infinity. Anonymous functions: no name of them can meet a kernel's.
+ */
+function checkedTable(sf: SourceFile, ks: readonly Kernel[], plan: ArenaPlan, hooks: EmitHooks): void {
+  const rows = ks.flatMap((k) => {
+    if (!k.probes?.size) return [];
+    const bind = kernelBindings(k, plan, hooks);
+    const body = stmtsJs(probedBody(k.body, k.probes), (name) => (name === PROBE_FLAGS ? { array: PROBE_FLAGS, offset: 0 } : bind(name)), 1, (s) => hooks.externJs(k, s));
+    return [`  ["${k.name}", (F, I, ${PROBE_FLAGS}) => {`, ...body.map((l) => `  ${l}`), "  }],"];
+  });
+  sf.addStatements([
+    "/** Fused kernels in a checked form: the same results, and $nf[i] = 1 where the kernel's i-th node made NaN or infinity out of finite operands (--check-numerics). */",
+    `export const CHECKED: readonly (readonly [string, (F: Float32Array | Float64Array, I: Int32Array, ${PROBE_FLAGS}: Uint8Array) => void])[] = [`,
+    ...rows,
+    "];",
+  ]);
+}
+
 /** forward.ts: `create(F, I)` returns `{ forward() }`, which computes the outputs. */
 export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project = emitProject()): string {
   const sf = project.createSourceFile("forward.ts", "", { overwrite: true });
@@ -165,6 +186,7 @@ export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, proj
   sf.addStatements(hooks.preamble(ks));
   sf.addFunctions(ks.map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, ks);
+  checkedTable(sf, ks, plan, hooks);
   sf.addFunction({
     isExported: true,
     name: "create",
@@ -192,6 +214,7 @@ export function emitStep(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project
   sf.addStatements(hooks.preamble([...grads, ...updates]));
   sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, [...grads, ...updates]);
+  checkedTable(sf, [...grads, ...updates], plan, hooks);
   sf.addFunction({
     isExported: true,
     name: "create",

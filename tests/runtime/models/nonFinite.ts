@@ -32,3 +32,19 @@ export const finite = graph("finite", (g) => {
 
 /** Three examples whose middle one makes x·w = 0. */
 export const zeroRow = { x: [1, 1, 0, 0, 2, 2] };
+
+/**
+ * loss = Σ sqrt((x·w · 1e200)²): the square overflows to infinity in float64
+ * and the sqrt after it only passes the infinity on. Fused, the sqrt is the
+ * first op that can make infinity out of finite values, but the mul made it.
+ */
+export const overflowBeforeLog = graph("overflowBeforeLog", (g) => {
+  const x = g.input("x", [3, 2]);
+  const w = g.param("w", [2, 1], { init: 0.5 });
+  const big = x.matmul(w).mul(1e200);
+  const squared = big.mul(big); // @overflow
+  return { loss: squared.sqrt().sum(), outputs: { big } };
+});
+
+/** Rows whose x·w is 1, 1 and 2. */
+export const unitRows = { x: [1, 1, 1, 1, 2, 2] };
