@@ -31,6 +31,8 @@ class Jam {
     private readonly nr: number,
     private readonly mutable: ReadonlySet<string>,
     private readonly fresh: (base: string) => string,
+    /** Told each local's copy, so the kernel's probes (--check-numerics) follow the copies. */
+    private readonly copied: (from: string, to: string) => void,
   ) {
     this.renamed = Array.from({ length: mr * nr }, () => new Map<string, string>());
   }
@@ -60,6 +62,7 @@ class Jam {
               } else {
                 const name = this.fresh(`${s.name.replace(/_$/, "")}${r}${c}`);
                 names.set(s.name, name);
+                this.copied(s.name, name);
                 if (!this.mutable.has(s.name)) seen.set(key, name);
                 out.push(let_(name, init));
               }
@@ -90,7 +93,7 @@ class Jam {
 }
 
 /** A product nest in tiles (see the file header). */
-function tiled(nest: ProductNest, mutable: ReadonlySet<string>, fresh: (base: string) => string): Stmt[] {
+function tiled(nest: ProductNest, mutable: ReadonlySet<string>, fresh: (base: string) => string, copied: (from: string, to: string) => void): Stmt[] {
   const [m, n] = [nest.rows.to, nest.cols.to];
   const mt = Math.floor(m / TILE);
   const nt = Math.floor(n / TILE);
@@ -98,7 +101,7 @@ function tiled(nest: ProductNest, mutable: ReadonlySet<string>, fresh: (base: st
   const rn = n - nt * TILE;
   const ti = fresh(`t${nest.rows.v}`);
   const tj = fresh(`t${nest.cols.v}`);
-  const tile = (mr: number, nr: number) => new Jam(nest, mr, nr, mutable, fresh).tile();
+  const tile = (mr: number, nr: number) => new Jam(nest, mr, nr, mutable, fresh, copied).tile();
   /** Tiles of one band of rows (tile rows `from` to `to`), whole columns then the rest. */
   const band = (mr: number, from: number, to: number): Stmt => {
     const cols: Stmt[] = [];
@@ -120,6 +123,12 @@ export const registerTiles: KernelPass = {
     let found = false;
     const taken = declaredNames(k.body);
     const fresh = freshNames(taken);
+    // a probed local's copies hold the same node's elements
+    const probes = k.probes ? new Map(k.probes) : undefined;
+    const copied = (from: string, to: string) => {
+      const node = k.probes?.get(from);
+      if (node !== undefined) probes!.set(to, node);
+    };
     const body = replaceStmts(k.body, (s) => {
       const nest = productNest(s);
       if (!nest) return undefined;
@@ -128,8 +137,8 @@ export const registerTiles: KernelPass = {
       const mutable = new Set<string>();
       const visit = (xs: readonly Stmt[]) => xs.forEach((x) => (x.k === "set" ? mutable.add(x.name) : x.k === "for" ? visit(x.body) : undefined));
       visit(nest.cols.body);
-      return tiled(nest, mutable, fresh);
+      return tiled(nest, mutable, fresh, copied);
     });
-    return found ? { ...k, body } : k;
+    return found ? { ...k, body, ...(probes ? { probes } : {}) } : k;
   },
 };
