@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import type { BrowserContext } from "playwright-core";
+import { afterAll, beforeAll } from "vitest";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -31,5 +32,25 @@ export async function launchChromium(): Promise<Chromium> {
       await browser.close();
       rmSync(profile, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Chromium for one test file: started before its tests (a cold start sized
+ * for a loaded machine), closed after them, then `after` runs. Returns the
+ * browser, which the tests open pages in.
+ */
+export function chromiumForFile(after?: () => Promise<void> | void): () => BrowserContext {
+  let started: Chromium | undefined;
+  beforeAll(async () => {
+    started = await launchChromium();
+  }, 180_000);
+  afterAll(async () => {
+    await started?.close();
+    await after?.();
+  });
+  return () => {
+    if (!started) throw new Error("chromium did not start (see the beforeAll error)");
+    return started.browser;
   };
 }

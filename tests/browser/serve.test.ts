@@ -8,10 +8,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync }
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BrowserContext, Page } from "playwright-core";
-import { launchChromium } from "../chromium.js";
-import type { Chromium } from "../chromium.js";
+import { describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { chromiumForFile } from "../chromium.js";
 import { main as train } from "../../runtime/trainer.js";
 import { load } from "../../runtime/load.js";
 import { loadTrainingData } from "../../runtime/sources.js";
@@ -27,18 +26,9 @@ import * as xor from "../../examples/xor/model.js";
 import { distinctColours, readPng, shareOf } from "../compiler/viz/png.js";
 
 const scratch = mkdtempSync(path.join(tmpdir(), "gradc-serve-"));
-let chromium: Chromium | undefined;
-let browser: BrowserContext | undefined;
 const servers: Serving[] = [];
 
-beforeAll(async () => {
-  chromium = await launchChromium();
-  browser = chromium.browser;
-  // a cold chromium start on a loaded machine
-}, 180_000);
-
-afterAll(async () => {
-  await chromium?.close();
+const browser = chromiumForFile(async () => {
   for (const s of servers) await s.close();
   rmSync(scratch, { recursive: true, force: true });
   removeBundles();
@@ -52,7 +42,7 @@ async function serve(dir: string): Promise<Serving> {
 
 /** A page that records every request and every complaint. */
 async function openPage(url: string): Promise<{ page: Page; requests: string[]; problems: string[] }> {
-  const page = await browser!.newPage();
+  const page = await browser().newPage();
   const requests: string[] = [];
   const problems: string[] = [];
   page.on("request", (r) => requests.push(r.url()));

@@ -5,29 +5,15 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BrowserContext } from "playwright-core";
-import { launchChromium } from "../../chromium.js";
-import type { Chromium } from "../../chromium.js";
+import { describe, expect, it } from "vitest";
+import { chromiumForFile } from "../../chromium.js";
 import { writeDrawing } from "../../../compiler/viz/draw.js";
 import { STYLE, drawnNodes, gradPath } from "../../../compiler/viz/dot.js";
 import { readBundle } from "../../../compiler/inspect/bundleData.js";
 import { exampleBundle, removeBundles } from "../inspect/bundles.js";
 import { distinctColours, readPng, shareOf } from "./png.js";
 
-let chromium: Chromium | undefined;
-let browser: BrowserContext | undefined;
-
-beforeAll(async () => {
-  chromium = await launchChromium();
-  browser = chromium.browser;
-  // a cold chromium start on a loaded machine
-}, 180_000);
-
-afterAll(async () => {
-  await chromium?.close();
-  removeBundles();
-});
+const browser = chromiumForFile(removeBundles);
 
 const rgb = (hex: string): [number, number, number] => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)) as [number, number, number];
 
@@ -39,7 +25,7 @@ describe("the graph page in a browser", () => {
     const file = path.join(dir, "graphs", "graph.html");
     expect(said).toMatch(/^wrote .*graphs\/graph\.html \(backward graph: \d+ nodes/);
     const drawing = { nodes: drawnNodes(readBundle(dir).train!, "backward").length };
-    const page = await browser!.newPage();
+    const page = await browser().newPage();
     const requests: string[] = [];
     const problems: string[] = [];
     page.on("request", (r) => requests.push(r.url()));
