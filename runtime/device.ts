@@ -57,6 +57,12 @@ export interface Device {
    * finite operands. --check-numerics uses it to name the node that did.
    */
   runKernelChecked?(name: string, flags: Uint8Array): MaybePromise<boolean>;
+  /**
+   * Releases what the device holds outside the JavaScript heap (a GPU's
+   * buffers and, once no device uses it, the GPU itself, so Node can exit).
+   * The device is unusable afterwards. Host devices have nothing to release.
+   */
+  close?(): MaybePromise<void>;
 }
 
 /**

@@ -115,6 +115,12 @@ export interface Trainer {
    * Only for bundles whose manifest has a `generate` entry; synchronous devices only.
    */
   generate(options: GenerateOptions): Generation;
+  /**
+   * Releases the device (a GPU's buffers, and the GPU once no trainer uses it,
+   * so a Node process can exit); the trainer is unusable afterwards. Nothing
+   * to do on a host device.
+   */
+  close(): Promise<void>;
 }
 
 /** Options of `load`. */
@@ -473,6 +479,10 @@ class BundleTrainer implements Trainer {
   loadParams(path: string): void {
     const { path: file, file: content } = this.fileSystem("loadParams(path)").read(path);
     loadParams(content, file, this.device, this.manifest);
+  }
+
+  async close(): Promise<void> {
+    await this.device.close?.();
   }
 
   generate(options: GenerateOptions): Generation {

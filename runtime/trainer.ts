@@ -154,6 +154,16 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
     checkNumerics: flags["check-numerics"] === true,
     ...(comm ? { dataParallel: { communicator: comm, ...(checkEvery === undefined ? {} : { checkEvery }) } } : {}),
   });
+  try {
+    return await trainOn(trainer, dir, flags, io, log);
+  } finally {
+    // a gpu device holds WebGPU, which keeps Node from exiting until released
+    await trainer.close();
+  }
+}
+
+/** The training run of `train` on a loaded trainer. */
+async function trainOn(trainer: Trainer, dir: string, flags: FlagValues, io: TrainIO, log: (line: string) => void): Promise<TrainSummary> {
   const dp = trainer.dataParallel;
   // rank 0 alone writes logs and checkpoints
   const writer = !dp || dp.rank === 0;
@@ -207,7 +217,10 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
       const loss = trainer.synchronous ? run.next() : await run.nextAsync();
       const step = run.step;
       if (step > startStep && step - startStep <= losses.length) losses[step - startStep - 1] = loss;
-      if (gradLog && trainer.synchronous && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
+      if (gradLog && (step % p.gradNormEvery === 0 || step === 1)) {
+        if (trainer.synchronous) gradLog.record(step, trainer);
+        else await gradLog.recordAsync(step, trainer);
+      }
       if (!Number.isFinite(loss)) {
         // the data were checked finite as they were fed: the model or the rate made it
         throw new Error(`the loss is ${loss} at step ${step}${diverging.warned ? " after it diverged" : ""}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);
