@@ -6,6 +6,7 @@
 import { graph, nn } from "gradc";
 import type { Graph, ModelConfig, Tensor } from "gradc";
 import type { GraphBuilder } from "gradc";
+import { brownVocab } from "./data.js";
 
 /** The model's sizes. */
 export interface LmSize {
@@ -91,3 +92,14 @@ export function lmConfig(name: string, size: LmSize, vocab: readonly string[], s
     generate: { graph: languageModel(name, size, { batch: 1, loss: false }), vocab, start: "\n" },
   };
 }
+
+/** Updates of the README's run. */
+export const STEPS = 3000;
+
+/** The characters of the whole Brown corpus: the example's vocabulary. */
+export const VOCAB: readonly string[] = brownVocab();
+
+/** The example's model at its sizes, for `gradc compile examples/lm/model.ts` (examples/lm/train.ts trains it). */
+export default languageModel("lm", { ...SIZE, vocab: VOCAB.length }, { batch: BATCH, dropout: DROPOUT });
+
+export const config: ModelConfig = lmConfig("lm", { ...SIZE, vocab: VOCAB.length }, VOCAB, STEPS);
