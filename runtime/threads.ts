@@ -1,5 +1,5 @@
-// A pool of worker threads over one shared WebAssembly.Memory: every thread
-// instantiates the same module on that memory, and a job — one exported
+// A pool of worker threads over shared WebAssembly memories: every thread
+// instantiates the same modules on the same memories, and a job — one exported
 // function and a range [from, to) of its loop — is split into contiguous
 // parts, one per thread, the calling thread taking the first. The split only
 // decides who computes which part, never how a value is computed, so results
@@ -8,14 +8,16 @@
 // little on the shared counters before it sleeps.
 import os from "node:os";
 import { Worker } from "node:worker_threads";
+import type { PoolUnit, ProductPool } from "./wasmThreads.js";
 
-/** What a pool runs: the module, its shared memory, and the exports a job may name. */
+/**
+ * What a pool runs: modules, each with its shared memory (`shared: true`,
+ * imported as `env.memory`) and the exported functions
+ * `(from: number, to: number) => void` that jobs run, by index: the first
+ * unit's exports, then the next one's.
+ */
 export interface ThreadPoolOptions {
-  readonly module: WebAssembly.Module;
-  /** A shared memory (`shared: true`), imported by the module as `env.memory`. */
-  readonly memory: WebAssembly.Memory;
-  /** Exported functions `(from: number, to: number) => void` that jobs run, by index. */
-  readonly exports: readonly string[];
+  readonly units: readonly PoolUnit[];
   /** Threads wanted, the calling one included; never more than `os.availableParallelism()`. Default: that many. */
   readonly threads?: number;
   /** Spins on the shared counters before a thread sleeps in Atomics.wait (default 20,000: tens of µs). */
@@ -50,10 +52,12 @@ export function partition(from: number, to: number, parts: number): [number, num
 // The worker: plain JavaScript, so it runs the same under tsx and from an emitted bundle.
 const WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
-const { module, memory, control, exports: names, index, spin } = workerData;
+const { units, control, index, spin } = workerData;
 const ctl = new Int32Array(control);
-const instance = new WebAssembly.Instance(module, { env: { memory } });
-const table = names.map((n) => instance.exports[n]);
+const table = units.flatMap(({ module, memory, exports: names }) => {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return names.map((n) => instance.exports[n]);
+});
 parentPort.postMessage("ready");
 let seen = 0; // the generation when the pool was made
 for (;;) {
@@ -77,33 +81,40 @@ for (;;) {
 `;
 
 /** Worker threads running parts of jobs beside the calling thread (see the file header). */
-export class ThreadPool {
+export class ThreadPool implements ProductPool {
   private readonly ctl: Int32Array;
-  private readonly table: ((from: number, to: number) => void)[];
   private closed = false;
+  /** Jobs split across more than one thread so far. */
+  jobs = 0;
 
   private constructor(
     private readonly workers: readonly Worker[],
     control: SharedArrayBuffer,
-    instance: WebAssembly.Instance,
+    private readonly table: readonly ((from: number, to: number) => void)[],
     private readonly names: readonly string[],
     private readonly spin: number,
   ) {
     this.ctl = new Int32Array(control);
-    this.table = names.map((n) => instance.exports[n] as (from: number, to: number) => void);
   }
 
-  /** Starts `threads - 1` workers and resolves once each has instantiated the module. */
+  /** Starts `threads - 1` workers and resolves once each has instantiated the modules. */
   static async create(options: ThreadPoolOptions): Promise<ThreadPool> {
     const cores = os.availableParallelism();
     const wanted = options.threads ?? cores;
     if (!Number.isInteger(wanted) || wanted < 1) throw new Error(`thread pool: threads must be an integer >= 1, got ${wanted}`);
-    if (!(options.memory.buffer instanceof SharedArrayBuffer)) {
-      throw new Error("thread pool: the memory must be a shared WebAssembly.Memory ({ shared: true, maximum })");
-    }
-    const instance = new WebAssembly.Instance(options.module, { env: { memory: options.memory } });
-    for (const n of options.exports) {
-      if (typeof instance.exports[n] !== "function") throw new Error(`thread pool: the module exports no function "${n}"`);
+    const table: ((from: number, to: number) => void)[] = [];
+    const names: string[] = [];
+    for (const u of options.units) {
+      if (!(u.memory.buffer instanceof SharedArrayBuffer)) {
+        throw new Error("thread pool: the memory must be a shared WebAssembly.Memory ({ shared: true, maximum })");
+      }
+      const instance = new WebAssembly.Instance(u.module, { env: { memory: u.memory } });
+      for (const n of u.exports) {
+        const f = instance.exports[n];
+        if (typeof f !== "function") throw new Error(`thread pool: the module exports no function "${n}"`);
+        table.push(f as (from: number, to: number) => void);
+        names.push(n);
+      }
     }
     const threads = Math.min(wanted, cores);
     const spin = options.spin ?? 20_000;
@@ -113,7 +124,7 @@ export class ThreadPool {
     for (let index = 1; index < threads; index++) {
       const w = new Worker(WORKER, {
         eval: true,
-        workerData: { module: options.module, memory: options.memory, control, exports: options.exports, index, spin },
+        workerData: { units: options.units.map((u) => ({ module: u.module, memory: u.memory, exports: u.exports })), control, index, spin },
       });
       ready.push(
         new Promise<void>((resolve, reject) => {
@@ -131,7 +142,7 @@ export class ThreadPool {
     }
     // idle workers never keep the process alive
     for (const w of workers) w.unref();
-    return new ThreadPool(workers, control, instance, options.exports, spin);
+    return new ThreadPool(workers, control, table, names, spin);
   }
 
   /** Threads taking part in a job, the calling one included. */
@@ -165,6 +176,7 @@ export class ThreadPool {
     c[TO] = to;
     c[PARTS] = p;
     c[FAILED] = 0;
+    this.jobs++;
     Atomics.store(c, PENDING, p - 1);
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);

@@ -75,11 +75,11 @@ describe("thread pool", () => {
     const product = { name: "product", m: 4, n: 8, rowPanels: 1, colPanels: 1, k: 1, a: 0, b: 16, c: 48 };
     const plain = new WebAssembly.Memory({ initial: 1 });
     const module = new WebAssembly.Module(encodeModule([product], 1, { ranged: true }));
-    await expect(ThreadPool.create({ module, memory: plain, exports: ["product"] })).rejects.toThrow(/shared WebAssembly.Memory/);
+    await expect(ThreadPool.create({ units: [{ module, memory: plain, exports: ["product"] }] })).rejects.toThrow(/shared WebAssembly.Memory/);
     const shared = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
     const sharedModule = new WebAssembly.Module(encodeModule([product], 1, { ranged: true, shared: true }));
-    await expect(ThreadPool.create({ module: sharedModule, memory: shared, exports: ["nope"] })).rejects.toThrow(/no function "nope"/);
-    await expect(ThreadPool.create({ module: sharedModule, memory: shared, exports: ["product"], threads: 0 })).rejects.toThrow(/threads must be/);
+    await expect(ThreadPool.create({ units: [{ module: sharedModule, memory: shared, exports: ["nope"] }] })).rejects.toThrow(/no function "nope"/);
+    await expect(ThreadPool.create({ units: [{ module: sharedModule, memory: shared, exports: ["product"] }], threads: 0 })).rejects.toThrow(/threads must be/);
   });
 
   it("reports a worker's trap and runs the next job cleanly", async () => {
@@ -94,7 +94,7 @@ describe("thread pool", () => {
       ...section(10, vec([[body.length, ...body]])),
     ]);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    const pool = await ThreadPool.create({ module: new WebAssembly.Module(bytes), memory, exports: ["trap"], threads: 2 });
+    const pool = await ThreadPool.create({ units: [{ module: new WebAssembly.Module(bytes), memory, exports: ["trap"] }], threads: 2 });
     try {
       if (pool.threads < 2) return; // one core: no worker to trap
       expect(() => pool.run(0, 0, 10)).toThrow(/worker 1 trapped in "trap" on its part of \[0, 10\)/);

@@ -148,3 +148,35 @@ export function encodeModule(products: readonly WasmProduct[], pages: number, op
 
 /** Pages of 64 KiB that hold `bytes`. */
 export const pagesFor = (bytes: number): number => Math.max(1, Math.ceil(bytes / 65536));
+
+/**
+ * The byte of a module from `encodeModule` that holds its memory import's
+ * limits flag (0x03 shared with a maximum, 0x01 not shared with a maximum,
+ * 0x00 neither): past the header and the type section, the import section's
+ * size, its one entry's two names and the import kind.
+ */
+export function memoryLimitsAt(bytes: Uint8Array): number {
+  const leb = (at: number): [number, number] => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[at++]!;
+      v |= (b & 0x7f) << shift;
+      shift += 7;
+      if (!(b & 0x80)) return [v, at];
+    }
+  };
+  let at = 8;
+  if (bytes[at] !== 1) throw new Error("wasm: the module does not start with its type section");
+  const [typeSize, afterType] = leb(at + 1);
+  at = afterType + typeSize;
+  if (bytes[at] !== 2) throw new Error("wasm: the module's second section is not its import section");
+  [, at] = leb(at + 1); // section size
+  [, at] = leb(at); // entries (one)
+  for (let name = 0; name < 2; name++) {
+    const [len, after] = leb(at);
+    at = after + len;
+  }
+  if (bytes[at] !== 0x02) throw new Error("wasm: the module's import is not a memory");
+  return at + 1;
+}
