@@ -5,7 +5,10 @@
 // decides who computes which part, never how a value is computed, so results
 // do not depend on the thread count. Threads meet at a spin-then-wait
 // barrier: an Atomics.wait wake-up alone costs ~70 µs, so each side spins a
-// little on the shared counters before it sleeps.
+// little on the shared counters before it sleeps. Each part is claimed before
+// it runs, and the calling thread takes, after its own, any part whose worker
+// has not started it: on a machine busier than its cores, a descheduled
+// worker delays a job no more than running it on one thread would.
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import type { PoolUnit, ProductPool } from "./wasmThreads.js";
@@ -26,14 +29,14 @@ export interface ThreadPoolOptions {
 
 // control words (Int32Array over a SharedArrayBuffer)
 const GEN = 0; // bumped once per job; workers wait on it
-const PENDING = 1; // workers still running the current job; the caller waits on it
+const PENDING = 1; // parts of the current job not yet done; the caller waits on it
 const FN = 2;
 const FROM = 3;
 const TO = 4;
 const PARTS = 5; // threads taking part in this job
 const STOP = 6;
-const FAILED = 7; // 1 + the index of a worker whose part threw, 0 if none
-const WORDS = 8;
+const FAILED = 7; // 1 + the part that threw on a worker, 0 if none
+const CLAIMS = 8; // then one word per thread: the last job whose part k was claimed (by worker k or the caller)
 
 /**
  * Multiply-adds (or comparable units of work) below which a job stays on the
@@ -65,18 +68,19 @@ for (;;) {
   while (Atomics.load(ctl, ${GEN}) === seen) Atomics.wait(ctl, ${GEN}, seen);
   seen = Atomics.load(ctl, ${GEN});
   if (Atomics.load(ctl, ${STOP})) break;
+  // claim this worker's part of job 'seen' unless the caller took it (or it has none): the job's words hold still while it is unclaimed
+  const claimed = Atomics.load(ctl, ${CLAIMS} + index);
+  if (claimed >= seen || Atomics.compareExchange(ctl, ${CLAIMS} + index, claimed, seen) !== claimed) continue;
   const parts = ctl[${PARTS}];
-  if (index < parts) {
-    const from = ctl[${FROM}], n = ctl[${TO}] - from;
-    // this worker's part of partition(from, to, parts)
-    const a = from + Math.floor((n * index) / parts), b = from + Math.floor((n * (index + 1)) / parts);
-    try {
-      if (b > a) table[ctl[${FN}]](a, b);
-    } catch {
-      Atomics.compareExchange(ctl, ${FAILED}, 0, index + 1);
-    }
-    if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
+  const from = ctl[${FROM}], n = ctl[${TO}] - from;
+  // this worker's part of partition(from, to, parts)
+  const a = from + Math.floor((n * index) / parts), b = from + Math.floor((n * (index + 1)) / parts);
+  try {
+    if (b > a) table[ctl[${FN}]](a, b);
+  } catch {
+    Atomics.compareExchange(ctl, ${FAILED}, 0, index + 1);
   }
+  if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
 }
 `;
 
@@ -118,7 +122,7 @@ export class ThreadPool implements ProductPool {
     }
     const threads = Math.min(wanted, cores);
     const spin = options.spin ?? 20_000;
-    const control = new SharedArrayBuffer(4 * WORDS);
+    const control = new SharedArrayBuffer(4 * (CLAIMS + threads));
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     for (let index = 1; index < threads; index++) {
@@ -171,25 +175,47 @@ export class ThreadPool implements ProductPool {
       return;
     }
     const c = this.ctl;
+    const gen = c[GEN]! + 1;
     c[FN] = fn;
     c[FROM] = from;
     c[TO] = to;
     c[PARTS] = p;
     c[FAILED] = 0;
+    // workers past the parts have none in this job
+    for (let k = p; k < this.threads; k++) c[CLAIMS + k] = gen;
     this.jobs++;
     Atomics.store(c, PENDING, p - 1);
-    Atomics.add(c, GEN, 1);
+    Atomics.store(c, GEN, gen);
     Atomics.notify(c, GEN);
-    const [a, b] = partition(from, to, p)[0]!;
-    try {
-      if (b > a) f(a, b);
-    } finally {
-      // the workers finish their parts even when this one throws, so the next job starts clean
-      for (let i = 0; i < this.spin && Atomics.load(c, PENDING) !== 0; i++);
-      for (let left = Atomics.load(c, PENDING); left !== 0; left = Atomics.load(c, PENDING)) Atomics.wait(c, PENDING, left);
+    let error: unknown;
+    let failedPart = 0;
+    const n = to - from;
+    const part = (k: number): void => {
+      const a = from + Math.floor((n * k) / p);
+      const b = from + Math.floor((n * (k + 1)) / p);
+      try {
+        if (b > a) f(a, b);
+      } catch (e) {
+        if (error === undefined) [error, failedPart] = [e, k];
+      }
+    };
+    part(0);
+    // a part whose worker has not started it yet (descheduled on a busy machine) is taken here: who computes a part never changes its values
+    for (let k = p - 1; k >= 1; k--) {
+      const claimed = Atomics.load(c, CLAIMS + k);
+      if (claimed < gen && Atomics.compareExchange(c, CLAIMS + k, claimed, gen) === claimed) {
+        part(k);
+        Atomics.sub(c, PENDING, 1);
+      }
+    }
+    // the workers finish their parts even when one here threw, so the next job starts clean
+    for (let i = 0; i < this.spin && Atomics.load(c, PENDING) !== 0; i++);
+    for (let left = Atomics.load(c, PENDING); left !== 0; left = Atomics.load(c, PENDING)) Atomics.wait(c, PENDING, left);
+    if (error !== undefined) {
+      throw new Error(`thread pool: "${this.names[fn]}" trapped on part ${failedPart} of [${from}, ${to}) (${error instanceof Error ? error.message : String(error)})`);
     }
     const failed = Atomics.load(c, FAILED);
-    if (failed) throw new Error(`thread pool: worker ${failed - 1} trapped in "${this.names[fn]}" on its part of [${from}, ${to})`);
+    if (failed) throw new Error(`thread pool: "${this.names[fn]}" trapped on part ${failed - 1} of [${from}, ${to})`);
   }
 
   /** Stops and terminates the workers; the pool cannot run after this. */
