@@ -67,8 +67,7 @@ async function run(dir: string, feeds: Record<string, Float32Array | Int32Array>
 
 describe.each([
   { g: mlp, steps: 3, split: true },
-  // its matmuls are batched: they stay in JavaScript, on one thread
-  { g: block, steps: 1, split: false },
+  { g: block, steps: 1, split: true },
 ])("the $g.name on the wasm backend's threads", ({ g, steps, split }) => {
   it("gives bit-identical losses, gradients and params on 1, 2 and 4 threads, and agrees with the interpreter", async () => {
     const dir = compile(g, { outDir: path.join(root, g.name), backend: "wasm", optimizer: { name: "adam", lr: 0.01 } }).outDir;

@@ -10,7 +10,7 @@ import type { EmitHooks } from "../ts/emitTs.js";
 import { emitTsKernels } from "../ts/emitTs.js";
 import type { TsTarget } from "../ts/target.js";
 import { tsTarget } from "../ts/target.js";
-import { packProducts, packsOperands, productOf, scratchFloats } from "./gemmWasm.js";
+import { packProducts, packsOperands, productOf, productRange, productWork, scratchFloats } from "./gemmWasm.js";
 import { registerTiles } from "../ts/tile.js";
 import { pointerWalks } from "../ts/pointers.js";
 import { TILE_COLS, TILE_ROWS, encodeModule, memoryLimitsAt, pagesFor } from "./wasm.js";
@@ -30,10 +30,10 @@ function wasmModule(ks: readonly Kernel[]): string[] {
   const pages = pagesFor(4 * floats);
   const bytes = encodeModule(products, pages, { ranged: true, shared: true });
   const base64 = NodeBuffer.from(bytes).toString("base64");
-  const work = products.map((p) => `${JSON.stringify(p.name)}: ${p.m * p.n * p.k}`).join(", ");
+  const work = products.map((p) => `${JSON.stringify(p.name)}: ${productWork(p)}`).join(", ");
   return [
     `// WebAssembly SIMD products (f32x4, ${TILE_ROWS}×${TILE_COLS} register tiles) of ${products.length} matmul kernel${products.length > 1 ? "s" : ""}; W is their scratch memory.`,
-    "// Each export computes the columns of C in its panels [from, to), so threads can split a product without changing a value.",
+    "// Each export computes the columns of C in its panels [from, to) (a batched product: its batches [from, to)), so threads can split a product without changing a value.",
     `const wasmShared = typeof SharedArrayBuffer === "function";`,
     `const wasmBytes = Uint8Array.from(atob("${base64}"), (c) => c.charCodeAt(0));`,
     "// the memory import's limits: shared (3) or not (1), with a maximum either way",
@@ -53,8 +53,8 @@ function wasmModule(ks: readonly Kernel[]): string[] {
 
 const emit: EmitHooks = {
   preamble: wasmModule,
-  // the product's reference loops become the call to its export (named after the kernel) over every column panel, on threads when the runtime set them
-  externJs: (k) => [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productOf(k.name, k.extern!).colPanels});`],
+  // the product's reference loops become the call to its export (named after the kernel) over every column panel (or batch), on threads when the runtime set them
+  externJs: (k) => [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
   scratchArray: "W",
   moduleNames: ["W", "wasm", "wasmMemory", "wasmShared", "wasmBytes", "wasmCode", "WASM"],
   exported: ["WASM"],
