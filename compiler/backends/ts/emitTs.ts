@@ -33,6 +33,8 @@ export interface EmitHooks {
   readonly scratchArray: string;
   /** Module-level names the preamble declares, which no kernel may be named. */
   readonly moduleNames: readonly string[];
+  /** Names the preamble declares that a module with a non-empty preamble exports (for the runtime). */
+  readonly exported?: readonly string[];
 }
 
 /** Hooks of a target whose kernels are plain TypeScript. */
@@ -176,6 +178,13 @@ function checkedTable(sf: SourceFile, ks: readonly Kernel[], plan: ArenaPlan, ho
   ]);
 }
 
+/** The target's module preamble for the kernels `ks`, and the names it exports. */
+function preamble(sf: SourceFile, hooks: EmitHooks, ks: readonly Kernel[]): void {
+  const lines = hooks.preamble(ks);
+  sf.addStatements(lines);
+  if (lines.length && hooks.exported?.length) sf.addStatements(`export { ${hooks.exported.join(", ")} };`);
+}
+
 /** forward.ts: `create(F, I)` returns `{ forward() }`, which computes the outputs. */
 export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project = emitProject()): string {
   const sf = project.createSourceFile("forward.ts", "", { overwrite: true });
@@ -183,7 +192,7 @@ export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, proj
   const { decls, fills } = constFills(s, plan);
   header(sf, "Forward pass (predict)", s, decls);
   if (ks.some(usesHalves)) sf.addStatements(halvesModule(plan.halves));
-  sf.addStatements(hooks.preamble(ks));
+  preamble(sf, hooks, ks);
   sf.addFunctions(ks.map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, ks);
   checkedTable(sf, ks, plan, hooks);
@@ -272,7 +281,7 @@ export function emitStep(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project
   const { decls, fills } = constFills(s, plan);
   header(sf, `Training step (loss, gradients, ${s.optimizer.name} update)`, s, decls);
   if ([...grads, ...updates].some(usesHalves)) sf.addStatements(halvesModule(plan.halves));
-  sf.addStatements(hooks.preamble([...grads, ...updates]));
+  preamble(sf, hooks, [...grads, ...updates]);
   sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, [...grads, ...updates]);
   checkedTable(sf, [...grads, ...updates], plan, hooks);
