@@ -92,5 +92,6 @@ export async function gpuStep(weights: Readonly<Record<string, Float32Array>>, d
   const t = await load(path.join(dir, "mlp"));
   for (const [name, w] of Object.entries(weights)) t.params.set(name, w);
   const feeds = { x: data.x, y: data.y };
-  return { step: () => t.stepAsync(feeds), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  // closing releases the GPU, without which Node does not exit
+  return { step: () => t.stepAsync(feeds), dispose: () => void t.close().finally(() => rmSync(dir, { recursive: true, force: true })) };
 }

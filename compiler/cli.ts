@@ -51,6 +51,7 @@ const INSPECT_FLAGS: FlagDefs = {
   kernel: { kind: "string", value: "NAME", help: "one kernel: its source, buffers and FLOPs" },
   kir: { kind: "boolean", help: "with --kernel: the kernel's kernel IR (loop nests with their marks) instead" },
   "with-forward": { kind: "boolean", help: "with --grad: print the forward kernels' code too" },
+  shader: { kind: "boolean", help: "with --grad or --kernel, on a gpu bundle: the WGSL gpu.js generated for those kernels (runs each once)" },
   ...HELP_FLAG,
 };
 const SERVE_FLAGS: FlagDefs = {
@@ -87,7 +88,7 @@ const COMMAND_HELP: Record<string, string> = {
   train: trainHelp("gradc train <dir>"),
   check: checkHelp("gradc check <dir>"),
   sample: sampleHelp("gradc sample <dir>"),
-  inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME [--kir]\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
+  inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME [--kir]\n       gradc inspect <dir> --grad NAME --shader   (a gpu bundle: the WGSL gpu.js generated)\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
   serve: `Usage: gradc serve <dir> [--port N] [--open]\n\nServes the bundle and a training page (http://127.0.0.1:8000/ by default) until\ninterrupted. The page trains the bundle in the tab with the browser runtime: start,\npause, reset, steps per second, the loss plot (and gradient norms when the bundle\nlogs them), test accuracy after each epoch, the gradient code of a chosen param,\ncheckpoints to download or keep in the browser and, for MNIST, a pad to draw a\ndigit on. ?steps=N trains N steps on load and then titles the page "gradc: done".\n\nOptions:\n${flagsHelp(SERVE_FLAGS)}`,
   graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels] [--format text|dot|svg|html]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/; or draws\nthe forward or training graph (fused kernels as clusters) as DOT, SVG (to stdout\nor -o FILE) or a self-contained HTML page (to <dir>/graphs/graph.html or -o FILE).\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
@@ -173,7 +174,7 @@ async function compileCommand(argv: readonly string[], io: CliIO): Promise<void>
   io.out(`compiled ${terminalText(m.name)} → ${terminalText(shown)}`);
   for (const r of result.recovered) io.out(`  an interrupted compile's folder: ${r}`);
   if (result.kept.length) io.out(`  kept the previous bundle's ${result.kept.map((k) => `${k}/`).join(" and ")} (a checkpoint of another graph is refused at --resume)`);
-  io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.mixed ? `mixed precision (bfloat16 activations, loss scale from ${m.mixed.initialScale})` : m.dtype}, ${m.backend} backend`);
+  io.out(`  ${m.kernels.length} kernels, ${m.params.length} params (${values} values), ${m.optimizer.name} lr ${m.optimizer.lr}, ${m.mixed ? `mixed precision (bfloat16 activations, loss scale from ${m.mixed.initialScale})` : m.dtype}, ${m.backend} backend${m.backendChoice ? ` (auto: ${terminalText(m.backendChoice.reason)})` : ""}`);
   const t = result.timings;
   io.out(`  compile time ${ms.toFixed(0)} ms (lower ${t.lower.toFixed(0)}, emit ${t.emit.toFixed(0)}, transpile ${t.transpile.toFixed(0)}, write ${t.write.toFixed(0)} ms)`);
   if (result.summary) io.out(result.summary.text);
@@ -208,6 +209,11 @@ async function inspectCommand(argv: readonly string[], io: CliIO): Promise<void>
   const grad = flagString(flags, "grad");
   const stage = flagString(flags, "stage");
   const kernel = flagString(flags, "kernel");
+  if (flags["shader"] === true) {
+    if (flags["math"] || stage !== undefined || flags["kir"] || flags["with-forward"]) throw new UsageError("--shader prints shaders; use it with --grad NAME or --kernel NAME alone");
+    const { shaderText } = await import("./inspect/shader.js");
+    return io.out(await shaderText(dir, { ...(grad !== undefined ? { grad } : {}), ...(kernel !== undefined ? { kernel } : {}) }));
+  }
   const { inspectText } = await import("./inspect/command.js");
   io.out(
     inspectText(dir, {

@@ -20,6 +20,8 @@ import { summarize } from "./bundle/summary.js";
 import type { CompileSummary } from "./bundle/summary.js";
 import type { ArenaPlan } from "./plan/arena.js";
 import { targetFor, targetOptionsOf } from "./backends/index.js";
+import type { AutoChoice } from "./backends/auto.js";
+import { pickBackend } from "./backends/auto.js";
 import type { KernelPass, Target } from "./backends/target.js";
 import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
@@ -46,6 +48,15 @@ export interface CompileResult {
   /** The previous bundle's training results moved into this one (`checkpoints`, `logs`), and what a killed compile had left. */
   readonly kept: readonly string[];
   readonly recovered: readonly string[];
+  /** With backend "auto": the backend picked and why (also manifest.backendChoice). */
+  readonly backendChoice?: AutoChoice;
+}
+
+/** `options` with backend "auto" replaced by the backend it picks here (probing WebGPU once), and the choice. */
+export function resolveAuto<O extends Omit<CompileOptions, "outDir">>(options: O): { options: O; choice?: AutoChoice } {
+  if (options.backend !== "auto") return { options };
+  const choice = pickBackend(options);
+  return { options: { ...options, backend: choice.backend }, choice };
 }
 
 /** Options checked before any work, with messages that name the option. */
@@ -179,7 +190,8 @@ class Dumps {
  *   build → grad → graph passes → remat → fusion → lowering → backend passes → memory plan
  * compile() goes on with emit → write.
  */
-export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">, check?: ScheduleCheck): Lowered {
+export function lowerGraph(graph: Graph, asked: Omit<CompileOptions, "outDir">, check?: ScheduleCheck): Lowered {
+  const { options } = resolveAuto(asked);
   if (options.freeze?.length) graph = freezeScopes(graph, options.freeze);
   const precision = options.dtype ?? "f32";
   const mixed = mixedSpec(options);
@@ -352,7 +364,8 @@ function generateFiles(train: Graph, config: GenerateConfig, options: CompileOpt
  * Compiles a graph into a kernel bundle at `options.outDir` (created, or
  * replaced when it holds a previous bundle). Default optimizer: Adam, lr 0.001.
  */
-export function compile(graph: Graph, options: CompileOptions): CompileResult {
+export function compile(graph: Graph, asked: CompileOptions): CompileResult {
+  const { options, choice } = resolveAuto(asked);
   checkOptions(options);
   const t0 = performance.now();
   const gen = options.generate ? generateFiles(graph, options.generate, options) : undefined;
@@ -361,7 +374,7 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
   if (gen) for (const [rel, content] of gen.files) files.set(rel, content);
   const t3 = performance.now();
   // the bundle knows itself: a digest of every file and of the graph, checked by load()
-  const described: Manifest = { ...built.manifest, graphHash: graphDigest(files.get("graphs/forward.txt") as string), hashes: digests(files) };
+  const described: Manifest = { ...built.manifest, ...(choice ? { backendChoice: { asked: "auto" as const, reason: choice.reason } } : {}), graphHash: graphDigest(files.get("graphs/forward.txt") as string), hashes: digests(files) };
   // and the manifest its own, so an edited offset or a dropped field is caught too
   const manifest: Manifest = { ...described, digest: manifestDigest(described) };
   // the compiler's own output goes through the runtime's schema, so a bad layout never reaches disk
@@ -379,5 +392,6 @@ export function compile(graph: Graph, options: CompileOptions): CompileResult {
     passes: built.passes.stats,
     summary: built.summary,
     timings: { ...built.timings, write: t4 - t3, total: t4 - t0 },
+    ...(choice ? { backendChoice: choice } : {}),
   };
 }

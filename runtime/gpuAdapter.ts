@@ -15,11 +15,15 @@ interface NavigatorGpu {
   requestAdapter(options?: Record<string, unknown>): Promise<unknown>;
 }
 
+/** How Dawn is made in Node (through OpenGL ES, which Mesa's llvmpipe gives a machine without a GPU), and the adapter asked of it. */
+export const DAWN_FLAGS: readonly string[] = ["backend=opengles"];
+export const ADAPTER_OPTIONS: Readonly<Record<string, unknown>> = { featureLevel: "compatibility" };
+/** Dawn's EGL platform when none is set: without a display, EGL must not look for one. */
+export const EGL_PLATFORM = "surfaceless";
+
 let instance: Promise<GPU> | undefined;
 /** Devices using the instance; the last to let go releases WebGPU. */
 let users = 0;
-/** The navigator.gpu this module made from Dawn, and whether it made navigator too. */
-let shim: { gpu: NavigatorGpu; navigator: boolean } | undefined;
 
 /** Imports package `name`: from this module's folder, else (Node, a bundle outside the project) from the working folder's node_modules. */
 async function importPackage(name: string): Promise<unknown> {
@@ -47,18 +51,17 @@ async function navigatorGpu(): Promise<NavigatorGpu | undefined> {
   if (nav?.gpu) return nav.gpu;
   if (typeof process === "undefined" || !process.versions?.node) return undefined;
   // Dawn reads it when it loads: without a display, EGL must not look for one
-  process.env["EGL_PLATFORM"] ??= "surfaceless";
+  process.env["EGL_PLATFORM"] ??= EGL_PLATFORM;
   let dawn: { requestAdapter(o?: Record<string, unknown>): Promise<unknown> };
   try {
     const mod = (await importPackage("webgpu")) as { create(flags: string[]): typeof dawn };
-    dawn = mod.create(["backend=opengles"]);
+    dawn = mod.create([...DAWN_FLAGS]);
   } catch (e) {
     throw new Error(`gpu: cannot load the webgpu package (${(e as Error).message}); ${HOW}`);
   }
-  const gpu: NavigatorGpu = { requestAdapter: (o = {}) => dawn.requestAdapter({ featureLevel: "compatibility", ...o }) };
+  const gpu: NavigatorGpu = { requestAdapter: (o = {}) => dawn.requestAdapter({ ...ADAPTER_OPTIONS, ...o }) };
   if (nav) Object.assign(nav, { gpu });
   else Object.assign(globalThis, { navigator: { gpu } });
-  shim = { gpu, navigator: !nav };
   return gpu;
 }
 
@@ -101,9 +104,10 @@ async function gpuJs(): Promise<GpuJs> {
 
 /**
  * The gpu.js instance for one device, and its release. When the last device
- * lets go, the instance's kernels and the WebGPU device are destroyed and the
- * navigator.gpu made from Dawn is dropped: while Dawn holds a device, Node
- * keeps polling it and never exits.
+ * lets go, the instance's kernels and the WebGPU device are destroyed: while
+ * Dawn holds a device, Node keeps polling it and never exits. The Dawn
+ * instance itself (navigator.gpu in Node) stays for the process, so a later
+ * load makes a new device from it; Dawn 0.3.10 aborts when it is collected.
  */
 export async function acquireGpu(): Promise<{ gpu: GPU; release(): Promise<void> }> {
   const gpu = await gpuInstance();
@@ -119,12 +123,6 @@ export async function acquireGpu(): Promise<{ gpu: GPU; release(): Promise<void>
       instance = undefined;
       await (await made?.catch(() => undefined))?.destroy();
       await (await gpuJs()).WebGPUContext?.destroy();
-      if (shim) {
-        const g = globalThis as { navigator?: { gpu?: unknown } };
-        if (shim.navigator && g.navigator?.gpu === shim.gpu) delete g.navigator;
-        else if (g.navigator?.gpu === shim.gpu) delete g.navigator.gpu;
-        shim = undefined;
-      }
     },
   };
 }

@@ -58,6 +58,15 @@ class PingPong {
     this.kernels = [make(), make()];
   }
 
+  /** The shader gpu.js generated for this function (WGSL on WebGPU), once it has run; undefined before. */
+  shader(): string | undefined {
+    for (const k of this.kernels) {
+      const source = (k as unknown as { kernel?: { compiledSource?: unknown } }).kernel?.compiledSource;
+      if (typeof source === "string") return source;
+    }
+    return undefined;
+  }
+
   /** Runs the kernel whose output is not `current` (an argument may be it). */
   async run(current: Handle | undefined, args: readonly unknown[]): Promise<Handle> {
     const i = this.outputs[0] !== undefined && this.outputs[0] === current ? 1 : 0;
@@ -186,6 +195,18 @@ export class GpuDevice implements Device {
 
   kernels(list: KernelList): readonly string[] {
     return this.lists[list];
+  }
+
+  /**
+   * The shaders gpu.js generated for kernel `name` (WGSL on WebGPU), one per
+   * function, named by the function. gpu.js generates them when a kernel first
+   * runs, so a kernel not run yet runs once here, on the values the device holds.
+   */
+  async shaders(name: string): Promise<{ fn: string; source: string }[]> {
+    const parts = this.parts.get(name);
+    if (!parts) throw new Error(`no kernel named ${name} in this bundle`);
+    if (parts.some(({ pp }) => pp.shader() === undefined)) await this.runKernel(name);
+    return parts.map(({ entry, pp }) => ({ fn: entry.fn.name, source: pp.shader() ?? "" }));
   }
 
   /** Frees this device's buffers; the last gpu device to close releases WebGPU (see acquireGpu). */

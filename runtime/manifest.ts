@@ -177,6 +177,8 @@ export interface Manifest {
   readonly name: string;
   /** The runtime device the kernels run on (runtime/devices.ts): "ts" and "wasm" run on host arrays. */
   readonly backend: string;
+  /** Present when compiled with backend "auto": `backend` is what it picked on the compiling machine, `reason` why. */
+  readonly backendChoice?: { readonly asked: "auto"; readonly reason: string };
   /** Float precision of the F arena. */
   readonly dtype: "f32" | "f64";
   /** Elements of each arena; `halves`: of each kernel module's own bfloat16 arena H (mixed precision). */

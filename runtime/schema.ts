@@ -206,6 +206,11 @@ export function checkManifest(raw: unknown, file: string): Manifest {
   }
   r.string(m["name"], "name");
   r.string(m["backend"], "backend");
+  if (m["backendChoice"] !== undefined) {
+    const choice = r.object(m["backendChoice"], "backendChoice");
+    r.oneOf(choice["asked"], "backendChoice.asked", ["auto"]);
+    r.string(choice["reason"], "backendChoice.reason");
+  }
   r.oneOf(m["dtype"], "dtype", ["f32", "f64"]);
   const arena = r.object(m["arena"], "arena");
   const size = { F: r.integer(arena["floats"], "arena.floats", 0, MAX_ARENA_ELEMENTS), I: r.integer(arena["ints"], "arena.ints", 0, MAX_ARENA_ELEMENTS) };

@@ -4,6 +4,7 @@ import type { Target } from "./target.js";
 import { tsTarget } from "./ts/target.js";
 import { wasmTarget } from "./wasm/target.js";
 import { gpuTarget } from "./gpu/target.js";
+import { pickBackend } from "./auto.js";
 
 /** The targets by name. */
 export const TARGETS = {
@@ -25,7 +26,8 @@ const PLANNED: readonly string[] = [];
  */
 export function targetFor(options: TargetOptions): Target {
   if (options.backend === "wasm" && options.wasm === false) throw new Error(`compile: backend "wasm" with wasm: false; name one of them`);
-  const name: string = options.backend ?? (options.wasm === false ? "ts" : "wasm");
+  // compile() resolves "auto" with all its options first (see resolveAuto); this answers a bare "auto"
+  const name: string = options.backend === "auto" ? pickBackend(options).backend : (options.backend ?? (options.wasm === false ? "ts" : "wasm"));
   if (Object.hasOwn(TARGETS, name)) return TARGETS[name as BackendName];
   if (PLANNED.includes(name)) throw new Error(`compile: backend "${name}" is not available yet; use ${names()}`);
   throw new Error(`compile: unknown backend "${name}"; use ${names()}`);
@@ -35,8 +37,12 @@ const names = (): string => Object.keys(TARGETS).map((n) => `"${n}"`).join(" or 
 
 /** How a compile names its target (compile()'s options; the registry owns them). */
 export interface TargetOptions {
-  /** The kernel backend (default "wasm" for f32: TypeScript kernels, large matmul products in WebAssembly SIMD). */
-  readonly backend?: BackendName;
+  /**
+   * The kernel backend (default "wasm" for f32: TypeScript kernels, large matmul
+   * products in WebAssembly SIMD); "auto": "gpu" when WebGPU gives an adapter
+   * where the model is compiled, else "wasm" (see auto.ts).
+   */
+  readonly backend?: BackendName | "auto";
   /** false picks the "ts" backend when none is named (the CLI's --no-wasm). */
   readonly wasm?: boolean;
 }
@@ -51,7 +57,7 @@ export function targetOptionsOf(options: TargetOptions): TargetOptions {
 
 /** The compile command's flags that choose the target. */
 export const TARGET_FLAGS = {
-  backend: { kind: "string", value: [...Object.keys(TARGETS), ...PLANNED].join("|"), help: "kernel backend (default wasm: TypeScript kernels, large matmuls in WebAssembly SIMD)" },
+  backend: { kind: "string", value: [...Object.keys(TARGETS), ...PLANNED, "auto"].join("|"), help: "kernel backend (default wasm: TypeScript kernels, large matmuls in WebAssembly SIMD; auto: gpu when WebGPU has an adapter here, else wasm)" },
   "no-wasm": { kind: "boolean", help: "the ts backend: keep large matmuls in TypeScript instead of WebAssembly SIMD" },
 } as const;
 
@@ -59,7 +65,7 @@ export const TARGET_FLAGS = {
 export function targetOptions(flags: Readonly<Record<string, unknown>>): TargetOptions {
   const backend = flags["backend"];
   return {
-    ...(typeof backend === "string" ? { backend: backend as BackendName } : {}),
+    ...(typeof backend === "string" ? { backend: backend as BackendName | "auto" } : {}),
     ...(flags["no-wasm"] === true ? { wasm: false } : {}),
   };
 }

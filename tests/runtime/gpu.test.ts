@@ -20,6 +20,7 @@ import type { GpuDevice, GpuModule } from "../../runtime/gpuDevice.js";
 import { config as xorConfig, xorModel } from "../../examples/xor/model.js";
 import { mnistModel } from "../../examples/mnist/model.js";
 import { main } from "../../runtime/trainer.js";
+import { run as gradc } from "../../compiler/cli.js";
 import { expectAllClose } from "../helpers.js";
 
 const root = mkdtempSync(join(os.tmpdir(), "gradc-gpu-"));
@@ -158,6 +159,52 @@ describe("the gpu backend on WebGPU (Dawn)", () => {
     }
     for (const name of wasm.params.names()) expectAllClose(await gpu.params.getAsync(name), wasm.params.get(name), { rtol: 1e-3, atol: 1e-5 });
     await gpu.close();
+  }, SLOW);
+
+  it('backend "auto" compiles for gpu where Dawn has an adapter and for wasm where it has none, and the manifest says which and why', async () => {
+    const dir = join(root, "auto-gpu");
+    const result = compile(xorModel(), { backend: "auto", optimizer: { name: "adam", lr: 0.01 }, outDir: dir });
+    expect(result.manifest.backend).toBe("gpu");
+    expect(result.manifest.backendChoice?.reason).toMatch(/^a WebGPU adapter answered: ./);
+    const t = await load(dir);
+    expect(t.device.backend).toBe("gpu");
+    expect(Number.isFinite(await t.stepAsync(xorBatch))).toBe(true);
+    await t.close();
+    // no adapter: EGL looks for an X display that is not there
+    const saved = process.env["EGL_PLATFORM"];
+    process.env["EGL_PLATFORM"] = "x11";
+    try {
+      const none = compile(xorModel(), { backend: "auto", optimizer: { name: "adam", lr: 0.01 }, outDir: join(root, "auto-none") });
+      expect(none.manifest.backend).toBe("wasm");
+      expect(none.manifest.backendChoice).toEqual({ asked: "auto", reason: "no WebGPU adapter: WebGPU (Dawn) found no adapter (EGL_PLATFORM=x11)" });
+      expect((await load(join(root, "auto-none"))).device.backend).toBe("wasm");
+    } finally {
+      if (saved === undefined) delete process.env["EGL_PLATFORM"];
+      else process.env["EGL_PLATFORM"] = saved;
+    }
+  }, SLOW);
+
+  it("gradc inspect --grad W2 --shader prints the WGSL gpu.js generated for each function of the slice; a wasm bundle is refused", async () => {
+    const cli = async (...argv: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await gradc(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    const dir = build(xorModel(), { backend: "gpu" });
+    const r = await cli("inspect", dir, "--grad", "W2", "--shader");
+    expect(r.code, r.err).toBe(0);
+    const head = /^\/\/ dLoss\/dW2: (\d+) backward kernels: the WGSL gpu\.js generated for each function \(adapter: .+\)$/m.exec(r.out);
+    expect(head).not.toBeNull();
+    const fns = [...r.out.matchAll(/^\/\/ (\w+): (\w+)$/gm)];
+    expect(fns.length).toBeGreaterThanOrEqual(Number(head![1]));
+    // every function's WGSL entry point, once per function
+    expect([...r.out.matchAll(/^@compute @workgroup_size\(/gm)].length).toBe(fns.length);
+    expect(r.out).toMatch(/var<storage, read_write> result : array<f32>;/);
+    const wasm = build(xorModel(), { backend: "wasm" });
+    const refused = await cli("inspect", wasm, "--grad", "W2", "--shader");
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/--shader prints the shaders of a gpu bundle's kernels; .* holds "wasm" kernels \(compile with --backend gpu\)/);
   }, SLOW);
 
   it("refuses f64 at compile time, naming the backend", () => {

@@ -49,6 +49,8 @@ describe("manifest schema", () => {
     expect(await loadEdited((m) => ((m["inputs"] as Json[])[1]!["dtype"] = "i64"))).toMatch(/inputs\[1\]\.dtype is "i64"; expected one of "f32", "f64", "i32", "bool"/);
     expect(await loadEdited((m) => ((m["hyper"] as Json)["lr"] = null))).toMatch(/hyper\.lr is null; expected an object/);
     expect(await loadEdited((m) => ((m["arena"] as Json)["floats"] = 1e12))).toMatch(/arena\.floats is 1000000000000; expected a whole number in \[0, 2147483647\]/);
+    expect(await loadEdited((m) => (m["backendChoice"] = { asked: "gpu", reason: "x" }))).toMatch(/backendChoice\.asked is "gpu"; expected one of "auto"/);
+    expect(await loadEdited((m) => (m["backendChoice"] = { asked: "auto" }))).toMatch(/backendChoice\.reason is (undefined|missing); expected a string/);
   });
 
   it("refuses overlapping and aliased slots", async () => {

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { TARGETS, targetFor, targetOptions } from "../../../compiler/backends/index.js";
 import type { Target } from "../../../compiler/backends/target.js";
+import { pickBackend } from "../../../compiler/backends/auto.js";
 
 describe("targetFor", () => {
   it("picks wasm by default, ts with wasm: false, and either by name", () => {
@@ -29,6 +30,30 @@ describe("targetFor", () => {
 
   it("registers each target under its own name", () => {
     for (const [name, t] of Object.entries(TARGETS) as [string, Target][]) expect(t.name).toBe(name);
+  });
+});
+
+describe('backend "auto"', () => {
+  const present = () => ({ adapter: "Test GPU" });
+  const absent = () => ({ missing: "WebGPU (Dawn) found no adapter" });
+  const never = () => {
+    throw new Error("probed although the options rule the gpu backend out");
+  };
+
+  it("picks gpu when the probe finds an adapter, wasm when it finds none, and says why", () => {
+    expect(pickBackend({}, present)).toEqual({ backend: "gpu", reason: "a WebGPU adapter answered: Test GPU" });
+    expect(pickBackend({}, absent)).toEqual({ backend: "wasm", reason: "no WebGPU adapter: WebGPU (Dawn) found no adapter" });
+  });
+
+  it("picks wasm without probing when the options need what the gpu backend lacks", () => {
+    expect(pickBackend({ dtype: "f64" }, never)).toEqual({ backend: "wasm", reason: 'dtype "f64": the gpu backend computes in float32 only' });
+    expect(pickBackend({ precision: "mixed" }, never).backend).toBe("wasm");
+    expect(pickBackend({ fusion: true }, never).backend).toBe("wasm");
+    expect(() => pickBackend({ wasm: false }, never)).toThrow('compile: backend "auto" with wasm: false; name the backend ("ts")');
+  });
+
+  it("is a value of --backend", () => {
+    expect(targetOptions({ backend: "auto" })).toEqual({ backend: "auto" });
   });
 });
 
