@@ -17,7 +17,7 @@ import * as deepSigmoid from "../../../examples/deep/sigmoid.js";
 import * as mnist from "../../../examples/mnist/model.js";
 import * as neuron from "../../../examples/neuron/model.js";
 import * as xor from "../../../examples/xor/model.js";
-import { BACKENDS, verifySchedule } from "../harness/exec.js";
+import { BACKENDS, verifySchedule } from "../harness/harness.js";
 
 /** A pre-norm transformer block: causal two-head self-attention and a ReLU MLP, each with a residual. */
 export const transformerBlock = graph("transformerBlock", (g) => {

@@ -14,8 +14,7 @@ import type { INDEXING } from "../../../compiler/ops/indexing.js";
 import type { CONV } from "../../../compiler/ops/conv.js";
 import { concat } from "../../../compiler/dsl/functions.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
-import { cleanupBundles, compileAndLoad } from "../harness/harness.js";
-import { BACKENDS } from "../harness/exec.js";
+import { BACKENDS, cleanupBundles, compileAndLoad } from "../harness/harness.js";
 import type { BackendName } from "../../../compiler/backends/index.js";
 
 afterAll(cleanupBundles);

@@ -13,7 +13,7 @@ import type { Schedule } from "../../../compiler/lower/schedule.js";
 import type { ArenaPlan } from "../../../compiler/plan/arena.js";
 import { lowerGraph } from "../../../compiler/compile.js";
 import { expectAllClose, randomArray } from "../../helpers.js";
-import { execute } from "../harness/exec.js";
+import { cleanupBundles, compileAndLoad, execute } from "../harness/harness.js";
 import { simulate } from "./liveness.js";
 import { randomCase } from "../harness/randomGraphs.js";
 
@@ -67,7 +67,6 @@ describe("sharing", () => {
   });
 
   it("the manifest records the arena, its peak bytes and the saved activations", async () => {
-    const { compileAndLoad, cleanupBundles } = await import("../harness/harness.js");
     const b = await compileAndLoad(xor, { optimizer: xorConfig.optimizer! });
     const { plan } = lowerGraph(xor, { optimizer: xorConfig.optimizer! });
     expect(b.manifest.arena).toEqual({ floats: plan.floats, ints: plan.ints });
