@@ -247,6 +247,8 @@ export function bind(s: Schedule, plan: ArenaPlan): Executed {
 
 let root: string | undefined;
 let counter = 0;
+/** Bundles `loadShared` compiled, by graph and options. */
+const shared = new Map<Graph, Map<string, CompileResult>>();
 
 /** A fresh folder under the OS temp dir for one bundle. */
 export function tempBundleDir(tag = "b"): string {
@@ -258,6 +260,7 @@ export function tempBundleDir(tag = "b"): string {
 export function cleanupBundles(): void {
   if (root) rmSync(root, { recursive: true, force: true });
   root = undefined;
+  shared.clear();
 }
 
 /**
@@ -287,6 +290,20 @@ export async function loadBundle(result: CompileResult): Promise<Loaded> {
   const weights = loadSafetensors(path.join(result.outDir, m.files.weights)).tensors;
   for (const p of m.params) bound.write(p, weights[p.name]!.data);
   return { ...bound, result };
+}
+
+/**
+ * Loads `graph` compiled with `options` into fresh arenas, compiling it only
+ * the first time a test file asks for that graph with those options: tests
+ * that differ only in what they run share one bundle.
+ */
+export async function loadShared(graph: Graph, options: Omit<CompileOptions, "outDir"> = {}): Promise<Loaded> {
+  let byOptions = shared.get(graph);
+  if (!byOptions) shared.set(graph, (byOptions = new Map()));
+  const key = JSON.stringify(options);
+  let result = byOptions.get(key);
+  if (!result) byOptions.set(key, (result = compile(graph, { ...options, outDir: tempBundleDir(graph.name.replace(/[^A-Za-z0-9]/g, "") || "g") })));
+  return loadBundle(result);
 }
 
 /** Compiles `graph` into a temp folder and loads it. */
