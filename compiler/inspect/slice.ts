@@ -12,6 +12,7 @@ import type { KernelEntry, ParamEntry } from "../../runtime/manifest.js";
 import type { BundleView } from "./bundleData.js";
 import { noRecordedCode, nodesOfKernel } from "./bundleData.js";
 import { commentText, printedNodes } from "../lower/names.js";
+import { literalValue } from "../ir/constants.js";
 
 /** The kernels dLoss/dNAME depends on. */
 export interface GradSlice {
@@ -221,7 +222,7 @@ export function stageGraph(view: BundleView, stage: string): StageGraph {
 export function bindingLines(g: Graph, nodes: readonly Tensor[]): string[] {
   const printed = printedNodes(g);
   const rows = nodes
-    .filter((t) => t.op !== "input" && t.op !== "param" && !(t.op === "const" && t.p("const").value.length === 1))
+    .filter((t) => t.op !== "input" && t.op !== "param" && literalValue(t) === undefined)
     .map((t): [string, string] => [`  ${printed.get(t)?.binding ?? String(t)}`, describeOrigin(t)]);
   const width = Math.min(72, Math.max(0, ...rows.map(([s]) => s.length)));
   return rows.map(([s, c]) => commentText(c ? `${s.padEnd(width)}  # ${c}` : s));
