@@ -19,7 +19,7 @@ import { planMemory } from "./plan/memory.js";
 import { summarize } from "./bundle/summary.js";
 import type { CompileSummary } from "./bundle/summary.js";
 import type { ArenaPlan } from "./plan/arena.js";
-import { targetFor, targetOptionsOf } from "./backends/index.js";
+import { backendsWhere, targetFor, targetOptionsOf } from "./backends/index.js";
 import type { KernelPass, Target } from "./backends/target.js";
 import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
@@ -71,9 +71,6 @@ function checkOptions(options: CompileOptions): void {
   }
 }
 
-/** Backends whose kernels can keep values as bfloat16. */
-const MIXED_BACKENDS: readonly string[] = ["ts", "wasm"];
-
 /** Mixed precision's spec from the options (undefined for f32), checked. */
 export function mixedSpec(options: Omit<CompileOptions, "outDir">): MixedSpec | undefined {
   if (options.precision !== "mixed") {
@@ -82,8 +79,8 @@ export function mixedSpec(options: Omit<CompileOptions, "outDir">): MixedSpec | 
   }
   if (options.dtype === "f64") throw new Error(`compile: precision "mixed" keeps f32 master weights; it cannot be combined with dtype "f64"`);
   const target = targetFor(options);
-  if (!MIXED_BACKENDS.includes(target.name)) {
-    throw new Error(`compile: precision "mixed" runs on the ${MIXED_BACKENDS.join(" and ")} backends; the ${target.name} backend does not store bfloat16 yet`);
+  if (!target.capabilities.bf16) {
+    throw new Error(`compile: precision "mixed" runs on the ${backendsWhere((c) => c.bf16 === true, " and ").replace(/"/g, "")} backends; the ${target.name} backend does not store bfloat16 yet`);
   }
   const initialScale = options.lossScale?.initial ?? 2 ** 16;
   const growthInterval = options.lossScale?.growthInterval ?? 2000;
@@ -184,7 +181,7 @@ export function lowerGraph(graph: Graph, options: Omit<CompileOptions, "outDir">
   const precision = options.dtype ?? "f32";
   const mixed = mixedSpec(options);
   const target = targetFor(options);
-  if (precision === "f64" && !target.capabilities.f64) throw new Error(`compile: backend "${target.name}" computes in float32 only; dtype "f64" needs backend "ts" or "wasm"`);
+  if (precision === "f64" && !target.capabilities.f64) throw new Error(`compile: backend "${target.name}" computes in float32 only; dtype "f64" needs backend ${backendsWhere((c) => c.f64)}`);
   if (options.fusion === true && !target.capabilities.fusion) throw new Error(`compile: backend "${target.name}" runs one kernel per graph node; leave fusion unset or false`);
   const fusion = (options.fusion ?? true) && target.capabilities.fusion;
   const dumps = new Dumps(options.dumpPasses === true);
@@ -256,9 +253,9 @@ interface BundleBuild {
  * Lowers, emits and describes one graph. `lean` leaves out what only a
  * top-level bundle needs (the trainer, the runtime, the inspection data).
  */
-function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean: boolean, generate?: GenerateSpec): BundleBuild {
+function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean: boolean, generate?: GenerateSpec, check?: ScheduleCheck): BundleBuild {
   const t0 = performance.now();
-  const lowered = lowerGraph(graph, options);
+  const lowered = lowerGraph(graph, options, check);
   const { schedule, plan, passes } = lowered;
   const t1 = performance.now();
 
@@ -352,11 +349,11 @@ function generateFiles(train: Graph, config: GenerateConfig, options: CompileOpt
  * Compiles a graph into a kernel bundle at `options.outDir` (created, or
  * replaced when it holds a previous bundle). Default optimizer: Adam, lr 0.001.
  */
-export function compile(graph: Graph, options: CompileOptions): CompileResult {
+export function compile(graph: Graph, options: CompileOptions, check?: ScheduleCheck): CompileResult {
   checkOptions(options);
   const t0 = performance.now();
   const gen = options.generate ? generateFiles(graph, options.generate, options) : undefined;
-  const built = buildFiles(graph, options, false, gen?.spec);
+  const built = buildFiles(graph, options, false, gen?.spec, check);
   const files = built.files;
   if (gen) for (const [rel, content] of gen.files) files.set(rel, content);
   const t3 = performance.now();

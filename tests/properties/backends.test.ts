@@ -1,7 +1,9 @@
 // Random graphs (elementwise families, broadcasting, reductions, reshapes,
 // transposes, matmuls, softmax; f32 and f64) compiled into real bundles on
-// every backend and run through load(): loss, gradients and outputs agree with
-// the reference interpreter. Shrunk counterexamples become fixed seeds below.
+// every backend and run through load(): every kernel passes the kernel IR
+// verifier after lowering and after each backend pass, and loss, gradients
+// and outputs agree with the reference interpreter. Shrunk counterexamples
+// become fixed seeds below.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +16,7 @@ import type { Graph } from "../../compiler/ir/graph.js";
 import { load } from "../../runtime/load.js";
 import { expectAllClose, randomArray } from "../helpers.js";
 import { randomCase } from "../compiler/harness/randomGraphs.js";
+import { verifySchedule } from "../compiler/harness/harness.js";
 import { randomGraph } from "../compiler/passes/randomGraph.js";
 import { BACKENDS, budget, fuzz } from "./settings.js";
 
@@ -32,7 +35,7 @@ let n = 0;
 async function agrees(generator: "fusion" | "passes", seed: number, backend: (typeof BACKENDS)[number], dtype: "f32" | "f64"): Promise<void> {
   const { graph, feeds } = randomModel(generator, seed);
   const dir = join(root, `g${n++}`);
-  compile(graph, { outDir: dir, dtype, ...backend.options });
+  compile(graph, { outDir: dir, dtype, ...backend.options }, (_, after) => verifySchedule(after));
   const t = await load(dir);
   const got = await t.gradientsAsync(feeds);
   const want = interpret(grad(graph), feeds, undefined, { precision: dtype });

@@ -196,6 +196,7 @@ describe("the bundle folder and options", () => {
     expect(errorMessage(() => compile(xor, { outDir, backend: "cuda" as never }))).toMatch(/unknown backend "cuda"/);
     expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", dtype: "f64" }))).toMatch(/backend "gpu" computes in float32 only/);
     expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", fusion: true }))).toMatch(/backend "gpu" runs one kernel per graph node/);
+    expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", precision: "mixed" }))).toBe('compile: precision "mixed" runs on the ts and wasm backends; the gpu backend does not store bfloat16 yet');
     expect(errorMessage(() => compile(xor, { outDir, gradClip: -1 }))).toMatch(/gradClip/);
     expect(errorMessage(() => compile(xor, { outDir, optimizer: { name: "rmsprop" as "sgd", lr: 1 } }))).toMatch(/unknown name "rmsprop"/);
     const data = (inputs: Record<string, number[]>) => ({ data: { kind: "arrays" as const, inputs } });
