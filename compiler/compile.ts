@@ -5,6 +5,7 @@
 import path from "node:path";
 import { Graph } from "./ir/graph.js";
 import { inScope } from "./lower/optimizer.js";
+import { backendsWhere } from "./backends/index.js";
 import type { CompileOptions, GenerateConfig } from "./config.js";
 import type { GenerateSpec, Manifest, MixedSpec } from "../runtime/manifest.js";
 import { checkGenerateSpec } from "../runtime/generate.js";
@@ -19,7 +20,7 @@ import { planMemory } from "./plan/memory.js";
 import { summarize } from "./bundle/summary.js";
 import type { CompileSummary } from "./bundle/summary.js";
 import type { ArenaPlan } from "./plan/arena.js";
-import { backendsWhere, targetFor, targetOptionsOf } from "./backends/index.js";
+import { targetFor, targetOptionsOf } from "./backends/index.js";
 import type { KernelPass, Target } from "./backends/target.js";
 import type { BundleFiles } from "./bundle/bundle.js";
 import { runPipeline } from "./passes/pipeline.js";
@@ -253,9 +254,9 @@ interface BundleBuild {
  * Lowers, emits and describes one graph. `lean` leaves out what only a
  * top-level bundle needs (the trainer, the runtime, the inspection data).
  */
-function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean: boolean, generate?: GenerateSpec, check?: ScheduleCheck): BundleBuild {
+function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean: boolean, generate?: GenerateSpec): BundleBuild {
   const t0 = performance.now();
-  const lowered = lowerGraph(graph, options, check);
+  const lowered = lowerGraph(graph, options);
   const { schedule, plan, passes } = lowered;
   const t1 = performance.now();
 
@@ -349,11 +350,11 @@ function generateFiles(train: Graph, config: GenerateConfig, options: CompileOpt
  * Compiles a graph into a kernel bundle at `options.outDir` (created, or
  * replaced when it holds a previous bundle). Default optimizer: Adam, lr 0.001.
  */
-export function compile(graph: Graph, options: CompileOptions, check?: ScheduleCheck): CompileResult {
+export function compile(graph: Graph, options: CompileOptions): CompileResult {
   checkOptions(options);
   const t0 = performance.now();
   const gen = options.generate ? generateFiles(graph, options.generate, options) : undefined;
-  const built = buildFiles(graph, options, false, gen?.spec, check);
+  const built = buildFiles(graph, options, false, gen?.spec);
   const files = built.files;
   if (gen) for (const [rel, content] of gen.files) files.set(rel, content);
   const t3 = performance.now();

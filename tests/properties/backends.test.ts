@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, it } from "vitest";
-import { compile } from "../../compiler/compile.js";
+import { compile, lowerGraph } from "../../compiler/compile.js";
 import { grad } from "../../compiler/autodiff/grad.js";
 import { interpret } from "../../compiler/interp/interpret.js";
 import type { Graph } from "../../compiler/ir/graph.js";
@@ -35,7 +35,9 @@ let n = 0;
 async function agrees(generator: "fusion" | "passes", seed: number, backend: (typeof BACKENDS)[number], dtype: "f32" | "f64"): Promise<void> {
   const { graph, feeds } = randomModel(generator, seed);
   const dir = join(root, `g${n++}`);
-  compile(graph, { outDir: dir, dtype, ...backend.options }, (_, after) => verifySchedule(after));
+  // every kernel verified after lowering and after each backend pass
+  lowerGraph(graph, { dtype, ...backend.options }, (_, after) => verifySchedule(after));
+  compile(graph, { outDir: dir, dtype, ...backend.options });
   const t = await load(dir);
   const got = await t.gradientsAsync(feeds);
   const want = interpret(grad(graph), feeds, undefined, { precision: dtype });
