@@ -42,7 +42,7 @@ export async function sharedProduct(m: number, n: number, k: number, a: Float32A
   const W = new Float32Array(memory.buffer);
   for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) W[atA + (Math.floor(i / TILE_ROWS) * k + p) * TILE_ROWS + (i % TILE_ROWS)] = a[i * k + p]!;
   for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) W[atB + (Math.floor(j / TILE_COLS) * k + p) * TILE_COLS + (j % TILE_COLS)] = b[p * n + j]!;
-  const pool = await ThreadPool.create({ module, memory, exports: ["product"], threads });
+  const pool = await ThreadPool.create({ units: [{ module, memory, exports: ["product"] }], threads });
   const alone = new WebAssembly.Instance(module, { env: { memory } }).exports["product"] as (from: number, to: number) => void;
   return {
     m,

@@ -57,6 +57,21 @@ export interface Device {
    * finite operands. --check-numerics uses it to name the node that did.
    */
   runKernelChecked?(name: string, flags: Uint8Array): MaybePromise<boolean>;
+  /**
+   * Releases what the device holds outside the JavaScript heap (a GPU's
+   * buffers and, once no device uses it, the GPU itself, so Node can exit;
+   * a host device's worker threads, after which it runs on one thread).
+   * A GPU device is unusable afterwards.
+   */
+  close?(): MaybePromise<void>;
+  /** Threads its kernels run on, the calling one included (absent: one). */
+  readonly threads?: number;
+}
+
+/** What a device is made with beyond its bundle. */
+export interface DeviceOptions {
+  /** Threads the kernels may run on, the calling one included (default 1). */
+  readonly threads?: number;
 }
 
 /**

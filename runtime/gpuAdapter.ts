@@ -16,6 +16,10 @@ interface NavigatorGpu {
 }
 
 let instance: Promise<GPU> | undefined;
+/** Devices using the instance; the last to let go releases WebGPU. */
+let users = 0;
+/** The navigator.gpu this module made from Dawn, and whether it made navigator too. */
+let shim: { gpu: NavigatorGpu; navigator: boolean } | undefined;
 
 /** Imports package `name`: from this module's folder, else (Node, a bundle outside the project) from the working folder's node_modules. */
 async function importPackage(name: string): Promise<unknown> {
@@ -54,6 +58,7 @@ async function navigatorGpu(): Promise<NavigatorGpu | undefined> {
   const gpu: NavigatorGpu = { requestAdapter: (o = {}) => dawn.requestAdapter({ featureLevel: "compatibility", ...o }) };
   if (nav) Object.assign(nav, { gpu });
   else Object.assign(globalThis, { navigator: { gpu } });
+  shim = { gpu, navigator: !nav };
   return gpu;
 }
 
@@ -76,12 +81,52 @@ export function gpuInstance(): Promise<GPU> {
     if (!adapter) {
       throw new Error(`gpu: WebGPU found no adapter (EGL_PLATFORM=${process.env["EGL_PLATFORM"] ?? "unset"}); ${HOW}`);
     }
-    const mod = (await importPackage("gpu.js")) as { GPU?: typeof GPU; default?: { GPU: typeof GPU } };
-    const Gpu = mod.GPU ?? mod.default!.GPU;
+    const { GPU: Gpu } = await gpuJs();
     return new Gpu({ mode: "webgpu" });
   })();
   instance.catch(() => (instance = undefined));
   return instance;
+}
+
+/** The gpu.js module: its GPU class and the shared WebGPU device's owner. */
+interface GpuJs {
+  GPU: typeof GPU;
+  WebGPUContext?: { destroy(): Promise<void> };
+}
+
+async function gpuJs(): Promise<GpuJs> {
+  const mod = (await importPackage("gpu.js")) as Partial<GpuJs> & { default?: GpuJs };
+  return mod.GPU ? (mod as GpuJs) : mod.default!;
+}
+
+/**
+ * The gpu.js instance for one device, and its release. When the last device
+ * lets go, the instance's kernels and the WebGPU device are destroyed and the
+ * navigator.gpu made from Dawn is dropped: while Dawn holds a device, Node
+ * keeps polling it and never exits.
+ */
+export async function acquireGpu(): Promise<{ gpu: GPU; release(): Promise<void> }> {
+  const gpu = await gpuInstance();
+  users++;
+  let released = false;
+  return {
+    gpu,
+    release: async () => {
+      if (released) return;
+      released = true;
+      if (--users > 0) return;
+      const made = instance;
+      instance = undefined;
+      await (await made?.catch(() => undefined))?.destroy();
+      await (await gpuJs()).WebGPUContext?.destroy();
+      if (shim) {
+        const g = globalThis as { navigator?: { gpu?: unknown } };
+        if (shim.navigator && g.navigator?.gpu === shim.gpu) delete g.navigator;
+        else if (g.navigator?.gpu === shim.gpu) delete g.navigator.gpu;
+        shim = undefined;
+      }
+    },
+  };
 }
 
 /** The adapter's description (Dawn on Mesa: the driver and "llvmpipe", a CPU), for benchmarks to say what they measured. */

@@ -1,6 +1,6 @@
 // The gpu device: a bundle of the gpu backend on WebGPU through gpu.js. Every
-// device buffer (a "root": a buffer that is no view; params, gradients and
-// optimizer state are blocks) lives on the GPU as a gpu.js pipeline result
+// device buffer (a "root": a buffer that is no view, or one param's piece of
+// the params, gradients or an optimizer-state block) lives on the GPU as a gpu.js pipeline result
 // for as long as the device does. A kernel is one gpu.js function per root it
 // writes; its results are bound to their roots once all of them ran, so each
 // reads the values from before the kernel. Each function has two gpu.js
@@ -14,7 +14,7 @@ import type { SlotView } from "./arena.js";
 import { sizeOf } from "./arena.js";
 import type { Device, EntryPoint, KernelList } from "./device.js";
 import { moduleUrl } from "./hostDevice.js";
-import { gpuInstance } from "./gpuAdapter.js";
+import { acquireGpu } from "./gpuAdapter.js";
 
 /** A device buffer of the bundle (a buffer that is no view), where the host arenas would hold it. */
 export interface GpuRootEntry {
@@ -86,9 +86,12 @@ export class GpuDevice implements Device {
   private readonly lists: Readonly<Record<KernelList, readonly string[]>>;
   private readonly byOffset: { F: Map<number, number>; I: Map<number, number> } = { F: new Map(), I: new Map() };
 
+  private closed = false;
+
   private constructor(
     readonly backend: string,
     private readonly gpu: GPU,
+    private readonly release: () => Promise<void>,
     private readonly mod: GpuModule,
     manifest: Manifest,
   ) {
@@ -101,8 +104,8 @@ export class GpuDevice implements Device {
   }
 
   /** Loads `mod` onto the GPU: every root uploaded (zeros, or its constant values). */
-  static async create(manifest: Manifest, mod: GpuModule, gpu: GPU): Promise<GpuDevice> {
-    const d = new GpuDevice(manifest.backend, gpu, mod, manifest);
+  static async create(manifest: Manifest, mod: GpuModule, gpu: GPU, release: () => Promise<void> = async () => {}): Promise<GpuDevice> {
+    const d = new GpuDevice(manifest.backend, gpu, release, mod, manifest);
     const upload = gpu.createKernel(function (this: { thread: { x: number } }, a: number[]) {
       return a[this.thread.x]!;
     }, { dynamicOutput: true, dynamicArguments: true, pipeline: true, immutable: true }) as unknown as ((a: Float32Array) => Promise<Handle>) & { setOutput(o: number[]): void };
@@ -185,7 +188,17 @@ export class GpuDevice implements Device {
     return this.lists[list];
   }
 
+  /** Frees this device's buffers; the last gpu device to close releases WebGPU (see acquireGpu). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const h of this.owned) h.delete();
+    this.owned.clear();
+    await this.release();
+  }
+
   async runKernel(name: string): Promise<void> {
+    if (this.closed) throw new Error(`gpu: the device was closed; load the bundle again`);
     const parts = this.parts.get(name);
     if (!parts) throw new Error(`no kernel named ${name} in this bundle`);
     await this.flush();
@@ -203,13 +216,18 @@ export class GpuDevice implements Device {
 export async function createGpuDevice(manifest: Manifest, dir: string): Promise<Device> {
   const file = manifest.files.gpu;
   if (!file) throw new Error(`${dir}/manifest.json: a gpu bundle must list its gpu.js kernel module in files.gpu; recompile the model`);
-  const gpu = await gpuInstance();
-  let mod: GpuModule;
+  const { gpu, release } = await acquireGpu();
   try {
-    mod = (await import(/* @vite-ignore */ moduleUrl(dir, file, manifest))) as GpuModule;
+    let mod: GpuModule;
+    try {
+      mod = (await import(/* @vite-ignore */ moduleUrl(dir, file, manifest))) as GpuModule;
+    } catch (e) {
+      throw new Error(`${dir}/${file}: cannot load it as a gpu kernel module (${(e as Error).message}); recompile the model`);
+    }
+    if (!Array.isArray(mod.ROOTS) || !Array.isArray(mod.KERNELS)) throw new Error(`${dir}/${file}: exports no ROOTS and KERNELS; recompile the model`);
+    return await GpuDevice.create(manifest, mod, gpu, release);
   } catch (e) {
-    throw new Error(`${dir}/${file}: cannot load it as a gpu kernel module (${(e as Error).message}); recompile the model`);
+    await release();
+    throw e;
   }
-  if (!Array.isArray(mod.ROOTS) || !Array.isArray(mod.KERNELS)) throw new Error(`${dir}/${file}: exports no ROOTS and KERNELS; recompile the model`);
-  return GpuDevice.create(manifest, mod, gpu);
 }

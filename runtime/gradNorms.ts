@@ -68,6 +68,11 @@ export interface GradSource {
   gradNorm(name: string): number;
 }
 
+/** Where the norms come from on a device that works asynchronously (a GPU's). */
+export interface AsyncGradSource {
+  gradNormAsync(name: string): Promise<number>;
+}
+
 const short = (x: number): string => (Number.isFinite(x) ? x.toExponential(2) : String(x));
 /** A warning names at most this many params. */
 const WARN_NAMES = 6;
@@ -100,6 +105,17 @@ export class GradNormLog {
    */
   record(step: number, source: GradSource): void {
     for (let i = 0; i < this.names.length; i++) this.norms[i] = source.gradNorm(this.names[i]!);
+    this.write(step);
+  }
+
+  /** `record` on a device that works asynchronously: each norm is one download. */
+  async recordAsync(step: number, source: AsyncGradSource): Promise<void> {
+    for (let i = 0; i < this.names.length; i++) this.norms[i] = await source.gradNormAsync(this.names[i]!);
+    this.write(step);
+  }
+
+  /** Writes the norms just read as step `step`'s rows, and warns of new flags. */
+  private write(step: number): void {
     const largest = largestFinite(this.norms);
     let rows = "";
     const fresh: Record<Exclude<GradFlag, "">, string[]> = { vanishing: [], exploding: [] };

@@ -4,7 +4,9 @@
 import type { ForwardModule, Manifest, Slot, StepModule } from "./manifest.js";
 import type { Arenas, FloatArray, SlotView } from "./arena.js";
 import { sizeOf, slotView } from "./arena.js";
-import type { EntryPoint, HostDevice, KernelList } from "./device.js";
+import type { DeviceOptions, EntryPoint, HostDevice, KernelList } from "./device.js";
+import type { PoolStarter, ProductThreads } from "./wasmThreads.js";
+import { threadProducts, wasmProductsOf } from "./wasmThreads.js";
 
 /** One emitted kernel: reads and writes the arenas at fixed offsets. */
 export type KernelFn = (F: FloatArray, I: Int32Array) => void;
@@ -77,18 +79,28 @@ interface KernelLists {
   readonly update: readonly KernelFn[];
 }
 
+/** Host device options: how many threads, and the platform's pool of them (without one, every kernel runs on the calling thread). */
+export interface HostDeviceOptions extends DeviceOptions {
+  readonly startPool?: PoolStarter;
+}
+
 /**
  * Loads the kernel modules of the bundle in `dir` into a host device with
  * freshly allocated arenas. `create(F, I)` writes the bundle's constants, so
  * the arenas are ready once this resolves (the params still to be filled).
+ * With `threads` > 1 and a pool starter, a "wasm" bundle's WebAssembly
+ * products are split across worker threads (runtime/wasmThreads.ts).
  */
-export async function createHostDevice(manifest: Manifest, dir: string): Promise<HostDevice> {
+export async function createHostDevice(manifest: Manifest, dir: string, options: HostDeviceOptions = {}): Promise<HostDevice> {
   const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(manifest.arena.floats) : new Float32Array(manifest.arena.floats);
   const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
   const forwardMod = await importKernels<ForwardModule>(dir, manifest.files.forward, manifest);
   const stepMod = await importKernels<StepModule>(dir, manifest.files.step, manifest);
   const forward = forwardMod.create(F, arenas.I);
   const step = stepMod.create(F, arenas.I);
+  const threads = options.threads ?? 1;
+  const units = [wasmProductsOf(forwardMod, `${dir}/${manifest.files.forward}`), wasmProductsOf(stepMod, `${dir}/${manifest.files.step}`)].filter((u) => u !== undefined);
+  const pool = options.startPool ? await threadProducts(units, threads, options.startPool) : undefined;
   let lists: KernelLists | undefined;
   const kernelLists = (): KernelLists => {
     if (lists) return lists;
@@ -113,7 +125,7 @@ export async function createHostDevice(manifest: Manifest, dir: string): Promise
     lists = { byName, checked, names, update: names.update.map((n) => byName.get(n)!) };
     return lists;
   };
-  return new ArenaDevice(manifest.backend, arenas, forward, step, kernelLists);
+  return new ArenaDevice(manifest.backend, arenas, forward, step, kernelLists, pool);
 }
 
 /** The host device: kernels called directly on the arenas. */
@@ -126,7 +138,18 @@ class ArenaDevice implements HostDevice {
     private readonly forward: { forward(): void },
     private readonly step: { gradients(): void; update?(): void; step(): void },
     private readonly lists: () => KernelLists,
+    private pool: ProductThreads | undefined,
   ) {}
+
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.close();
+  }
 
   private arena(slot: Slot): FloatArray | Int32Array {
     return slot.arena === "F" ? this.arenas.F : this.arenas.I;

@@ -28,7 +28,8 @@ export { accuracy, argmax, main as train, trainHelp, writePlots } from "./traine
 export type { AccuracySpec, TrainSummary, TrainIO } from "./trainer.js";
 export { CheckedDevice, NumericsError, blameNode, describeFault, firstNonFinite, suspectNode } from "./numerics.js";
 export type { NumericsFault } from "./numerics.js";
-export { DEVICES, createDevice } from "./devices.js";
+export { DEVICES } from "./devices.js";
+export { NODE_DEVICES, createDevice } from "./nodeDevices.js";
 export type { DeviceFactory } from "./devices.js";
 export { isHostDevice } from "./device.js";
 export type { Device, EntryPoint, HostDevice, KernelList, MaybePromise } from "./device.js";

@@ -2,7 +2,7 @@
 // file system read through runtime/nodeIO.ts) and returns a Trainer that runs
 // its forward and step kernels on the device of its backend (runtime/device.ts).
 import { resolve } from "node:path";
-import { createDevice } from "./devices.js";
+import { createDevice } from "./nodeDevices.js";
 import { openBundle } from "./open.js";
 import type { LoadOptions, Trainer } from "./open.js";
 import { nodeBundleIO } from "./nodeIO.js";

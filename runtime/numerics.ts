@@ -193,6 +193,10 @@ export class CheckedDevice implements Device {
     return this.device.kernels(list);
   }
 
+  close(): MaybePromise<void> {
+    return this.device.close?.();
+  }
+
   runKernel(name: string): MaybePromise<void> {
     return this.device.runKernel(name);
   }

@@ -115,6 +115,15 @@ export interface Trainer {
    * Only for bundles whose manifest has a `generate` entry; synchronous devices only.
    */
   generate(options: GenerateOptions): Generation;
+  /**
+   * Releases the device: a GPU's buffers, and the GPU once no trainer uses
+   * it, so a Node process can exit (the trainer is unusable afterwards); a
+   * host device's worker threads (the trainer still works after, on one
+   * thread). Idle threads never keep a process alive, but a long-lived
+   * process that loads bundles again and again should close the ones it is
+   * done with.
+   */
+  close(): Promise<void>;
 }
 
 /** Options of `load`. */
@@ -134,6 +143,13 @@ export interface LoadOptions {
    * params start as rank 0's, gradients are averaged over the ranks before each update.
    */
   readonly dataParallel?: DataParallelOptions;
+  /**
+   * Threads the kernels run on, the calling one included (default 1; the
+   * trainer's default is every core). The "wasm" backend splits its
+   * WebAssembly products across them; results are bit-identical for any
+   * count. A run-time choice: nothing of it is in the bundle.
+   */
+  readonly threads?: number;
 }
 
 /** Parses and validates a manifest's text (`file` names it in errors). */
@@ -170,7 +186,10 @@ export async function openBundle(io: BundleIO, devices: DeviceFactory, options: 
     throw new Error(`learning rate must be a finite number ≥ 0 (got ${options.lr})`);
   }
   const optimizer: OptimizerSpec = options.lr === undefined ? manifest.optimizer : { ...manifest.optimizer, lr: options.lr };
-  const plain = await (options.device ?? devices)(manifest, root);
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
+    throw new Error(`threads must be an integer >= 1 (got ${options.threads})`);
+  }
+  const plain = await (options.device ?? devices)(manifest, root, options.threads === undefined ? {} : { threads: options.threads });
   loadWeights(plain, manifest, await readSafetensors(io, manifest.files.weights), io.where(manifest.files.weights));
   let parallel: DataParallel | undefined;
   if (options.dataParallel) {
@@ -180,7 +199,9 @@ export async function openBundle(io: BundleIO, devices: DeviceFactory, options: 
   const inference = await loadInference(io, manifest, devices, options);
   // after the checks that name a field: an edited manifest that passes them still differs from the compiler's
   await verifyManifest(io, manifest);
-  const trainer = new BundleTrainer(root, manifest, optimizer, device, io.files, parallel, inference);
+  const trainer = new BundleTrainer(root, manifest, optimizer, device, io.files, parallel, inference, async () => {
+    await plain.close?.();
+  });
   // every rank starts from rank 0's params
   parallel?.broadcastState(0);
   return trainer;
@@ -234,6 +255,7 @@ class BundleTrainer implements Trainer {
     private readonly files: CheckpointFiles | undefined,
     readonly dataParallel?: DataParallel,
     private readonly inference?: Trainer,
+    private readonly release: () => Promise<void> = () => Promise.resolve(),
   ) {
     if (manifest.hyper.lr.arena !== "F") throw new Error(`${dir}/manifest.json: hyper.lr must live in the F arena`);
     this.synchronous = device.synchronous;
@@ -473,6 +495,11 @@ class BundleTrainer implements Trainer {
   loadParams(path: string): void {
     const { path: file, file: content } = this.fileSystem("loadParams(path)").read(path);
     loadParams(content, file, this.device, this.manifest);
+  }
+
+  async close(): Promise<void> {
+    await this.release();
+    await this.inference?.close();
   }
 
   generate(options: GenerateOptions): Generation {

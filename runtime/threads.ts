@@ -1,120 +1,63 @@
-// A pool of worker threads over one shared WebAssembly.Memory: every thread
-// instantiates the same module on that memory, and a job — one exported
-// function and a range [from, to) of its loop — is split into contiguous
-// parts, one per thread, the calling thread taking the first. The split only
-// decides who computes which part, never how a value is computed, so results
-// do not depend on the thread count. Threads meet at a spin-then-wait
-// barrier: an Atomics.wait wake-up alone costs ~70 µs, so each side spins a
-// little on the shared counters before it sleeps.
+// Node's thread pool over shared WebAssembly memories: worker_threads that
+// run runtime/jobs.ts's protocol (the split, the spin-then-wait barrier, parts
+// claimed before they run) beside the calling thread.
 import os from "node:os";
 import { Worker } from "node:worker_threads";
+import type { PoolUnit, ProductPool } from "./wasmThreads.js";
+import { JobRunner, WORDS, controlBytes, instantiateUnits, serveJobs } from "./jobs.js";
+import type { WorkerStart } from "./jobs.js";
 
-/** What a pool runs: the module, its shared memory, and the exports a job may name. */
+export { MIN_PARALLEL_WORK, partition } from "./jobs.js";
+
+/**
+ * What a pool runs: modules, each with its shared memory (`shared: true`,
+ * imported as `env.memory`) and the exported functions
+ * `(from: number, to: number) => void` that jobs run, by index: the first
+ * unit's exports, then the next one's.
+ */
 export interface ThreadPoolOptions {
-  readonly module: WebAssembly.Module;
-  /** A shared memory (`shared: true`), imported by the module as `env.memory`. */
-  readonly memory: WebAssembly.Memory;
-  /** Exported functions `(from: number, to: number) => void` that jobs run, by index. */
-  readonly exports: readonly string[];
+  readonly units: readonly PoolUnit[];
   /** Threads wanted, the calling one included; never more than `os.availableParallelism()`. Default: that many. */
   readonly threads?: number;
   /** Spins on the shared counters before a thread sleeps in Atomics.wait (default 20,000: tens of µs). */
   readonly spin?: number;
 }
 
-// control words (Int32Array over a SharedArrayBuffer)
-const GEN = 0; // bumped once per job; workers wait on it
-const PENDING = 1; // workers still running the current job; the caller waits on it
-const FN = 2;
-const FROM = 3;
-const TO = 4;
-const PARTS = 5; // threads taking part in this job
-const STOP = 6;
-const FAILED = 7; // 1 + the index of a worker whose part threw, 0 if none
-const WORDS = 8;
-
-/**
- * Multiply-adds (or comparable units of work) below which a job stays on the
- * calling thread: with spin-then-wait, two threads pay off from about a 64³
- * matmul on this kind of machine (shared/PERFORMANCE.md); a plain Atomics.wait
- * wake-up (~70 µs) would need kernels well over 100 µs.
- */
-export const MIN_PARALLEL_WORK = 64 ** 3;
-
-/** The parts [from, to) of `parts` contiguous pieces of a range, as every thread computes them. */
-export function partition(from: number, to: number, parts: number): [number, number][] {
-  const n = to - from;
-  return Array.from({ length: parts }, (_, k) => [from + Math.floor((n * k) / parts), from + Math.floor((n * (k + 1)) / parts)]);
-}
-
-// The worker: plain JavaScript, so it runs the same under tsx and from an emitted bundle.
+// The worker: plain JavaScript (jobs.ts's loop by its source text), so it runs the same under tsx and from an emitted bundle.
 const WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
-const { module, memory, control, exports: names, index, spin } = workerData;
-const ctl = new Int32Array(control);
-const instance = new WebAssembly.Instance(module, { env: { memory } });
-const table = names.map((n) => instance.exports[n]);
+const { units, control, index, spin, words } = workerData;
+const table = units.flatMap(({ module, memory, exports: names }) => {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return names.map((n) => instance.exports[n]);
+});
 parentPort.postMessage("ready");
-let seen = 0; // the generation when the pool was made
-for (;;) {
-  for (let i = 0; i < spin && Atomics.load(ctl, ${GEN}) === seen; i++);
-  while (Atomics.load(ctl, ${GEN}) === seen) Atomics.wait(ctl, ${GEN}, seen);
-  seen = Atomics.load(ctl, ${GEN});
-  if (Atomics.load(ctl, ${STOP})) break;
-  const parts = ctl[${PARTS}];
-  if (index < parts) {
-    const from = ctl[${FROM}], n = ctl[${TO}] - from;
-    // this worker's part of partition(from, to, parts)
-    const a = from + Math.floor((n * index) / parts), b = from + Math.floor((n * (index + 1)) / parts);
-    try {
-      if (b > a) table[ctl[${FN}]](a, b);
-    } catch {
-      Atomics.compareExchange(ctl, ${FAILED}, 0, index + 1);
-    }
-    if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
-  }
-}
+(${serveJobs.toString()})(new Int32Array(control), table, index, spin, words);
 `;
 
-/** Worker threads running parts of jobs beside the calling thread (see the file header). */
-export class ThreadPool {
-  private readonly ctl: Int32Array;
-  private readonly table: ((from: number, to: number) => void)[];
+/** Worker threads running parts of jobs beside the calling thread (see runtime/jobs.ts). */
+export class ThreadPool implements ProductPool {
   private closed = false;
 
   private constructor(
     private readonly workers: readonly Worker[],
-    control: SharedArrayBuffer,
-    instance: WebAssembly.Instance,
-    private readonly names: readonly string[],
-    private readonly spin: number,
-  ) {
-    this.ctl = new Int32Array(control);
-    this.table = names.map((n) => instance.exports[n] as (from: number, to: number) => void);
-  }
+    private readonly runner: JobRunner,
+  ) {}
 
-  /** Starts `threads - 1` workers and resolves once each has instantiated the module. */
+  /** Starts `threads - 1` workers and resolves once each has instantiated the modules. */
   static async create(options: ThreadPoolOptions): Promise<ThreadPool> {
     const cores = os.availableParallelism();
     const wanted = options.threads ?? cores;
     if (!Number.isInteger(wanted) || wanted < 1) throw new Error(`thread pool: threads must be an integer >= 1, got ${wanted}`);
-    if (!(options.memory.buffer instanceof SharedArrayBuffer)) {
-      throw new Error("thread pool: the memory must be a shared WebAssembly.Memory ({ shared: true, maximum })");
-    }
-    const instance = new WebAssembly.Instance(options.module, { env: { memory: options.memory } });
-    for (const n of options.exports) {
-      if (typeof instance.exports[n] !== "function") throw new Error(`thread pool: the module exports no function "${n}"`);
-    }
+    const { table, names } = instantiateUnits(options.units);
     const threads = Math.min(wanted, cores);
     const spin = options.spin ?? 20_000;
-    const control = new SharedArrayBuffer(4 * WORDS);
+    const control = new SharedArrayBuffer(controlBytes(threads));
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     for (let index = 1; index < threads; index++) {
-      const w = new Worker(WORKER, {
-        eval: true,
-        workerData: { module: options.module, memory: options.memory, control, exports: options.exports, index, spin },
-      });
+      const workerData: WorkerStart = { units: options.units.map((u) => ({ module: u.module, memory: u.memory, exports: u.exports })), control, index, spin, words: WORDS };
+      const w = new Worker(WORKER, { eval: true, workerData });
       ready.push(
         new Promise<void>((resolve, reject) => {
           w.once("message", () => resolve());
@@ -131,62 +74,34 @@ export class ThreadPool {
     }
     // idle workers never keep the process alive
     for (const w of workers) w.unref();
-    return new ThreadPool(workers, control, instance, options.exports, spin);
+    return new ThreadPool(workers, new JobRunner(control, table, names, threads, spin, true));
   }
 
   /** Threads taking part in a job, the calling one included. */
   get threads(): number {
-    return this.workers.length + 1;
+    return this.runner.threads;
+  }
+
+  /** Jobs split across more than one thread so far. */
+  get jobs(): number {
+    return this.runner.jobs;
   }
 
   /** How many parts a job of `work` multiply-adds is worth: one per MIN_PARALLEL_WORK, at most one per thread. */
   partsFor(work: number): number {
-    return Math.max(1, Math.min(this.threads, Math.floor(work / MIN_PARALLEL_WORK)));
+    return this.runner.partsFor(work);
   }
 
-  /**
-   * Runs export `fn` (an index into `exports`) over [from, to), split into
-   * one contiguous part per thread; returns when every part is done. With
-   * `parts` = 1 (or a range shorter than the thread count) it runs on the
-   * calling thread alone: kernels too small to pay for a barrier stay there.
-   */
+  /** Runs export `fn` over [from, to) in `parts` (default: one per thread); see JobRunner.run. */
   run(fn: number, from: number, to: number, parts = this.threads): void {
-    if (this.closed) throw new Error("thread pool: run after close()");
-    const f = this.table[fn];
-    if (!f) throw new Error(`thread pool: no export at index ${fn} (there are ${this.table.length})`);
-    const p = Math.max(1, Math.min(parts, this.threads, to - from));
-    if (p === 1) {
-      if (to > from) f(from, to);
-      return;
-    }
-    const c = this.ctl;
-    c[FN] = fn;
-    c[FROM] = from;
-    c[TO] = to;
-    c[PARTS] = p;
-    c[FAILED] = 0;
-    Atomics.store(c, PENDING, p - 1);
-    Atomics.add(c, GEN, 1);
-    Atomics.notify(c, GEN);
-    const [a, b] = partition(from, to, p)[0]!;
-    try {
-      if (b > a) f(a, b);
-    } finally {
-      // the workers finish their parts even when this one throws, so the next job starts clean
-      for (let i = 0; i < this.spin && Atomics.load(c, PENDING) !== 0; i++);
-      for (let left = Atomics.load(c, PENDING); left !== 0; left = Atomics.load(c, PENDING)) Atomics.wait(c, PENDING, left);
-    }
-    const failed = Atomics.load(c, FAILED);
-    if (failed) throw new Error(`thread pool: worker ${failed - 1} trapped in "${this.names[fn]}" on its part of [${from}, ${to})`);
+    this.runner.run(fn, from, to, parts);
   }
 
   /** Stops and terminates the workers; the pool cannot run after this. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    Atomics.store(this.ctl, STOP, 1);
-    Atomics.add(this.ctl, GEN, 1);
-    Atomics.notify(this.ctl, GEN);
+    this.runner.stop();
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

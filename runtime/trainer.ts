@@ -2,6 +2,7 @@
 // loads the bundle and its data, trains with a progress bar, logs the loss,
 // evaluates accuracy on the test split, and writes checkpoints.
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
+import os from "node:os";
 import { join, resolve } from "node:path";
 import type { FlagDefs, FlagValues } from "./flags.js";
 import { flagNumber, flagsHelp, flagString, parseFlags, UsageError } from "./flags.js";
@@ -37,6 +38,7 @@ export const TRAIN_FLAGS: FlagDefs = {
   "no-progress": { kind: "boolean", help: "no progress bar (it is also off when stderr is not a terminal)" },
   mpi: { kind: "boolean", help: "train data-parallel on the ranks of an MPI job (mpirun -np N ... --mpi): each rank takes its shard of a global batch of batch × N examples; rank 0 writes logs and checkpoints" },
   "check-replicas": { kind: "int", value: "N", help: "with --mpi: check every N steps that the params are bit-identical on every rank (default 100; 0: only at the end)" },
+  threads: { kind: "int", value: "N", help: "threads the kernels run on (default: every core; 1 per rank with --mpi); results do not depend on it" },
   verbose: { kind: "boolean", help: "print the stack trace of an error" },
   help: { kind: "boolean", short: "h", help: "show this help" },
 };
@@ -149,11 +151,24 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
   const dir = resolve(bundleDir);
   const lr = flagNumber(flags, "lr");
   const checkEvery = flagNumber(flags, "check-replicas");
+  const threads = flagNumber(flags, "threads") ?? (comm ? 1 : os.availableParallelism());
+  if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1 (got ${threads})`);
   const trainer = await load(dir, {
     ...(lr === undefined ? {} : { lr }),
     checkNumerics: flags["check-numerics"] === true,
     ...(comm ? { dataParallel: { communicator: comm, ...(checkEvery === undefined ? {} : { checkEvery }) } } : {}),
+    threads,
   });
+  try {
+    return await trainOn(trainer, dir, flags, io, log);
+  } finally {
+    // a gpu device holds WebGPU, which keeps Node from exiting until released
+    await trainer.close();
+  }
+}
+
+/** The training run of `train` on a loaded trainer. */
+async function trainOn(trainer: Trainer, dir: string, flags: FlagValues, io: TrainIO, log: (line: string) => void): Promise<TrainSummary> {
   const dp = trainer.dataParallel;
   // rank 0 alone writes logs and checkpoints
   const writer = !dp || dp.rank === 0;
@@ -207,7 +222,10 @@ async function train(bundleDir: string, flags: FlagValues, io: TrainIO, log: (li
       const loss = trainer.synchronous ? run.next() : await run.nextAsync();
       const step = run.step;
       if (step > startStep && step - startStep <= losses.length) losses[step - startStep - 1] = loss;
-      if (gradLog && trainer.synchronous && (step % p.gradNormEvery === 0 || step === 1)) gradLog.record(step, trainer);
+      if (gradLog && (step % p.gradNormEvery === 0 || step === 1)) {
+        if (trainer.synchronous) gradLog.record(step, trainer);
+        else await gradLog.recordAsync(step, trainer);
+      }
       if (!Number.isFinite(loss)) {
         // the data were checked finite as they were fed: the model or the rate made it
         throw new Error(`the loss is ${loss} at step ${step}${diverging.warned ? " after it diverged" : ""}; try a lower learning rate (--lr), or run with --check-numerics to find the kernel that produced it`);

@@ -89,8 +89,17 @@ export function activate(x: Tensor, act: Activation = "linear"): Tensor {
   }
 }
 
-/** x·W + b, then an activation. */
+/**
+ * x·W + b, then an activation. An x of rank > 2 with a matrix W is multiplied
+ * as one matrix [every leading position, in] and reshaped back, so the product
+ * is a plain matmul (the fast path of every backend) rather than a batched one.
+ */
 export function linear(x: Tensor, W: Tensor, b?: Tensor, act: Activation = "linear"): Tensor {
+  if (x.rank > 2 && W.rank === 2) {
+    const lead = x.shape.slice(0, -1);
+    const rows = lead.reduce((a, d) => a * d, 1);
+    return linear(x.reshape([rows, x.shape.at(-1)!]), W, b, act).reshape([...lead, W.shape[1]!]);
+  }
   const y = x.matmul(W);
   return activate(b ? y.add(b) : y, act);
 }

@@ -180,5 +180,9 @@ export function openInBrowser(url: string, say: (line: string) => void): void {
   const command = process.platform === "darwin" ? "open" : process.platform === "win32" ? "explorer" : "xdg-open";
   const child = spawn(command, [url], { stdio: "ignore", detached: true });
   child.on("error", () => say(`could not start ${command}; open ${url} yourself`));
+  // xdg-open is often installed where no browser is (a server, a container): it exits non-zero
+  child.on("exit", (code) => {
+    if (code) say(`${command} could not open a browser (exit status ${code}); open ${url} yourself`);
+  });
   child.unref();
 }

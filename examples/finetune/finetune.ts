@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { compile, load } from "gradc";
 import type { ModelConfig, Trainer } from "gradc";
-import { DROPOUT, languageModel, lmConfig } from "../lm/model.js";
+import { languageModel, lmConfig } from "../lm/model.js";
 import type { LmSize } from "../lm/model.js";
 import { brownData, brownVocab, validationLoss } from "../lm/data.js";
 import type { CharData } from "../lm/data.js";
@@ -20,6 +20,9 @@ import { trainLm } from "../lm/train.js";
 
 /** A smaller model than examples/lm's, so the three runs fit in minutes. */
 export const FINETUNE_SIZE: Omit<LmSize, "vocab"> = { seq: 32, dim: 64, heads: 4, layers: 2, mlp: 256 };
+
+/** Light dropout in the training step of each of the three models. */
+export const FINETUNE_DROPOUT = 0.05;
 
 /** What the fine-tuned bundle freezes, and the multipliers of the learning rate of what it trains. */
 export const FROZEN = ["tok", "pos", "block0"];
@@ -50,7 +53,7 @@ export interface FinetuneResult {
 /** Compiles a model of `size` into `dir` with `config` over the example's defaults, and loads it. */
 async function bundle(dir: string, name: string, o: FinetuneOptions, steps: number, extra: Partial<ModelConfig> = {}): Promise<Trainer> {
   const base = lmConfig(name, o.size, o.source.vocab, steps);
-  compile(languageModel(name, o.size, { batch: o.batch, dropout: DROPOUT }), { outDir: dir, ...base, ...extra });
+  compile(languageModel(name, o.size, { batch: o.batch, dropout: FINETUNE_DROPOUT }), { outDir: dir, ...base, ...extra });
   return load(dir);
 }
 

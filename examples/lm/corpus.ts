@@ -44,14 +44,22 @@ export function untag(line: string): string {
   return out;
 }
 
+/** Texts read so far, by file: the vocabulary and the splits read the same files. */
+const texts = new Map<string, string>();
+
 /** The text of one corpus file: its sentences, one per line. */
 export function brownText(file: string): string {
-  const raw = readFileSync(join(corpusDir(), file), "utf8");
-  return raw
-    .split("\n")
-    .map((l) => untag(l))
-    .filter((l) => l.length > 0)
-    .join("\n");
+  let text = texts.get(file);
+  if (text === undefined) {
+    const raw = readFileSync(join(corpusDir(), file), "utf8");
+    text = raw
+      .split("\n")
+      .map((l) => untag(l))
+      .filter((l) => l.length > 0)
+      .join("\n");
+    texts.set(file, text);
+  }
+  return text;
 }
 
 /** The texts of the given categories, each ending with a newline, concatenated. */

@@ -9,12 +9,9 @@ import { parseArgs } from "node:util";
 import { compile, load } from "gradc";
 import type { Trainer } from "gradc";
 import type { LmSize } from "./model.js";
-import { BATCH, DROPOUT, languageModel, lmConfig, SIZE } from "./model.js";
-import { brownData, brownVocab, validationLoss, WindowSampler } from "./data.js";
+import { BATCH, DROPOUT, languageModel, lmConfig, SIZE, STEPS, VOCAB } from "./model.js";
+import { brownData, validationLoss, WindowSampler } from "./data.js";
 import type { CharData } from "./data.js";
-
-/** Updates of the README's run. */
-export const STEPS = 3000;
 
 /** A training run's settings. */
 export interface RunOptions {
@@ -76,16 +73,18 @@ async function main(): Promise<void> {
       out: { type: "string", default: "build/lm" },
       categories: { type: "string", default: "abcdefghjklmnpr" },
       "eval-every": { type: "string", default: "500" },
+      lr: { type: "string", default: "3e-3" },
+      dropout: { type: "string", default: String(DROPOUT) },
     },
   });
   const steps = Number(values.steps);
   const out = resolve(values.out);
   const t0 = performance.now();
-  const vocab = brownVocab();
+  const vocab = VOCAB;
   const data = brownData(values.categories, vocab);
   console.log(`Brown corpus (${values.categories}): ${data.train.length} training and ${data.valid.length} held-out characters, ${vocab.length} distinct`);
   const size: LmSize = { ...SIZE, vocab: vocab.length };
-  const result = compile(languageModel("lm", size, { batch: BATCH, dropout: DROPOUT }), { outDir: out, ...lmConfig("lm", size, vocab, steps) });
+  const result = compile(languageModel("lm", size, { batch: BATCH, dropout: Number(values.dropout) }), { outDir: out, ...lmConfig("lm", size, vocab, steps, Number(values.lr)) });
   console.log(`compiled ${result.manifest.params.length} params in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${out}`);
   const trainer = await load(out);
   const run = trainLm(trainer, data, { steps, evalEvery: Number(values["eval-every"]), evalWindows: 128 });

@@ -13,6 +13,7 @@ import { decodeSafetensors } from "../safetensorsFormat.js";
 import type { TrainingData } from "../arrays.js";
 import { arraysFrom, decodeSplits, splitArrays } from "../arrays.js";
 import { fetchBundleIO } from "./io.js";
+import { webPool } from "./threads.js";
 
 export { fetchBundleIO, sha256Hex } from "./io.js";
 export { TrainingRun, planRun, accuracy, argmax } from "../run.js";
@@ -20,17 +21,25 @@ export type { RunChoices, RunPlan } from "../run.js";
 export type { LoadOptions, Trainer } from "../open.js";
 export type { TrainingData } from "../arrays.js";
 export { deleteCheckpoint, downloadBytes, loadCheckpoint, storeCheckpoint } from "./store.js";
+export { PAGE_THREADS } from "./threads.js";
+
+/** A host device whose WebAssembly products may run on the page's Web Workers (when it is cross-origin isolated). */
+const hostDevice: DeviceFactory = (manifest, dir, options = {}) => createHostDevice(manifest, dir, { ...options, startPool: webPool });
 
 /**
  * The backends a page runs, by manifest.backend: "ts" and "wasm" bundles on
  * host arrays. A device that runs in browsers (a GPU's) is one more line here.
  */
 export const BROWSER_DEVICES: Readonly<Record<string, DeviceFactory>> = {
-  ts: createHostDevice,
-  wasm: createHostDevice,
+  ts: hostDevice,
+  wasm: hostDevice,
 };
 
-/** Opens the bundle served at `url` (checking every file's sha256) on the device of its backend. */
+/**
+ * Opens the bundle served at `url` (checking every file's sha256) on the
+ * device of its backend; with `threads` > 1 in a cross-origin-isolated page,
+ * a "wasm" bundle's WebAssembly products run on Web Workers too.
+ */
 export function loadBundle(url: string, options: LoadOptions = {}): Promise<Trainer> {
   return openBundle(fetchBundleIO(url), deviceFor(BROWSER_DEVICES), options);
 }

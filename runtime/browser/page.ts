@@ -12,7 +12,7 @@ import type { TrainingData } from "../arrays.js";
 import { MNIST_PIXELS } from "../arrays.js";
 import { TrainingRun, argmax } from "../run.js";
 import { downsample, logTicks, niceTicks, seriesColor, tickLabel } from "../plot.js";
-import { fetchTrainingData, loadBundle } from "./index.js";
+import { PAGE_THREADS, fetchTrainingData, loadBundle } from "./index.js";
 import { downloadBytes, loadCheckpoint, storeCheckpoint } from "./store.js";
 
 /** Where the server puts the page's own files beside the bundle. */
@@ -27,6 +27,8 @@ interface PageState {
   step: number;
   loss: number;
   backend: string;
+  /** Threads the kernels run on, the main one included (Web Workers beside it when the page is cross-origin isolated). */
+  threads: number;
   /** Every step's loss, in order from step 1. */
   losses: number[];
   /** Test accuracy after each epoch: [epoch, accuracy]. */
@@ -43,7 +45,7 @@ declare global {
   }
 }
 
-const state: PageState = { status: "loading", step: 0, loss: NaN, backend: "", losses: [], accuracy: [], stepsPerSecond: 0, trainSeconds: 0 };
+const state: PageState = { status: "loading", step: 0, loss: NaN, backend: "", threads: 1, losses: [], accuracy: [], stepsPerSecond: 0, trainSeconds: 0 };
 window.gradc = state;
 
 const $ = <T extends Element = HTMLElement>(id: string): T => {
@@ -96,7 +98,11 @@ function fail(e: unknown): void {
 
 /** A new run from the bundle's initial weights. */
 async function fresh(): Promise<void> {
-  trainer = await loadBundle(BUNDLE);
+  const old = trainer;
+  trainer = await loadBundle(BUNDLE, { threads: PAGE_THREADS });
+  // the old trainer's workers are handed back
+  await old?.close();
+  state.threads = trainer.device.threads ?? 1;
   run = new TrainingRun(trainer, data, stepsWanted === undefined ? {} : { steps: stepsWanted });
   loaded = true;
   state.step = run.step;
@@ -111,14 +117,15 @@ async function fresh(): Promise<void> {
 }
 
 async function start(): Promise<void> {
-  trainer = await loadBundle(BUNDLE);
+  trainer = await loadBundle(BUNDLE, { threads: PAGE_THREADS });
   const m = trainer.manifest;
   if (!m.training) throw new Error(`${trainer.dir}/manifest.json: the bundle has no training spec (give the model a config.training and recompile)`);
   spec = m.training;
   const info = await pageInfo();
   state.backend = info.backend;
   text("model", m.name);
-  text("backend", `${info.backend}: ${info.backend === "wasm" ? "TypeScript kernels with WebAssembly SIMD matmuls, 1 thread" : "TypeScript kernels"}, on the ${trainer.device.backend} device`);
+  const threads = trainer.device.threads ?? 1;
+  text("backend", `${info.backend}: ${info.backend === "wasm" ? `TypeScript kernels with WebAssembly SIMD matmuls, ${threads} thread${threads > 1 ? "s" : ""}` : "TypeScript kernels"}, on the ${trainer.device.backend} device`);
   text("isolation", crossOriginIsolated ? "cross-origin isolated (SharedArrayBuffer available)" : "not cross-origin isolated");
   data = await fetchTrainingData(trainer, spec.data, m.inputs, `${ASSETS}/mnist.safetensors`);
   gradNames = m.params.filter((p) => p.grad).map((p) => p.name);

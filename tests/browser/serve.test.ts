@@ -6,7 +6,7 @@
 // path outside the bundle. Fails, never skips, when chromium is missing.
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
@@ -55,7 +55,7 @@ async function openPage(url: string): Promise<{ page: Page; requests: string[]; 
 }
 
 /** Waits for the page to finish its ?steps=N (or fail), and returns window.gradc. */
-async function finished(page: Page): Promise<{ status: string; step: number; loss: number; backend: string; losses: number[]; accuracy: [number, number][]; error?: string }> {
+async function finished(page: Page): Promise<{ status: string; step: number; loss: number; backend: string; threads: number; losses: number[]; accuracy: [number, number][]; error?: string }> {
   await page.waitForFunction(() => document.title === "gradc: done" || document.title === "gradc: error", null, { timeout: 240_000 });
   return page.evaluate(() => window.gradc);
 }
@@ -243,12 +243,15 @@ describe("gradc serve: the MNIST page", () => {
     const g = await finished(page);
     expect(g.error).toBeUndefined();
     expect(g.backend).toBe("wasm");
+    // the page is cross-origin isolated: its WebAssembly products run on a Web Worker beside the main thread
+    expect(g.threads).toBe(Math.min(2, os.availableParallelism()));
+    expect(await page.locator("#backend").textContent()).toMatch(g.threads === 2 ? /WebAssembly SIMD matmuls, 2 threads/ : /1 thread/);
     expect(g.step).toBe(250);
     expect(g.accuracy).toHaveLength(1);
     expect(g.accuracy[0]![0]).toBe(1);
     expect(g.accuracy[0]![1]).toBeGreaterThan(0.9);
     expect(await page.locator("#acc-list li").textContent()).toMatch(/^epoch 1: 9\d\.\d\d%$/);
-    // Node's run of the same bundle (the same TrainingRun, WebAssembly matmuls included): the same losses and accuracy, bit for bit
+    // Node's run of the same bundle on one thread (the same TrainingRun, WebAssembly matmuls included): the same losses and accuracy, bit for bit
     const node = await load(dir);
     const nodeRun = new TrainingRun(node, loadTrainingData(node.manifest.training!.data, dir, node.manifest.inputs), { steps: 250 });
     const nodeLosses: number[] = [];

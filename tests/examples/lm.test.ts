@@ -10,7 +10,7 @@ import { compile } from "../../compiler/compile.js";
 import { load } from "../../runtime/load.js";
 import type { Trainer } from "../../runtime/load.js";
 import { run } from "../../compiler/cli.js";
-import { languageModel, lmConfig } from "../../examples/lm/model.js";
+import lm, { BATCH, config as lmExampleConfig, languageModel, lmConfig, SIZE as EXAMPLE_SIZE, VOCAB as EXAMPLE_VOCAB } from "../../examples/lm/model.js";
 import type { LmSize } from "../../examples/lm/model.js";
 import { brownText, untag } from "../../examples/lm/corpus.js";
 import { encode, validationLoss, WindowSampler } from "../../examples/lm/data.js";
@@ -78,5 +78,21 @@ describe("examples/lm", () => {
     const b = trainer.generate({ prompt: "The ", tokens: 40, seed: 3 });
     expect(a.text).not.toBe(b.text);
     expect(b.ids.length).toBe(4 + 40);
+  });
+
+  it("model.ts default-exports the example's model and the config gradc compile reads (AdamW, clipping, generation)", () => {
+    expect(lm.name).toBe("lm");
+    expect(lm.inputs.map((i) => [i.name, i.shape])).toEqual([
+      ["ids", [BATCH, EXAMPLE_SIZE.seq]],
+      ["targets", [BATCH, EXAMPLE_SIZE.seq]],
+    ]);
+    expect(lm.params.map((p) => p.name)).toContain(`block${EXAMPLE_SIZE.layers - 1}.attn.q.W`);
+    expect(lm.params.find((p) => p.name === "head.W")!.shape).toEqual([EXAMPLE_SIZE.dim, EXAMPLE_VOCAB.length]);
+    // the vocabulary is every character of the corpus, the newline among them
+    expect(EXAMPLE_VOCAB).toContain("\n");
+    expect(EXAMPLE_VOCAB.length).toBeGreaterThan(70);
+    expect(lmExampleConfig.optimizer?.name).toBe("adamw");
+    expect(lmExampleConfig.gradClip).toBe(1);
+    expect(lmExampleConfig.generate?.vocab).toEqual(EXAMPLE_VOCAB);
   });
 });

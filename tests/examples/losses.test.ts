@@ -1,8 +1,8 @@
 // A guard for refactors of the compiler: the examples, compiled on the default
 // backend and trained a few steps through the runtime, must give the same
 // losses bit for bit (and the same params after the last step) as recorded in
-// losses.golden.txt. Each loss is written as the hex of its float64 bits, so a
-// change in the last bit of one f32 value fails the test.
+// losses.golden.txt, on one thread and on two. Each loss is written as the hex
+// of its float64 bits, so a change in the last bit of one f32 value fails the test.
 //
 // The golden file is read, never written, by a normal run. After a change that
 // is meant to change the numbers, rewrite it with
@@ -59,10 +59,10 @@ function bits(x: number): string {
  * order, without augmentation; one line per step with the loss before the
  * update, then a digest of every param after the last one.
  */
-async function run(ex: Example): Promise<string[]> {
+async function run(ex: Example, threads = 1): Promise<string[]> {
   const outDir = path.join(root, ex.name);
-  compile(ex.graph, { ...(ex.config ?? {}), outDir });
-  const trainer = await load(outDir);
+  if (!existsSync(outDir)) compile(ex.graph, { ...(ex.config ?? {}), outDir });
+  const trainer = await load(outDir, { threads });
   const spec = trainer.manifest.training;
   const inputs = trainer.manifest.inputs.filter((i) => i.usedBy.includes("train"));
   const batches = spec
@@ -87,6 +87,7 @@ async function run(ex: Example): Promise<string[]> {
     digest.update(name).update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   }
   lines.push(`${ex.name} params ${digest.digest("hex")}`);
+  await trainer.close();
   return lines;
 }
 
@@ -100,6 +101,16 @@ describe("the examples' losses on the default backend, bit for bit", () => {
       if (process.env["GRADC_UPDATE_GOLDEN"] === "1") writeFileSync(GOLDEN, text);
       expect(existsSync(GOLDEN), `${GOLDEN} is missing: record it with GRADC_UPDATE_GOLDEN=1`).toBe(true);
       expect(text).toBe(readFileSync(GOLDEN, "utf8"));
+    },
+    180_000,
+  );
+
+  it(
+    "match losses.golden.txt on 2 threads too (the WebAssembly products split across them)",
+    async () => {
+      const lines: string[] = [];
+      for (const ex of EXAMPLES) lines.push(...(await run(ex, 2)));
+      expect(lines.join("\n") + "\n").toBe(readFileSync(GOLDEN, "utf8"));
     },
     180_000,
   );

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { compile } from "../../compiler/compile.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { load } from "../../runtime/load.js";
-import { createDevice } from "../../runtime/devices.js";
+import { createDevice } from "../../runtime/nodeDevices.js";
 import { isHostDevice } from "../../runtime/device.js";
 import type { Device, EntryPoint, KernelList } from "../../runtime/device.js";
 import type { Manifest, Slot } from "../../runtime/manifest.js";

@@ -8,6 +8,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { load } from "../../runtime/load.js";
 import { errorMessage } from "../helpers.js";
 import { blobs, writeFixture } from "./fixture.js";
+import { graph, nn } from "../../index.js";
+import { compile } from "../../compiler/compile.js";
 
 const root = mkdtempSync(join(tmpdir(), "gradc-feeds-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -59,5 +61,28 @@ describe("checked feeds", () => {
     expect(errorMessage(() => t.step({ x: data.x }))).toMatch(/missing input "y"/);
     const feeds = JSON.parse('{"__proto__": [1]}') as Record<string, number[]>;
     expect(errorMessage(() => t.step({ ...feeds, x: data.x, y: data.y } as never))).toMatch(/unknown input "__proto__"/);
+  });
+
+  it("inputs named like Object.prototype members are looked up as own keys: missing ones are missing, not the inherited function", async () => {
+    const model = graph("inherited", (g) => {
+      const x = g.input("toString", [4, 2]);
+      const y = g.input("constructor", [4, 1]);
+      const W = g.param("W", [2, 1], { init: "glorotUniform" });
+      const pred = x.matmul(W);
+      return { loss: nn.mse(pred, y), outputs: { pred } };
+    });
+    const dir = join(root, "inherited");
+    compile(model, { outDir: dir, backend: "ts" });
+    const t = await load(dir);
+    const x = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+    const y = Float32Array.of(1, 0, 1, 0);
+    expect(errorMessage(() => t.step({ toString: x } as never))).toMatch(/missing input "constructor"/);
+    expect(errorMessage(() => t.step({ constructor: y } as never))).toMatch(/missing input "toString"/);
+    expect(errorMessage(() => t.predict({}))).toMatch(/missing input "toString"/);
+    expect(t.stepCount).toBe(0);
+    const own = Object.create(null) as Record<string, Float32Array>;
+    own["toString"] = x;
+    own["constructor"] = y;
+    expect(Number.isFinite(t.step(own))).toBe(true);
   });
 });

@@ -4,7 +4,9 @@
 // gradients; XOR trains; checkpoints move between gpu and wasm exactly; a
 // step downloads nothing but the loss.
 import { afterAll, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import os from "node:os";
 import { join } from "node:path";
 import { compile } from "../../compiler/compile.js";
@@ -14,8 +16,9 @@ import type { Graph } from "../../compiler/ir/graph.js";
 import { interpret } from "../../compiler/interp/interpret.js";
 import { load } from "../../runtime/load.js";
 import type { Trainer } from "../../runtime/load.js";
-import type { GpuDevice } from "../../runtime/gpuDevice.js";
+import type { GpuDevice, GpuModule } from "../../runtime/gpuDevice.js";
 import { config as xorConfig, xorModel } from "../../examples/xor/model.js";
+import { mnistModel } from "../../examples/mnist/model.js";
 import { main } from "../../runtime/trainer.js";
 import { expectAllClose } from "../helpers.js";
 
@@ -105,6 +108,56 @@ describe("the gpu backend on WebGPU (Dawn)", () => {
     expect(summary.steps).toBe(1000);
     expect(summary.finalLoss).toBeLessThan(1e-3);
     expect(existsSync(join(dir, "checkpoints", "latest.safetensors"))).toBe(true);
+  }, SLOW);
+
+  it("gives each param, its gradient and each optimizer-state slot a device buffer of its own, so a kernel writes only what it computes", async () => {
+    const dir = build(xorModel(), { backend: "gpu" });
+    const mod = (await import(pathToFileURL(join(dir, "kernels.gpu.js")).href)) as GpuModule;
+    const rootOf = (label: string) => mod.ROOTS.findIndex((r) => r.label === label);
+    const sizes = { W1: 16, b1: 8, W2: 8, b2: 1 };
+    for (const [p, size] of Object.entries(sizes)) {
+      for (const label of [p, `d${p}`, `m(${p})`, `v(${p})`]) {
+        expect(rootOf(label), label).toBeGreaterThanOrEqual(0);
+        expect(mod.ROOTS[rootOf(label)]!.size, label).toBe(size);
+      }
+    }
+    // the update of W1 writes W1 and its two state slots, nothing else
+    const adam = mod.KERNELS.find((k) => k.name === "adam_W1")!;
+    expect(adam.parts.map((x) => mod.ROOTS[x.out]!.label).sort()).toEqual(["W1", "m(W1)", "v(W1)"]);
+    // every root a gradient kernel writes is at most the size of what it computes: never a whole block
+    const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+    for (const k of mod.KERNELS) for (const x of k.parts) expect(mod.ROOTS[x.out]!.size, k.name).toBeLessThan(total);
+  }, SLOW);
+
+  it("close() releases the GPU: the device refuses work after it, and `node train.js` exits when training is done, with gradient norms logged", async () => {
+    const t = await load(build(xorModel(), { backend: "gpu" }));
+    await t.stepAsync(xorBatch);
+    await t.close();
+    await expect(t.stepAsync(xorBatch)).rejects.toThrow("gpu: the device was closed; load the bundle again");
+    // while Dawn holds a device Node never exits: a trainer that did not release it would hit the timeout
+    const dir = build(xorModel(), { backend: "gpu", training: xorConfig.training! });
+    const r = spawnSync(process.execPath, [join(dir, "train.js"), "--steps", "20", "--grad-norms", "10", "--no-progress"], { cwd: process.cwd(), encoding: "utf8", timeout: 180_000 });
+    expect(r.error).toBeUndefined();
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/final loss \d/);
+    const norms = readFileSync(join(dir, "logs", "grad_norms.csv"), "utf8").trim().split("\n");
+    // steps 1, 10 and 20, one row per param
+    expect(norms.length).toBe(1 + 3 * 4);
+    expect(norms[1]).toMatch(/^1,W1,\d+\.\d+(e-?\d+)?,$/);
+  }, SLOW);
+
+  it("the MNIST MLP takes the same Adam steps on gpu as on wasm (the full run: README)", async () => {
+    const gpu = await load(build(mnistModel(), { backend: "gpu", optimizer: { name: "adam", lr: 0.001 } }));
+    const wasm = await load(build(mnistModel(), { backend: "wasm", optimizer: { name: "adam", lr: 0.001 } }));
+    for (const name of wasm.params.names()) gpu.params.set(name, wasm.params.get(name));
+    for (let i = 0; i < 4; i++) {
+      const batch = { x: Array.from({ length: 32 * 784 }, (_, j) => ((j * 7919 + i * 104729) % 256) / 255), y: Array.from({ length: 32 }, (_, j) => (j * 3 + i) % 10) };
+      const want = wasm.step(batch);
+      expect(await gpu.stepAsync(batch)).toBeCloseTo(want, 4);
+    }
+    for (const name of wasm.params.names()) expectAllClose(await gpu.params.getAsync(name), wasm.params.get(name), { rtol: 1e-3, atol: 1e-5 });
+    await gpu.close();
   }, SLOW);
 
   it("refuses f64 at compile time, naming the backend", () => {

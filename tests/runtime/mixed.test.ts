@@ -20,9 +20,13 @@ import { BATCH, DROPOUT, languageModel, SIZE } from "../../examples/lm/model.js"
 import { simulate } from "../compiler/plan/liveness.js";
 import { programsOf } from "../../compiler/plan/memory.js";
 import { randomArray } from "../helpers.js";
+import { cleanupBundles, compileAndLoad } from "../compiler/harness/harness.js";
 
 const root = mkdtempSync(join(tmpdir(), "gradc-mixed-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+  cleanupBundles();
+});
 
 describe("mixed precision: memory", () => {
   const models = [
@@ -132,6 +136,46 @@ describe("mixed precision: dynamic loss scaling", () => {
     expect(skipped).toBeGreaterThan(10);
     expect(grew).toBe(true);
     expect(t.stepCount).toBe(60);
+  }, 120_000);
+
+  it("the bundle's own step() (create(F, I), without the trainer) skips, halves and grows the scale the same way", async () => {
+    const b = await compileAndLoad(model, { precision: "mixed", lossScale: { initial: 2 ** 126, growthInterval: 3 }, optimizer: { name: "sgd", lr: 1e-9 } });
+    const slot = b.manifest.hyper.lossScale!;
+    const stepOf = b.result.manifest.files.step;
+    expect(readFileSync(join(b.result.outDir, stepOf), "utf8")).toMatch(/step\(\)[^{]*\{\s*gradients\(\);\s*if \(!gradientsFinite\(\)\)/);
+    // create(F, I) wrote the initial scale
+    expect(b.read(slot)[0]).toBe(2 ** 126);
+    b.input("x", batch.x);
+    b.input("y", batch.y);
+    const params = () => b.manifest.params.map((p) => Array.from(b.param(p.name)));
+    const step = b.step as unknown as () => boolean;
+    let scale = 2 ** 126;
+    let [skipped, good, grew] = [0, 0, false];
+    for (let s = 1; s <= 60; s++) {
+      b.hyper(1e-9, s);
+      const before = params();
+      const ran = step();
+      expect(Number.isFinite(b.loss())).toBe(true);
+      const now = b.read(slot)[0]!;
+      if (!ran) {
+        // overflow: some gradient is not finite, the params did not move and the scale halved
+        expect(b.manifest.params.some((p) => b.grad(p.name).some((v) => !Number.isFinite(v)))).toBe(true);
+        expect(params()).toEqual(before);
+        expect(now).toBe(scale / 2);
+        skipped++;
+        good = 0;
+      } else {
+        expect(params()).not.toEqual(before);
+        if (++good === 3) {
+          expect(now).toBe(scale * 2);
+          grew = true;
+          good = 0;
+        } else expect(now).toBe(scale);
+      }
+      scale = now;
+    }
+    expect(skipped).toBeGreaterThan(10);
+    expect(grew).toBe(true);
   }, 120_000);
 
   it("gives the same gradients as f32 with any scale (the scale divides out exactly)", async () => {

@@ -75,15 +75,15 @@ describe("thread pool", () => {
     const product = { name: "product", m: 4, n: 8, rowPanels: 1, colPanels: 1, k: 1, a: 0, b: 16, c: 48 };
     const plain = new WebAssembly.Memory({ initial: 1 });
     const module = new WebAssembly.Module(encodeModule([product], 1, { ranged: true }));
-    await expect(ThreadPool.create({ module, memory: plain, exports: ["product"] })).rejects.toThrow(/shared WebAssembly.Memory/);
+    await expect(ThreadPool.create({ units: [{ module, memory: plain, exports: ["product"] }] })).rejects.toThrow(/shared WebAssembly.Memory/);
     const shared = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
     const sharedModule = new WebAssembly.Module(encodeModule([product], 1, { ranged: true, shared: true }));
-    await expect(ThreadPool.create({ module: sharedModule, memory: shared, exports: ["nope"] })).rejects.toThrow(/no function "nope"/);
-    await expect(ThreadPool.create({ module: sharedModule, memory: shared, exports: ["product"], threads: 0 })).rejects.toThrow(/threads must be/);
+    await expect(ThreadPool.create({ units: [{ module: sharedModule, memory: shared, exports: ["nope"] }] })).rejects.toThrow(/no function "nope"/);
+    await expect(ThreadPool.create({ units: [{ module: sharedModule, memory: shared, exports: ["product"] }], threads: 0 })).rejects.toThrow(/threads must be/);
   });
 
-  it("reports a worker's trap and runs the next job cleanly", async () => {
-    // trap(from, to): unreachable unless from is 0, so only the workers' parts trap
+  it("reports a part's trap (on a worker or taken by the caller) and runs the next job cleanly", async () => {
+    // trap(from, to): unreachable unless from is 0, so only part 1 traps, whichever thread runs it
     const body = [0x00, ...get(0), 0x04, 0x40, 0x00, 0x0b, 0x0b];
     const bytes = Uint8Array.from([
       0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
@@ -94,12 +94,12 @@ describe("thread pool", () => {
       ...section(10, vec([[body.length, ...body]])),
     ]);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    const pool = await ThreadPool.create({ module: new WebAssembly.Module(bytes), memory, exports: ["trap"], threads: 2 });
+    const pool = await ThreadPool.create({ units: [{ module: new WebAssembly.Module(bytes), memory, exports: ["trap"] }], threads: 2 });
     try {
       if (pool.threads < 2) return; // one core: no worker to trap
-      expect(() => pool.run(0, 0, 10)).toThrow(/worker 1 trapped in "trap" on its part of \[0, 10\)/);
+      expect(() => pool.run(0, 0, 10)).toThrow(/"trap" trapped on part 1 of \[0, 10\)/);
       expect(() => pool.run(0, 0, 10, 1)).not.toThrow();
-      expect(() => pool.run(0, 0, 10)).toThrow(/worker 1 trapped/);
+      expect(() => pool.run(0, 0, 10)).toThrow(/"trap" trapped on part 1/);
     } finally {
       await pool.close();
     }

@@ -107,6 +107,7 @@ describe("trainer main", () => {
     await expect(main(bundle(), ["--steps", "-5"])).rejects.toThrow('option --steps of the trainer needs a whole number ≥ 0 (got "-5")');
     await expect(main(bundle(), ["--epochs", "2.5"])).rejects.toThrow('option --epochs of the trainer needs a whole number ≥ 0 (got "2.5")');
     await expect(main(bundle(), ["--lr", "-1", "--steps", "1"])).rejects.toThrow(/learning rate must be a finite number ≥ 0 \(got -1\)/);
+    await expect(main(bundle(), ["--threads", "0", "--steps", "1"])).rejects.toThrow(/--threads must be at least 1 \(got 0\)/);
     const bare = writeFixture(join(root, `t${n++}`)).dir;
     await expect(main(bare, [])).rejects.toThrow(/the bundle has no training spec/);
     await expect(run(bundle({ examples: 6 }))).rejects.toThrow(/4 training examples are fewer than one batch of 8/);

@@ -2,9 +2,10 @@
 // functions, one per device buffer it writes, each computing one element of
 // that buffer per thread (`this.thread.x`).
 //
-// A device buffer (a "root") is a buffer of the schedule that is not a view:
-// a param is a view inside the params block, so the block is the root and the
-// param's loads are offset by its place in the block. A kernel function reads
+// A device buffer (a "root") is a buffer of the schedule that is not a view,
+// or a piece of a block: params, gradients and optimizer-state slots are views
+// inside blocks, and a block no kernel addresses whole is split into one root
+// per param (`gpuLayout`); a view's loads are offset by its place in its root. A kernel function reads
 // the roots it needs as arguments (flat arrays) and returns the new value of
 // its root at element t; the runtime binds the result to the root once every
 // function of the kernel has run, so each reads the values from before it.
@@ -47,33 +48,95 @@ export interface GpuKernel {
   readonly parts: readonly GpuPart[];
 }
 
-/** The roots of a schedule and the root of each buffer. */
+/** The roots of a schedule, and the root of each buffer with its place in it. */
 export interface GpuLayout {
   readonly roots: readonly GpuRoot[];
-  readonly rootOf: ReadonlyMap<Buffer, number>;
+  readonly rootOf: ReadonlyMap<Buffer, { readonly root: number; readonly at: number }>;
 }
 
-/** The device buffers of a schedule (views share their block's). */
+/** The outermost buffer holding `b`, and `b`'s element offset in it. */
+function outermost(b: Buffer): { block: Buffer; at: number } {
+  let at = 0;
+  let x = b;
+  for (; x.within; x = x.within.block) at += x.within.at;
+  return { block: x, at };
+}
+
+/**
+ * The device buffers of a schedule. A block (params, gradients, an
+ * optimizer-state slot) that no kernel addresses as a whole is split at its
+ * views: each run of overlapping views (a param, its gradient, its state
+ * slot) is a root of its own, so a kernel that writes one param's gradient
+ * rewrites that gradient, not the whole block. A block some kernel reads or
+ * writes whole stays one root, with its views inside it.
+ */
 export function gpuLayout(s: Schedule, plan: ArenaPlan): GpuLayout {
+  const buffers = new Set<Buffer>(s.buffers);
+  for (const k of s.kernels) for (const b of Object.values(k.buffers)) buffers.add(b);
+  const whole = new Set<Buffer>();
+  for (const k of s.kernels) for (const b of Object.values(k.buffers)) if (!b.within) whole.add(b);
+  // the views of each block that is split, as element ranges of the block
+  const ranges = new Map<Buffer, [number, number][]>();
+  for (const b of buffers) {
+    if (!b.within) continue;
+    const { block, at } = outermost(b);
+    if (whole.has(block)) continue;
+    let list = ranges.get(block);
+    if (!list) ranges.set(block, (list = []));
+    list.push([at, at + b.size]);
+  }
   const roots: GpuRoot[] = [];
   const index = new Map<Buffer, number>();
-  const rootBuffer = (b: Buffer): Buffer => (b.within ? rootBuffer(b.within.block) : b);
-  const add = (b: Buffer): number => {
-    const r = rootBuffer(b);
-    let i = index.get(r);
-    if (i === undefined) {
-      // compile refuses precision "mixed" for this backend, so no buffer lives in arena H
-      if (r.arena === "H") throw new Error(`emit: buffer "${r.label}" is in the bfloat16 arena H, which the gpu backend does not have`);
-      i = roots.length;
-      index.set(r, i);
-      const fill = r.role === "const" && r.fill ? (r.fill.length === 1 ? Array.from({ length: r.size }, () => r.fill![0]!) : [...r.fill]) : undefined;
-      roots.push({ label: r.label, arena: r.arena, offset: offsetOf(plan, r), size: r.size, ...(fill ? { fill } : {}) });
-    }
-    return i;
+  /** The roots of a split block: [start, end, root] in order, covering it (gaps are roots too). */
+  const pieces = new Map<Buffer, [number, number, number][]>();
+  const newRoot = (r: Buffer, label: string, start: number, size: number): number => {
+    // compile refuses precision "mixed" for this backend, so no buffer lives in arena H
+    if (r.arena === "H") throw new Error(`emit: buffer "${r.label}" is in the bfloat16 arena H, which the gpu backend does not have`);
+    const fill = r.role === "const" && r.fill ? (r.fill.length === 1 ? Array.from({ length: size }, () => r.fill![0]!) : r.fill.slice(start, start + size)) : undefined;
+    roots.push({ label, arena: r.arena, offset: offsetOf(plan, r) + start, size, ...(fill ? { fill } : {}) });
+    return roots.length - 1;
   };
-  const rootOf = new Map<Buffer, number>();
-  for (const b of s.buffers) rootOf.set(b, add(b));
-  for (const k of s.kernels) for (const b of Object.values(k.buffers)) if (!rootOf.has(b)) rootOf.set(b, add(b));
+  const split = (block: Buffer): [number, number, number][] => {
+    let list = pieces.get(block);
+    if (list) return list;
+    list = [];
+    const sorted = [...ranges.get(block)!].sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+    const labelAt = (start: number, end: number): string => {
+      // the view that covers the piece exactly names it; else the block and the range
+      for (const b of buffers) {
+        if (!b.within) continue;
+        const o = outermost(b);
+        if (o.block === block && o.at === start && o.at + b.size === end) return b.label;
+      }
+      return `${block.label}[${start}:${end}]`;
+    };
+    let cursor = 0;
+    for (let i = 0; i < sorted.length; ) {
+      const start = sorted[i]![0];
+      let end = sorted[i]![1];
+      for (i++; i < sorted.length && sorted[i]![0] < end; i++) end = Math.max(end, sorted[i]![1]);
+      if (start > cursor) list.push([cursor, start, newRoot(block, labelAt(cursor, start), cursor, start - cursor)]);
+      list.push([start, end, newRoot(block, labelAt(start, end), start, end - start)]);
+      cursor = end;
+    }
+    if (cursor < block.size) list.push([cursor, block.size, newRoot(block, labelAt(cursor, block.size), cursor, block.size - cursor)]);
+    pieces.set(block, list);
+    return list;
+  };
+  const rootOf = new Map<Buffer, { root: number; at: number }>();
+  for (const b of buffers) {
+    const { block, at } = outermost(b);
+    if (ranges.has(block)) {
+      // a split block itself has no root: only its views reach the device
+      if (b === block) continue;
+      const piece = split(block).find(([start, end]) => at >= start && at < end)!;
+      rootOf.set(b, { root: piece[2], at: at - piece[0] });
+      continue;
+    }
+    let i = index.get(block);
+    if (i === undefined) index.set(block, (i = newRoot(block, block.label, 0, block.size)));
+    rootOf.set(b, { root: i, at });
+  }
   return { roots, rootOf };
 }
 
@@ -206,9 +269,7 @@ class PartEmitter {
   private rootOf(buf: string): { root: number; at: number } {
     const b = this.k.buffers[buf];
     if (!b) throw new Error(`gpu: kernel ${this.k.name} uses buffer ${buf}, which it does not declare`);
-    let at = 0;
-    for (let x: Buffer = b; x.within; x = x.within.block) at += x.within.at;
-    return { root: this.layout.rootOf.get(b)!, at };
+    return this.layout.rootOf.get(b)!;
   }
 
   private writesRoot(s: Stmt): boolean {
@@ -484,7 +545,7 @@ export function gpuKernel(k: Kernel, layout: GpuLayout): GpuKernel {
     stmt: (s) => {
       if (s.k !== "store" && s.k !== "scatterAdd") return;
       const b = k.buffers[s.buf];
-      const r = b ? layout.rootOf.get(b) : undefined;
+      const r = b ? layout.rootOf.get(b)?.root : undefined;
       if (r !== undefined && !written.includes(r)) written.push(r);
     },
   });

@@ -33,6 +33,8 @@ export interface EmitHooks {
   readonly scratchArray: string;
   /** Module-level names the preamble declares, which no kernel may be named. */
   readonly moduleNames: readonly string[];
+  /** Names the preamble declares that a module with a non-empty preamble exports (for the runtime). */
+  readonly exported?: readonly string[];
 }
 
 /** Hooks of a target whose kernels are plain TypeScript. */
@@ -176,6 +178,13 @@ function checkedTable(sf: SourceFile, ks: readonly Kernel[], plan: ArenaPlan, ho
   ]);
 }
 
+/** The target's module preamble for the kernels `ks`, and the names it exports. */
+function preamble(sf: SourceFile, hooks: EmitHooks, ks: readonly Kernel[]): void {
+  const lines = hooks.preamble(ks);
+  sf.addStatements(lines);
+  if (lines.length && hooks.exported?.length) sf.addStatements(`export { ${hooks.exported.join(", ")} };`);
+}
+
 /** forward.ts: `create(F, I)` returns `{ forward() }`, which computes the outputs. */
 export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project = emitProject()): string {
   const sf = project.createSourceFile("forward.ts", "", { overwrite: true });
@@ -183,7 +192,7 @@ export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, proj
   const { decls, fills } = constFills(s, plan);
   header(sf, "Forward pass (predict)", s, decls);
   if (ks.some(usesHalves)) sf.addStatements(halvesModule(plan.halves));
-  sf.addStatements(hooks.preamble(ks));
+  preamble(sf, hooks, ks);
   sf.addFunctions(ks.map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, ks);
   checkedTable(sf, ks, plan, hooks);
@@ -198,11 +207,72 @@ export function emitForward(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, proj
   return sf.getFullText();
 }
 
+/** The [start, end) ranges of arena F that the gradients of the trainable params cover, merged where they touch. */
+function gradRanges(s: Schedule, plan: ArenaPlan): [number, number][] {
+  const spans = [...s.grads.values()].map((b) => [offsetOf(plan, b), offsetOf(plan, b) + b.size] as [number, number]).sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [from, to] of spans) {
+    const last = out.at(-1);
+    if (last && from <= last[1]) last[1] = Math.max(last[1], to);
+    else out.push([from, to]);
+  }
+  return out;
+}
+
+/** The smallest and largest loss scale: a normal f32 power of two (as the runtime's LossScaler). */
+const MIN_LOSS_SCALE = 2 ** -24;
+const MAX_LOSS_SCALE = 2 ** 126;
+
+/**
+ * Mixed precision's step(): gradients(), then the update only when every
+ * gradient is finite. An overflowed step skips the update and halves the loss
+ * scale in its hyper slot; after `growthInterval` good steps in a row the
+ * scale doubles, exactly as the runtime's LossScaler does for the trainer.
+ * step() returns whether the update ran.
+ */
+function scaledStep(s: Schedule, plan: ArenaPlan): { setup: string[]; step: string[] } | undefined {
+  if (!s.mixed || !s.hyper.lossScale || s.grads.size === 0) return undefined;
+  const at = offsetOf(plan, s.hyper.lossScale);
+  // x·0 is 0 for every finite x and NaN for ±Infinity and NaN
+  const sums = gradRanges(s, plan).map(([from, to]) => `  for (let i = ${from}; i < ${to}; i++) z += F[i] * 0;`);
+  return {
+    setup: [
+      `F[${at}] = ${numLit(s.mixed.initialScale)};`,
+      "/** Good steps in a row since the loss scale last changed. */",
+      "let goodSteps = 0;",
+      "/** Whether every gradient is finite (no overflow in the scaled backward pass). */",
+      "const gradientsFinite = (): boolean => {",
+      "  let z = 0;",
+      ...sums,
+      "  return z === 0;",
+      "};",
+    ],
+    step: [
+      "  step(): boolean {",
+      "    gradients();",
+      "    if (!gradientsFinite()) {",
+      `      F[${at}] = Math.max(${numLit(MIN_LOSS_SCALE)}, F[${at}] / 2);`,
+      "      goodSteps = 0;",
+      "      return false;",
+      "    }",
+      "    update();",
+      `    if (++goodSteps >= ${s.mixed.growthInterval}) {`,
+      "      goodSteps = 0;",
+      `      F[${at}] = Math.min(${numLit(MAX_LOSS_SCALE)}, F[${at}] * 2);`,
+      "    }",
+      "    return true;",
+      "  },",
+    ],
+  };
+}
+
 /**
  * step.ts: `create(F, I)` returns `{ gradients(), update(), step() }`.
  * gradients() computes the loss and every gradient; update() clips and
  * applies the optimizer from the gradients, with the lr and step count the
  * runtime wrote into the hyper slots; step() is gradients() then update().
+ * With mixed precision, step() applies the dynamic loss scale itself (see
+ * `scaledStep`) and returns whether the update ran.
  */
 export function emitStep(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project = emitProject()): string {
   const sf = project.createSourceFile("step.ts", "", { overwrite: true });
@@ -211,16 +281,21 @@ export function emitStep(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project
   const { decls, fills } = constFills(s, plan);
   header(sf, `Training step (loss, gradients, ${s.optimizer.name} update)`, s, decls);
   if ([...grads, ...updates].some(usesHalves)) sf.addStatements(halvesModule(plan.halves));
-  sf.addStatements(hooks.preamble([...grads, ...updates]));
+  preamble(sf, hooks, [...grads, ...updates]);
   sf.addFunctions([...grads, ...updates].map((k) => kernelFunction(k, plan, hooks)));
   kernelTable(sf, [...grads, ...updates]);
   checkedTable(sf, [...grads, ...updates], plan, hooks);
+  const scaled = scaledStep(s, plan);
   sf.addFunction({
     isExported: true,
     name: "create",
     parameters: ARENA_PARAMS,
-    returnType: "{ gradients(): void; update(): void; step(): void }",
-    docs: ["Binds the kernels to the arenas. Nothing is allocated per call."],
+    returnType: `{ gradients(): void; update(): void; step(): ${scaled ? "boolean" : "void"} }`,
+    docs: [
+      scaled
+        ? "Binds the kernels to the arenas and writes the initial loss scale. step() skips the update of a step whose gradients overflowed and returns whether it ran. Nothing is allocated per call."
+        : "Binds the kernels to the arenas. Nothing is allocated per call.",
+    ],
     statements: [
       ...fills,
       "const gradients = (): void => {",
@@ -229,13 +304,11 @@ export function emitStep(s: Schedule, plan: ArenaPlan, hooks: EmitHooks, project
       "const update = (): void => {",
       ...calls(updates).map((c) => `  ${c}`),
       "};",
+      ...(scaled?.setup ?? []),
       "return {",
       "  gradients,",
       "  update,",
-      "  step(): void {",
-      "    gradients();",
-      "    update();",
-      "  },",
+      ...(scaled?.step ?? ["  step(): void {", "    gradients();", "    update();", "  },"]),
       "};",
     ],
   });

@@ -1,12 +1,14 @@
-// Products in WebAssembly SIMD (f32, no batch axes, large enough to pay): the
-// packProducts pass rewrites a product nest (ts/productNest.ts) into
+// Products in WebAssembly SIMD (f32, large enough to pay): the packProducts
+// pass rewrites a product nest (ts/productNest.ts), or one inside the batch
+// loops of a batched matmul (attention's [B, H, S, D] products), into
 // JavaScript loops that pack op(A) into panels of 4 rows and op(B) into panels
 // of 8 columns in the kernel's scratch memory (computing any elementwise
 // prologue on the way; a transposed operand is read by its strides, so the
 // packing is the only copy), an extern product that the module's 4×8 SIMD
 // tiles compute C with, and a JavaScript loop that applies the epilogue to
-// each element of C and stores the kernel's results.
-import type { Expr, ExternWork, Stmt } from "../../kernel/kir.js";
+// each element of C and stores the kernel's results. A batched product packs
+// every batch (one after another in scratch) before one call computes them all.
+import type { Expr, ExternWork, Loop, Stmt } from "../../kernel/kir.js";
 import { addE, bin, let_, load, mapExpr, mulE, num, parallel, reduce, ref, set, store } from "../../kernel/kir.js";
 import { matmulDims } from "../../fusion/matmulFrame.js";
 import type { Value } from "../../fusion/program.js";
@@ -24,19 +26,41 @@ export const WASM_MIN_WORK = 16384;
 /** Whether a matmul's product runs in WebAssembly (its operands then packed, each element computed once): fusion's cost model asks. */
 export function packsOperands(mm: Value, precision: Precision): boolean {
   const d = matmulDims(mm);
-  return precision === "f32" && d.batch.length === 0 && d.m * d.n * d.k >= WASM_MIN_WORK;
+  return precision === "f32" && d.batch.reduce((a, b) => a * b, 1) * d.m * d.n * d.k >= WASM_MIN_WORK;
 }
 
 /** The numeric fields of a product, as `ExternWork.data` holds them. */
 const PRODUCT_FIELDS = ["m", "n", "rowPanels", "colPanels", "k", "a", "b", "c"] as const;
 
+/** The fields of a batched product besides those. */
+const BATCH_FIELDS = ["batches", "aBatch", "bBatch", "cBatch"] as const;
+
 /** The product a kernel's extern work describes, exported under the kernel's name. */
 export function productOf(name: string, work: ExternWork): WasmProduct {
   const missing = PRODUCT_FIELDS.filter((f) => work.data[f] === undefined);
   if (missing.length) throw new Error(`wasm: kernel ${name}'s extern work has no ${missing.join(", ")}`);
-  const d = work.data as Readonly<Record<(typeof PRODUCT_FIELDS)[number], number>>;
-  return { name, m: d.m, n: d.n, rowPanels: d.rowPanels, colPanels: d.colPanels, k: d.k, a: d.a, b: d.b, c: d.c };
+  const d = work.data as Readonly<Record<(typeof PRODUCT_FIELDS)[number] | (typeof BATCH_FIELDS)[number], number>>;
+  const batched = work.data["batches"] !== undefined;
+  if (batched && BATCH_FIELDS.some((f) => work.data[f] === undefined)) throw new Error(`wasm: kernel ${name}'s batched extern work lacks one of ${BATCH_FIELDS.join(", ")}`);
+  return {
+    name,
+    m: d.m,
+    n: d.n,
+    rowPanels: d.rowPanels,
+    colPanels: d.colPanels,
+    k: d.k,
+    a: d.a,
+    b: d.b,
+    c: d.c,
+    ...(batched ? { batches: d.batches, aBatch: d.aBatch, bBatch: d.bBatch, cBatch: d.cBatch } : {}),
+  };
 }
+
+/** The range a product's export takes whole: its batches, or (unbatched) its column panels. */
+export const productRange = (p: WasmProduct): number => p.batches ?? p.colPanels;
+
+/** Multiply-adds of a product. */
+export const productWork = (p: WasmProduct): number => (p.batches ?? 1) * p.m * p.n * p.k;
 
 /** The names an expression reads. */
 function varsOf(e: Expr, into = new Set<string>()): Set<string> {
@@ -101,7 +125,7 @@ function pack(
   width: number,
   limit: number,
   k: number,
-  at: number,
+  at: Expr,
   u: string,
   fresh: (base: string) => string,
 ): Stmt[] {
@@ -117,7 +141,7 @@ function pack(
         body.push(...c.stmts);
         v = mapExpr(value, (x) => (x.k === "var" ? (c.names.get(x.name) ?? x) : x));
       }
-      stores.push(store(scratch, addE(mulE(ref(u), k * width), addE(mulE(ref(p), width), at + q)), v));
+      stores.push(store(scratch, addE(mulE(ref(u), k * width), addE(mulE(ref(p), width), addE(at, q))), v));
     }
     return parallel(u, to, [parallel(p, k, [...body, ...stores])], from);
   };
@@ -127,13 +151,39 @@ function pack(
   return stmts;
 }
 
-/** A product nest with its product in WebAssembly (see the file header), or undefined when it does not qualify. */
-function packed(nest: ProductNest, taken: Set<string>): { stmts: Stmt[]; work: ExternWork } | undefined {
+/** The batch loops of a batched matmul around its product nest (each parallel, from 0, with one statement), or undefined. */
+function batchedNest(s: Stmt): { loops: Loop[]; nest: ProductNest } | undefined {
+  const loops: Loop[] = [];
+  for (let at = s; ; at = at.body[0]!) {
+    const nest = productNest(at);
+    if (nest) return { loops, nest };
+    if (at.k !== "for" || at.mark !== "parallel" || at.from !== 0 || at.body.length !== 1) return undefined;
+    loops.push(at);
+  }
+}
+
+/** `body` inside copies of the batch loops. */
+const inBatches = (loops: readonly Loop[], body: Stmt[]): Stmt[] => loops.reduceRight((inner, l) => [parallel(l.v, l.to, inner)], body);
+
+/** The batch index (row-major over the batch loops), as an expression of their variables. */
+function batchIndex(loops: readonly Loop[]): Expr {
+  let e: Expr = num(0);
+  let stride = 1;
+  for (let x = loops.length - 1; x >= 0; x--) {
+    e = addE(e, mulE(ref(loops[x]!.v), stride));
+    stride *= loops[x]!.to;
+  }
+  return e;
+}
+
+/** A product nest (inside its batch loops, if any) with its product in WebAssembly (see the file header), or undefined when it does not qualify. */
+function packed(nest: ProductNest, loops: readonly Loop[], taken: Set<string>): { stmts: Stmt[]; work: ExternWork } | undefined {
   const [m, n, k] = [nest.rows.to, nest.cols.to, nest.sum.to];
-  if (m * n * k < WASM_MIN_WORK || nest.sum.from !== 0) return undefined;
+  const batches = loops.reduce((a, l) => a * l.to, 1);
+  if (batches * m * n * k < WASM_MIN_WORK || nest.sum.from !== 0) return undefined;
   const [i, j, p] = [nest.rows.v, nest.cols.v, nest.sum.v];
   const lets = [...nest.pre, ...nest.sum.body];
-  // A depends on (i, p) only, B on (p, j) only, neither on the accumulator
+  // A depends on (batch, i, p) only, B on (batch, p, j) only, neither on the accumulator
   const aLets = slice(lets, varsOf(nest.a), new Set([j, nest.acc]));
   const bLets = slice(lets, varsOf(nest.b), new Set([i, nest.acc]));
   if (!aLets || !bLets) return undefined;
@@ -143,40 +193,56 @@ function packed(nest: ProductNest, taken: Set<string>): { stmts: Stmt[]; work: E
   const rowPanels = Math.ceil(m / TILE_ROWS);
   const colPanels = Math.ceil(n / TILE_COLS);
   const width = colPanels * TILE_COLS;
-  // scratch floats: packed A, packed B, then C (row-major, whole tiles)
+  // scratch floats: packed A, packed B, then C (row-major, whole tiles), each batch after the one before
+  const [aSize, bSize, cSize] = [rowPanels * TILE_ROWS * k, colPanels * TILE_COLS * k, rowPanels * TILE_ROWS * width];
   const a = 0;
-  const b = a + rowPanels * TILE_ROWS * k;
-  const c = b + colPanels * TILE_COLS * k;
-  const product = { m, n, rowPanels, colPanels, k, a: 4 * a, b: 4 * b, c: 4 * c };
+  const b = a + batches * aSize;
+  const c = b + batches * bSize;
+  const batched = loops.length > 0;
+  const product = {
+    m,
+    n,
+    rowPanels,
+    colPanels,
+    k,
+    a: 4 * a,
+    b: 4 * b,
+    c: 4 * c,
+    ...(batched ? { batches, aBatch: 4 * aSize, bBatch: 4 * bSize, cBatch: 4 * cSize } : {}),
+  };
+  const t = batchIndex(loops);
+  const at = (base: number, size: number): Expr => (batched ? addE(mulE(t, size), base) : num(base));
   // the epilogue reads C from scratch: the lets before the p loop that it needs (but the accumulator's), then the statements after it
-  const product_ = load(scratch, addE(mulE(ref(i), width), addE(ref(j), c)));
+  const product_ = load(scratch, addE(mulE(ref(i), width), addE(ref(j), at(c, cSize))));
   const roots = new Set<string>();
   for (const s of nest.post) (s.k === "let" ? [s.init] : s.k === "store" ? [s.index, s.value] : s.k === "set" ? [s.value] : []).forEach((e) => varsOf(e, roots));
   const preLets = slice(nest.pre.filter((s) => !(s.k === "let" && s.name === nest.acc)), roots, new Set([p]));
   if (!preLets) return undefined;
   const epilogue = copy([...preLets, ...nest.post], new Map([[nest.acc, product_]]), (x) => x);
+  const each = batched ? ` for each of ${batches} batches` : "";
   const stmts: Stmt[] = [
-    { k: "comment", text: `op(A) into panels of ${TILE_ROWS} rows, op(B) into panels of ${TILE_COLS} columns, in the scratch memory ${scratch}` },
-    ...pack(scratch, aLets, nest.a, i, p, TILE_ROWS, m, k, a, u, fresh),
-    ...pack(scratch, bLets, nest.b, j, p, TILE_COLS, n, k, b, u, fresh),
-    { k: "comment", text: `C[${m}×${n}] over ${k} in WebAssembly SIMD (${TILE_ROWS}×${TILE_COLS} tiles), then the epilogue per element` },
-    { k: "extern", call: "product", reference: referenceProduct(product, scratch) },
-    parallel(i, m, [parallel(j, n, epilogue.stmts)]),
+    { k: "comment", text: `op(A) into panels of ${TILE_ROWS} rows, op(B) into panels of ${TILE_COLS} columns, in the scratch memory ${scratch}${each}` },
+    ...inBatches(loops, pack(scratch, aLets, nest.a, i, p, TILE_ROWS, m, k, at(a, aSize), u, fresh)),
+    ...inBatches(loops, pack(scratch, bLets, nest.b, j, p, TILE_COLS, n, k, at(b, bSize), u, fresh)),
+    { k: "comment", text: `C[${m}×${n}] over ${k}${each} in WebAssembly SIMD (${TILE_ROWS}×${TILE_COLS} tiles), then the epilogue per element` },
+    { k: "extern", call: "product", reference: inBatches(loops, referenceProduct(product, scratch, batched ? t : undefined)) },
+    ...inBatches(loops, [parallel(i, m, [parallel(j, n, epilogue.stmts)])]),
   ];
   return { stmts, work: { data: product, scratch: { name: scratch, size: scratchFloats(product) } } };
 }
 
-/** The packing pass of the wasm backend: large f32 products of unbatched matmuls run in WebAssembly SIMD. */
+/** The packing pass of the wasm backend: large f32 products of matmuls, batched or not, run in WebAssembly SIMD. */
 export const packProducts: KernelPass = {
   name: "packProducts",
   run: (k, cx) => {
     if (cx.precision !== "f32" || k.extern) return k;
-    // an unbatched product: a nest at the kernel's top level
-    const at = k.body.findIndex((s) => productNest(s) !== undefined);
+    // a product nest at the kernel's top level, or inside its batch loops
+    const at = k.body.findIndex((s) => batchedNest(s) !== undefined);
     if (at < 0) return k;
     const taken = declaredNames(k.body);
     for (const name of Object.keys(k.buffers)) taken.add(name);
-    const p = packed(productNest(k.body[at]!)!, taken);
+    const { loops, nest } = batchedNest(k.body[at]!)!;
+    const p = packed(nest, loops, taken);
     if (!p) return k;
     return { ...k, body: [...k.body.slice(0, at), ...p.stmts, ...k.body.slice(at + 1)], extern: p.work };
   },
@@ -185,24 +251,26 @@ export const packProducts: KernelPass = {
 /**
  * What the WebAssembly product computes, as kernel IR over the packed panels
  * (never run: it documents the call and lets cost counters see the product):
- * C[i, j] = Σ_p A[i, p]·B[p, j] for i < m, j < n.
+ * C[i, j] = Σ_p A[i, p]·B[p, j] for i < m, j < n (in batch `t`, an
+ * expression of the batch loops around it, when batched).
  */
-function referenceProduct(x: Omit<WasmProduct, "name">, scratch: string): Stmt[] {
+function referenceProduct(x: Omit<WasmProduct, "name">, scratch: string, t?: Expr): Stmt[] {
   const [i, j, p] = [ref("i"), ref("j"), ref("p")];
-  const aAt = addE(x.a / 4, addE(mulE(addE(mulE(bin("idiv", i, TILE_ROWS), x.k), p), TILE_ROWS), bin("mod", i, TILE_ROWS)));
-  const bAt = addE(x.b / 4, addE(mulE(addE(mulE(bin("idiv", j, TILE_COLS), x.k), p), TILE_COLS), bin("mod", j, TILE_COLS)));
+  const base = (at: number, stride: number | undefined): Expr => (t && stride ? addE(mulE(t, stride / 4), at / 4) : num(at / 4));
+  const aAt = addE(base(x.a, x.aBatch), addE(mulE(addE(mulE(bin("idiv", i, TILE_ROWS), x.k), p), TILE_ROWS), bin("mod", i, TILE_ROWS)));
+  const bAt = addE(base(x.b, x.bBatch), addE(mulE(addE(mulE(bin("idiv", j, TILE_COLS), x.k), p), TILE_COLS), bin("mod", j, TILE_COLS)));
   return [
     parallel("i", x.m, [
       parallel("j", x.n, [
         let_("acc", 0),
         reduce("p", x.k, [set("acc", bin("+", ref("acc"), bin("*", load(scratch, aAt), load(scratch, bAt))))]),
-        store(scratch, addE(x.c / 4, addE(mulE(i, x.colPanels * TILE_COLS), j)), ref("acc")),
+        store(scratch, addE(base(x.c, x.cBatch), addE(mulE(i, x.colPanels * TILE_COLS), j)), ref("acc")),
       ]),
     ]),
   ];
 }
 
-/** Floats of scratch a product needs (for the module's memory). */
-export function scratchFloats(p: { rowPanels: number; colPanels: number; k: number }): number {
-  return p.rowPanels * TILE_ROWS * p.k + p.colPanels * TILE_COLS * p.k + p.rowPanels * TILE_ROWS * p.colPanels * TILE_COLS;
+/** Floats of scratch a product needs (for the module's memory): every batch's. */
+export function scratchFloats(p: { rowPanels: number; colPanels: number; k: number; batches?: number }): number {
+  return (p.batches ?? 1) * (p.rowPanels * TILE_ROWS * p.k + p.colPanels * TILE_COLS * p.k + p.rowPanels * TILE_ROWS * p.colPanels * TILE_COLS);
 }

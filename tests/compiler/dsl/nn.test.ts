@@ -190,4 +190,17 @@ describe("layers", () => {
     const want = [0, 1].flatMap((i) => [0, 1, 2, 3].map((j) => Math.max(0, [0, 1, 2].reduce((a, k) => a + x[i * 3 + k]! * W[k * 4 + j]!, bias[j]!))));
     expectAllClose(out.y!, want, 1e-5);
   });
+
+  it("dense over x [2, 3, 4] multiplies one matrix [6, 4] (a plain matmul) and gives [2, 3, 5] = relu(x·W + b) at every position", () => {
+    const g = graph("dense3", (b) => ({ outputs: { y: nn.dense(b, "fc", b.input("x", [2, 3, 4]), 5, { activation: "relu" }) } }));
+    const products = g.nodes.filter((n) => n.op === "matmul");
+    expect(products.map((n) => [n.inputs.map((i) => i.shape), n.shape])).toEqual([[[[6, 4], [4, 5]], [6, 5]]]);
+    expect(g.outputs["y"]!.shape).toEqual([2, 3, 5]);
+    const x = randomArray(24, 70);
+    const W = randomArray(20, 71);
+    const bias = randomArray(5, 72);
+    const out = evalOutputs((b) => ({ y: nn.dense(b, "fc", b.input("x", [2, 3, 4]), 5, { activation: "relu" }) }), { x, "fc.W": W, "fc.b": bias });
+    const want = Array.from({ length: 6 }, (_, r) => [0, 1, 2, 3, 4].map((j) => Math.max(0, [0, 1, 2, 3].reduce((a, k) => a + x[r * 4 + k]! * W[k * 5 + j]!, bias[j]!)))).flat();
+    expectAllClose(out.y!, want, 1e-5);
+  });
 });

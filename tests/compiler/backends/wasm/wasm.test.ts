@@ -8,6 +8,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Project, SyntaxKind } from "ts-morph";
 import { graph } from "../../../../compiler/dsl/graph.js";
+import * as nn from "../../../../compiler/dsl/nn.js";
 import { grad } from "../../../../compiler/autodiff/grad.js";
 import { interpret } from "../../../../compiler/interp/interpret.js";
 import { kernelsOf } from "../../../../compiler/lower/schedule.js";
@@ -15,6 +16,8 @@ import { TILE_COLS, TILE_ROWS, encodeModule, pagesFor } from "../../../../compil
 import { matmulT } from "../../../../compiler/ops/matmul.js";
 import { expectAllClose, randomArray } from "../../../helpers.js";
 import { cleanupBundles, compileAndLoad, execute } from "../../harness/harness.js";
+import type { Executed } from "../../harness/harness.js";
+import type { Graph } from "../../../../compiler/ir/graph.js";
 
 afterAll(cleanupBundles);
 
@@ -65,6 +68,31 @@ const odd = graph("odd", (g) => {
 });
 const feeds = { x: randomArray(33 * 70, 3) };
 
+/** Attention's batched products over [B, H, S, D] (sizes no multiple of the tiles): q·kᵀ scaled, a softmax, then ·v; a batched product with a broadcast weight. */
+const attention = ([B, H, S, D]: readonly [number, number, number, number]) => graph("batched", (g) => {
+  const x = g.input("x", [B, H, S, D]);
+  const q = x.mul(g.param("wq", [D], { init: { name: "uniform", min: 0.5, max: 1.5 } }));
+  const k = x.tanh();
+  const scores = matmulT(q, k, false, true).mul(1 / Math.sqrt(D));
+  const attn = nn.softmax(scores);
+  const out = attn.matmul(x.sigmoid());
+  const proj = out.matmul(g.param("wo", [D, 17], { init: "glorotUniform" }));
+  return { loss: proj.square().mean(), outputs: { attn } };
+});
+
+/** Each run's loss, gradients and `output` (from input x) agree with the interpreter's. */
+function agree(runs: readonly Executed[], g: Graph, x: Float64Array, output: string): void {
+  const want = interpret(grad(g), { x });
+  for (const run of runs) {
+    run.input("x", x);
+    run.gradients();
+    run.forward();
+    expectAllClose([run.loss()], [want.loss!], { rtol: 1e-4, atol: 1e-6 });
+    for (const [p, v] of Object.entries(want.grads)) expectAllClose(run.grad(p), v.data, { rtol: 2e-3, atol: 1e-5 });
+    expectAllClose(run.output(output), want.outputs[output]!.data, { rtol: 1e-4, atol: 1e-6 });
+  }
+}
+
 describe("WebAssembly matmul kernels", () => {
   it("run the products of large f32 matmuls, and agree with the JavaScript kernels and the interpreter", () => {
     const on = execute(odd);
@@ -72,15 +100,23 @@ describe("WebAssembly matmul kernels", () => {
     const natives = kernelsOf(on.schedule, "gradients").filter((k) => k.extern);
     expect(natives.length).toBeGreaterThanOrEqual(5);
     expect(kernelsOf(off.schedule, "gradients").some((k) => k.extern)).toBe(false);
-    const want = interpret(grad(odd), feeds);
-    for (const run of [on, off]) {
-      run.input("x", feeds.x);
-      run.gradients();
-      run.forward();
-      expectAllClose([run.loss()], [want.loss!], { rtol: 1e-4, atol: 1e-6 });
-      for (const [p, g] of Object.entries(want.grads)) expectAllClose(run.grad(p), g.data, { rtol: 2e-3, atol: 1e-5 });
-      expectAllClose(run.output("z"), want.outputs["z"]!.data, { rtol: 1e-4, atol: 1e-6 });
-    }
+    agree([on, off], odd, feeds.x, "z");
+  });
+
+  it.each([
+    [2, 3, 21, 12],
+    // one batch: still a batched product, its range the one batch
+    [1, 1, 40, 32],
+  ] as const)("run batched products (attention's [B, H, S, D] = [%i, %i, %i, %i]) whole in one call, and agree with the JavaScript kernels and the interpreter", (...dims) => {
+    const batched = attention(dims);
+    const batchedFeeds = { x: randomArray(dims.reduce<number>((a, b) => a * b, 1), 5) };
+    const on = execute(batched);
+    const off = execute(batched, { wasm: false });
+    const natives = kernelsOf(on.schedule, "gradients").filter((k) => k.extern);
+    // q·kᵀ, attn·v and ·wo forward; their operands' gradients backward
+    expect(natives.length).toBeGreaterThanOrEqual(6);
+    expect(natives.filter((k) => k.extern!.data["batches"] === dims[0] * dims[1]).length).toBeGreaterThanOrEqual(4);
+    agree([on, off], batched, batchedFeeds.x, "attn");
   });
 
   it("stay in JavaScript for f64 bundles and small products", () => {
@@ -100,8 +136,10 @@ describe("WebAssembly matmul kernels", () => {
     const sf = new Project({ useInMemoryFileSystem: true }).createSourceFile("step.ts", source);
     const kernels = sf.getFunctions().filter((f) => f.getName() !== "create");
     const calls = kernels.flatMap((k) => k.getDescendantsOfKind(SyntaxKind.CallExpression).map((c) => c.getExpression().getText()));
-    expect(calls.filter((c) => c.startsWith("wasm.")).length).toBeGreaterThanOrEqual(5);
-    for (const c of calls) expect(c).toMatch(/^(Math\.\w+|wasm\.\w+)$/);
+    // each product: its export, or the same export split across threads when the runtime set them
+    const products = /^\(WASM\.threads\?\.(\w+) \?\? wasm\.\1\)$/;
+    expect(calls.filter((c) => products.test(c)).length).toBeGreaterThanOrEqual(5);
+    for (const c of calls) expect(c).toMatch(new RegExp(`^Math\\.\\w+$|${products.source}`));
     for (const k of kernels) {
       for (const kind of [SyntaxKind.NewExpression, SyntaxKind.ArrayLiteralExpression, SyntaxKind.ObjectLiteralExpression, SyntaxKind.ArrowFunction]) {
         expect(k.getDescendantsOfKind(kind), `${kind} in ${k.getName()}`).toEqual([]);
