@@ -14,7 +14,6 @@ import { trainHelp, TRAIN_FLAGS } from "../runtime/trainer.js";
 import type { TrainIO, TrainSummary } from "../runtime/trainer.js";
 import { checkCommand, checkHelp } from "../runtime/check.js";
 import { sampleCommand, sampleHelp } from "../runtime/sample.js";
-import { functionSources } from "./inspect/functions.js";
 import { TARGET_FLAGS, targetOptions } from "./backends/index.js";
 
 /** Where the CLI writes; tests capture both. */
@@ -195,11 +194,6 @@ async function trainCommand(argv: readonly string[], io: CliIO, trainIO: TrainIO
   const own = join(dir, "runtime", "trainer.js");
   const { main } = (existsSync(own) ? await import(pathToFileURL(own).href) : await import("../runtime/trainer.js")) as typeof import("../runtime/trainer.js");
   return main(dir, rest, trainIO);
-}
-
-/** The top-level function declarations of a source file, by name, with their JSDoc. */
-export function functionsOf(source: string, file = "step.ts"): Map<string, string> {
-  return functionSources(source, file);
 }
 
 async function inspectCommand(argv: readonly string[], io: CliIO): Promise<void> {

@@ -5,6 +5,7 @@
 import path from "node:path";
 import { Graph } from "./ir/graph.js";
 import { inScope } from "./lower/optimizer.js";
+import { backendsWhere } from "./backends/index.js";
 import type { CompileOptions, GenerateConfig } from "./config.js";
 import type { GenerateSpec, Manifest, MixedSpec } from "../runtime/manifest.js";
 import { checkGenerateSpec } from "../runtime/generate.js";
@@ -82,9 +83,6 @@ function checkOptions(options: CompileOptions): void {
   }
 }
 
-/** Backends whose kernels can keep values as bfloat16. */
-const MIXED_BACKENDS: readonly string[] = ["ts", "wasm"];
-
 /** Mixed precision's spec from the options (undefined for f32), checked. */
 export function mixedSpec(options: Omit<CompileOptions, "outDir">): MixedSpec | undefined {
   if (options.precision !== "mixed") {
@@ -93,8 +91,8 @@ export function mixedSpec(options: Omit<CompileOptions, "outDir">): MixedSpec | 
   }
   if (options.dtype === "f64") throw new Error(`compile: precision "mixed" keeps f32 master weights; it cannot be combined with dtype "f64"`);
   const target = targetFor(options);
-  if (!MIXED_BACKENDS.includes(target.name)) {
-    throw new Error(`compile: precision "mixed" runs on the ${MIXED_BACKENDS.join(" and ")} backends; the ${target.name} backend does not store bfloat16 yet`);
+  if (!target.capabilities.bf16) {
+    throw new Error(`compile: precision "mixed" runs on the ${backendsWhere((c) => c.bf16 === true, " and ").replace(/"/g, "")} backends; the ${target.name} backend does not store bfloat16 yet`);
   }
   const initialScale = options.lossScale?.initial ?? 2 ** 16;
   const growthInterval = options.lossScale?.growthInterval ?? 2000;
@@ -196,7 +194,7 @@ export function lowerGraph(graph: Graph, asked: Omit<CompileOptions, "outDir">, 
   const precision = options.dtype ?? "f32";
   const mixed = mixedSpec(options);
   const target = targetFor(options);
-  if (precision === "f64" && !target.capabilities.f64) throw new Error(`compile: backend "${target.name}" computes in float32 only; dtype "f64" needs backend "ts" or "wasm"`);
+  if (precision === "f64" && !target.capabilities.f64) throw new Error(`compile: backend "${target.name}" computes in float32 only; dtype "f64" needs backend ${backendsWhere((c) => c.f64)}`);
   if (options.fusion === true && !target.capabilities.fusion) throw new Error(`compile: backend "${target.name}" runs one kernel per graph node; leave fusion unset or false`);
   const fusion = (options.fusion ?? true) && target.capabilities.fusion;
   const dumps = new Dumps(options.dumpPasses === true);

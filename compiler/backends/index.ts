@@ -35,6 +35,14 @@ export function targetFor(options: TargetOptions): Target {
 
 const names = (): string => Object.keys(TARGETS).map((n) => `"${n}"`).join(" or ");
 
+/** The backends whose capabilities `has` accepts, by name, as an error message lists them: `"ts" or "wasm"`. */
+export function backendsWhere(has: (c: Target["capabilities"]) => boolean, joiner = " or "): string {
+  return Object.values(TARGETS).filter((t) => has(t.capabilities)).map((t) => `"${t.name}"`).join(joiner);
+}
+
+/** The CSP script-src sources a page needs to run the bundles of every backend, besides 'self'. */
+export const PAGE_SCRIPT_SOURCES: readonly string[] = [...new Set(Object.values(TARGETS).flatMap((t: Target) => t.pageScriptSources ?? []))];
+
 /** How a compile names its target (compile()'s options; the registry owns them). */
 export interface TargetOptions {
   /**

@@ -21,6 +21,8 @@ export interface Capabilities {
   readonly atomics: boolean;
   /** Whether its emitter takes fused kernels (several graph nodes per kernel); without, every node is a kernel of its own. */
   readonly fusion: boolean;
+  /** Whether its kernels can keep f32 temporaries as bfloat16 in an arena of their own (precision "mixed"); absent: no. */
+  readonly bf16?: boolean;
 }
 
 /** What a backend pass knows besides the kernel. */
@@ -68,6 +70,8 @@ export interface Target extends LoweringTarget {
   /** The runtime device its bundles run on: manifest.backend (runtime/devices.ts maps it to a Device). */
   readonly device: string;
   readonly capabilities: Capabilities;
+  /** What a web page running its bundles must allow scripts besides their own files (CSP script-src sources; `gradc serve`). */
+  readonly pageScriptSources?: readonly string[];
   /** The cost model fusion weighs. */
   readonly cost: CostModel;
   /** Its kernel IR passes, in order (the "backend passes" stage). */

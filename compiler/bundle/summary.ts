@@ -4,6 +4,8 @@
 // returns it, writes it to report.json, and `gradc compile` prints its text.
 import type { Tensor } from "../ir/node.js";
 import { sizeOf } from "../ir/types.js";
+import type { NodeOf, OpDef, OpKind } from "../ops/index.js";
+import { OPS } from "../ops/index.js";
 import type { ArenaPlan } from "../plan/arena.js";
 import type { Kernel, Schedule } from "../lower/schedule.js";
 import { kernelsOf } from "../lower/schedule.js";
@@ -51,36 +53,9 @@ export interface CompileSummary {
   readonly text: string;
 }
 
-/** Arithmetic operations to compute every element of a node once. */
+/** Arithmetic operations to compute every element of a node once: its op record's count, else one per element. */
 export function nodeFlops(t: Tensor): number {
-  switch (t.op) {
-    case "matmul": {
-      const p = t.p("matmul");
-      const a = t.inputs[0]!.shape;
-      const k = p.transposeA ? a.at(-2)! : a.at(-1)!;
-      return 2 * sizeOf(t.shape) * k;
-    }
-    case "sum":
-    case "max":
-    case "min":
-    case "argmax":
-      return sizeOf(t.inputs[0]!.shape);
-    case "input": case "param": case "const": case "reshape": case "broadcastTo": case "transpose":
-    case "stopGradient": case "customGrad": case "checkpoint": case "slice": case "concat": case "pad": case "gather":
-      return 0;
-    case "conv2d": {
-      const f = t.inputs[1]!.shape;
-      return 2 * sizeOf(t.shape) * f[0]! * f[1]! * f[2]!;
-    }
-    case "conv2dBackpropInput": {
-      const f = t.inputs[1]!.shape;
-      return 2 * sizeOf(t.inputs[0]!.shape) * f[0]! * f[1]! * f[3]!;
-    }
-    case "conv2dBackpropFilter":
-      return 2 * sizeOf(t.inputs[1]!.shape) * sizeOf(t.shape.slice(0, 3));
-    default:
-      return sizeOf(t.shape);
-  }
+  return (OPS[t.op] as OpDef<OpKind>).flops?.(t as NodeOf<OpKind>) ?? sizeOf(t.shape);
 }
 
 /** Operations of one kernel: every node it computes (a recomputed node counts again). */

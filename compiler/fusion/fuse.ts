@@ -4,8 +4,9 @@
 // by another kernel after being produced inside a reduction or matmul
 // epilogue, crosses from the forward to the backward pass (unless it is
 // recomputed), or is shared by kernels and costly to recompute.
-import type { Affine } from "./coords.js";
-import { canonical, coordsKey, flatIndex, identity, inputCoords, isUnitReshape } from "./coords.js";
+import type { Coord } from "../kernel/coords.js";
+import { canonical, coordsKey, flatIndex, identity } from "../kernel/coords.js";
+import { inputCoords, isUnitReshape } from "./coords.js";
 import type { Group, Level } from "./groups.js";
 import { canBeTotal, levelOfShape, nativeCoords, newGroup, sameReduction } from "./groups.js";
 import type { Program, Value } from "./program.js";
@@ -49,7 +50,7 @@ export interface FuseOptions {
 /** One value reached while inlining a kernel's computation. */
 interface Reach {
   readonly v: Value;
-  readonly coords: readonly Affine[];
+  readonly coords: readonly Coord[];
   /** stored: read from its buffer; local: a value computed inside a group and kept in a local; literal. */
   readonly how: "stored" | "local" | "literal";
 }
@@ -76,12 +77,12 @@ interface Round {
  */
 export function reachInputs(
   v: Value,
-  coords: readonly Affine[],
+  coords: readonly Coord[],
   n: number,
   isStored: (v: Value) => boolean,
   isLocal: (v: Value) => boolean,
   out: Reach[],
-  onFree?: (f: Value, coords: readonly Affine[]) => boolean,
+  onFree?: (f: Value, coords: readonly Coord[]) => boolean,
 ): void {
   const ins = inputCoords(v, coords, n);
   if (!ins) throw new Error(`fuse: ${v.node.op} ${String(v.node)} needs its input in memory`);
@@ -90,12 +91,12 @@ export function reachInputs(
 
 function reachValue(
   u: Value,
-  coords: readonly Affine[],
+  coords: readonly Coord[],
   n: number,
   isStored: (v: Value) => boolean,
   isLocal: (v: Value) => boolean,
   out: Reach[],
-  onFree?: (f: Value, coords: readonly Affine[]) => boolean,
+  onFree?: (f: Value, coords: readonly Coord[]) => boolean,
 ): void {
   if (u.kind === "literal") return void out.push({ v: u, coords, how: "literal" });
   if (u.kind === "alias") {
@@ -186,7 +187,7 @@ function dependsOn(r: Round, a: Group, b: Group): boolean {
 }
 
 /** What `v` reads when computed at `coords` in a frame of `n` axes. */
-function reachOf(r: Round, v: Value, coords: readonly Affine[], n: number): Reach[] {
+function reachOf(r: Round, v: Value, coords: readonly Coord[], n: number): Reach[] {
   const out: Reach[] = [];
   const isStored = (u: Value) => r.stored.has(u);
   const isLocal = (u: Value) => r.groupOf.has(u);
@@ -203,7 +204,7 @@ function reachOf(r: Round, v: Value, coords: readonly Affine[], n: number): Reac
  * its input at every element (or, as the total, at the kept positions);
  * other members at their own native coordinates.
  */
-export function memberCoords(g: Group, v: Value, level: Level | undefined): Affine[] | undefined {
+export function memberCoords(g: Group, v: Value, level: Level | undefined): Coord[] | undefined {
   if (g.kind === "reduce" && v.kind === "reduce") {
     if (v === g.total) return nativeCoords(g, v.inputs[0]!, "k");
     return sameReduction(g, v) ? identity(g.n) : undefined;

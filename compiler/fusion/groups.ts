@@ -4,8 +4,8 @@ import type { Shape } from "../ir/types.js";
 import { shapesEqual, sizeOf } from "../ir/types.js";
 import { normAxes } from "../ir/types.js";
 import { reducedShape } from "../ops/reduce.js";
-import type { Affine } from "./coords.js";
-import { axisOf, canonical, constant, identity } from "./coords.js";
+import type { Coord } from "../kernel/coords.js";
+import { axisOf, canonical, constant, identity } from "../kernel/coords.js";
 import type { Phase, Value } from "./program.js";
 
 /**
@@ -61,7 +61,7 @@ export function newGroup(id: number, kind: GroupKind, v: Value): Group {
 }
 
 /** K-level coordinates of a value of shape `s` in a reduce group, or undefined. */
-function keptCoords(g: Group, s: Shape): Affine[] | undefined {
+function keptCoords(g: Group, s: Shape): Coord[] | undefined {
   const keep = reducedShape(g.shape, g.axes, true);
   const drop = reducedShape(g.shape, g.axes, false);
   const kept = g.shape.map((_, a) => a).filter((a) => !g.axes.includes(a));
@@ -81,12 +81,12 @@ export function levelOfShape(g: Group, s: Shape): Level | undefined {
  * the output for pointwise and matmul groups; in a reduce group, identity
  * over the reduced shape (x), the kept axes (k), or constants (t).
  */
-export function nativeCoords(g: Group, v: Value, level?: Level): Affine[] | undefined {
+export function nativeCoords(g: Group, v: Value, level?: Level): Coord[] | undefined {
   const c = nativeRaw(g, v, level);
   return c && canonical(c, v.node.shape, g.n);
 }
 
-function nativeRaw(g: Group, v: Value, level?: Level): Affine[] | undefined {
+function nativeRaw(g: Group, v: Value, level?: Level): Coord[] | undefined {
   const s = v.node.shape;
   switch (g.kind) {
     case "pointwise":

@@ -2,8 +2,8 @@
 // j (columns of C) and p (the summed axis). Each operand, transposed or not,
 // is addressed through coordinates in this frame, so no transposed copy exists.
 import type { Shape } from "../ir/types.js";
-import type { Affine } from "./coords.js";
-import { axisOf, broadcastCoords } from "./coords.js";
+import type { Coord } from "../kernel/coords.js";
+import { axisOf, broadcastCoords } from "../kernel/coords.js";
 import type { Value } from "./program.js";
 
 /** Sizes of one product C[m, n] = Σ_p op(A)[m, p]·op(B)[p, n]. */
@@ -33,12 +33,12 @@ export function frameAxes(v: Value): { readonly n: number; readonly i: number; r
 }
 
 /** Coordinates at which A and B are read: (batch, i, p) and (batch, p, j), swapped for a transposed operand. */
-export function matmulOperandCoords(v: Value, n: number): [Affine[], Affine[]] {
+export function matmulOperandCoords(v: Value, n: number): [Coord[], Coord[]] {
   const d = matmulDims(v);
   const f = frameAxes(v);
   const batch = d.batch.map((_, a) => axisOf(n, a));
   const [i, j, p] = [axisOf(n, f.i), axisOf(n, f.j), axisOf(n, f.p)];
-  const operand = (x: Value, rows: Affine, cols: Affine): Affine[] => {
+  const operand = (x: Value, rows: Coord, cols: Coord): Coord[] => {
     const lead = broadcastCoords(x.node.shape.slice(0, -2), batch, n);
     return [...lead, rows, cols];
   };

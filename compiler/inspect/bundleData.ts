@@ -226,3 +226,8 @@ export function nodesOfKernel(view: BundleView, name: string): Tensor[] {
     return t;
   });
 }
+
+/** The error for a bundle whose graphs/kernels.json records no code for a kernel. */
+export function noRecordedCode(view: BundleView, name: string): Error {
+  return new Error(`${path.join(view.dir, "graphs/kernels.json")} records no code for kernel ${name} (a bundle written by an older gradc, or edited): recompile it to inspect its kernels`);
+}

@@ -7,10 +7,9 @@ import type { KernelEntry } from "../../runtime/manifest.js";
 import { describeOrigin } from "../ir/printer.js";
 import { commentText, printedNodes } from "../lower/names.js";
 import type { BundleView, KernelBufferInfo } from "./bundleData.js";
-import { nodesOfKernel } from "./bundleData.js";
+import { noRecordedCode, nodesOfKernel } from "./bundleData.js";
 import type { KernelCost } from "./flops.js";
 import { humanCount } from "./flops.js";
-import { functionSources } from "./functions.js";
 
 /** The manifest entry of kernel `name`, or an error naming close matches. */
 export function findKernel(view: BundleView, name: string): KernelEntry {
@@ -24,22 +23,13 @@ export function findKernel(view: BundleView, name: string): KernelEntry {
 
 /**
  * The emitted source of a kernel (step.ts's, or forward.ts's for a kernel only
- * forward() runs), as kernels.json recorded it; a bundle that records no code
- * has its modules read for it.
+ * forward() runs), as kernels.json recorded it: the emitted modules are never
+ * read back. A bundle that records no code was written by an older gradc.
  */
-export function kernelSource(view: BundleView, k: KernelEntry): { file: string; text: string | undefined } {
+export function kernelSource(view: BundleView, k: KernelEntry): { file: string; text: string } {
   const source = view.kernels.get(k.name)?.source;
-  if (source) return { file: path.join(view.dir, source.file), text: source.text };
-  const files = view.manifest.files;
-  const order = k.entry.includes("gradients") || k.entry.includes("update") ? [files.step, files.forward] : [files.forward, files.step];
-  const recorded = [...view.kernels.values()].some((info) => info.source !== undefined);
-  for (const js of recorded ? [] : order) {
-    const file = path.join(view.dir, js.replace(/\.js$/, ".ts"));
-    if (!existsSync(file)) continue;
-    const text = functionSources(readFileSync(file, "utf8"), file).get(k.name);
-    if (text) return { file, text };
-  }
-  return { file: path.join(view.dir, order[0]!.replace(/\.js$/, ".ts")), text: undefined };
+  if (!source) throw noRecordedCode(view, k.name);
+  return { file: path.join(view.dir, source.file), text: source.text };
 }
 
 /** The bundle's record of every kernel's kernel IR (written by the bundle writer). */
@@ -108,5 +98,5 @@ export function kernelText(view: BundleView, name: string): string {
   }
   if (k.gradOf?.length) lines.push(`// the gradients of ${k.gradOf.join(", ")} depend on it`);
   const head = lines.map(commentText).join("\n");
-  return `${head}\n\n${src.text ?? `// ${commentText(k.name)} is not in ${commentText(src.file)}`}`;
+  return `${head}\n\n${src.text}`;
 }

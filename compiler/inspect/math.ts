@@ -12,23 +12,17 @@ import { bindingLines, gradNode } from "./slice.js";
 import { OPS } from "../ops/index.js";
 import type { Term } from "./terms.js";
 import { T, add, call, cmp, div, dot, had, mask, name, neg, not, num, pow, render, sub, subscript } from "./terms.js";
+import { literalValue } from "../ir/constants.js";
 
-/** Ops that only move or retag values: the maths reads through them. */
-const TRANSPARENT = new Set(["reshape", "broadcastTo", "stopGradient", "checkpoint", "cast", "customGrad"]);
+/** How the maths reads a node's op (its record's `math`): "through" a move or retag, or as a "layer". */
+const mathOf = (t: Tensor): "through" | "layer" | undefined => (OPS[t.op] as { math?: "through" | "layer" }).math;
 
 
 /** The node `t` stands for once moves are read through. */
 function core(t: Tensor): Tensor {
   let c = t;
-  while (c.origin && TRANSPARENT.has(c.op)) c = c.inputs[0]!;
+  while (c.origin && mathOf(c) === "through") c = c.inputs[0]!;
   return c;
-}
-
-/** A uniform constant's value, if `t` is one. */
-function uniform(t: Tensor): number | undefined {
-  if (t.op !== "const") return undefined;
-  const v = t.p("const").value;
-  return v.length === 1 ? v[0] : undefined;
 }
 
 /** The chain-rule view of one gradient. */
@@ -67,16 +61,13 @@ function cotangentOf(b: Tensor, live: ReadonlySet<Tensor>): Tensor | undefined {
   return candidates.length === 1 ? candidates[0] : undefined;
 }
 
-/** Ops whose operands are a layer's cotangents: each such operand gets a δ line of its own. */
-const LAYER_OPS = new Set(["matmul", "conv2dBackpropInput", "conv2dBackpropFilter"]);
-
 /** Builds the chain-rule expression of dLoss/dNAME in `g` (any stage of the training graph). */
 export function gradMath(g: Graph, paramName: string): GradMath {
   const root = gradNode(g, paramName);
   const printed: Map<Tensor, Printed> = printedNodes(g);
   const letter = (t: Tensor) => printedName(printed.get(t)?.name ?? `n${t.id}`);
   const live = liveNodes(g);
-  const isValue = (t: Tensor) => t.origin !== undefined && t.op !== "const" && !TRANSPARENT.has(t.op);
+  const isValue = (t: Tensor) => t.origin !== undefined && t.op !== "const" && mathOf(t) !== "through";
 
   // the slice's backward values (moves read through), with their distinct consumers
   const consumers = new Map<Tensor, Set<Tensor>>();
@@ -92,7 +83,8 @@ export function gradMath(g: Graph, paramName: string): GradMath {
       if (isValue(t)) {
         if (!consumers.has(c)) consumers.set(c, new Set());
         consumers.get(c)!.add(t);
-        if (LAYER_OPS.has(t.op) && t !== rootCore) layerOperand.add(c);
+        // a layer's operands are its cotangents: each gets a δ line of its own
+        if (mathOf(t) === "layer" && t !== rootCore) layerOperand.add(c);
       }
       visit(c);
     }
@@ -116,7 +108,7 @@ export function gradMath(g: Graph, paramName: string): GradMath {
   const memo = new Map<Tensor, Term>();
   const term = (t: Tensor, top = false): Term => {
     const c = core(t);
-    const u = uniform(c);
+    const u = literalValue(c);
     if (u !== undefined) return num(u);
     const named = names.get(c);
     if (named && !top) return name(named);

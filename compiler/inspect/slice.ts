@@ -2,7 +2,6 @@
 // depends on, in execution order, with the forward kernels they read listed
 // apart, printed as the emitted TypeScript of step.ts; and the IR slice (the
 // bindings it depends on) at any stage of the pass pipeline.
-import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Graph } from "../ir/graph.js";
 import { reachable } from "../ir/graph.js";
@@ -11,9 +10,9 @@ import { describeOrigin, printedName } from "../ir/printer.js";
 import { PIPELINE } from "../passes/pipeline.js";
 import type { KernelEntry, ParamEntry } from "../../runtime/manifest.js";
 import type { BundleView } from "./bundleData.js";
-import { nodesOfKernel } from "./bundleData.js";
+import { noRecordedCode, nodesOfKernel } from "./bundleData.js";
 import { commentText, printedNodes } from "../lower/names.js";
-import { functionSources } from "./functions.js";
+import { literalValue } from "../ir/constants.js";
 
 /** The kernels dLoss/dNAME depends on. */
 export interface GradSlice {
@@ -128,14 +127,12 @@ export function gradSlice(view: BundleView, name: string): GradSlice {
 
 /**
  * Step's emitted TypeScript (step.ts beside step.js): its path, and each
- * kernel's function as the bundle recorded it in kernels.json. Only a bundle
- * that records none (written before kernels.json held code, or by hand) has
- * its step.ts read for them.
+ * kernel's function as the bundle recorded it in kernels.json (the emitted
+ * modules are never read back).
  */
 export function stepSource(view: BundleView): { file: string; functions: Map<string, string> } {
   const file = path.join(view.dir, view.manifest.files.step.replace(/\.js$/, ".ts"));
   const recorded = [...view.kernels].filter(([, k]) => k.source !== undefined);
-  if (!recorded.length) return { file, functions: existsSync(file) ? functionSources(readFileSync(file, "utf8"), file) : new Map() };
   return { file, functions: new Map(recorded.map(([name, k]) => [name, k.source!.text])) };
 }
 
@@ -154,7 +151,11 @@ const shapeText = (p: { dtype: string; shape: readonly number[] }): string => `$
 export function sliceText(view: BundleView, name: string, options: SliceTextOptions = {}): string {
   const slice = gradSlice(view, name);
   const { file, functions } = stepSource(view);
-  const code = (k: KernelEntry): string => functions.get(k.name) ?? `// ${k.name}: ${k.node} (not found in ${file})`;
+  const code = (k: KernelEntry): string => {
+    const text = functions.get(k.name);
+    if (text === undefined) throw noRecordedCode(view, k.name);
+    return text;
+  };
   const head: string[] = [];
   if (!slice.exact) {
     head.push(`// dLoss/d${name} (${shapeText(slice.param)}): ${slice.backward.length} kernels in execution order, from ${file}`);
@@ -221,7 +222,7 @@ export function stageGraph(view: BundleView, stage: string): StageGraph {
 export function bindingLines(g: Graph, nodes: readonly Tensor[]): string[] {
   const printed = printedNodes(g);
   const rows = nodes
-    .filter((t) => t.op !== "input" && t.op !== "param" && !(t.op === "const" && t.p("const").value.length === 1))
+    .filter((t) => t.op !== "input" && t.op !== "param" && literalValue(t) === undefined)
     .map((t): [string, string] => [`  ${printed.get(t)?.binding ?? String(t)}`, describeOrigin(t)]);
   const width = Math.min(72, Math.max(0, ...rows.map(([s]) => s.length)));
   return rows.map(([s, c]) => commentText(c ? `${s.padEnd(width)}  # ${c}` : s));

@@ -4,6 +4,7 @@ import type { Graph } from "./graph.js";
 import type { Tensor } from "./node.js";
 import { formatLoc, shapeStr } from "./types.js";
 import { stableJson } from "./node.js";
+import { literalValue } from "./constants.js";
 
 /** a, b, ..., z, ba, bb, ...: short names in order of appearance. */
 export function letterName(i: number): string {
@@ -27,10 +28,8 @@ function typeOf(t: Tensor): string {
 }
 
 function literal(t: Tensor): string | undefined {
-  if (t.op !== "const") return undefined;
-  const p = t.p("const");
-  if (p.value.length !== 1) return undefined;
-  const v = p.value[0]!;
+  const v = literalValue(t);
+  if (v === undefined) return undefined;
   const s = Number.isInteger(v) && t.dtype !== "i32" && t.dtype !== "bool" ? v.toFixed(1) : String(v);
   return t.rank === 0 ? s : `${s}:${typeOf(t)}`;
 }

@@ -6,15 +6,14 @@ import type { DType, Shape } from "./types.js";
 import { GraphError, isFloat, shapeStr, shapesEqual } from "./types.js";
 import { printGraph, printedName } from "./printer.js";
 import type { OpKind } from "./kinds.js";
+import { literalValue } from "./constants.js";
 
 type Infer = (inputs: readonly Tensor[], p: unknown) => { shape: Shape; dtype: DType };
 
 const DTYPES: readonly DType[] = ["f32", "f64", "i32", "bool"];
 
 /** Whether the printer shows `t` inline as a literal instead of a binding. */
-function isLiteral(t: Tensor): boolean {
-  return t.op === "const" && t.p("const").value.length === 1;
-}
+const isLiteral = (t: Tensor): boolean => literalValue(t) !== undefined;
 
 /**
  * Names nodes as the printer does: a binding line (`c:f32[4,8] = add a b1`) for
@@ -29,7 +28,7 @@ class Namer {
   describe(t: Tensor): string {
     const typ = `${t.dtype}${shapeStr(t.shape)}`;
     if (t.op === "input" || t.op === "param") return `${printedName(t.p("input").name)}:${typ} = ${t.op}`;
-    if (isLiteral(t)) return `const ${t.p("const").value[0]}:${typ}`;
+    if (isLiteral(t)) return `const ${literalValue(t)}:${typ}`;
     const line = this.table().get(t);
     return line ?? `%${t.id}:${typ} = ${t.op}`;
   }

@@ -5,7 +5,7 @@ import type { Tensor } from "../ir/node.js";
 import type { Shape } from "../ir/types.js";
 import type { Expr, LoopMark, Stmt } from "../kernel/kir.js";
 import { addE, num } from "../kernel/kir.js";
-import type { Affine } from "../fusion/coords.js";
+import type { Coord } from "../kernel/coords.js";
 import { coalesce, indexOf, nest } from "../kernel/loops.js";
 import type { FusionPlan } from "../fusion/fuse.js";
 import type { Group } from "../fusion/groups.js";
@@ -112,7 +112,7 @@ export interface LaidOut {
  * Loops over the frame axes `axes` (sizes from `shape`), coalesced for the
  * forms' coefficients on those axes; variables `${prefix}0`, ...
  */
-export function layOut(shape: Shape, axes: readonly number[], forms: readonly Affine[], prefix: string): LaidOut {
+export function layOut(shape: Shape, axes: readonly number[], forms: readonly Coord[], prefix: string): LaidOut {
   const sizes = axes.map((a) => shape[a]!);
   if (sizes.some((d) => d === 0)) return { wrap: () => [], part: () => num(0) };
   const c = coalesce(sizes, forms.map((f) => axes.map((a) => f.c[a]!)));
@@ -124,7 +124,7 @@ export function layOut(shape: Shape, axes: readonly number[], forms: readonly Af
 }
 
 /** Form `i`'s full index: the parts from each set of loops plus its constant. */
-export function formIndex(forms: readonly Affine[], i: number, parts: readonly LaidOut[]): Expr {
+export function formIndex(forms: readonly Coord[], i: number, parts: readonly LaidOut[]): Expr {
   let e: Expr = num(forms[i]!.k);
   for (const p of parts) e = addE(p.part(i), e);
   return e;

@@ -9,8 +9,9 @@ import type { NodeOf } from "../ops/def.js";
 import type { OpKind } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { bin, formRef, load, mapExprs, num, ref, un, visitKir } from "../kernel/kir.js";
-import type { Affine } from "../fusion/coords.js";
-import { axesUsed, canonical, coordsKey, flatIndex, inputCoords } from "../fusion/coords.js";
+import type { Coord } from "../kernel/coords.js";
+import { axesUsed, canonical, coordsKey, flatIndex } from "../kernel/coords.js";
+import { inputCoords } from "../fusion/coords.js";
 import type { Precision } from "./lower.js";
 import { comparableMixed, uniformValue } from "./lower.js";
 import type { Value } from "../fusion/program.js";
@@ -19,11 +20,11 @@ import { sanitize } from "./names.js";
 
 /** Flat buffer offsets (or, for oneHot, coordinate values) as affine forms, `form` placeholders in expressions. */
 export class Forms {
-  readonly list: Affine[] = [];
+  readonly list: Coord[] = [];
   private readonly keys = new Map<string, number>();
 
   /** The placeholder of a form (shared by equal forms). */
-  ref(a: Affine): Expr {
+  ref(a: Coord): Expr {
     const key = `${a.c.join(",")}+${a.k}`;
     let i = this.keys.get(key);
     if (i === undefined) {
@@ -105,7 +106,7 @@ export class Inliner {
 
   constructor(
     private readonly env: InlineEnv,
-    private readonly local: (v: Value, coords: readonly Affine[], scope: Scope) => Expr | undefined = () => undefined,
+    private readonly local: (v: Value, coords: readonly Coord[], scope: Scope) => Expr | undefined = () => undefined,
   ) {}
 
   /** A fresh local name derived from a node's printed name. */
@@ -119,23 +120,23 @@ export class Inliner {
   }
 
   /** `v`'s element at `coords`, placed in `scope` or an outer scope. */
-  value(v: Value, coords: readonly Affine[], scope: Scope): Expr {
+  value(v: Value, coords: readonly Coord[], scope: Scope): Expr {
     return this.place(v, coords, scope).e;
   }
 
   /** The value of `v` computed from its definition (never loaded), e.g. a member being stored. */
-  compute(v: Value, coords: readonly Affine[], scope: Scope): Expr {
+  compute(v: Value, coords: readonly Coord[], scope: Scope): Expr {
     return this.define(v, canonical(coords, v.node.shape, this.env.n), scope).e;
   }
 
   /** A load of a stored value at coordinates in its own shape. */
-  loadAt(v: Value, coords: readonly Affine[], shape = v.node.shape): Expr {
+  loadAt(v: Value, coords: readonly Coord[], shape = v.node.shape): Expr {
     const name = this.env.buffer(v);
     if (!name) throw new Error(`inline: ${String(v.node)} is not in memory here`);
     return load(name, this.env.forms.ref(flatIndex(coords, shape, this.env.n)));
   }
 
-  private place(v: Value, raw: readonly Affine[], scope: Scope): Placed {
+  private place(v: Value, raw: readonly Coord[], scope: Scope): Placed {
     const coords = canonical(raw, v.node.shape, this.env.n);
     const at = scope.outermost(axesUsed(coords, this.env.n));
     if (v.kind === "literal") return { e: num(this.literal(v)), scope: scope.outermost([]) };
@@ -170,7 +171,7 @@ export class Inliner {
     return uniformValue(v.node, this.env.precision)!;
   }
 
-  private define(v: Value, coords: readonly Affine[], scope: Scope): Placed {
+  private define(v: Value, coords: readonly Coord[], scope: Scope): Placed {
     if (v.kind !== "pointwise" && v.kind !== "index") {
       throw new Error(`inline: ${String(v.node)} (${v.kind}) cannot be computed inline here`);
     }
@@ -194,7 +195,7 @@ export class Inliner {
       const expr = OPS[v.node.op].expr as (a: readonly Expr[], n: NodeOf<OpKind>) => Expr;
       e = expr(this.comparable(v, args), v.node as NodeOf<OpKind>);
       // integers wrap as the interpreter's i32 rounding does
-      if (v.node.dtype === "i32" && !isWholeIntOp(v.node.op)) e = un("toInt", e);
+      if (v.node.dtype === "i32" && !(OPS[v.node.op] as { intInRange?: boolean }).intInRange) e = un("toInt", e);
     }
     this.computed.add(v);
     if (e.k === "num" || e.k === "var" || e.k === "load") return { e, scope: where };
@@ -204,11 +205,6 @@ export class Inliner {
     where.memo.set(key, ref(name));
     return { e: ref(name), scope: where };
   }
-}
-
-/** Ops whose i32 result is already an integer in range (comparisons, casts, selections). */
-function isWholeIntOp(op: OpKind): boolean {
-  return op === "cast" || op === "where" || op === "sign" || op === "maximum" || op === "minimum" || op === "stopGradient";
 }
 
 /** The loads and stores of `stmts` indexed by a form placeholder, as the set of form indexes used per buffer. */

@@ -7,8 +7,8 @@
 // reduced several at a time (as many as the target asks) with one accumulator each (contiguous reads).
 import type { Expr, LoopMark, Stmt } from "../kernel/kir.js";
 import { bin, let_, mulE, num, parallel, ref, set, store } from "../kernel/kir.js";
-import type { Affine } from "../fusion/coords.js";
-import { canonical, flatIndex, identity } from "../fusion/coords.js";
+import type { Coord } from "../kernel/coords.js";
+import { canonical, flatIndex, identity } from "../kernel/coords.js";
 import type { FusedKernel, KernelContext, LaidOut } from "./fusedKernel.js";
 import { formIndex, layOut } from "./fusedKernel.js";
 import { nativeCoords } from "../fusion/groups.js";
@@ -46,7 +46,7 @@ class Pending {
 }
 
 /** The stored index of a member at its native coordinates. */
-function storeAt(cx: KernelContext, v: Value, coords: readonly Affine[], value: Expr): Stmt {
+function storeAt(cx: KernelContext, v: Value, coords: readonly Coord[], value: Expr): Stmt {
   return store(cx.bufferName(v), cx.forms.ref(flatIndex(canonical(coords, v.node.shape, cx.group.n), v.node.shape, cx.group.n)), value);
 }
 
@@ -180,7 +180,7 @@ function rowKernel(cx: KernelContext): FusedKernel {
 }
 
 /** Coordinates with the kept (last) axis shifted by `c`. */
-function shifted(coords: readonly Affine[], axis: number, c: number): Affine[] {
+function shifted(coords: readonly Coord[], axis: number, c: number): Coord[] {
   return coords.map((x) => (x.c[axis] ? { c: x.c, k: x.k + x.c[axis]! * c } : x));
 }
 
@@ -194,7 +194,7 @@ function columnKernel(cx: KernelContext, columns: number): FusedKernel {
   const rest = width - full * columns;
   // inside a block, the reduction at column c (a constant offset on the last axis) is accumulator `acc${c}`
   let cols = 0;
-  const locals = (v: Value, coords: readonly Affine[]) => {
+  const locals = (v: Value, coords: readonly Coord[]) => {
     if (v !== stage) return undefined;
     const c = coords.find((x) => x.c[last] !== 0)?.k ?? 0;
     return c < cols ? ref(`acc${c}`) : undefined;

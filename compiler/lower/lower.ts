@@ -11,6 +11,7 @@ import type { OpKind } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { load, mapExprs, num, store, un } from "../kernel/kir.js";
 import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
+import { literalValue } from "../ir/constants.js";
 
 /**
  * The arenas: F holds floats, I holds i32 and bool values, and H (mixed
@@ -96,9 +97,8 @@ export function roundValue(v: number, dtype: DTypeName, precision: Precision): n
  */
 export function uniformValue(t: Tensor, precision: Precision): number | undefined {
   const s = storageNode(t);
-  if (s.op !== "const") return undefined;
-  const value = s.p("const").value;
-  return value.length === 1 ? roundValue(value[0]!, s.dtype, precision) : undefined;
+  const value = literalValue(s);
+  return value === undefined ? undefined : roundValue(value, s.dtype, precision);
 }
 
 /**

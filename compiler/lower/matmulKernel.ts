@@ -12,8 +12,8 @@
 //     (epilogue); stores } } }
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { addE, bin, let_, mulE, num, parallel, reduce, ref, set } from "../kernel/kir.js";
-import { axisOf, canonical, flatIndex } from "../fusion/coords.js";
-import type { Affine } from "../fusion/coords.js";
+import { axisOf, canonical, flatIndex } from "../kernel/coords.js";
+import type { Coord } from "../kernel/coords.js";
 import type { FusedKernel, KernelContext } from "./fusedKernel.js";
 import { Inliner, Scope, substitute } from "./inline.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "../fusion/matmulFrame.js";
@@ -65,7 +65,7 @@ export function matmulKernel(cx: KernelContext): FusedKernel {
   ];
   // frame axes: batch t0.., then i, j, p
   const vars = [...d.batch.map((_, x) => `t${x}`), N.i, N.j, N.p];
-  const index = (form: Affine): Expr => form.c.reduce<Expr>((e, c, x) => addE(e, mulE(ref(vars[x]!), c)), num(form.k));
+  const index = (form: Coord): Expr => form.c.reduce<Expr>((e, c, x) => addE(e, mulE(ref(vars[x]!), c)), num(form.k));
   const body =
     d.m > 0 && d.n > 0
       ? nest(d.batch, "t", () => [parallel(N.i, d.m, [parallel(N.j, d.n, substitute(element, (i) => index(cx.forms.list[i]!)))])])

@@ -4,6 +4,7 @@
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { printGraphWithNames } from "../ir/printer.js";
+import { literalValue } from "../ir/constants.js";
 
 /** JS words an identifier must not be, plus the names every emitted module uses itself (a target adds its own: LoweringTarget.reservedNames). */
 const RESERVED = new Set(
@@ -80,7 +81,7 @@ export function printedNodes(g: Graph): Map<Tensor, Printed> {
   // the rest are the scalar and uniform consts the printer writes inline as literals
   for (const t of g.nodes) {
     if (!out.has(t)) {
-      const v = t.p("const").value[0]!;
+      const v = literalValue(t)!;
       out.set(t, { name: String(v), binding: `const ${String(v)}:${t.dtype}[${t.shape.join(",")}]` });
     }
   }

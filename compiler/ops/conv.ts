@@ -248,6 +248,10 @@ function gatherAtArgmax(x: Tensor, ct: Tensor, p: { size: Pair; strides: Pair; p
 export const CONV = {
   /** y[n,oy,ox,co] = Σ_{ky,kx,ci} x[n, oy·sh + ky − pt, ox·sw + kx − pl, ci] · f[ky,kx,ci,co]. */
   conv2d: {
+    flops: (n) => {
+      const f = n.inputs[1]!.shape;
+      return 2 * n.size * f[0]! * f[1]! * f[2]!;
+    },
     infer: ([x, f], p) => {
       const dtype = floatOperands(x!, f!);
       return { shape: outShape(convGeom(x!.shape, f!.shape, p.strides, p.padding)), dtype };
@@ -268,6 +272,11 @@ export const CONV = {
 
   /** dx = Σ over the windows that read each cell of dy · f: (dy, f) → inputShape. */
   conv2dBackpropInput: {
+    math: "layer",
+    flops: (n) => {
+      const f = n.inputs[1]!.shape;
+      return 2 * n.inputs[0]!.size * f[0]! * f[1]! * f[3]!;
+    },
     infer: ([dy, f], p) => {
       const dtype = floatOperands(dy!, f!);
       requireOutShape(dy!, convGeom(p.inputShape, f!.shape, p.strides, p.padding));
@@ -291,6 +300,8 @@ export const CONV = {
 
   /** df[ky,kx,ci,co] = Σ_{n,oy,ox} x[n, oy·sh + ky − pt, ox·sw + kx − pl, ci] · dy[n,oy,ox,co]: (x, dy) → filterShape. */
   conv2dBackpropFilter: {
+    math: "layer",
+    flops: (n) => 2 * n.inputs[1]!.size * sizeOf(n.shape.slice(0, 3)),
     infer: ([x, dy], p) => {
       const dtype = floatOperands(x!, dy!);
       requireOutShape(dy!, convGeom(x!.shape, p.filterShape, p.strides, p.padding));

@@ -4,6 +4,7 @@ import type { DType, Shape } from "../ir/types.js";
 import type { Tensor } from "../ir/node.js";
 import type { OpKind, OpParams } from "../ir/kinds.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
+import type { Coord } from "../kernel/coords.js";
 
 /**
  * A dense array for the reference interpreter. Values are kept as float64;
@@ -67,6 +68,31 @@ export interface OpDef<K extends OpKind> {
    * elementwise op, 0 for re-indexing.
    */
   readonly cost?: number;
+  /**
+   * Arithmetic operations to compute every element of the result once (the
+   * compile report's FLOPs). Default: one per element of the result.
+   */
+  readonly flops?: (node: NodeOf<K>) => number;
+  /**
+   * For an op a kernel computes inline at other coordinates (`fusion`
+   * "index" or "alias"): the coordinates of the input elements its element
+   * at `out` reads (over `n` iteration axes), one list per input; undefined
+   * when it needs its input's flat layout (which must then be in memory).
+   * Default for an alias: the same coordinates.
+   */
+  readonly indexMap?: (node: NodeOf<K>, out: readonly Coord[], n: number) => Coord[][] | undefined;
+  /** Its `expr` of i32 operands is an i32 in range already (a selection or a cast), so no wrap to i32 follows it. */
+  readonly intInRange?: boolean;
+  /** It only moves values (each element of the result is one of the input's): a uniform input gives the same uniform result. */
+  readonly movesValues?: boolean;
+  /** Its operands broadcast elementwise: one that is a uniform constant broadcast along may be written as a scalar. */
+  readonly scalarOperands?: boolean;
+  /**
+   * How `gradc inspect --math` reads the op besides its `symbol`:
+   * "through": it moves or retags a value, which stands for it;
+   * "layer": its operands are a layer's cotangents, each named on a line of its own.
+   */
+  readonly math?: "through" | "layer";
   /** How `gradc inspect --math` writes the op, where that is not its name: σ for sigmoid, > for greater. */
   readonly symbol?: string;
   /** Its `lower` also reads the step's number and the run's seed, i32 scalars, from the buffers `step` and `runSeed`. */

@@ -52,6 +52,7 @@ function binary<K extends OpKind>(
     },
     ...(vjp ? { vjp } : {}),
     expr: ([a, b], node) => expr(a!, b!, node),
+    scalarOperands: true,
   };
 }
 
@@ -72,7 +73,7 @@ export const ELEMENTWISE = {
   rsqrt: { ...unary<"rsqrt">((x) => 1 / Math.sqrt(x), (x) => un("rsqrt", x), (ct, n) => [ct.mul(n).div(n.inputs[0]!).mul(-0.5)]), cost: 5 },
   abs: unary<"abs">(Math.abs, (x) => un("abs", x), (ct, n) => [ct.mul(n.inputs[0]!.sign())], requireNumeric),
   // sign is flat almost everywhere: no gradient
-  sign: unary<"sign">(Math.sign, (x) => un("sign", x), () => [null], requireNumeric),
+  sign: { ...unary<"sign">(Math.sign, (x) => un("sign", x), () => [null], requireNumeric), intInRange: true },
   sin: { ...unary<"sin">(Math.sin, (x) => un("sin", x), (ct, n) => [ct.mul(n.inputs[0]!.cos())]), cost: 8 },
   cos: { ...unary<"cos">(Math.cos, (x) => un("cos", x), (ct, n) => [ct.mul(n.inputs[0]!.sin()).neg()]), cost: 8 },
   // d tanh(x) = 1 - tanh(x)^2
@@ -112,6 +113,8 @@ export const ELEMENTWISE = {
     (ct, n) => [n.inputs[0]!.greater(0).where(ct, ct.mul(n.params.alpha))],
   ),
   cast: {
+    math: "through",
+    intInRange: true,
     infer: ([x], p) => ({ shape: x!.shape, dtype: p.dtype }),
     eval: (_n, [x]) => Float64Array.from(x!.data),
     // float → float passes the gradient back in the input's dtype; to or from integers: none
@@ -120,6 +123,10 @@ export const ELEMENTWISE = {
   } satisfies OpDef<"cast">,
   stopGradient: {
     fusion: "alias",
+    intInRange: true,
+    movesValues: true,
+    math: "through",
+    flops: () => 0,
     infer: ([x]) => ({ shape: x!.shape, dtype: x!.dtype }),
     eval: (_n, [x]) => Float64Array.from(x!.data),
     vjp: () => [null],
@@ -148,6 +155,7 @@ export const ELEMENTWISE = {
       return [first.where(ct, 0), first.where(0, ct)];
     }),
     symbol: "max",
+    intInRange: true,
   },
   minimum: {
     ...binary<"minimum">((x, y) => Math.min(x, y), (x, y) => bin("min", x, y), (ct, n) => {
@@ -155,6 +163,7 @@ export const ELEMENTWISE = {
       return [first.where(ct, 0), first.where(0, ct)];
     }),
     symbol: "min",
+    intInRange: true,
   },
   greater: { ...binary<"greater">((x, y) => b(x > y), (x, y) => bin(">", x, y), undefined, true), symbol: ">" },
   greaterEqual: { ...binary<"greaterEqual">((x, y) => b(x >= y), (x, y) => bin(">=", x, y), undefined, true), symbol: "≥" },
@@ -163,6 +172,8 @@ export const ELEMENTWISE = {
   equal: { ...binary<"equal">((x, y) => b(x === y), (x, y) => bin("==", x, y), undefined, true), symbol: "=" },
 
   where: {
+    scalarOperands: true,
+    intInRange: true,
     infer: ([c, x, y]) => {
       if (c!.dtype !== "bool") throw new ShapeError(`the condition must be bool, got ${c!.dtype}`);
       const dtype = sameDtype([x!, y!]);

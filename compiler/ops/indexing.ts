@@ -73,6 +73,7 @@ function concatLayout(node: NodeOf<"concat">): { axis: number; offsets: number[]
 export const INDEXING = {
   /** x[begin : begin + size] on every axis. */
   slice: {
+    flops: () => 0,
     infer: ([x], p) => ({ shape: sliceShape(x!.shape, p.begin, p.size), dtype: x!.dtype }),
     eval: (node, [x]) => {
       const xs = stridesOf(x!.shape);
@@ -101,6 +102,7 @@ export const INDEXING = {
 
   /** Joins tensors along one axis; all other sizes must agree. */
   concat: {
+    flops: () => 0,
     infer: (inputs, p) => {
       if (inputs.length === 0) throw new ShapeError("needs at least one tensor");
       const first = inputs[0]!;
@@ -152,6 +154,7 @@ export const INDEXING = {
 
   /** Surrounds x with `value`: paddings[ax] = [before, after]. */
   pad: {
+    flops: () => 0,
     infer: ([x], p) => {
       const ok = p.paddings.length === x!.rank && p.paddings.every((q) => q.length === 2 && isCount(q[0]) && isCount(q[1]));
       if (!ok) {
@@ -186,6 +189,7 @@ export const INDEXING = {
 
   /** Rows of a table picked by indices: table [V, ...d], indices [...i] → [...i, ...d]. */
   gather: {
+    flops: () => 0,
     infer: ([table, indices]) => {
       requireIndices(indices!, "indices");
       if (table!.rank < 1) throw new ShapeError(`the table must have rank >= 1, got ${shapeStr(table!.shape)}`);
@@ -261,6 +265,8 @@ export const INDEXING = {
     fusion: "index",
     // one comparison per element
     cost: 1,
+    // the last coordinate is a value, not an operand index: the labels are read at the leading ones
+    indexMap: (_n, out) => [out.slice(0, -1)],
     infer: ([x], p) => {
       requireIndices(x!, "labels");
       if (!isCount(p.depth)) throw new ShapeError(`depth must be a non-negative integer, got ${p.depth}`);

@@ -82,6 +82,12 @@ function matmulVjp(ct: Tensor, node: NodeOf<"matmul">): Tensor[] {
 export const MATMUL = {
   matmul: {
     fusion: "matmul",
+    math: "layer",
+    // a multiply and an add per term of every dot product
+    flops: (n) => {
+      const a = n.inputs[0]!.shape;
+      return 2 * n.size * (n.params.transposeA ? a.at(-2)! : a.at(-1)!);
+    },
     infer: ([a, b], p) => {
       const dtype = sameDtype([a!, b!]);
       if (!isFloat(dtype)) throw new ShapeError(`needs float operands, got ${dtype}`);

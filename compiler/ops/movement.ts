@@ -6,6 +6,8 @@ import { broadcastIndex } from "./broadcast.js";
 import type { Stmt } from "../kernel/kir.js";
 import { load, store } from "../kernel/kir.js";
 import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
+import type { Coord } from "../kernel/coords.js";
+import { broadcastCoords, unitReshapeCoords } from "../kernel/coords.js";
 
 /** out[i] = in0[j] over `outShape`, with the input addressed by `inStrides` per output axis. */
 function lowerCopy(outShape: Shape, inStrides: readonly number[]): Stmt[] {
@@ -43,6 +45,14 @@ export function inversePerm(perm: readonly number[]): number[] {
 export const MOVEMENT = {
   reshape: {
     fusion: "alias",
+    movesValues: true,
+    math: "through",
+    flops: () => 0,
+    // followed through coordinates when it only adds or drops axes of size 1; else its input is read flat, from memory
+    indexMap: (n, out, k) => {
+      const c = unitReshapeCoords(n.inputs[0]!.shape, n.shape, out, k);
+      return c ? [c] : undefined;
+    },
     infer: ([x], p) => {
       if (sizeOf(p.shape) !== x!.size) throw new ShapeError(`cannot reshape ${shapeStr(x!.shape)} to ${shapeStr(p.shape)}`);
       return { shape: p.shape, dtype: x!.dtype };
@@ -52,6 +62,14 @@ export const MOVEMENT = {
   } satisfies OpDef<"reshape">,
   transpose: {
     fusion: "index",
+    movesValues: true,
+    flops: () => 0,
+    // out axis d is input axis perm[d]
+    indexMap: (n, out) => {
+      const c = new Array<Coord>(n.params.perm.length);
+      n.params.perm.forEach((p, d) => (c[p] = out[d]!));
+      return [c];
+    },
     infer: ([x], p) => {
       const ok = p.perm.length === x!.rank && [...p.perm].sort((a, b) => a - b).every((v, i) => v === i);
       if (!ok) throw new ShapeError(`perm [${p.perm.join(",")}] is not a permutation of the ${x!.rank} axes`);
@@ -70,6 +88,10 @@ export const MOVEMENT = {
   } satisfies OpDef<"transpose">,
   broadcastTo: {
     fusion: "index",
+    movesValues: true,
+    math: "through",
+    flops: () => 0,
+    indexMap: (n, out, k) => [broadcastCoords(n.inputs[0]!.shape, out, k)],
     infer: ([x], p) => {
       if (p.shape.length < x!.rank || !shapesEqual(broadcastShapes(x!.shape, p.shape), p.shape)) {
         throw new ShapeError(`cannot broadcast ${shapeStr(x!.shape)} to ${shapeStr(p.shape)}`);

@@ -57,6 +57,8 @@ function reduction<K extends Red>(
 ): OpDef<K> {
   return {
     fusion: "reduce",
+    // one combine per input element
+    flops: (n) => n.inputs[0]!.size,
     infer: ([x], p) => {
       requireNumeric(x!);
       const axes = normAxes(p.axes ?? undefined, x!.rank);
@@ -107,6 +109,7 @@ export const REDUCE = {
   max: reduction<"max">(-Infinity, Math.max, extremumVjp, (acc, v) => bin("max", acc, v)),
   min: reduction<"min">(Infinity, Math.min, extremumVjp, (acc, v) => bin("min", acc, v)),
   argmax: {
+    flops: (n) => n.inputs[0]!.size,
     infer: ([x], p) => {
       requireNumeric(x!);
       const ax = normAxis(p.axis, x!.rank);

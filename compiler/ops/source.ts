@@ -10,10 +10,12 @@ export const SOURCES = {
   input: {
     infer: (_i, p) => ({ shape: p.shape, dtype: p.dtype }),
     eval: fed("input"),
+    flops: () => 0,
   } satisfies OpDef<"input">,
   param: {
     infer: (_i, p) => ({ shape: p.shape, dtype: p.dtype }),
     eval: fed("param"),
+    flops: () => 0,
   } satisfies OpDef<"param">,
   /** A constant: one value repeated, or one value per element. */
   const: {
@@ -27,10 +29,14 @@ export const SOURCES = {
       const v = n.params.value;
       return v.length === 1 ? new Float64Array(sizeOf(n.shape)).fill(v[0]!) : Float64Array.from(v);
     },
+    flops: () => 0,
   } satisfies OpDef<"const">,
   /** customGrad(y, ...xs): y forward; the user's VJP maps y's cotangent to the xs'. */
   customGrad: {
     fusion: "alias",
+    movesValues: true,
+    math: "through",
+    flops: () => 0,
     infer: ([y]) => ({ shape: y!.shape, dtype: y!.dtype }),
     eval: (_n, [y]) => Float64Array.from(y!.data),
     vjp: (ct, n) => {

@@ -2,6 +2,7 @@
 // literal (a constant with one value repeated). Matching binds names to nodes.
 import type { Tensor } from "../ir/node.js";
 import type { OpKind } from "../ir/kinds.js";
+import { uniformConst } from "../ir/constants.js";
 
 /** A tree that matches a node and its inputs. A name bound twice must bind one node. */
 export type Pattern =
@@ -44,16 +45,6 @@ export function op(
     ...(opts.name !== undefined ? { name: opts.name } : {}),
     ...(opts.where ? { where: opts.where } : {}),
   };
-}
-
-/** The value of a constant that holds one value everywhere, else undefined. */
-export function uniformConst(t: Tensor): number | undefined {
-  if (t.op !== "const") return undefined;
-  const v = t.p("const").value;
-  const first = v[0];
-  if (first === undefined) return undefined;
-  // NaN equals NaN here: a constant of NaNs is uniform too
-  return v.every((x) => Object.is(x, first) || x === first) ? first : undefined;
 }
 
 /** Whether a literal pattern's value matches a constant's (0 matches −0: adding −0 is exact too). */

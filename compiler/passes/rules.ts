@@ -11,7 +11,8 @@ import { reducedShape } from "../ops/reduce.js";
 import { matmulParams } from "../ops/matmul.js";
 import { roundTo } from "../interp/interpret.js";
 import type { Builder, Match, Rule } from "./rewrite.js";
-import { any, lit, op, uniformConst } from "./pattern.js";
+import { any, lit, op } from "./pattern.js";
+import { uniformConst, uniformOf } from "../ir/constants.js";
 
 /** `x` as a value of the matched node's shape: itself, or broadcast when the node broadcast it. */
 function fit(b: Builder, x: Tensor, node: Tensor): Tensor {
@@ -57,8 +58,8 @@ const reducedAxes = (t: Tensor): number[] => normAxes(t.p("sum").axes ?? undefin
 /** Results up to this many elements are folded whatever their values; larger ones only when uniform. */
 export const FOLD_LIMIT = 64;
 
-/** Ops that only move values: a uniform input gives the same uniform output. */
-const MOVES: ReadonlySet<OpKind> = new Set(["reshape", "broadcastTo", "transpose", "stopGradient", "customGrad"]);
+/** Whether an op only moves values (its record says): a uniform input gives the same uniform output. */
+const movesValues = (op: OpKind): boolean => (OPS[op] as { movesValues?: boolean }).movesValues === true;
 
 type Eval = (n: NodeOf<OpKind>, inputs: readonly NDArray[]) => Float64Array;
 
@@ -73,22 +74,14 @@ function valuesOf(t: Tensor): NDArray {
   return { shape: t.shape, dtype: t.dtype, data: roundTo(data, t.dtype, "f64") };
 }
 
-/** One value for every element, when all are the same (NaN included; +0 and −0 differ). */
-function uniform(data: Float64Array): number | undefined {
-  const first = data[0];
-  if (first === undefined) return undefined;
-  for (let i = 1; i < data.length; i++) if (!Object.is(data[i], first)) return undefined;
-  return first;
-}
-
 /** The folded values of `t` (one value = all elements), or undefined when it is not folded. */
 export function foldValues(t: Tensor): number[] | undefined {
   const def = OPS[t.op] as { eval: Eval; expr?: unknown };
   if (t.size > FOLD_LIMIT) {
     // a large result is folded only when it is uniform: elementwise ops and moves of uniform inputs
     const vs = t.inputs.map((x) => uniformConst(x));
-    if (vs.some((v) => v === undefined) || !(def.expr || MOVES.has(t.op))) return undefined;
-    if (MOVES.has(t.op)) return [vs[0]!];
+    if (vs.some((v) => v === undefined) || !(def.expr || movesValues(t.op))) return undefined;
+    if (movesValues(t.op)) return [vs[0]!];
     // evaluate one element: the same node seen as a scalar, its inputs as scalars
     const scalar = Object.create(t, { shape: { value: [] } }) as NodeOf<OpKind>;
     const ins = t.inputs.map((x, i) => ({ shape: [], dtype: x.dtype, data: roundTo(Float64Array.of(vs[i]!), x.dtype, "f64") }));
@@ -102,7 +95,7 @@ export function foldValues(t: Tensor): number[] | undefined {
     return undefined;
   }
   if (data.length !== sizeOf(t.shape)) return undefined;
-  const v = uniform(data);
+  const v = uniformOf(data);
   return v !== undefined ? [v] : Array.from(data);
 }
 
@@ -126,7 +119,8 @@ export const FOLD: readonly Rule[] = [
 
 // ---- algebra ----
 
-const BINARY: readonly OpKind[] = ["add", "sub", "mul", "div", "maximum", "minimum", "greater", "greaterEqual", "less", "lessEqual", "equal", "where"];
+/** The ops whose operands broadcast elementwise (their records say): a uniform constant operand may be a scalar. */
+const SCALAR_OPERANDS: readonly OpKind[] = (Object.keys(OPS) as OpKind[]).filter((k) => (OPS[k] as { scalarOperands?: boolean }).scalarOperands);
 
 /** The index of a non-scalar uniform constant operand that a scalar could stand for without changing the result's shape. */
 function splatOperand(t: Tensor): number {
@@ -163,7 +157,7 @@ export const ALGEBRA: readonly Rule[] = [
   // a constant operand of one value broadcast along: a scalar says the same
   {
     name: "scalarLiteral",
-    match: op(BINARY, undefined, { where: (t) => splatOperand(t) >= 0 }),
+    match: op(SCALAR_OPERANDS, undefined, { where: (t) => splatOperand(t) >= 0 }),
     replace: ({ node, build }) => {
       const i = splatOperand(node);
       const c = node.inputs[i]!;

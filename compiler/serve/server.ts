@@ -19,6 +19,7 @@ import type { Manifest } from "../../runtime/manifest.js";
 import { loadMnist } from "../../runtime/sources.js";
 import { encodeSplits } from "../../runtime/arrays.js";
 import { inspectText } from "../inspect/command.js";
+import { PAGE_SCRIPT_SOURCES } from "../backends/index.js";
 
 /** The page's own files, from the runtime's sources. */
 const PAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../runtime/browser");
@@ -29,7 +30,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "Cross-Origin-Embedder-Policy": "require-corp",
   "Cross-Origin-Resource-Policy": "same-origin",
   "Content-Security-Policy":
-    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    `default-src 'none'; script-src ${["'self'", ...PAGE_SCRIPT_SOURCES].join(" ")}; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
   "Cache-Control": "no-store",

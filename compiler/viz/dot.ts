@@ -7,6 +7,7 @@ import { reachable } from "../ir/graph.js";
 import type { Tensor } from "../ir/node.js";
 import { describeOrigin, printedName } from "../ir/printer.js";
 import { printedNodes } from "../lower/names.js";
+import { literalValue } from "../ir/constants.js";
 
 /** Colours of the drawing, shared with the HTML legend. */
 export const STYLE = {
@@ -57,7 +58,7 @@ function label(lines: readonly string[]): string {
 
 /** Scalar and uniform constants: the printer writes them inline, so they get no node. */
 function inline(t: Tensor): boolean {
-  return t.op === "const" && t.p("const").value.length === 1;
+  return literalValue(t) !== undefined;
 }
 
 /** How a node is drawn. */

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { functionsOf, mergeOptimizer, run } from "../../compiler/cli.js";
+import { mergeOptimizer, run } from "../../compiler/cli.js";
 import { writeFixture } from "../runtime/fixture.js";
 import type { Manifest } from "../../runtime/manifest.js";
 
@@ -125,13 +125,6 @@ describe("gradc (in-process)", () => {
     expect(mergeOptimizer(adam, "sgd", undefined)).toEqual({ name: "sgd", lr: 0.01, warmupSteps: 5 });
     expect(mergeOptimizer(undefined, undefined, 0.2)).toEqual({ name: "adam", lr: 0.2 });
     expect(mergeOptimizer(undefined, "momentum", undefined)).toEqual({ name: "momentum", lr: 0.001 });
-  });
-
-  it("finds top-level functions with their JSDoc", () => {
-    const src = "// header\nconst a = 1;\n/** doc of f */\nfunction f(F, I) {\n  return 1;\n}\nexport function create() {}\n";
-    const fns = functionsOf(src);
-    expect([...fns.keys()]).toEqual(["f", "create"]);
-    expect(fns.get("f")).toBe("/** doc of f */\nfunction f(F, I) {\n  return 1;\n}");
   });
 });
 

@@ -1,19 +1,22 @@
 // Random graphs (elementwise families, broadcasting, reductions, reshapes,
 // transposes, matmuls, softmax; f32 and f64) compiled into real bundles on
-// every backend and run through load(): loss, gradients and outputs agree with
-// the reference interpreter. Shrunk counterexamples become fixed seeds below.
+// every backend and run through load(): every kernel passes the kernel IR
+// verifier after lowering and after each backend pass, and loss, gradients
+// and outputs agree with the reference interpreter. Shrunk counterexamples
+// become fixed seeds below.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, it } from "vitest";
-import { compile } from "../../compiler/compile.js";
+import { compile, lowerGraph } from "../../compiler/compile.js";
 import { grad } from "../../compiler/autodiff/grad.js";
 import { interpret } from "../../compiler/interp/interpret.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { load } from "../../runtime/load.js";
 import { expectAllClose, randomArray } from "../helpers.js";
 import { randomCase } from "../compiler/harness/randomGraphs.js";
+import { verifySchedule } from "../compiler/harness/harness.js";
 import { randomGraph } from "../compiler/passes/randomGraph.js";
 import { BACKENDS, budget, fuzz } from "./settings.js";
 
@@ -32,6 +35,8 @@ let n = 0;
 async function agrees(generator: "fusion" | "passes", seed: number, backend: (typeof BACKENDS)[number], dtype: "f32" | "f64"): Promise<void> {
   const { graph, feeds } = randomModel(generator, seed);
   const dir = join(root, `g${n++}`);
+  // every kernel verified after lowering and after each backend pass
+  lowerGraph(graph, { dtype, ...backend.options }, (_, after) => verifySchedule(after));
   compile(graph, { outDir: dir, dtype, ...backend.options });
   const t = await load(dir);
   const got = await t.gradientsAsync(feeds);

@@ -3,6 +3,8 @@
 // all); `npm run fuzz` (GRADC_FUZZ=1) runs many more. GRADC_FUZZ_SEED picks
 // another seed for a longer hunt.
 import type { Parameters } from "fast-check";
+import { TARGETS } from "../../compiler/backends/index.js";
+import type { BackendName } from "../../compiler/backends/index.js";
 
 /** Whether this is the long run of `npm run fuzz`. */
 export const LONG = process.env["GRADC_FUZZ"] === "1";
@@ -20,9 +22,7 @@ export function budget(ms: number): number {
   return LONG ? ms * 25 : ms;
 }
 
-/** The backends every generated graph is compiled for, and the precisions each computes in (gpu: WebGPU on Dawn, f32 only). */
-export const BACKENDS = [
-  { name: "ts", options: { backend: "ts" }, dtypes: ["f32", "f64"] },
-  { name: "default", options: {}, dtypes: ["f32", "f64"] },
-  { name: "gpu", options: { backend: "gpu" }, dtypes: ["f32"] },
-] as const;
+/** The backends every generated graph is compiled for (the target registry's), and the precisions each computes in (f64 where it has it). */
+export const BACKENDS: readonly { readonly name: BackendName; readonly options: { readonly backend: BackendName }; readonly dtypes: readonly ("f32" | "f64")[] }[] = (
+  Object.keys(TARGETS) as BackendName[]
+).map((name) => ({ name, options: { backend: name }, dtypes: TARGETS[name].capabilities.f64 ? ["f32", "f64"] : ["f32"] }));

@@ -7,6 +7,8 @@ import type { InputEntry, Manifest, OptimizerSpec, ParamEntry, Slot, StateEntry,
 import { FORMAT_NAME, FORMAT_VERSION } from "../../runtime/manifest.js";
 import { saveSafetensors } from "../../runtime/safetensors.js";
 import { seededRandom } from "../helpers.js";
+import type { KernelsJson } from "../../compiler/inspect/bundleData.js";
+import { INSPECT_FILES, KERNELS_JSON_VERSION } from "../../compiler/inspect/bundleData.js";
 
 export interface FixtureOptions {
   readonly batch?: number;
@@ -109,11 +111,25 @@ export function writeFixture(dir: string, o: FixtureOptions = {}): Fixture {
   const head = `const B = ${B}, D = ${D}, C = ${C};\nconst X = ${c.x}, W = ${c.W}, BIAS = ${c.b}, DW = ${c.dW}, DB = ${c.db}, LOGITS = ${c.logits}, P = ${c.probs};\nconst LOSS = ${loss.offset}, LR = ${lr.offset}, Y = ${y.offset}, STEP = ${step.offset};\n`;
   const affine = `/** logits = add(matmul(x, W), b)  (fixture.ts:1) */\nfunction logits_affine(F, I) {\n  for (let i = 0; i < B; i++) for (let j = 0; j < C; j++) {\n    let s = F[BIAS + j];\n    for (let k = 0; k < D; k++) s += F[X + i * D + k] * F[W + k * C + j];\n    F[LOGITS + i * C + j] = s;\n  }\n}\n`;
   writeFileSync(join(dir, "forward.js"), `// fixture forward\n${head}${affine}export function create(F, I) {\n  return { forward() { logits_affine(F, I); } };\n}\n`);
-  const stepJs = `// fixture step\n${head}${affine}${lossKernel}${gradKernels}${updateKernel(optimizer, state)}export function create(F, I) {\n  const gradients = () => { logits_affine(F, I); loss_softmax_xent(F, I); grad_W(F, I); grad_b(F, I); };\n  const update = () => { update_params(F, I); };\n  return { gradients, update, step() { gradients(); update(); } };\n}\n`;
+  const update = updateKernel(optimizer, state);
+  const stepJs = `// fixture step\n${head}${affine}${lossKernel}${gradW}${gradB}${update}export function create(F, I) {\n  const gradients = () => { logits_affine(F, I); loss_softmax_xent(F, I); grad_W(F, I); grad_b(F, I); };\n  const update = () => { update_params(F, I); };\n  return { gradients, update, step() { gradients(); update(); } };\n}\n`;
   writeFileSync(join(dir, "step.js"), stepJs);
   writeFileSync(join(dir, "step.ts"), stepJs);
   mkdirSync(join(dir, "graphs"), { recursive: true });
   for (const stage of ["forward", "backward", "kernels"]) writeFileSync(join(dir, "graphs", `${stage}.txt`), `{ lambda fixture ${stage} }\n`);
+  // each kernel's code as the compiler records it for gradc inspect (no node lists: the fixture has no graph JSON)
+  const code: Record<string, string> = { logits_affine: affine, loss_softmax_xent: lossKernel, grad_W: gradW, grad_b: gradB, update_params: update };
+  const kernelsJson: KernelsJson = {
+    format: "gradc.kernels",
+    version: KERNELS_JSON_VERSION,
+    kernels: manifest.kernels.map((k) => ({
+      name: k.name,
+      buffers: [],
+      cost: { flops: 0, byOp: {}, loads: {}, stores: {}, branches: false },
+      source: { file: "step.ts", text: code[k.name]!.trimEnd() },
+    })),
+  };
+  writeFileSync(join(dir, INSPECT_FILES.kernels), JSON.stringify(kernelsJson, null, 2));
   const r = seededRandom(7);
   const W0 = Float64Array.from({ length: D * C }, () => r() - 0.5);
   const Arr = dtype === "f64" ? Float64Array : Float32Array;
@@ -142,7 +158,7 @@ function loss_softmax_xent(F, I) {
 }
 `;
 
-const gradKernels = `/** dW = matmul(transpose(x), dlogits)  (fixture.ts:1) */
+const gradW = `/** dW = matmul(transpose(x), dlogits)  (fixture.ts:1) */
 function grad_W(F, I) {
   for (let k = 0; k < D; k++) for (let j = 0; j < C; j++) {
     let s = 0;
@@ -150,7 +166,9 @@ function grad_W(F, I) {
     F[DW + k * C + j] = s;
   }
 }
-/** db = sum(dlogits, 0)  (fixture.ts:1) */
+`;
+
+const gradB = `/** db = sum(dlogits, 0)  (fixture.ts:1) */
 function grad_b(F, I) {
   for (let j = 0; j < C; j++) {
     let s = 0;

@@ -24,7 +24,7 @@ export const tsTarget: TsTarget = {
   name: "ts",
   device: "ts",
   // one thread: a scatterAdd is a plain +=
-  capabilities: { f64: true, vectorWidth: 1, threads: 1, atomics: true, fusion: true },
+  capabilities: { f64: true, vectorWidth: 1, threads: 1, atomics: true, fusion: true, bf16: true },
   cost: {
     operandCost: OPERAND_COST,
     // each element of A is read once per tile of columns, each element of B once per tile of rows

@@ -63,7 +63,9 @@ const emit: EmitHooks = {
 export const wasmTarget: TsTarget = {
   name: "wasm",
   device: "wasm",
-  capabilities: { f64: true, vectorWidth: 4, threads: 1, atomics: true, fusion: true },
+  capabilities: { f64: true, vectorWidth: 4, threads: 1, atomics: true, fusion: true, bf16: true },
+  // the page compiles the kernels' WebAssembly module
+  pageScriptSources: ["'wasm-unsafe-eval'"],
   cost: {
     operandCost: tsTarget.cost.operandCost,
     // packed operands are computed once per element

@@ -11,7 +11,7 @@ import { graph } from "../../../compiler/dsl/graph.js";
 import type { Schedule } from "../../../compiler/lower/schedule.js";
 import { planMemory } from "../../../compiler/plan/memory.js";
 import { visitKir } from "../../../compiler/kernel/kir.js";
-import { BACKENDS, bind, verifySchedule } from "../harness/exec.js";
+import { BACKENDS, bind, verifySchedule } from "../harness/harness.js";
 import { TARGETS } from "../../../compiler/backends/index.js";
 import { isTsTarget } from "../../../compiler/backends/ts/target.js";
 

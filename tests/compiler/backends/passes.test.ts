@@ -8,7 +8,7 @@ import { TARGETS } from "../../../compiler/backends/index.js";
 import type { KernelPass, Target } from "../../../compiler/backends/target.js";
 import type { Stmt } from "../../../compiler/kernel/kir.js";
 import xor, { config as xorConfig } from "../../../examples/xor/model.js";
-import { verifySchedule } from "../harness/exec.js";
+import { verifySchedule } from "../harness/harness.js";
 
 /** Puts one comment in front of every kernel body. */
 const note: KernelPass = { name: "note", run: (k) => ({ ...k, body: [{ k: "comment", text: "noted" } as Stmt, ...k.body] }) };

@@ -1,6 +1,7 @@
-// The bundle on disk: its files, the manifest's slots and kernels, the arena
-// plan, weights and data, replacing an old bundle, and the generated trainer
-// running with nothing from the compiler.
+// The bundle on disk, on every backend: its files, the manifest's slots and
+// kernels, the arena plan, weights and data, and the generated trainer
+// running with nothing from the compiler; replacing an old bundle, and bad
+// options refused.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -18,7 +19,9 @@ import { FORMAT_NAME, FORMAT_VERSION } from "../../../runtime/manifest.js";
 import type { Manifest, Slot } from "../../../runtime/manifest.js";
 import { loadSafetensors } from "../../../runtime/safetensors.js";
 import { expectAllClose, errorMessage, randomArray } from "../../helpers.js";
-import { cleanupBundles, compileAndLoad, tempBundleDir } from "../harness/harness.js";
+import { BACKENDS, cleanupBundles, compileAndLoad, tempBundleDir } from "../harness/harness.js";
+import { TARGETS } from "../../../compiler/backends/index.js";
+import { isTsTarget } from "../../../compiler/backends/ts/target.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { simulate } from "../plan/liveness.js";
 
@@ -36,11 +39,11 @@ const classifier = graph("classifier", (g) => {
 });
 
 // one kernel per node (fusion off): the kernel names below are those of single nodes
-describe("the xor bundle", () => {
-  const outDir = tempBundleDir("xor");
-  const result = compile(xor, { ...xorConfig, fusion: false, outDir });
+describe.each(BACKENDS)("the xor bundle (%s backend)", (backend) => {
+  const outDir = tempBundleDir(`xor-${backend}`);
+  const result = compile(xor, { ...xorConfig, backend, fusion: false, outDir });
   const m: Manifest = JSON.parse(readFileSync(path.join(outDir, "manifest.json"), "utf8"));
-  const { schedule, plan } = lowerGraph(xor, { ...xorConfig, fusion: false });
+  const { schedule, plan } = lowerGraph(xor, { ...xorConfig, backend, fusion: false });
 
   it("holds every file, and reports them with timings", () => {
     for (const f of ["manifest.json", "forward.ts", "forward.js", "step.ts", "step.js", "train.ts", "train.js", "weights.safetensors", "data.safetensors", "graphs/forward.txt", "graphs/backward.txt", "graphs/kernels.txt", "package.json"]) {
@@ -53,7 +56,7 @@ describe("the xor bundle", () => {
   });
 
   it("has a manifest that follows the contract", () => {
-    expect([m.format, m.version, m.name, m.backend, m.dtype]).toEqual([FORMAT_NAME, FORMAT_VERSION, "xor", "wasm", "f32"]);
+    expect([m.format, m.version, m.name, m.backend, m.dtype]).toEqual([FORMAT_NAME, FORMAT_VERSION, "xor", TARGETS[backend].device, "f32"]);
     expect(m.inputs.map((i) => [i.name, i.usedBy])).toEqual([["x", ["forward", "train"]], ["y", ["train"]]]);
     expect(m.params.map((p) => p.name)).toEqual(["W1", "b1", "W2", "b2"]);
     for (const p of m.params) expect(p.grad?.shape).toEqual(p.shape);
@@ -122,7 +125,8 @@ describe("the xor bundle", () => {
     expect(copy.FORMAT_VERSION).toBe(FORMAT_VERSION);
   });
 
-  it("trains with `node train.js` and nothing from the compiler", () => {
+  // a gpu bundle's train.js runs on WebGPU: tests/runtime/gpu.test.ts trains one through gradc train
+  if (isTsTarget(TARGETS[backend])) it("trains with `node train.js` and nothing from the compiler", () => {
     if (!existsSync(path.join(RUNTIME, "trainer.ts"))) return expect.fail("runtime/trainer.ts is missing");
     const out = execFileSync(process.execPath, [path.join(outDir, "train.js"), "--steps", "600"], { cwd: path.dirname(outDir), encoding: "utf8" });
     const loss = Number(/final loss ([0-9.e+-]+)/.exec(out)?.[1]);
@@ -130,9 +134,9 @@ describe("the xor bundle", () => {
   });
 });
 
-describe("bundles", () => {
+describe.each(BACKENDS)("bundles (%s backend)", (backend) => {
   it("forward() does not read inputs that only the loss reads, and aliased outputs share a buffer", async () => {
-    const b = await compileAndLoad(classifier);
+    const b = await compileAndLoad(classifier, { backend });
     expect(b.manifest.inputs.find((i) => i.name === "y")!.usedBy).toEqual(["train"]);
     const x = randomArray(12, 3);
     b.input("x", x);
@@ -147,8 +151,9 @@ describe("bundles", () => {
     expect(forwardJs).not.toMatch(new RegExp(`I\\[${y.offset}( \\+|\\])`));
   });
 
-  it("f64 mode stores every float as f64", async () => {
-    const b = await compileAndLoad(xor, { dtype: "f64" });
+  // a backend without f64 refuses it (checked in "rejects bad options" below)
+  if (TARGETS[backend].capabilities.f64) it("f64 mode stores every float as f64", async () => {
+    const b = await compileAndLoad(xor, { backend, dtype: "f64" });
     expect(b.F).toBeInstanceOf(Float64Array);
     expect(b.manifest.dtype).toBe("f64");
     for (const s of [...b.manifest.inputs, ...b.manifest.params, b.manifest.loss!]) expect(s.dtype).toBe("f64");
@@ -158,7 +163,7 @@ describe("bundles", () => {
 
   it("a graph without a loss compiles to a forward-only bundle", async () => {
     const g = graph("predictOnly", (b) => ({ outputs: { y: b.input("x", [3]).mul(b.param("s", [1], { init: 2 })) } }));
-    const b = await compileAndLoad(g);
+    const b = await compileAndLoad(g, { backend });
     expect(b.manifest.loss).toBeUndefined();
     expect(b.manifest.params[0]!.grad).toBeUndefined();
     b.input("x", [1, 2, 3]);
@@ -168,6 +173,9 @@ describe("bundles", () => {
     expectAllClose(b.param("s"), [2], 0);
   });
 
+});
+
+describe("the bundle folder and options", () => {
   it("replaces a previous bundle, but refuses a folder that is not one", () => {
     const dir = tempBundleDir("replace");
     compile(xor, { outDir: dir });
@@ -188,6 +196,7 @@ describe("bundles", () => {
     expect(errorMessage(() => compile(xor, { outDir, backend: "cuda" as never }))).toMatch(/unknown backend "cuda"/);
     expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", dtype: "f64" }))).toMatch(/backend "gpu" computes in float32 only/);
     expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", fusion: true }))).toMatch(/backend "gpu" runs one kernel per graph node/);
+    expect(errorMessage(() => compile(xor, { outDir, backend: "gpu", precision: "mixed" }))).toBe('compile: precision "mixed" runs on the ts and wasm backends; the gpu backend does not store bfloat16 yet');
     expect(errorMessage(() => compile(xor, { outDir, gradClip: -1 }))).toMatch(/gradClip/);
     expect(errorMessage(() => compile(xor, { outDir, optimizer: { name: "rmsprop" as "sgd", lr: 1 } }))).toMatch(/unknown name "rmsprop"/);
     const data = (inputs: Record<string, number[]>) => ({ data: { kind: "arrays" as const, inputs } });

@@ -1,14 +1,20 @@
-// Training through the emitted step(): the neuron's one SGD step by hand, XOR
-// with Adam to a small loss, and no allocation per step (source and heap).
+// Training through the emitted step() on every backend: the neuron's one SGD
+// step by hand, XOR with Adam to a small loss, update() alone; and no
+// allocation per step (source and heap) on the backends whose kernels are
+// TypeScript on host arrays.
 import { afterAll, describe, expect, it } from "vitest";
 import { Node, Project, SyntaxKind } from "ts-morph";
 import neuron from "../../../examples/neuron/model.js";
 import xor, { config as xorConfig } from "../../../examples/xor/model.js";
-import { cleanupBundles, compileAndLoad } from "../harness/harness.js";
+import { BACKENDS, cleanupBundles, compileAndLoad, loadShared } from "../harness/harness.js";
 import type { Loaded } from "../harness/harness.js";
+import { TARGETS } from "../../../compiler/backends/index.js";
+import type { BackendName } from "../../../compiler/backends/index.js";
+import { isTsTarget } from "../../../compiler/backends/ts/target.js";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { compile } from "../../../compiler/compile.js";
+import type { CompileOptions } from "../../../compiler/config.js";
 import { bytesPerStep, measureAllocation } from "../../probes/measure.js";
 import path from "node:path";
 
@@ -17,16 +23,20 @@ afterAll(cleanupBundles);
 const XOR_X = [0, 0, 0, 1, 1, 0, 1, 1];
 const XOR_Y = [0, 1, 1, 0];
 
-async function xorBundle(): Promise<Loaded> {
-  const b = await compileAndLoad(xor, { optimizer: xorConfig.optimizer! });
+/** XOR on `backend` with `options` (tests that ask the same share a bundle), loaded, its data written. */
+async function xorOn(backend: BackendName, options: Omit<CompileOptions, "outDir" | "backend">): Promise<Loaded> {
+  const b = await loadShared(xor, { ...options, backend });
   b.input("x", XOR_X);
   b.input("y", XOR_Y);
   return b;
 }
 
-describe("training through step()", () => {
+/** The backends whose kernels are TypeScript functions over host arrays (gpu's are gpu.js functions run by WebGPU). */
+const HOST = BACKENDS.filter((b) => isTsTarget(TARGETS[b]));
+
+describe.each(BACKENDS)("training through step() (%s backend)", (backend) => {
   it("neuron: one SGD step with lr 0.1 gives w = 0.5211508…, b = 0.0105754…", async () => {
-    const b = await compileAndLoad(neuron, { optimizer: { name: "sgd", lr: 0.1 } });
+    const b = await compileAndLoad(neuron, { backend, optimizer: { name: "sgd", lr: 0.1 } });
     b.input("x", [2]);
     b.input("y", [1]);
     b.hyper(0.1, 1);
@@ -38,7 +48,7 @@ describe("training through step()", () => {
   });
 
   it("xor: Adam with lr 0.01 reaches loss < 1e-3 within 1000 steps (default seed)", async () => {
-    const b = await xorBundle();
+    const b = await xorOn(backend, { optimizer: xorConfig.optimizer! });
     let reached = -1;
     for (let t = 1; t <= 1000 && reached < 0; t++) {
       b.hyper(0.01, t);
@@ -54,14 +64,11 @@ describe("training through step()", () => {
   });
 });
 
-describe("update(): the optimizer alone, from the gradient slots", () => {
+describe.each(BACKENDS)("update(): the optimizer alone, from the gradient slots (%s backend)", (backend) => {
   it("gradients() then update() is step(), bit for bit (Adam, gradients clipped)", async () => {
     const options = { optimizer: { name: "adam" as const, lr: 0.05 }, gradClip: 0.5 };
-    const [a, b] = [await compileAndLoad(xor, options), await compileAndLoad(xor, options)];
-    for (const r of [a, b]) {
-      r.input("x", XOR_X);
-      r.input("y", XOR_Y);
-    }
+    // one bundle, loaded twice into arenas of their own
+    const [a, b] = [await xorOn(backend, options), await xorOn(backend, options)];
     for (let t = 1; t <= 20; t++) {
       a.hyper(0.05, t);
       b.hyper(0.05, t);
@@ -73,9 +80,7 @@ describe("update(): the optimizer alone, from the gradient slots", () => {
   });
 
   it("update() clips and applies whatever the gradient slots hold (SGD, clip 0.5: p − lr·g·0.5/‖g‖)", async () => {
-    const b = await compileAndLoad(xor, { optimizer: { name: "sgd", lr: 0.1 }, gradClip: 0.5 });
-    b.input("x", XOR_X);
-    b.input("y", XOR_Y);
+    const b = await xorOn(backend, { optimizer: { name: "sgd", lr: 0.1 }, gradClip: 0.5 });
     b.gradients();
     // overwrite every gradient with 1, 2, 3, ... (as an all-reduce would overwrite them)
     const names = ["W1", "b1", "W2", "b2"];
@@ -93,9 +98,9 @@ describe("update(): the optimizer alone, from the gradient slots", () => {
   });
 });
 
-describe("no allocation per step", () => {
+describe.each(HOST)("no allocation per step (%s backend)", (backend) => {
   it("kernels, gradients() and step() contain no new, literals or closures", async () => {
-    const b = await xorBundle();
+    const b = await xorOn(backend, { optimizer: xorConfig.optimizer! });
     const project = new Project({ useInMemoryFileSystem: true });
     const sf = project.createSourceFile("step.ts", readFileSync(path.join(b.result.outDir, "step.ts"), "utf8"));
     const kernels = sf.getFunctions().filter((f) => f.getName() !== "create");
@@ -127,7 +132,7 @@ describe("no allocation per step", () => {
   it("xor steps through the runtime allocate nothing but the returned loss", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "gradc-alloc-"));
     try {
-      await compile(xor, { outDir: path.join(dir, "xor"), ...xorConfig, training: undefined });
+      await compile(xor, { outDir: path.join(dir, "xor"), ...xorConfig, backend, training: undefined });
       // measured in a process of its own that optimizes on its main thread, so machine load cannot fail it
       const m = measureAllocation(path.join(dir, "xor"));
       // the returned loss is one boxed double (16 bytes) when step() is not inlined into its

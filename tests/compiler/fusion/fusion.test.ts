@@ -18,7 +18,7 @@ import { interpret } from "../../../compiler/interp/interpret.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { printedNodes } from "../../../compiler/lower/names.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
-import { BACKENDS, execute, finest } from "../harness/exec.js";
+import { BACKENDS, execute, finest } from "../harness/harness.js";
 import type { BackendName } from "../../../compiler/backends/index.js";
 import { randomCase } from "../harness/randomGraphs.js";
 

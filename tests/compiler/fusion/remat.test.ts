@@ -14,7 +14,7 @@ import { lowerGraph } from "../../../compiler/compile.js";
 import { kernelsOf } from "../../../compiler/lower/schedule.js";
 import { summarize } from "../../../compiler/bundle/summary.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
-import { execute } from "../harness/exec.js";
+import { execute } from "../harness/harness.js";
 
 /** Four tanh layers; the second one's output is a checkpoint. */
 const deep = graph("deep", (g) => {

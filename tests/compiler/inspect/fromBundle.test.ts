@@ -87,6 +87,19 @@ describe("inspect reads the bundle", () => {
     expect(kernelText(readBundle(dir), name)).toContain("// as recorded");
   });
 
+  it("a bundle whose kernels.json records no code is refused with a message to recompile it; step.ts is not parsed instead", () => {
+    const dir = copy();
+    const view = readBundle(dir);
+    const name = view.manifest.kernels.find((k) => k.entry.includes("gradients") && k.gradOf?.includes("W1"))!.name;
+    const file = path.join(dir, "graphs/kernels.json");
+    const json = readJson<KernelsJson>(file);
+    writeFileSync(file, JSON.stringify({ ...json, kernels: json.kernels.map(({ source: _, ...k }) => k) }));
+    const old = readBundle(dir);
+    const message = `${file} records no code for kernel ${name} (a bundle written by an older gradc, or edited): recompile it to inspect its kernels`;
+    expect(() => kernelText(old, name)).toThrow(message);
+    expect(() => sliceText(old, "W1")).toThrow(/records no code for kernel .*: recompile it to inspect its kernels/);
+  });
+
   it("every kernel of the manifest has its code recorded, from the module that runs it", () => {
     const view = readBundle(compiled);
     const step = readFileSync(path.join(compiled, "step.ts"), "utf8");

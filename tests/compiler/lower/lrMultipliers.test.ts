@@ -6,14 +6,13 @@ import { graph } from "../../../compiler/dsl/graph.js";
 import { lrMultiplier } from "../../../compiler/lower/optimizer.js";
 import type { OptimizerSpec } from "../../../runtime/manifest.js";
 import { expectAllClose } from "../../helpers.js";
-import { execute } from "../harness/exec.js";
-import type { Executed } from "../harness/exec.js";
+import { execute } from "../harness/harness.js";
+import type { Executed } from "../harness/harness.js";
 
 /** One update at learning rate LR, as the runtime drives it: hyper slots first. */
 function stepOnce(run: Executed): void {
   run.input("x", X);
-  run.write(run.schedule.hyper.lr, [LR]);
-  run.write(run.schedule.hyper.step, [1]);
+  run.hyper(LR, 1);
   run.step();
 }
 

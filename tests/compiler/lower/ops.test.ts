@@ -1,5 +1,5 @@
 // Every op's emitted kernel against the reference interpreter, on random
-// inputs, through a compiled bundle's forward.js (f32 and f64 arenas).
+// inputs, through a compiled bundle's forward kernels on every backend (f32 and f64 arenas where the backend has f64).
 import { afterAll, describe, expect, it } from "vitest";
 import { graph } from "../../../compiler/dsl/graph.js";
 import type { GraphBuilder } from "../../../compiler/dsl/graph.js";
@@ -14,8 +14,7 @@ import type { INDEXING } from "../../../compiler/ops/indexing.js";
 import type { CONV } from "../../../compiler/ops/conv.js";
 import { concat } from "../../../compiler/dsl/functions.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
-import { cleanupBundles, compileAndLoad } from "../harness/harness.js";
-import { BACKENDS } from "../harness/exec.js";
+import { BACKENDS, cleanupBundles, compileAndLoad } from "../harness/harness.js";
 import type { BackendName } from "../../../compiler/backends/index.js";
 
 afterAll(cleanupBundles);

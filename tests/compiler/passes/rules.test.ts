@@ -95,6 +95,19 @@ describe("algebra", () => {
     `);
   });
 
+  it("a constant of +0 and −0 is not uniform: the zeros' signs reach the product", () => {
+    const r = rewritten(
+      outputsGraph((g) => {
+        const x = g.input("x", [4, 3]);
+        return { a: x.mul(g.const([0, -0, 0], [1, 3])) };
+      }),
+      ALGEBRA,
+    );
+    expect(r.fired).toEqual({});
+    expect(r.after).toContain("mul x");
+    expect(r.after).not.toMatch(/mul x 0\.0\b/);
+  });
+
   it("Σ over broadcast axes is a scale by their count (and not when the count is 0)", () => {
     const r = rewritten(
       outputsGraph((g) => {

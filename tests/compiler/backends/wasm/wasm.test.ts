@@ -15,10 +15,9 @@ import { kernelsOf } from "../../../../compiler/lower/schedule.js";
 import { TILE_COLS, TILE_ROWS, encodeModule, pagesFor } from "../../../../compiler/backends/wasm/wasm.js";
 import { matmulT } from "../../../../compiler/ops/matmul.js";
 import { expectAllClose, randomArray } from "../../../helpers.js";
-import { execute } from "../../harness/exec.js";
-import type { Executed } from "../../harness/exec.js";
+import { cleanupBundles, compileAndLoad, execute } from "../../harness/harness.js";
+import type { Executed } from "../../harness/harness.js";
 import type { Graph } from "../../../../compiler/ir/graph.js";
-import { cleanupBundles, compileAndLoad } from "../../harness/harness.js";
 
 afterAll(cleanupBundles);
 
