@@ -103,3 +103,12 @@ export function evalOutputs(
   const g = graph("test", (b) => ({ outputs: build(b) }));
   return interpret(g, feeds, {}, { precision }).outputs;
 }
+
+/** Polls `ready` every 50 ms until it holds; after `timeoutMs` throws, naming `what` and what `context()` says then. */
+export async function waitFor(ready: () => boolean, timeoutMs: number, what = "the condition", context?: () => string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > end) throw new Error(`waitFor: ${what} did not hold within ${timeoutMs} ms${context ? `\n${context()}` : ""}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

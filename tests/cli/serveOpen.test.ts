@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { exampleBundle, removeBundles } from "../compiler/inspect/bundles.js";
+import { waitFor } from "../helpers.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const bin = path.join(repo, "bin", "gradc.mjs");
@@ -47,21 +48,12 @@ function opener(name: string, body: string): string {
   return dir;
 }
 
-/** Polls until `ready()` holds; fails with `what` and the command's output after `ms`. */
-async function until(ready: () => boolean, what: string, output: () => string, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ready()) {
-    if (Date.now() > end) throw new Error(`${what} did not happen in ${ms / 1000} s; output:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe("gradc serve --open", () => {
   it("starts the desktop's opener with the page's URL, and the URL serves the training page", async () => {
     const { dir } = await exampleBundle("xor");
     const record = path.join(scratch, "opened.txt");
     const run = serveOpen(dir, [opener("recording", `PATH=/usr/bin:/bin; printf '%s\\n' "$@" > '${record}.tmp' && mv '${record}.tmp' '${record}'`)]);
-    await until(() => existsSync(record), "the opener's start", () => run.out() + run.err());
+    await waitFor(() => existsSync(record), 90_000, "the opener's start", () => run.out() + run.err());
     const opened = readFileSync(record, "utf8").trim().split("\n");
     expect(opened).toHaveLength(1);
     expect(opened[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -80,7 +72,7 @@ describe("gradc serve --open", () => {
   ])("with %s, says to open the URL by hand and keeps serving", async (_, pathDir, message) => {
     const { dir } = await exampleBundle("xor");
     const run = serveOpen(dir, [pathDir()]);
-    await until(() => run.err().includes("yourself"), "the message about the opener", () => run.out() + run.err());
+    await waitFor(() => run.err().includes("yourself"), 90_000, "the message about the opener", () => run.out() + run.err());
     const url = message.exec(run.err())?.[1];
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(run.out()).toContain(`at ${url} `);

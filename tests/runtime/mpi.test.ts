@@ -14,7 +14,8 @@ import { gradientRanges } from "../../runtime/dataParallel.js";
 import { readManifest } from "../../runtime/load.js";
 import * as xor from "../../examples/xor/model.js";
 import * as mnist from "../../examples/mnist/model.js";
-import { hasMpirun, mpirun, rankPids, waitFor } from "./mpiRun.js";
+import { hasMpirun, mpirun, rankPids } from "./mpiRun.js";
+import { waitFor } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "gradc-mpi-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

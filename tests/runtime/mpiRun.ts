@@ -68,11 +68,3 @@ export function rankPids(pid: number): Map<number, number> {
   return ranks;
 }
 
-/** Polls `ready` every 100 ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(ready: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ready()) {
-    if (Date.now() > end) throw new Error(`waitFor: not ready within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
