@@ -66,6 +66,8 @@ export interface Device {
   close?(): MaybePromise<void>;
   /** Threads its kernels run on, the calling one included (absent: one). */
   readonly threads?: number;
+  /** What its kernels run on when it is not the host: a GPU's WebGPU adapter or WebGL2 renderer. */
+  readonly adapter?: string;
 }
 
 /** What a device is made with beyond its bundle. */

@@ -1,7 +1,9 @@
-// The gpu device: a bundle of the gpu backend on WebGPU through gpu.js. Every
-// device buffer (a "root": a buffer that is no view, or one param's piece of
-// the params, gradients or an optimizer-state block) lives on the GPU as a gpu.js pipeline result
-// for as long as the device does. A kernel is one gpu.js function per root it
+// The gpu device: a bundle of the gpu backend on WebGPU through gpu.js (in a
+// page without a WebGPU adapter, on WebGL2: the same kernels, as gpu.js
+// writes them in GLSL, on textures). Every device buffer (a "root": a buffer
+// that is no view, or one param's piece of the params, gradients or an
+// optimizer-state block) lives on the GPU as a gpu.js pipeline result for as
+// long as the device does. A kernel is one gpu.js function per root it
 // writes; its results are bound to their roots once all of them ran, so each
 // reads the values from before the kernel. Each function has two gpu.js
 // kernels that take turns, because a kernel may not read its own output
@@ -15,6 +17,7 @@ import { sizeOf } from "./arena.js";
 import type { Device, EntryPoint, KernelList } from "./device.js";
 import { moduleUrl } from "./hostDevice.js";
 import { acquireGpu } from "./gpuAdapter.js";
+import type { GpuKind } from "./gpuAdapter.js";
 
 /** A device buffer of the bundle (a buffer that is no view), where the host arenas would hold it. */
 export interface GpuRootEntry {
@@ -96,14 +99,18 @@ export class GpuDevice implements Device {
   private readonly byOffset: { F: Map<number, number>; I: Map<number, number> } = { F: new Map(), I: new Map() };
 
   private closed = false;
+  /** What the kernels run on: "WebGPU: …" (its adapter) or, in a page without a WebGPU adapter, "WebGL2: …" (its renderer). */
+  readonly adapter: string;
 
   private constructor(
     readonly backend: string,
     private readonly gpu: GPU,
+    kind: GpuKind,
     private readonly release: () => Promise<void>,
     private readonly mod: GpuModule,
     manifest: Manifest,
   ) {
+    this.adapter = kind.adapter;
     mod.ROOTS.forEach((r, i) => {
       for (let o = r.offset; o < r.offset + r.size; o++) if (!this.byOffset[r.arena].has(o)) this.byOffset[r.arena].set(o, i);
     });
@@ -113,8 +120,8 @@ export class GpuDevice implements Device {
   }
 
   /** Loads `mod` onto the GPU: every root uploaded (zeros, or its constant values). */
-  static async create(manifest: Manifest, mod: GpuModule, gpu: GPU, release: () => Promise<void> = async () => {}): Promise<GpuDevice> {
-    const d = new GpuDevice(manifest.backend, gpu, release, mod, manifest);
+  static async create(manifest: Manifest, mod: GpuModule, gpu: GPU, kind: GpuKind, release: () => Promise<void> = async () => {}): Promise<GpuDevice> {
+    const d = new GpuDevice(manifest.backend, gpu, kind, release, mod, manifest);
     const upload = gpu.createKernel(function (this: { thread: { x: number } }, a: number[]) {
       return a[this.thread.x]!;
     }, { dynamicOutput: true, dynamicArguments: true, pipeline: true, immutable: true }) as unknown as ((a: Float32Array) => Promise<Handle>) & { setOutput(o: number[]): void };
@@ -237,7 +244,7 @@ export class GpuDevice implements Device {
 export async function createGpuDevice(manifest: Manifest, dir: string): Promise<Device> {
   const file = manifest.files.gpu;
   if (!file) throw new Error(`${dir}/manifest.json: a gpu bundle must list its gpu.js kernel module in files.gpu; recompile the model`);
-  const { gpu, release } = await acquireGpu();
+  const { gpu, kind, release } = await acquireGpu();
   try {
     let mod: GpuModule;
     try {
@@ -246,7 +253,7 @@ export async function createGpuDevice(manifest: Manifest, dir: string): Promise<
       throw new Error(`${dir}/${file}: cannot load it as a gpu kernel module (${(e as Error).message}); recompile the model`);
     }
     if (!Array.isArray(mod.ROOTS) || !Array.isArray(mod.KERNELS)) throw new Error(`${dir}/${file}: exports no ROOTS and KERNELS; recompile the model`);
-    return await GpuDevice.create(manifest, mod, gpu, release);
+    return await GpuDevice.create(manifest, mod, gpu, kind, release);
   } catch (e) {
     await release();
     throw e;

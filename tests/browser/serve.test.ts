@@ -10,7 +10,7 @@ import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { chromiumForFile } from "../chromium.js";
+import { chromiumForFile, watchPage } from "../chromium.js";
 import { main as train } from "../../runtime/trainer.js";
 import { load } from "../../runtime/load.js";
 import { loadTrainingData } from "../../runtime/sources.js";
@@ -43,13 +43,7 @@ async function serve(dir: string): Promise<Serving> {
 /** A page that records every request and every complaint. */
 async function openPage(url: string): Promise<{ page: Page; requests: string[]; problems: string[] }> {
   const page = await browser().newPage();
-  const requests: string[] = [];
-  const problems: string[] = [];
-  page.on("request", (r) => requests.push(r.url()));
-  page.on("console", (m) => {
-    if (m.type() === "error" || m.type() === "warning") problems.push(m.text());
-  });
-  page.on("pageerror", (e) => problems.push(e.message));
+  const { requests, problems } = watchPage(page);
   await page.goto(url);
   return { page, requests, problems };
 }

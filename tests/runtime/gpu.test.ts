@@ -22,6 +22,7 @@ import { mnistModel } from "../../examples/mnist/model.js";
 import { main } from "../../runtime/trainer.js";
 import { run as gradc } from "../../compiler/cli.js";
 import { expectAllClose } from "../helpers.js";
+import { DAWN_GLES, DAWN_NATIVE, dawnAttempts, gpuAdapterName } from "../../runtime/gpuAdapter.js";
 
 const root = mkdtempSync(join(os.tmpdir(), "gradc-gpu-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -159,6 +160,17 @@ describe("the gpu backend on WebGPU (Dawn)", () => {
     }
     for (const name of wasm.params.names()) expectAllClose(await gpu.params.getAsync(name), wasm.params.get(name), { rtol: 1e-3, atol: 1e-5 });
     await gpu.close();
+  }, SLOW);
+
+  it("asks Dawn's own backend (Vulkan here) first only where the Vulkan loader is installed, OpenGL ES (llvmpipe) last; the device names the adapter it got", async () => {
+    const loader = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib64"].some((d) => existsSync(join(d, "libvulkan.so.1")));
+    expect(dawnAttempts()).toEqual(loader ? [DAWN_NATIVE, DAWN_GLES] : [DAWN_GLES]);
+    expect(DAWN_GLES).toEqual({ flags: ["backend=opengles"], options: { featureLevel: "compatibility" } });
+    const t = await load(build(xorModel(), { backend: "gpu" }));
+    expect(t.device.adapter).toBe(`WebGPU: ${await gpuAdapterName()}`);
+    // this machine has no GPU: Mesa's software rasterizer answers
+    expect(t.device.adapter).toMatch(/llvmpipe/);
+    await t.close();
   }, SLOW);
 
   it('backend "auto" compiles for gpu where Dawn has an adapter and for wasm where it has none, and the manifest says which and why', async () => {

@@ -12,6 +12,8 @@ export const gpuTarget: Target = {
   name: "gpu",
   device: "gpu",
   capabilities: { f64: false, vectorWidth: 1, threads: Infinity, atomics: false, fusion: false },
+  // gpu.js builds each kernel (and its WGSL or GLSL) with new Function in the page
+  pageScriptSources: ["'unsafe-eval'"],
   // fusion is off: the cost model is never weighed
   cost: { operandCost: 0, matmulReuse: () => [1, 1] },
   reduceColumns: 1,

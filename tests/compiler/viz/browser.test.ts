@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { chromiumForFile } from "../../chromium.js";
+import { chromiumForFile, watchPage } from "../../chromium.js";
 import { writeDrawing } from "../../../compiler/viz/draw.js";
 import { STYLE, drawnNodes, gradPath } from "../../../compiler/viz/dot.js";
 import { readBundle } from "../../../compiler/inspect/bundleData.js";
@@ -26,13 +26,7 @@ describe("the graph page in a browser", () => {
     expect(said).toMatch(/^wrote .*graphs\/graph\.html \(backward graph: \d+ nodes/);
     const drawing = { nodes: drawnNodes(readBundle(dir).train!, "backward").length };
     const page = await browser().newPage();
-    const requests: string[] = [];
-    const problems: string[] = [];
-    page.on("request", (r) => requests.push(r.url()));
-    page.on("console", (m) => {
-      if (m.type() === "error" || m.type() === "warning") problems.push(m.text());
-    });
-    page.on("pageerror", (e) => problems.push(e.message));
+    const { requests, problems } = watchPage(page);
     await page.goto(pathToFileURL(file).href);
 
     const nodes = page.locator("div.drawing svg g.node");
