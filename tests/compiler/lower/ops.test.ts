@@ -15,6 +15,11 @@ import type { CONV } from "../../../compiler/ops/conv.js";
 import { concat } from "../../../compiler/dsl/functions.js";
 import { expectAllClose, randomArray, randomInts } from "../../helpers.js";
 import { BACKENDS, cleanupBundles, compileAndLoad } from "../harness/harness.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { compile } from "../../../compiler/compile.js";
+import { load } from "../../../runtime/load.js";
 import type { BackendName } from "../../../compiler/backends/index.js";
 
 afterAll(cleanupBundles);
@@ -213,6 +218,35 @@ describe.each(BACKENDS)("emitted kernels agree with the interpreter (%s backend)
       const n = await checkAgainstInterpreter(caseGraph(`indexing_${precision}`, INDEXING_CONV_CASES), precision, backend);
       expect(n).toBeGreaterThan(20);
     });
+  }
+});
+
+// The same cases through the runtime's gpu device on WebGPU (Dawn on this machine's llvmpipe): the WGSL gpu.js makes of each kernel, run on the device
+describe("emitted kernels agree with the interpreter on WebGPU (the gpu device, Dawn)", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-ops-gpu-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [name, table, least] of [["elementwise", ELEMENTWISE_CASES, 50], ["lowered", LOWERED_CASES, 25], ["indexing", INDEXING_CONV_CASES, 20]] as const) {
+    it(`${name} ops, f32`, async () => {
+      const g = caseGraph(`${name}_dawn`, table);
+      compile(g, { backend: "gpu", outDir: path.join(dir, name) });
+      const t = await load(path.join(dir, name));
+      try {
+        expect(t.device.adapter).toMatch(/^WebGPU: /);
+        const got = await t.predictAsync(Object.fromEntries(Object.entries(FEEDS).map(([k, v]) => [k, Array.from(v)])));
+        const expected = interpret(g, FEEDS, {}, { precision: "f32" }).outputs;
+        expect(Object.keys(expected).length).toBeGreaterThan(least);
+        for (const [out, want] of Object.entries(expected)) {
+          const tol = /^(matmul|conv)/.test(out) ? { rtol: 1e-5, atol: 1e-5 } : { rtol: 2e-6, atol: 1e-6 };
+          try {
+            expectAllClose(got[out], want.data, tol);
+          } catch (e) {
+            throw new Error(`output ${out}: ${(e as Error).message}`);
+          }
+        }
+      } finally {
+        await t.close();
+      }
+    }, 240_000);
   }
 });
 
