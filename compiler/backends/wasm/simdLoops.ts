@@ -20,6 +20,7 @@ import type { KernelPass } from "../target.js";
 import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
 import type { SimdMathFn } from "./simdMath.js";
 import { Locals, simdMath } from "./simdMath.js";
+import { rowsFunction, simdRows } from "./simdRows.js";
 
 /** Nests with fewer elements than this stay in JavaScript (a call into the module costs more than it saves). */
 export const SIMD_MIN_ELEMENTS = 64;
@@ -137,12 +138,16 @@ export function simdNest(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdNe
 /** Elements a nest computes. */
 const elements = (n: SimdNest): number => n.loops.reduce((a, l) => a * (l.to - l.from), 1);
 
-/** The pass: each qualifying nest (at any depth) becomes an extern the module runs. */
+/** The `call` of a row loop's extern (simdRows.ts): `rows#N`. */
+export const ROWS_CALL = "rows#";
+
+/** The pass: each qualifying nest (at any depth) becomes an extern the module runs; else each qualifying row loop (simdRows.ts). */
 export const simdLoops: KernelPass = {
   name: "simdLoops",
   run: (k, cx) => {
     if (cx.precision !== "f32") return k;
     let count = 0;
+    let rowCount = 0;
     const walk = (stmts: readonly Stmt[]): Stmt[] =>
       stmts.flatMap((s): Stmt[] => {
         if (s.k !== "for") return [s];
@@ -151,29 +156,59 @@ export const simdLoops: KernelPass = {
           const what = `${elements(nest)} elements in WebAssembly SIMD (f64x2 lanes, 4 elements an iteration)`;
           return [{ k: "comment", text: what }, { k: "extern", call: `${SIMD_CALL}${count++}`, reference: [s] }];
         }
+        if (simdRows(s, k)) {
+          const what = `${s.to - s.from} rows in WebAssembly SIMD (two rows at once, one per f64x2 lane)`;
+          return [{ k: "comment", text: what }, { k: "extern", call: `${ROWS_CALL}${rowCount++}`, reference: [s] }];
+        }
         return [{ ...s, body: walk(s.body) }];
       });
     const body = walk(k.body);
-    return count ? { ...k, body } : k;
+    return count + rowCount ? { ...k, body } : k;
   },
 };
 
-/** The elementwise externs of a kernel, in order: their export names and nests. */
-export function simdExterns(k: Pick<Kernel, "name" | "body" | "buffers" | "extern">): { name: string; call: string; nest: SimdNest }[] {
-  const out: { name: string; call: string; nest: SimdNest }[] = [];
-  visitKir(k.body, {
-    stmt: (s) => {
-      if (s.k !== "extern" || !s.call.startsWith(SIMD_CALL)) return;
-      const nest = simdNest(s.reference[0]!, k);
-      if (!nest || s.reference.length !== 1) throw new Error(`wasm: kernel ${k.name}'s extern ${s.call} is not an elementwise loop nest`);
-      out.push({ name: simdExport(k.name, s.call), call: s.call, nest });
-    },
-  });
+/** The names an elementwise or row extern's function takes as parameters, in order. */
+export interface SimdParams {
+  readonly buffers: readonly string[];
+  readonly indexVars: readonly string[];
+  readonly valueVars: readonly string[];
+}
+
+/** A kernel's elementwise or row extern: its export's name, its parameters and its function. */
+export interface SimdExtern {
+  readonly name: string;
+  readonly params: SimdParams;
+  encode(options: SimdLoopOptions): { params: number[]; body: number[] };
+}
+
+/** Whether an extern statement is an elementwise nest's or a row loop's. */
+export const isSimdCall = (call: string): boolean => call.startsWith(SIMD_CALL) || call.startsWith(ROWS_CALL);
+
+/** An elementwise or row extern statement of kernel `k`, read back. */
+export function simdExtern(k: Pick<Kernel, "name" | "buffers" | "extern">, s: Stmt & { k: "extern" }): SimdExtern {
+  const bad = () => new Error(`wasm: kernel ${k.name}'s extern ${s.call} is not an elementwise loop nest or a row loop`);
+  if (s.reference.length !== 1) throw bad();
+  const name = simdExport(k.name, s.call);
+  if (s.call.startsWith(ROWS_CALL)) {
+    const rows = simdRows(s.reference[0]!, k);
+    if (!rows) throw bad();
+    return { name, params: rows, encode: (o) => rowsFunction(rows, o) };
+  }
+  const nest = simdNest(s.reference[0]!, k);
+  if (!nest) throw bad();
+  return { name, params: nest, encode: (o) => simdFunction(nest, o) };
+}
+
+/** The elementwise and row externs of a kernel, in order. */
+export function simdExterns(k: Pick<Kernel, "name" | "body" | "buffers" | "extern">): SimdExtern[] {
+  const out: SimdExtern[] = [];
+  visitKir(k.body, { stmt: (s) => void (s.k === "extern" && isSimdCall(s.call) && out.push(simdExtern(k, s))) });
   return out;
 }
 
-/** The module's export of a kernel's elementwise extern (`#` keeps it apart from every kernel name). */
-export const simdExport = (kernel: string, call: string): string => `${kernel}#${call.slice(SIMD_CALL.length)}`;
+/** The module's export of a kernel's elementwise extern (`#` keeps it apart from every kernel name): `k#N`, a row loop's `k#rN`. */
+export const simdExport = (kernel: string, call: string): string =>
+  call.startsWith(ROWS_CALL) ? `${kernel}#r${call.slice(ROWS_CALL.length)}` : `${kernel}#${call.slice(SIMD_CALL.length)}`;
 
 // ---- the encoder ----
 

@@ -9,7 +9,7 @@ import type { EmitHooks, ExternSite, HookedKernel } from "../ts/emitTs.js";
 import type { Stmt } from "../../kernel/kir.js";
 import { probedBody } from "../../kernel/probe.js";
 import { stmtsJs } from "../ts/jsExpr.js";
-import { SIMD_CALL, simdExport, simdExterns, simdFunction, simdLoops, simdNest } from "./simdLoops.js";
+import { isSimdCall, simdExtern, simdExterns, simdLoops } from "./simdLoops.js";
 import { emitTsKernels } from "../ts/emitTs.js";
 import type { TsTarget } from "../ts/target.js";
 import { tsTarget } from "../ts/target.js";
@@ -39,13 +39,13 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
   const floats = Math.max(0, ...products.map((p) => scratchFloats(p)));
   const pages = pagesFor(4 * floats);
   const maximum = loops.length ? MAX_PAGES : pages;
-  const functions = loops.map((l) => ({ name: l.name, ...simdFunction(l.nest, { fma: false }) }));
+  const functions = loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) }));
   const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions });
   const base64 = NodeBuffer.from(bytes).toString("base64");
   const work = products.map((p) => `${JSON.stringify(p.name)}: ${productWork(p)}`).join(", ");
   const what = [
     products.length ? `products (f32x4, ${TILE_ROWS}×${TILE_COLS} register tiles) of ${products.length} matmul kernel${products.length > 1 ? "s" : ""}` : "",
-    loops.length ? `${loops.length} elementwise loop nest${loops.length > 1 ? "s" : ""} (f64x2 lanes)` : "",
+    loops.length ? `${loops.length} elementwise or row loop${loops.length > 1 ? "s" : ""} (f64x2 lanes)` : "",
   ].filter((x) => x).join(" and ");
   return [
     `// WebAssembly SIMD ${what}; W is their scratch memory.`,
@@ -97,15 +97,15 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
 function simdExternJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSite): string[] {
   const reference = (stmts: readonly Stmt[]) => stmtsJs(stmts, site.bind, 1);
   if (site.checked) return ["{", ...reference(probedBody(s.reference, k.probes ?? new Map())), "}"];
-  const nest = simdNest(s.reference[0]!, k);
-  if (!nest) throw new Error(`wasm: kernel ${k.name}'s extern ${s.call} is not an elementwise loop nest`);
+  const x = simdExtern(k, s);
+  const nest = x.params;
   const args = nest.buffers.map((name) => {
     const b = site.bind(name);
     if (b.array === "F") return `wasmAt + ${4 * b.offset}`;
     if (b.array === emit.scratchArray) return `${4 * b.offset}`;
     throw new Error(`wasm: kernel ${k.name}'s elementwise loop reads ${name} from arena ${b.array}`);
   });
-  const call = `wasm[${JSON.stringify(simdExport(k.name, s.call))}](${[...args, ...nest.indexVars, ...nest.valueVars].join(", ")});`;
+  const call = `wasm[${JSON.stringify(x.name)}](${[...args, ...nest.indexVars, ...nest.valueVars].join(", ")});`;
   return ["{", "  const wasmAt = wasmArenas.get(F);", `  if (wasmAt !== undefined) ${call}`, "  else {", ...reference(s.reference).map((l) => `  ${l}`), "  }", "}"];
 }
 
@@ -113,7 +113,7 @@ const emit: EmitHooks = {
   preamble: wasmModule,
   // a product's reference loops become the call to its export (named after the kernel) over every column panel (or batch), on threads when the runtime set them
   externJs: (k, s, site) =>
-    s.call.startsWith(SIMD_CALL) ? simdExternJs(k, s, site) : [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
+    isSimdCall(s.call) ? simdExternJs(k, s, site) : [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
   scratchArray: "W",
   moduleNames: ["W", "wasm", "wasmMemory", "wasmShared", "wasmBytes", "wasmCode", "WASM", "wasmArenas", "wasmArena", "wasmAt"],
   exported: ["WASM"],

@@ -14,11 +14,12 @@ import * as mnist from "../../../../examples/mnist/model.js";
 import { SIMD_MATH_ERROR } from "../../../../compiler/backends/wasm/simdMath.js";
 import type { SimdMathFn } from "../../../../compiler/backends/wasm/simdMath.js";
 import { graph } from "../../../../compiler/dsl/graph.js";
+import * as nn from "../../../../compiler/dsl/nn.js";
 import type { Graph } from "../../../../compiler/ir/graph.js";
 import type { OptimizerSpec } from "../../../../runtime/manifest.js";
 import { visitKir } from "../../../../compiler/kernel/kir.js";
-import { SIMD_CALL } from "../../../../compiler/backends/wasm/simdLoops.js";
-import { randomArray } from "../../../helpers.js";
+import { isSimdCall } from "../../../../compiler/backends/wasm/simdLoops.js";
+import { expectAllClose, randomArray } from "../../../helpers.js";
 import { cleanupBundles, execute } from "../../harness/harness.js";
 import type { Executed } from "../../harness/harness.js";
 
@@ -31,7 +32,7 @@ afterAll(() => {
 /** The elementwise externs of a run's kernels. */
 const simdCalls = (r: Executed): string[] => {
   const out: string[] = [];
-  for (const k of r.schedule.kernels) visitKir(k.body, { stmt: (s) => void (s.k === "extern" && s.call.startsWith(SIMD_CALL) && out.push(`${k.name}:${s.call}`)) });
+  for (const k of r.schedule.kernels) visitKir(k.body, { stmt: (s) => void (s.k === "extern" && isSimdCall(s.call) && out.push(`${k.name}:${s.call}`)) });
   return out;
 };
 
@@ -73,6 +74,37 @@ describe("elementwise loops in WebAssembly SIMD", () => {
     expect(wasm.losses).toEqual(ts.losses);
     for (const p of ["b", "s"]) expect(wasm.run.param(p)).toEqual(ts.run.param(p));
     expect(wasm.run.output("k")).toEqual(ts.run.output("k"));
+  });
+});
+
+describe("row loops in WebAssembly SIMD (reductions over the last axis and their epilogues)", () => {
+  // 37 rows (a row left after the pairs) of 29
+  const rows = graph("rows", (g) => {
+    const x = g.input("x", [37, 29]);
+    const gamma = g.param("gamma", [29], { init: { name: "uniform", min: 0.5, max: 1.5 } });
+    const beta = g.param("beta", [29], { init: { name: "uniform", min: -0.5, max: 0.5 } });
+    const ln = nn.layerNorm(x, gamma, beta);
+    const exact = { ln, sum: x.sum(-1), mean: x.mean(-1), max: x.max(-1) };
+    const outputs = { ...exact, softmax: nn.softmax(x), lse: nn.logsumexp(x) };
+    return { loss: ln.square().mean().add(outputs.softmax.mul(x).mean()), outputs };
+  });
+  const feeds = { x: randomArray(37 * 29, 11, -3, 3) };
+  it("layer norm, sum, mean and max give the JavaScript kernels' bits (each row summed in order); softmax and log-sum-exp stay within simdMath's bounds", () => {
+    const [ts, wasm] = (["ts", "wasm"] as const).map((backend) => {
+      const r = execute(rows, { backend, optimizer: { name: "adam", lr: 0.01 } });
+      r.input("x", feeds.x);
+      r.hyper(0.01, 1);
+      r.step();
+      r.forward();
+      return r;
+    });
+    const calls = simdCalls(wasm!);
+    expect(calls.filter((c) => c.includes(":rows#")).length).toBeGreaterThanOrEqual(2);
+    for (const o of ["ln", "sum", "mean", "max"]) expect(wasm!.output(o), o).toEqual(ts!.output(o));
+    for (const p of ["gamma", "beta"]) expect(wasm!.param(p), p).toEqual(ts!.param(p));
+    expect(wasm!.loss()).toBe(ts!.loss());
+    expectAllClose(wasm!.output("softmax"), ts!.output("softmax"), { rtol: 4e-7, atol: 1e-9 });
+    expectAllClose(wasm!.output("lse"), ts!.output("lse"), { rtol: 4e-7, atol: 1e-9 });
   });
 });
 

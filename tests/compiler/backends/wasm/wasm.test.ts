@@ -140,7 +140,7 @@ describe("WebAssembly matmul kernels", () => {
     const products = /^\(WASM\.threads\?\.(\w+) \?\? wasm\.\1\)$/;
     expect(calls.filter((c) => products.test(c)).length).toBeGreaterThanOrEqual(5);
     // each elementwise loop nest: its export, when the arena is in the module's memory
-    const loops = /^wasm\["\w+#\d+"\]$/;
+    const loops = /^wasm\["\w+#r?\d+"\]$/;
     expect(calls.filter((c) => loops.test(c)).length).toBeGreaterThanOrEqual(2);
     for (const c of calls) expect(c).toMatch(new RegExp(`^Math\\.\\w+$|^wasmArenas\\.get$|${products.source}|${loops.source}`));
     for (const k of kernels) {
