@@ -46,12 +46,13 @@ async function bench(name: string, g: Graph, config: ModelConfig, dir: string, o
     compileMs.push(r.timings.total);
   }
   const m = r!.manifest;
-  const F = m.dtype === "f64" ? new Float64Array(m.arena.floats) : new Float32Array(m.arena.floats);
+  const mod = (await import(pathToFileURL(path.join(r!.outDir, m.files.step)).href)) as StepModule & { WASM?: { arena?: (floats: number) => Float32Array | undefined } };
+  // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
+  const F = m.dtype === "f64" ? new Float64Array(m.arena.floats) : (mod.WASM?.arena?.(m.arena.floats) ?? new Float32Array(m.arena.floats));
   const I = new Int32Array(Math.max(1, m.arena.ints));
   const weights = loadSafetensors(path.join(r!.outDir, m.files.weights)).tensors;
   for (const p of m.params) F.set(weights[p.name]!.data as Float32Array, p.offset);
   fillInputs(r!, F, I, opts.classes);
-  const mod = (await import(pathToFileURL(path.join(r!.outDir, m.files.step)).href)) as StepModule;
   const kernels = mod.create(F, I);
   let t = 0;
   const step = () => {

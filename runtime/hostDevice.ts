@@ -92,14 +92,17 @@ export interface HostDeviceOptions extends DeviceOptions {
  * products are split across worker threads (runtime/wasmThreads.ts).
  */
 export async function createHostDevice(manifest: Manifest, dir: string, options: HostDeviceOptions = {}): Promise<HostDevice> {
-  const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(manifest.arena.floats) : new Float32Array(manifest.arena.floats);
-  const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
   const forwardMod = await importKernels<ForwardModule>(dir, manifest.files.forward, manifest);
   const stepMod = await importKernels<StepModule>(dir, manifest.files.step, manifest);
+  const [forwardWasm, stepWasm] = [wasmProductsOf(forwardMod, `${dir}/${manifest.files.forward}`), wasmProductsOf(stepMod, `${dir}/${manifest.files.step}`)];
+  const floats = manifest.arena.floats;
+  // an f32 arena in the step module's memory (else the forward module's) where it offers one: its WebAssembly loops then run in place
+  const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(floats) : (stepWasm?.arena?.(floats) ?? forwardWasm?.arena?.(floats) ?? new Float32Array(floats));
+  const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
   const forward = forwardMod.create(F, arenas.I);
   const step = stepMod.create(F, arenas.I);
   const threads = options.threads ?? 1;
-  const units = [wasmProductsOf(forwardMod, `${dir}/${manifest.files.forward}`), wasmProductsOf(stepMod, `${dir}/${manifest.files.step}`)].filter((u) => u !== undefined);
+  const units = [forwardWasm, stepWasm].filter((u) => u !== undefined);
   const pool = options.startPool ? await threadProducts(units, threads, options.startPool) : undefined;
   let lists: KernelLists | undefined;
   const kernelLists = (): KernelLists => {

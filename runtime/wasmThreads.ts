@@ -20,6 +20,8 @@ export interface WasmProducts {
   readonly work: Readonly<Record<string, number>>;
   /** Set here: the products split across threads (the others run on the calling thread). */
   threads?: Readonly<Record<string, PanelFn>>;
+  /** A module with elementwise loops: an f32 arena F of `floats` elements in its memory, which its loops then read and write in place (undefined where the memory cannot hold it). */
+  readonly arena?: (floats: number) => Float32Array | undefined;
 }
 
 /** One module a pool's threads instantiate on a shared memory, and the exports its jobs may name. */
@@ -50,7 +52,8 @@ export function wasmProductsOf(mod: unknown, file: string): WasmProducts | undef
   const x = w as Partial<WasmProducts>;
   const ok =
     typeof w === "object" && w !== null && x.module instanceof WebAssembly.Module && x.memory instanceof WebAssembly.Memory &&
-    typeof x.work === "object" && x.work !== null && Object.values(x.work).every((v) => typeof v === "number");
+    typeof x.work === "object" && x.work !== null && Object.values(x.work).every((v) => typeof v === "number") &&
+    (x.arena === undefined || typeof x.arena === "function");
   if (!ok) throw new Error(`${file}: WASM must hold the products' module, memory and work; recompile the model with this version of gradc`);
   return w as WasmProducts;
 }

@@ -3,7 +3,7 @@
 // with optional global-norm clipping first. Formulas follow PyTorch's.
 import type { OptimizerSpec } from "../../runtime/manifest.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
-import { bin, let_, load, loop, num, ref, set, store, un } from "../kernel/kir.js";
+import { bin, let_, load, loop, num, parallel, ref, set, store, un } from "../kernel/kir.js";
 import type { Buffer } from "./lower.js";
 import { sanitize } from "./names.js";
 
@@ -181,7 +181,8 @@ export function updateKernel(
   return {
     base: `${opt.name}_${sanitize(target.name)}`,
     what,
-    body: [...pre, loop("i", target.param.size, each)],
+    // each element updated on its own: the iterations are independent
+    body: [...pre, parallel("i", target.param.size, each)],
     buffers,
     param: target.name,
   };

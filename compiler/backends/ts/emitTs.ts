@@ -21,6 +21,15 @@ import { PROBE_FLAGS, probedBody } from "../../kernel/probe.js";
 export interface HookedKernel {
   readonly name: string;
   readonly extern?: ExternWork;
+  readonly body: readonly Stmt[];
+  readonly buffers: Kernel["buffers"];
+  readonly probes?: Kernel["probes"];
+}
+
+/** Where an extern statement is emitted: the kernel's bindings, and whether in its checked form (--check-numerics). */
+export interface ExternSite {
+  readonly bind: Bindings;
+  readonly checked: boolean;
 }
 
 /** What a target whose kernels are TypeScript adds to the emitted modules. */
@@ -28,7 +37,7 @@ export interface EmitHooks {
   /** Module-level TypeScript statements the kernels of one file need (run once when the module loads). */
   preamble(ks: readonly HookedKernel[]): string[];
   /** The JavaScript of a kernel's extern statement. */
-  externJs(k: HookedKernel, s: Stmt & { k: "extern" }): string[];
+  externJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSite): string[];
   /** The array a kernel's scratch buffer lives in, indexed from 0. */
   readonly scratchArray: string;
   /** Module-level names the preamble declares, which no kernel may be named. */
@@ -108,7 +117,8 @@ const usesHalves = (k: Kernel): boolean => Object.values(k.buffers).some((b) => 
 
 /** A kernel's body as JavaScript lines, its extern statements emitted by the target's hooks. */
 export function kernelJs(k: Kernel, plan: ArenaPlan, hooks: EmitHooks): string[] {
-  return stmtsJs(k.body, kernelBindings(k, plan, hooks), 0, (s) => hooks.externJs(k, s));
+  const bind = kernelBindings(k, plan, hooks);
+  return stmtsJs(k.body, bind, 0, (s) => hooks.externJs(k, s, { bind, checked: false }));
 }
 
 /** A kernel as a function declaration over the arenas, with literal offsets. */
@@ -167,7 +177,8 @@ function checkedTable(sf: SourceFile, ks: readonly Kernel[], plan: ArenaPlan, ho
   const rows = ks.flatMap((k) => {
     if (!k.probes?.size) return [];
     const bind = kernelBindings(k, plan, hooks);
-    const body = stmtsJs(probedBody(k.body, k.probes), (name) => (name === PROBE_FLAGS ? { array: PROBE_FLAGS, offset: 0 } : bind(name)), 1, (s) => hooks.externJs(k, s));
+    const probed: Bindings = (name) => (name === PROBE_FLAGS ? { array: PROBE_FLAGS, offset: 0 } : bind(name));
+    const body = stmtsJs(probedBody(k.body, k.probes), probed, 1, (s) => hooks.externJs(k, s, { bind: probed, checked: true }));
     return [`  ["${k.name}", (F, I, ${PROBE_FLAGS}) => {`, ...body.map((l) => `  ${l}`), "  }],"];
   });
   sf.addStatements([

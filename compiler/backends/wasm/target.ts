@@ -5,8 +5,11 @@
 // views its memory, the kernels' scratch; the runtime may split its products
 // across worker threads (runtime/wasmThreads.ts).
 import { Buffer as NodeBuffer } from "node:buffer";
-import type { Kernel } from "../../lower/schedule.js";
-import type { EmitHooks } from "../ts/emitTs.js";
+import type { EmitHooks, ExternSite, HookedKernel } from "../ts/emitTs.js";
+import type { Stmt } from "../../kernel/kir.js";
+import { probedBody } from "../../kernel/probe.js";
+import { stmtsJs } from "../ts/jsExpr.js";
+import { isSimdCall, simdExtern, simdExterns, simdLoops } from "./simdLoops.js";
 import { emitTsKernels } from "../ts/emitTs.js";
 import type { TsTarget } from "../ts/target.js";
 import { tsTarget } from "../ts/target.js";
@@ -15,48 +18,104 @@ import { registerTiles } from "../ts/tile.js";
 import { pointerWalks } from "../ts/pointers.js";
 import { TILE_COLS, TILE_ROWS, encodeModule, memoryLimitsAt, pagesFor } from "./wasm.js";
 
+/** Pages the module's memory may grow to, holding an arena F besides the scratch (1 GiB). */
+const MAX_PAGES = 16384;
+
 /**
- * The WebAssembly module of a file's matmul products: `wasm` holds its
- * exports, `W` views its memory. The memory is shared where the host has
- * SharedArrayBuffer (Node; a cross-origin-isolated page), so the runtime can
- * run the products on worker threads over it: `WASM` (exported) gives it the
- * module, the memory and each product's multiply-adds, and takes back
- * `threads`, each product's export split across the threads by column panels.
+ * The WebAssembly module of a file's matmul products and elementwise loops:
+ * `wasm` holds its exports, `W` views its memory. The memory is shared where
+ * the host has SharedArrayBuffer (Node; a cross-origin-isolated page), so the
+ * runtime can run the products on worker threads over it: `WASM` (exported)
+ * gives it the module, the memory and each product's multiply-adds, and takes
+ * back `threads`, each product's export split across the threads by column
+ * panels. A module with elementwise loops also offers `WASM.arena(floats)`: an
+ * arena F placed in its (shared, growable) memory, which its loops read and
+ * write in place; on any other arena they run as JavaScript.
  */
-function wasmModule(ks: readonly Kernel[]): string[] {
+function wasmModule(ks: readonly HookedKernel[]): string[] {
   const products = ks.flatMap((k) => (k.extern ? [productOf(k.name, k.extern)] : []));
-  if (!products.length) return [];
-  const floats = Math.max(...products.map((p) => scratchFloats(p)));
+  const loops = ks.flatMap((k) => simdExterns(k));
+  if (!products.length && !loops.length) return [];
+  const floats = Math.max(0, ...products.map((p) => scratchFloats(p)));
   const pages = pagesFor(4 * floats);
-  const bytes = encodeModule(products, pages, { ranged: true, shared: true });
+  const maximum = loops.length ? MAX_PAGES : pages;
+  const functions = loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) }));
+  const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions });
   const base64 = NodeBuffer.from(bytes).toString("base64");
   const work = products.map((p) => `${JSON.stringify(p.name)}: ${productWork(p)}`).join(", ");
+  const what = [
+    products.length ? `products (f32x4, ${TILE_ROWS}×${TILE_COLS} register tiles) of ${products.length} matmul kernel${products.length > 1 ? "s" : ""}` : "",
+    loops.length ? `${loops.length} elementwise or row loop${loops.length > 1 ? "s" : ""} (f64x2 lanes)` : "",
+  ].filter((x) => x).join(" and ");
   return [
-    `// WebAssembly SIMD products (f32x4, ${TILE_ROWS}×${TILE_COLS} register tiles) of ${products.length} matmul kernel${products.length > 1 ? "s" : ""}; W is their scratch memory.`,
-    "// Each export computes the columns of C in its panels [from, to) (a batched product: its batches [from, to)), so threads can split a product without changing a value.",
+    `// WebAssembly SIMD ${what}; W is their scratch memory.`,
+    "// Each product's export computes the columns of C in its panels [from, to) (a batched product: its batches [from, to)), so threads can split a product without changing a value.",
     `const wasmShared = typeof SharedArrayBuffer === "function";`,
     `const wasmBytes = Uint8Array.from(atob("${base64}"), (c) => c.charCodeAt(0));`,
     "// the memory import's limits: shared (3) or not (1), with a maximum either way",
     `wasmBytes[${memoryLimitsAt(bytes)}] = wasmShared ? 3 : 1;`,
-    `const wasmMemory = new WebAssembly.Memory({ initial: ${pages}, maximum: ${pages}, shared: wasmShared });`,
+    `const wasmMemory = new WebAssembly.Memory({ initial: ${pages}, maximum: ${maximum}, shared: wasmShared });`,
     "const wasmCode = new WebAssembly.Module(wasmBytes);",
-    "const wasm = new WebAssembly.Instance(wasmCode, { env: { memory: wasmMemory } }).exports as unknown as Readonly<Record<string, (from: number, to: number) => void>>;",
+    "const wasm = new WebAssembly.Instance(wasmCode, { env: { memory: wasmMemory } }).exports as unknown as Readonly<Record<string, (...args: number[]) => void>>;",
     "const W = new Float32Array(wasmMemory.buffer);",
-    "/** The products' module and memory, each product's multiply-adds, and (set by the runtime) each product split across worker threads. */",
-    "const WASM: { readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory; readonly work: Readonly<Record<string, number>>; threads?: Readonly<Record<string, (from: number, to: number) => void>> } = {",
+    ...(loops.length
+      ? [
+          "/** The arenas F placed in the module's memory, and the byte address of each one's element 0. */",
+          "const wasmArenas = new WeakMap<object, number>();",
+          "/** An arena F of `floats` elements in the module's memory (grown for it; a shared memory's views stay valid), or undefined where it cannot grow. */",
+          "const wasmArena = (floats: number): Float32Array | undefined => {",
+          "  if (!wasmShared) return undefined;",
+          "  let at: number;",
+          "  try {",
+          "    at = wasmMemory.grow(Math.max(1, Math.ceil((4 * floats) / 65536))) * 65536;",
+          "  } catch {",
+          "    return undefined;",
+          "  }",
+          "  const arena = new Float32Array(wasmMemory.buffer, at, floats);",
+          "  wasmArenas.set(arena, at);",
+          "  return arena;",
+          "};",
+        ]
+      : []),
+    "/** The module and memory, each product's multiply-adds, (set by the runtime) each product split across worker threads, and an arena in the memory where the module has elementwise loops. */",
+    "const WASM: { readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory; readonly work: Readonly<Record<string, number>>; threads?: Readonly<Record<string, (from: number, to: number) => void>>; readonly arena?: (floats: number) => Float32Array | undefined } = {",
     "  module: wasmCode,",
     "  memory: wasmMemory,",
     `  work: { ${work} },`,
+    ...(loops.length ? ["  arena: wasmArena,"] : []),
     "};",
   ];
 }
 
+/**
+ * An elementwise extern: the call of its export with its buffers' byte
+ * addresses (the arena's in the module's memory, the scratch's) and the names
+ * it reads from outside, when the kernel's arena F is in the memory; else its
+ * reference loops as JavaScript. The checked form (--check-numerics) runs the
+ * reference loops with their probes.
+ */
+function simdExternJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSite): string[] {
+  const reference = (stmts: readonly Stmt[]) => stmtsJs(stmts, site.bind, 1);
+  if (site.checked) return ["{", ...reference(probedBody(s.reference, k.probes ?? new Map())), "}"];
+  const x = simdExtern(k, s);
+  const nest = x.params;
+  const args = nest.buffers.map((name) => {
+    const b = site.bind(name);
+    if (b.array === "F") return `wasmAt + ${4 * b.offset}`;
+    if (b.array === emit.scratchArray) return `${4 * b.offset}`;
+    throw new Error(`wasm: kernel ${k.name}'s elementwise loop reads ${name} from arena ${b.array}`);
+  });
+  const call = `wasm[${JSON.stringify(x.name)}](${[...args, ...nest.indexVars, ...nest.valueVars].join(", ")});`;
+  return ["{", "  const wasmAt = wasmArenas.get(F);", `  if (wasmAt !== undefined) ${call}`, "  else {", ...reference(s.reference).map((l) => `  ${l}`), "  }", "}"];
+}
+
 const emit: EmitHooks = {
   preamble: wasmModule,
-  // the product's reference loops become the call to its export (named after the kernel) over every column panel (or batch), on threads when the runtime set them
-  externJs: (k) => [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
+  // a product's reference loops become the call to its export (named after the kernel) over every column panel (or batch), on threads when the runtime set them
+  externJs: (k, s, site) =>
+    isSimdCall(s.call) ? simdExternJs(k, s, site) : [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
   scratchArray: "W",
-  moduleNames: ["W", "wasm", "wasmMemory", "wasmShared", "wasmBytes", "wasmCode", "WASM"],
+  moduleNames: ["W", "wasm", "wasmMemory", "wasmShared", "wasmBytes", "wasmCode", "WASM", "wasmArenas", "wasmArena", "wasmAt"],
   exported: ["WASM"],
 };
 
@@ -73,8 +132,8 @@ export const wasmTarget: TsTarget = {
   },
   reduceColumns: tsTarget.reduceColumns,
   reservedNames: emit.moduleNames,
-  // large f32 products packed for WebAssembly first; the others tiled as the ts target tiles them
-  passes: [packProducts, registerTiles, pointerWalks],
+  // large f32 products packed for WebAssembly first, then elementwise loop nests (epilogues included) in WebAssembly; the other matmuls tiled as the ts target tiles them
+  passes: [packProducts, simdLoops, registerTiles, pointerWalks],
   hooks: emit,
   emitKernels: (s, plan) => emitTsKernels(s, plan, emit),
 };

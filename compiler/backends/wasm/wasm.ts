@@ -149,23 +149,39 @@ function productBody(x: WasmProduct, ranged: boolean): number[] {
   return [...uleb(body.length), ...body];
 }
 
+/** A function of a module besides its products: its parameter types and its body (locals and code, length first). */
+export interface WasmFunction {
+  readonly name: string;
+  readonly params: readonly number[];
+  readonly body: readonly number[];
+}
+
 /**
  * A module importing `env.memory` (at least `pages` of 64 KiB) and exporting
  * one function per product: `() => void`, or with `ranged`
  * `(from, to) => void` over the column panels [from, to) of an unbatched
  * product, the batches [from, to) of a batched one (an empty range must not
- * be passed). With `shared` the memory is a shared one (for worker threads).
+ * be passed). With `shared` the memory is a shared one (for worker threads),
+ * of at most `maximum` pages (default `pages`). `functions` follow the
+ * products, each with a type of its own.
  */
-export function encodeModule(products: readonly WasmProduct[], pages: number, options: { ranged?: boolean; shared?: boolean } = {}): Uint8Array<ArrayBuffer> {
+export function encodeModule(
+  products: readonly WasmProduct[],
+  pages: number,
+  options: { ranged?: boolean; shared?: boolean; maximum?: number; functions?: readonly WasmFunction[] } = {},
+): Uint8Array<ArrayBuffer> {
   const ranged = options.ranged ?? false;
-  const limits = options.shared ? [0x03, ...uleb(pages), ...uleb(pages)] : [0x00, ...uleb(pages)];
+  const maximum = options.maximum ?? pages;
+  const limits = options.shared ? [0x03, ...uleb(pages), ...uleb(maximum)] : [0x00, ...uleb(pages)];
+  const fns = options.functions ?? [];
+  const types = [ranged ? [0x60, 0x02, I32, I32, 0x00] : [0x60, 0x00, 0x00], ...fns.map((f) => [0x60, ...uleb(f.params.length), ...f.params, 0x00])];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([ranged ? [0x60, 0x02, I32, I32, 0x00] : [0x60, 0x00, 0x00]])),
+    ...section(1, vec(types)),
     ...section(2, vec([[...str("env"), ...str("memory"), 0x02, ...limits]])),
-    ...section(3, vec(products.map(() => [0x00]))),
-    ...section(7, vec(products.map((p, i) => [...str(p.name), 0x00, ...uleb(i)]))),
-    ...section(10, vec(products.map((p) => productBody(p, ranged)))),
+    ...section(3, vec([...products.map(() => [0x00]), ...fns.map((_, i) => uleb(i + 1))])),
+    ...section(7, vec([...products.map((p, i) => [...str(p.name), 0x00, ...uleb(i)]), ...fns.map((f, i) => [...str(f.name), 0x00, ...uleb(products.length + i)])])),
+    ...section(10, vec([...products.map((p) => productBody(p, ranged)), ...fns.map((f) => [...f.body])])),
   ];
   return Uint8Array.from(bytes);
 }

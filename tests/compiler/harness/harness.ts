@@ -81,9 +81,10 @@ export interface Loaded extends Run {
   readonly result: CompileResult;
 }
 
-/** Fresh arenas for a manifest. */
-function arenas(m: Manifest): { F: FloatArena; I: Int32Array } {
-  return { F: m.dtype === "f64" ? new Float64Array(m.arena.floats) : new Float32Array(m.arena.floats), I: new Int32Array(Math.max(1, m.arena.ints)) };
+/** Fresh arenas for a manifest; an f32 arena F in the kernels' WebAssembly memory where their module offers one (as the runtime places it). */
+function arenas(m: Manifest, arena?: (floats: number) => Float32Array | undefined): { F: FloatArena; I: Int32Array } {
+  const F = m.dtype === "f64" ? new Float64Array(m.arena.floats) : (arena?.(m.arena.floats) ?? new Float32Array(m.arena.floats));
+  return { F, I: new Int32Array(Math.max(1, m.arena.ints)) };
 }
 
 /** Entry points that call a backend's kernels one by one, in the manifest's order. */
@@ -191,14 +192,15 @@ function gpuOnHost(mod: GpuModule, F: FloatArena, I: Int32Array): Map<string, Ke
  * emitter writes: for a TypeScript target its module preamble, then each
  * kernel's body, transpiled; for gpu the gpu.js functions of kernels.gpu.js.
  */
-function scheduleKernels(s: Schedule, plan: ArenaPlan, F: FloatArena, I: Int32Array): Map<string, KernelFn> {
+function scheduleKernels(s: Schedule, plan: ArenaPlan, m: Manifest): { fns: Map<string, KernelFn>; F: FloatArena; I: Int32Array } {
   if (s.target.device === "gpu") {
+    const { F, I } = arenas(m);
     const layout = gpuLayout(s, plan);
     const KERNELS = s.kernels.map((k) => ({
       name: k.name,
       parts: gpuKernel(k, layout).parts.map((p) => ({ out: p.out, args: p.args, inf: p.inf, fn: new Function(`return ${p.source}`)() as GpuModule["KERNELS"][number]["parts"][number]["fn"] })),
     }));
-    return gpuOnHost({ ROOTS: layout.roots, KERNELS }, F, I);
+    return { fns: gpuOnHost({ ROOTS: layout.roots, KERNELS }, F, I), F, I };
   }
   const target = TARGETS[s.target.name as BackendName];
   if (!isTsTarget(target)) throw new Error(`harness: the ${s.target.name} backend's kernels are neither TypeScript nor gpu.js`);
@@ -207,11 +209,11 @@ function scheduleKernels(s: Schedule, plan: ArenaPlan, F: FloatArena, I: Int32Ar
     "const makeKernels = () => {",
     ...hooks.preamble(s.kernels),
     ...s.kernels.map((k, i) => `function kernel${i}(F, I) {\n${kernelJs(k, plan, hooks).join("\n")}\n}`),
-    `return [${s.kernels.map((_, i) => `kernel${i}`).join(", ")}];`,
+    `return { fns: [${s.kernels.map((_, i) => `kernel${i}`).join(", ")}], arena: typeof WASM === "undefined" ? undefined : WASM.arena };`,
     "};",
   ].join("\n");
-  const fns = new Function(`${transpile(source)}\nreturn makeKernels();`)() as KernelFn[];
-  return new Map(s.kernels.map((k, i) => [k.name, fns[i]!]));
+  const made = new Function(`${transpile(source)}\nreturn makeKernels();`)() as { fns: KernelFn[]; arena?: (floats: number) => Float32Array | undefined };
+  return { fns: new Map(s.kernels.map((k, i) => [k.name, made.fns[i]!])), ...arenas(m, made.arena) };
 }
 
 /** Verifies every kernel of a schedule against its buffers' sizes (throws a KirError naming the kernel and each problem). */
@@ -232,7 +234,7 @@ export function execute(graph: Graph, options: Omit<CompileOptions, "outDir"> = 
 /** A lowered schedule bound to fresh arenas laid out by `plan` (constants filled, params initialized). */
 export function bind(s: Schedule, plan: ArenaPlan): Executed {
   const m = buildManifest(s, plan);
-  const { F, I } = arenas(m);
+  const { fns, F, I } = scheduleKernels(s, plan, m);
   for (const b of s.buffers) {
     if (b.role !== "const" || !b.fill) continue;
     const at = plan.offsets.get(b)!;
@@ -240,7 +242,7 @@ export function bind(s: Schedule, plan: ArenaPlan): Executed {
     if (b.fill.length === 1) arena.fill(b.fill[0]!, at, at + b.size);
     else arena.set(b.fill, at);
   }
-  const run = bindRun(m, F, I, entryPoints(m, scheduleKernels(s, plan, F, I), F, I));
+  const run = bindRun(m, F, I, entryPoints(m, fns, F, I));
   for (const p of s.graph.params) run.param(p.name, initValues(p.init, p.shape));
   return { ...run, schedule: s, plan };
 }
@@ -270,15 +272,22 @@ export function cleanupBundles(): void {
  */
 export async function loadBundle(result: CompileResult): Promise<Loaded> {
   const m = result.manifest;
-  const { F, I } = arenas(m);
   const url = (file: string) => pathToFileURL(path.join(result.outDir, file)).href;
   let run: EntryPoints;
+  let F: FloatArena;
+  let I: Int32Array;
   if (m.backend === "gpu") {
+    ({ F, I } = arenas(m));
     const mod = (await import(url(m.files.gpu ?? GPU_MODULE))) as GpuModule;
     run = entryPoints(m, gpuOnHost(mod, F, I), F, I);
   } else {
-    const fwd = ((await import(url(m.files.forward))) as ForwardModule).create(F, I);
-    const stp = ((await import(url(m.files.step))) as StepModule).create(F, I);
+    const fwdMod = (await import(url(m.files.forward))) as ForwardModule;
+    const stpMod = (await import(url(m.files.step))) as StepModule;
+    // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
+    const wasmOf = (mod: unknown) => (mod as { WASM?: { arena?: (floats: number) => Float32Array | undefined } }).WASM?.arena;
+    ({ F, I } = arenas(m, wasmOf(stpMod) ?? wasmOf(fwdMod)));
+    const fwd = fwdMod.create(F, I);
+    const stp = stpMod.create(F, I);
     run = {
       forward: () => fwd.forward(),
       gradients: () => stp.gradients(),

@@ -19,6 +19,8 @@ function touched(stmts: readonly Stmt[], reads: Set<string>, writes: Set<string>
   };
   for (const s of stmts) {
     if (s.k === "for") touched(s.body, reads, writes);
+    // a backend's own code computes what its reference loops say
+    else if (s.k === "extern") touched(s.reference, reads, writes);
     else if (s.k === "let") expr(s.init);
     else if (s.k === "set") expr(s.value);
     else if (s.k === "if") {

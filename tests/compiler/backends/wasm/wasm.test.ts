@@ -139,7 +139,10 @@ describe("WebAssembly matmul kernels", () => {
     // each product: its export, or the same export split across threads when the runtime set them
     const products = /^\(WASM\.threads\?\.(\w+) \?\? wasm\.\1\)$/;
     expect(calls.filter((c) => products.test(c)).length).toBeGreaterThanOrEqual(5);
-    for (const c of calls) expect(c).toMatch(new RegExp(`^Math\\.\\w+$|${products.source}`));
+    // each elementwise loop nest: its export, when the arena is in the module's memory
+    const loops = /^wasm\["\w+#r?\d+"\]$/;
+    expect(calls.filter((c) => loops.test(c)).length).toBeGreaterThanOrEqual(2);
+    for (const c of calls) expect(c).toMatch(new RegExp(`^Math\\.\\w+$|^wasmArenas\\.get$|${products.source}|${loops.source}`));
     for (const k of kernels) {
       for (const kind of [SyntaxKind.NewExpression, SyntaxKind.ArrayLiteralExpression, SyntaxKind.ObjectLiteralExpression, SyntaxKind.ArrowFunction]) {
         expect(k.getDescendantsOfKind(kind), `${kind} in ${k.getName()}`).toEqual([]);

@@ -1,0 +1,381 @@
+// Elementwise loops in WebAssembly SIMD: the simdLoops pass rewrites a nest of
+// loops whose innermost loop is parallel and whose body only computes locals
+// and stores f32 elements (a fused elementwise chain, a matmul's epilogue, the
+// optimizer update) into an `extern` statement; the module of the kernel file
+// runs it four elements per iteration (a scalar tail after), the nest kept as
+// the extern's reference. The module reads and writes the arena F where the
+// host placed it in the module's memory (`WASM.arena`); elsewhere the kernel
+// runs the reference loops as JavaScript.
+//
+// Values are computed as the kernel IR defines them, in doubles: each f32
+// element is widened to f64x2 lanes (two vectors per four elements) and
+// rounded to f32 when stored, so +, -, ·, /, min, max, sqrt, comparisons and
+// selects give the bits the JavaScript kernels give. exp, log, tanh and
+// sigmoid take their argument rounded to f32 and run simdMath.ts's f32x4
+// approximations (four lanes at once), within SIMD_MATH_ERROR's ulp bounds.
+import type { Expr, Loop, Stmt } from "../../kernel/kir.js";
+import { visitKir } from "../../kernel/kir.js";
+import type { Kernel } from "../../lower/schedule.js";
+import type { KernelPass } from "../target.js";
+import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
+import type { SimdMathFn } from "./simdMath.js";
+import { Locals, simdMath } from "./simdMath.js";
+import { rowsFunction, simdRows } from "./simdRows.js";
+
+/** Nests with fewer elements than this stay in JavaScript (a call into the module costs more than it saves). */
+export const SIMD_MIN_ELEMENTS = 64;
+
+/** The `call` of an elementwise extern: `simd#N`, N counting the kernel's. */
+export const SIMD_CALL = "simd#";
+
+/** Unary operators the module computes (the others keep a loop in JavaScript). */
+const UNARY = new Set(["neg", "abs", "sqrt", "rsqrt", "floor", "fround", "not", "exp", "log", "tanh", "sigmoid"]);
+const BINARY = new Set(["+", "-", "*", "/", "max", "min", "<", "<=", ">", ">=", "==", "!=", "&&", "||"]);
+
+/** What the module needs of a nest: its loops, its body, and the names its code takes as parameters. */
+export interface SimdNest {
+  /** The loops, outermost first; the last is the one run four at a time. */
+  readonly loops: readonly { readonly v: string; readonly from: number; readonly to: number }[];
+  readonly body: readonly Stmt[];
+  /** Buffers it reads or writes, in first-seen order: one i32 parameter each (the byte address of element 0). */
+  readonly buffers: readonly string[];
+  /** Names from outside the nest used in indexes (i32 parameters, after the buffers). */
+  readonly indexVars: readonly string[];
+  /** Names from outside the nest used as values (f64 parameters, last). */
+  readonly valueVars: readonly string[];
+}
+
+/**
+ * The coefficient of `v` in an index, when the index is c·v plus terms that do
+ * not read v (integer + - · of variables and literals; idiv and mod of
+ * v-free terms by positive literals); undefined otherwise.
+ */
+function coefficient(e: Expr, v: string): number | undefined {
+  switch (e.k) {
+    case "num": return Number.isInteger(e.v) ? 0 : undefined;
+    case "var": return e.name === v ? 1 : 0;
+    case "bin": {
+      const [a, b] = [coefficient(e.a, v), coefficient(e.b, v)];
+      if (a === undefined || b === undefined) return undefined;
+      if (e.op === "+") return a + b;
+      if (e.op === "-") return a - b;
+      if (e.op === "*") {
+        if (a === 0 && b === 0) return 0;
+        if (a === 0 && e.a.k === "num") return a + e.a.v * b;
+        if (b === 0 && e.b.k === "num") return e.b.v * a;
+        return undefined;
+      }
+      if ((e.op === "idiv" || e.op === "mod") && a === 0 && b === 0 && e.b.k === "num" && e.b.v > 0) return 0;
+      return undefined;
+    }
+    default: return undefined;
+  }
+}
+
+/** The nest a statement starts, when the module can run it (see the file header); `k` binds its buffers. */
+export function simdNest(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdNest | undefined {
+  const loops: Loop[] = [];
+  let at: Stmt = s;
+  while (at.k === "for") {
+    loops.push(at);
+    if (at.body.length === 1 && at.body[0]!.k === "for") at = at.body[0]!;
+    else break;
+  }
+  const inner = loops.at(-1);
+  if (!inner || inner.mark !== "parallel" || loops.some((l) => l.to <= l.from)) return undefined;
+  const loopVars = new Set(loops.map((l) => l.v));
+  const lets = new Set<string>();
+  const buffers: string[] = [];
+  const indexVars: string[] = [];
+  const valueVars: string[] = [];
+  const scratch = k.extern?.scratch?.name;
+  const add = (list: string[], x: string) => void (list.includes(x) || list.push(x));
+  const buffer = (name: string, index: Expr, store: boolean): boolean => {
+    if (name !== scratch && k.buffers[name]?.arena !== "F") return false;
+    const c = coefficient(index, inner.v);
+    if (c !== (store ? 1 : c === 0 ? 0 : 1)) return false;
+    let ok = true;
+    visitKir([{ k: "let", name: "_", init: index }], {
+      expr: (x) => {
+        if (x.k === "var" && !loopVars.has(x.name)) {
+          if (lets.has(x.name)) ok = false;
+          else add(indexVars, x.name);
+        }
+        if (x.k !== "num" && x.k !== "var" && x.k !== "bin") ok = false;
+      },
+    });
+    add(buffers, name);
+    return ok;
+  };
+  const value = (e: Expr): boolean => {
+    switch (e.k) {
+      case "num": return true;
+      case "var":
+        if (loopVars.has(e.name)) return false;
+        if (!lets.has(e.name)) add(valueVars, e.name);
+        return true;
+      case "load": return !e.abs && buffer(e.buf, e.index, false);
+      case "un": return UNARY.has(e.op) && value(e.a);
+      case "bin": return BINARY.has(e.op) && value(e.a) && value(e.b);
+      case "sel": return value(e.c) && value(e.a) && value(e.b);
+      default: return false;
+    }
+  };
+  for (const st of inner.body) {
+    if (st.k === "let") {
+      if (!value(st.init) || lets.has(st.name)) return undefined;
+      lets.add(st.name);
+    } else if (st.k === "store") {
+      if (st.abs || !value(st.value) || !buffer(st.buf, st.index, true)) return undefined;
+    } else if (st.k !== "comment") {
+      return undefined;
+    }
+  }
+  if (!inner.body.some((st) => st.k === "store")) return undefined;
+  return { loops: loops.map((l) => ({ v: l.v, from: l.from, to: l.to })), body: inner.body, buffers, indexVars, valueVars };
+}
+
+/** Elements a nest computes. */
+const elements = (n: SimdNest): number => n.loops.reduce((a, l) => a * (l.to - l.from), 1);
+
+/** The `call` of a row loop's extern (simdRows.ts): `rows#N`. */
+export const ROWS_CALL = "rows#";
+
+/** The pass: each qualifying nest (at any depth) becomes an extern the module runs; else each qualifying row loop (simdRows.ts). */
+export const simdLoops: KernelPass = {
+  name: "simdLoops",
+  run: (k, cx) => {
+    if (cx.precision !== "f32") return k;
+    let count = 0;
+    let rowCount = 0;
+    const walk = (stmts: readonly Stmt[]): Stmt[] =>
+      stmts.flatMap((s): Stmt[] => {
+        if (s.k !== "for") return [s];
+        const nest = simdNest(s, k);
+        if (nest && elements(nest) >= SIMD_MIN_ELEMENTS) {
+          const what = `${elements(nest)} elements in WebAssembly SIMD (f64x2 lanes, 4 elements an iteration)`;
+          return [{ k: "comment", text: what }, { k: "extern", call: `${SIMD_CALL}${count++}`, reference: [s] }];
+        }
+        if (simdRows(s, k)) {
+          const what = `${s.to - s.from} rows in WebAssembly SIMD (two rows at once, one per f64x2 lane)`;
+          return [{ k: "comment", text: what }, { k: "extern", call: `${ROWS_CALL}${rowCount++}`, reference: [s] }];
+        }
+        return [{ ...s, body: walk(s.body) }];
+      });
+    const body = walk(k.body);
+    return count + rowCount ? { ...k, body } : k;
+  },
+};
+
+/** The names an elementwise or row extern's function takes as parameters, in order. */
+export interface SimdParams {
+  readonly buffers: readonly string[];
+  readonly indexVars: readonly string[];
+  readonly valueVars: readonly string[];
+}
+
+/** A kernel's elementwise or row extern: its export's name, its parameters and its function. */
+export interface SimdExtern {
+  readonly name: string;
+  readonly params: SimdParams;
+  encode(options: SimdLoopOptions): { params: number[]; body: number[] };
+}
+
+/** Whether an extern statement is an elementwise nest's or a row loop's. */
+export const isSimdCall = (call: string): boolean => call.startsWith(SIMD_CALL) || call.startsWith(ROWS_CALL);
+
+/** An elementwise or row extern statement of kernel `k`, read back. */
+export function simdExtern(k: Pick<Kernel, "name" | "buffers" | "extern">, s: Stmt & { k: "extern" }): SimdExtern {
+  const bad = () => new Error(`wasm: kernel ${k.name}'s extern ${s.call} is not an elementwise loop nest or a row loop`);
+  if (s.reference.length !== 1) throw bad();
+  const name = simdExport(k.name, s.call);
+  if (s.call.startsWith(ROWS_CALL)) {
+    const rows = simdRows(s.reference[0]!, k);
+    if (!rows) throw bad();
+    return { name, params: rows, encode: (o) => rowsFunction(rows, o) };
+  }
+  const nest = simdNest(s.reference[0]!, k);
+  if (!nest) throw bad();
+  return { name, params: nest, encode: (o) => simdFunction(nest, o) };
+}
+
+/** The elementwise and row externs of a kernel, in order. */
+export function simdExterns(k: Pick<Kernel, "name" | "body" | "buffers" | "extern">): SimdExtern[] {
+  const out: SimdExtern[] = [];
+  visitKir(k.body, { stmt: (s) => void (s.k === "extern" && isSimdCall(s.call) && out.push(simdExtern(k, s))) });
+  return out;
+}
+
+/** The module's export of a kernel's elementwise extern (`#` keeps it apart from every kernel name): `k#N`, a row loop's `k#rN`. */
+export const simdExport = (kernel: string, call: string): string =>
+  call.startsWith(ROWS_CALL) ? `${kernel}#r${call.slice(ROWS_CALL.length)}` : `${kernel}#${call.slice(SIMD_CALL.length)}`;
+
+// ---- the encoder ----
+
+type Code = number[];
+/** A value's two f64x2 locals (lanes 0-1 and 2-3 of four elements; the same local twice where both halves are equal). */
+type Pair = readonly [number, number];
+const F64 = 0x7c;
+const OP = {
+  load32Splat: 0x09, shuffle: 0x0d, f64Splat: 0x14, v128Const: 0x0c,
+  f64Eq: 0x47, f64Ne: 0x48, f64Lt: 0x49, f64Gt: 0x4a, f64Le: 0x4b, f64Ge: 0x4c,
+  and: 0x4e, or: 0x50, bitselect: 0x52, store32Lane: 0x5a, load32Zero: 0x5c, load64Zero: 0x5d,
+  demote: 0x5e, promote: 0x5f, f64Floor: 0x75,
+  f64Abs: 0xec, f64Neg: 0xed, f64Sqrt: 0xef, f64Add: 0xf0, f64Sub: 0xf1, f64Mul: 0xf2, f64Div: 0xf3, f64Min: 0xf4, f64Max: 0xf5,
+} as const;
+const op = (name: keyof typeof OP): Code => simd(OP[name]);
+const mem = (align: number) => [...uleb(align), 0];
+/** Bytes 0-7 of a, then bytes 0-7 of b (two f32 pairs made one f32x4). */
+const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+/** Bytes 8-15 of a, twice (the upper f32 pair moved down). */
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+const f64x2 = (v: number): Code => [...op("v128Const"), ...[0, 1].flatMap(() => [...new Uint8Array(Float64Array.of(v).buffer)])];
+const [ADD, SUB, MUL, SHL, DIV_S, REM_S] = [0x6a, 0x6b, 0x6c, 0x74, 0x6d, 0x6f];
+const BIN_F64: Readonly<Record<string, keyof typeof OP>> = {
+  "+": "f64Add", "-": "f64Sub", "*": "f64Mul", "/": "f64Div", max: "f64Max", min: "f64Min",
+  "<": "f64Lt", "<=": "f64Le", ">": "f64Gt", ">=": "f64Ge", "==": "f64Eq", "!=": "f64Ne",
+};
+const COMPARE = new Set(["<", "<=", ">", ">=", "==", "!="]);
+
+/** Options of the module's code. */
+export interface SimdLoopOptions {
+  /** f32x4.relaxed_madd in the math functions' polynomials. */
+  readonly fma: boolean;
+}
+
+/**
+ * One function per nest: its parameters (buffer byte addresses and index
+ * names: i32; value names: f64) and its body in the code section's form.
+ */
+export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: number[]; body: number[] } {
+  const nb = n.buffers.length;
+  const ni = n.indexVars.length;
+  const nv = n.valueVars.length;
+  const params = [...new Array<number>(nb + ni).fill(I32), ...new Array<number>(nv).fill(F64)];
+  // i32 locals: one per loop, then an address; then the v128 locals that Locals hands out
+  const loopAt = new Map(n.loops.map((l, i) => [l.v, params.length + i]));
+  const ADDR = params.length + n.loops.length;
+  const locals = new Locals(ADDR + 1);
+  const math = { fma: options.fma };
+  const inner = n.loops.at(-1)!;
+  const indexCode = (e: Expr): Code => {
+    switch (e.k) {
+      case "num": return i32(e.v);
+      case "var": return get(loopAt.get(e.name) ?? nb + n.indexVars.indexOf(e.name));
+      case "bin": {
+        const o = { "+": ADD, "-": SUB, "*": MUL, idiv: DIV_S, mod: REM_S }[e.op as "+" | "-" | "*" | "idiv" | "mod"];
+        return [...indexCode(e.a), ...indexCode(e.b), o];
+      }
+      default: throw new Error(`wasm: an index of kind ${e.k} in an elementwise nest`);
+    }
+  };
+  const address = (buf: string, index: Expr): Code => [...get(n.buffers.indexOf(buf)), ...indexCode(index), ...i32(2), SHL, ADD];
+  const code: Code = [];
+  // the names from outside as f64x2 splats, once
+  const splat = new Map<string, number>();
+  n.valueVars.forEach((v, i) => {
+    const l = locals.take();
+    code.push(...get(nb + ni + i), ...op("f64Splat"), ...set(l));
+    splat.set(v, l);
+  });
+  /** The body for 4 elements (`wide`: each value two f64x2 locals, lo and hi) or for 1 (lane 0 of one local). */
+  const body = (wide: boolean): Code => {
+    const out: Code = [];
+    const lets = new Map<string, Pair>();
+    const keep = (lo: Code, hi?: Code): Pair => {
+      const a = locals.take();
+      out.push(...lo, ...set(a));
+      if (!wide || !hi) return [a, a];
+      const b = locals.take();
+      out.push(...hi, ...set(b));
+      return [a, b];
+    };
+    const both = (f: (l: number) => Code, x: Pair): Pair => keep(f(x[0]), x[1] !== x[0] ? f(x[1]) : undefined);
+    const both2 = (f: (a: number, b: number) => Code, x: Pair, y: Pair): Pair => {
+      const same = x[0] === x[1] && y[0] === y[1];
+      return keep(f(x[0], y[0]), same ? undefined : f(x[1], y[1]));
+    };
+    const one = (m: Pair): Pair => both((l) => [...get(l), ...f64x2(1), ...op("and")], m);
+    const truth = (e: Expr): Pair => {
+      if (e.k === "bin" && COMPARE.has(e.op)) return both2((a, b) => [...get(a), ...get(b), ...op(BIN_F64[e.op]!)], val(e.a), val(e.b));
+      if (e.k === "bin" && (e.op === "&&" || e.op === "||")) return both2((a, b) => [...get(a), ...get(b), ...op(e.op === "&&" ? "and" : "or")], truth(e.a), truth(e.b));
+      if (e.k === "un" && e.op === "not") return both((a) => [...get(a), ...f64x2(0), ...op("f64Eq")], val(e.a));
+      // a number is true when it is not 0 (NaN included)
+      return both((a) => [...get(a), ...f64x2(0), ...op("f64Ne")], val(e));
+    };
+    const load = (buf: string, index: Expr): Pair => {
+      const at = address(buf, index);
+      if (coefficient(index, inner.v) === 0) return keep([...at, ...op("load32Splat"), ...mem(2), ...op("promote")]);
+      if (!wide) return keep([...at, ...op("load32Zero"), ...mem(2), ...op("promote")]);
+      out.push(...at, ...set(ADDR));
+      return keep([...get(ADDR), ...op("load64Zero"), ...mem(3), ...op("promote")], [...get(ADDR), ...op("load64Zero"), ...uleb(3), ...uleb(8), ...op("promote")]);
+    };
+    const fn = (name: SimdMathFn, x: Pair): Pair => {
+      // four f32 lanes (lo's two, hi's two) through the f32x4 function, then widened back
+      const f32 = locals.take();
+      const r = locals.take();
+      out.push(...get(x[0]), ...op("demote"));
+      if (wide) out.push(...get(x[1]), ...op("demote"), ...op("shuffle"), ...LOW_HALVES);
+      out.push(...set(f32), ...simdMath(name, get(f32), locals, math), ...set(r));
+      return keep([...get(r), ...op("promote")], wide ? [...get(r), ...get(r), ...op("shuffle"), ...HIGH_HALF, ...op("promote")] : undefined);
+    };
+    const val = (e: Expr): Pair => {
+      switch (e.k) {
+        case "num": return keep(f64x2(e.v));
+        case "var": {
+          const s = lets.get(e.name) ?? splat.get(e.name);
+          if (s === undefined) throw new Error(`wasm: ${e.name} is not bound in an elementwise nest`);
+          return typeof s === "number" ? [s, s] : s;
+        }
+        case "load": return load(e.buf, e.index);
+        case "un": {
+          const a = val(e.a);
+          switch (e.op) {
+            case "neg": return both((l) => [...get(l), ...op("f64Neg")], a);
+            case "abs": return both((l) => [...get(l), ...op("f64Abs")], a);
+            case "sqrt": return both((l) => [...get(l), ...op("f64Sqrt")], a);
+            case "rsqrt": return both((l) => [...f64x2(1), ...get(l), ...op("f64Sqrt"), ...op("f64Div")], a);
+            case "floor": return both((l) => [...get(l), ...op("f64Floor")], a);
+            case "fround": return both((l) => [...get(l), ...op("demote"), ...op("promote")], a);
+            case "not": return one(truth(e));
+            case "exp": case "log": case "tanh": case "sigmoid": return fn(e.op, a);
+            default: throw new Error(`wasm: ${e.op} in an elementwise nest`);
+          }
+        }
+        case "bin":
+          if (COMPARE.has(e.op) || e.op === "&&" || e.op === "||") return one(truth(e));
+          return both2((a, b) => [...get(a), ...get(b), ...op(BIN_F64[e.op]!)], val(e.a), val(e.b));
+        case "sel": {
+          const c = truth(e.c);
+          const [a, b] = [val(e.a), val(e.b)];
+          return keep([...get(a[0]), ...get(b[0]), ...get(c[0]), ...op("bitselect")], wide ? [...get(a[1]), ...get(b[1]), ...get(c[1]), ...op("bitselect")] : undefined);
+        }
+        default: throw new Error(`wasm: a ${e.k} value in an elementwise nest`);
+      }
+    };
+    for (const s of n.body) {
+      if (s.k === "let") lets.set(s.name, val(s.init));
+      if (s.k !== "store") continue;
+      const v = val(s.add ? { k: "bin", op: "+", a: { k: "load", buf: s.buf, index: s.index }, b: s.value } : s.value);
+      out.push(...address(s.buf, s.index), ...get(v[0]), ...op("demote"));
+      if (wide) out.push(...get(v[1]), ...op("demote"), ...op("shuffle"), ...LOW_HALVES, ...simd(0x0b), ...mem(2));
+      else out.push(...op("store32Lane"), ...mem(2), 0);
+    }
+    return out;
+  };
+  const step = (l: number, by: number, to: number): Code => [...get(l), ...i32(by), ADD, 0x22, ...uleb(l), ...i32(to), NE, BR_IF, 0, END];
+  const nest = (depth: number): Code => {
+    const l = n.loops[depth]!;
+    const v = loopAt.get(l.v)!;
+    if (depth < n.loops.length - 1) return [...i32(l.from), ...set(v), ...LOOP, ...nest(depth + 1), ...step(v, 1, l.to)];
+    const main = Math.floor((l.to - l.from) / 4) * 4;
+    const out = [...i32(l.from), ...set(v)];
+    if (main > 0) out.push(...LOOP, ...body(true), ...step(v, 4, l.from + main));
+    if (l.from + main < l.to) out.push(...LOOP, ...body(false), ...step(v, 1, l.to));
+    return out;
+  };
+  code.push(...nest(0), END);
+  const declared = vec([[...uleb(n.loops.length + 1), I32], [...uleb(locals.count), V128]]);
+  const fnBody = [...declared, ...code];
+  return { params, body: [...uleb(fnBody.length), ...fnBody] };
+}
