@@ -6,8 +6,8 @@ import path from "node:path";
 import { Graph } from "./ir/graph.js";
 import { inScope } from "./lower/optimizer.js";
 import { backendsWhere } from "./backends/index.js";
-import type { CompileOptions, GenerateConfig } from "./config.js";
-import type { GenerateSpec, Manifest, MixedSpec } from "../runtime/manifest.js";
+import type { CachedStepConfig, CompileOptions, GenerateConfig } from "./config.js";
+import type { CachedStepSpec, GenerateSpec, Manifest, MixedSpec } from "../runtime/manifest.js";
 import { checkGenerateSpec } from "../runtime/generate.js";
 import { grad } from "./autodiff/grad.js";
 import { printGraph } from "./ir/printer.js";
@@ -316,6 +316,67 @@ function buildFiles(graph: Graph, options: Omit<CompileOptions, "outDir">, lean:
 
 /** The folder of a next-token predictor's batch-1 inference bundle, inside its bundle. */
 export const GENERATE_DIR = "generate";
+/** The folder of its generation step with a key/value cache. */
+export const GENERATE_STEP_DIR = "generate-step";
+
+/** Every param of `g` must be a param of `train` with the same shape, since it runs on the training bundle's weights. */
+function checkSharedParams(g: Graph, train: Graph, where: string): void {
+  for (const p of g.params) {
+    const q = train.param(p.name);
+    if (!q) throw new Error(`${where}: param "${p.name}" is not a param of the training graph "${train.name}", whose weights it runs on`);
+    if (q.shape.join(",") !== p.shape.join(",")) throw new Error(`${where}: param "${p.name}" is [${p.shape.join(",")}] but [${q.shape.join(",")}] in the training graph`);
+  }
+}
+
+/** `g` compiled forward only into the folder `dir` (its weights come from the training bundle when it runs). */
+function forwardFiles(g: Graph, options: CompileOptions, dir: string): BundleFiles {
+  const built = buildFiles(g, { ...(options.dtype ? { dtype: options.dtype } : {}), ...targetOptionsOf(options), ...(options.fusion !== undefined ? { fusion: options.fusion } : {}) }, true);
+  const files: BundleFiles = new Map();
+  for (const [rel, content] of built.files) files.set(`${dir}/${rel}`, content);
+  return files;
+}
+
+/**
+ * The cached generation step of `config` (see CachedStepConfig), checked
+ * against the training graph and the vocabulary: its inputs are the token,
+ * its position and the caches, each cache has an output of its shape.
+ */
+function cachedStep(train: Graph, config: CachedStepConfig, vocab: number): CachedStepSpec {
+  const g = config.graph;
+  const where = `compile: generate.cached graph "${g.name}"`;
+  const spec: CachedStepSpec = {
+    bundle: GENERATE_STEP_DIR,
+    input: config.input ?? "ids",
+    index: config.index ?? "index",
+    output: config.output ?? "logits",
+    caches: (config.caches ?? []).map((c) => ({ input: c.input, output: c.output })),
+  };
+  const inputs = g.inputs.map((i) => i.name).join(", ") || "none";
+  for (const [what, name, shape] of [["input", spec.input, [1, 1]], ["index", spec.index, [1]]] as const) {
+    const t = g.input(name);
+    if (!t) throw new Error(`${where} has no input "${name}" (inputs: ${inputs})`);
+    if (t.dtype !== "i32" || t.shape.join(",") !== shape.join(",")) throw new Error(`${where}: ${what} "${name}" must be i32 [${shape.join(", ")}], got ${t.dtype} [${t.shape.join(",")}]`);
+  }
+  const fed = new Set([spec.input, spec.index]);
+  for (const c of spec.caches) {
+    const from = g.input(c.input);
+    const to = g.outputs[c.output];
+    if (!from) throw new Error(`${where} has no input "${c.input}" for a cache (inputs: ${inputs})`);
+    if (!to || !Object.hasOwn(g.outputs, c.output)) throw new Error(`${where} has no output "${c.output}" for the cache "${c.input}" (outputs: ${Object.keys(g.outputs).join(", ") || "none"})`);
+    if (from.dtype !== to.dtype || from.shape.join(",") !== to.shape.join(",")) {
+      throw new Error(`${where}: cache "${c.input}" is ${from.dtype} [${from.shape.join(",")}] but its next value "${c.output}" is ${to.dtype} [${to.shape.join(",")}]`);
+    }
+    if (fed.has(c.input)) throw new Error(`${where}: input "${c.input}" is fed twice`);
+    fed.add(c.input);
+  }
+  const unfed = g.inputs.find((i) => !fed.has(i.name));
+  if (unfed) throw new Error(`${where}: input "${unfed.name}" is neither the token, its position nor a cache`);
+  const out = Object.hasOwn(g.outputs, spec.output) ? g.outputs[spec.output] : undefined;
+  if (!out) throw new Error(`${where} has no output "${spec.output}" (outputs: ${Object.keys(g.outputs).join(", ") || "none"})`);
+  if (out.shape.at(-1) !== vocab || out.size !== vocab) throw new Error(`${where}: output "${spec.output}" [${out.shape.join(",")}] must be the logits of one token [1, 1, ${vocab}]`);
+  checkSharedParams(g, train, where);
+  return spec;
+}
 
 /**
  * The inference bundle of `config` (see GenerateConfig), checked against the
@@ -332,11 +393,8 @@ function generateFiles(train: Graph, config: GenerateConfig, options: CompileOpt
   if (ids.dtype !== "i32" || ids.shape.length !== 2 || ids.shape[0] !== 1) {
     throw new Error(`${where}: input "${input}" must be i32 [1, context] (batch 1), got ${ids.dtype} [${ids.shape.join(",")}]`);
   }
-  for (const p of g.params) {
-    const q = train.param(p.name);
-    if (!q) throw new Error(`${where}: param "${p.name}" is not a param of the training graph "${train.name}", whose weights it runs on`);
-    if (q.shape.join(",") !== p.shape.join(",")) throw new Error(`${where}: param "${p.name}" is [${p.shape.join(",")}] but [${q.shape.join(",")}] in the training graph`);
-  }
+  checkSharedParams(g, train, where);
+  const cached = config.cached ? cachedStep(train, config.cached, config.vocab.length) : undefined;
   const spec: GenerateSpec = {
     bundle: GENERATE_DIR,
     input,
@@ -344,6 +402,7 @@ function generateFiles(train: Graph, config: GenerateConfig, options: CompileOpt
     context: ids.shape[1]!,
     vocab: [...config.vocab],
     ...(config.start !== undefined ? { start: config.start } : {}),
+    ...(cached ? { cached } : {}),
   };
   checkGenerateSpec(spec, where);
   const out = g.outputs[output];
@@ -351,10 +410,8 @@ function generateFiles(train: Graph, config: GenerateConfig, options: CompileOpt
   if (out.shape.at(-1) !== spec.vocab.length || out.size !== spec.context * spec.vocab.length) {
     throw new Error(`${where}: output "${output}" [${out.shape.join(",")}] must be logits [1, ${spec.context}, ${spec.vocab.length}] (context × vocabulary)`);
   }
-  // forward only, and its weights come from the training bundle when it runs
-  const built = buildFiles(g, { ...(options.dtype ? { dtype: options.dtype } : {}), ...targetOptionsOf(options), ...(options.fusion !== undefined ? { fusion: options.fusion } : {}) }, true);
-  const files: BundleFiles = new Map();
-  for (const [rel, content] of built.files) files.set(`${GENERATE_DIR}/${rel}`, content);
+  const files = forwardFiles(g, options, GENERATE_DIR);
+  if (config.cached) for (const [rel, content] of forwardFiles(config.cached.graph, options, GENERATE_STEP_DIR)) files.set(rel, content);
   return { spec, files };
 }
 

@@ -34,6 +34,26 @@ export interface GenerateConfig {
   readonly vocab: readonly string[];
   /** The token a generation with an empty prompt starts from. */
   readonly start?: string;
+  /** A generation step with a key/value cache, compiled beside it and used while the text fits the context. */
+  readonly cached?: CachedStepConfig;
+}
+
+/**
+ * A batch-1 graph that extends a text by one token, reading the keys and
+ * values of the tokens before it from caches instead of recomputing them
+ * (see `nn.cachedMultiHeadAttention`). Its logits must equal those of the
+ * generate graph at the token's position.
+ */
+export interface CachedStepConfig {
+  readonly graph: Graph;
+  /** The input of the new token's id, i32 [1, 1] (default "ids"). */
+  readonly input?: string;
+  /** The input of its position, i32 [1] (default "index"). */
+  readonly index?: string;
+  /** The output of its logits [1, 1, vocab] (default "logits"). */
+  readonly output?: string;
+  /** Each cache: an input and the output of the same shape that holds its next value (zeros before the first step). */
+  readonly caches: readonly { readonly input: string; readonly output: string }[];
 }
 
 export interface CompileOptions extends TargetOptions {

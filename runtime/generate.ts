@@ -2,8 +2,12 @@
 // manifest's `generate` entry names a forward-only bundle compiled for batch
 // 1 (a folder inside the bundle) and the vocabulary. Each new token runs that
 // bundle on the last `context` tokens, with the training bundle's current
-// weights copied in, and draws from the logits at the last position.
-import type { GenerateSpec, Manifest } from "./manifest.js";
+// weights copied in, and draws from the logits at the last position. A
+// `cached` entry names a second bundle that runs one token against key/value
+// caches: it draws the same tokens for the cost of one row, while the text
+// fits the context.
+import type { CachedStepSpec, GenerateSpec, Manifest } from "./manifest.js";
+import { ownValue, setOwn } from "./names.js";
 import { createRng } from "./data.js";
 import { sizeOf, typeText } from "./arena.js";
 
@@ -19,6 +23,12 @@ export interface GenerateOptions {
   readonly topK?: number;
   /** Seed of the draws (default 0): the same seed, weights and prompt give the same text. */
   readonly seed?: number;
+  /**
+   * Use the bundle's cached step, if it has one, while the text fits the
+   * context (default true); false runs the whole context for every token.
+   * Both give the same tokens.
+   */
+  readonly cache?: boolean;
 }
 
 /** What `generate` produced. */
@@ -29,12 +39,14 @@ export interface Generation {
   readonly generated: string;
   /** Every token id, prompt included. */
   readonly ids: readonly number[];
+  /** How many of the generated tokens the cached step drew (the rest: a pass over the whole context each). */
+  readonly cachedTokens: number;
 }
 
-/** The part of a loaded bundle generation needs: its manifest, param names and a forward pass. */
+/** The part of a loaded bundle generation needs: its manifest and a forward pass. */
 export interface NextTokenModel {
   readonly manifest: Manifest;
-  predict(inputs: Readonly<Record<string, Int32Array>>): Readonly<Record<string, ArrayLike<number>>>;
+  predict(inputs: Readonly<Record<string, Int32Array | Float32Array | Float64Array>>): Readonly<Record<string, ArrayLike<number>>>;
 }
 
 /**
@@ -62,6 +74,25 @@ export function checkGenerateSpec(spec: unknown, file: string): asserts spec is 
   if (s["start"] !== undefined && !(typeof s["start"] === "string" && seen.has(s["start"]))) {
     throw new Error(`${where}.start must be a token of the vocabulary (got ${JSON.stringify(s["start"])})`);
   }
+  if (s["cached"] !== undefined) checkCachedStepSpec(s["cached"], `${where}.cached`, s["bundle"] as string);
+}
+
+/** Checks the cached step of a generate entry; `where` names it in errors. */
+function checkCachedStepSpec(spec: unknown, where: string, generateBundle: string): void {
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) throw new Error(`${where} must be an object`);
+  const s = spec as Record<string, unknown>;
+  const name = (v: unknown) => typeof v === "string" && v.length > 0;
+  for (const key of ["bundle", "input", "index", "output"] as const) {
+    if (!name(s[key])) throw new Error(`${where}.${key} must be a non-empty string (got ${JSON.stringify(s[key] ?? null)})`);
+  }
+  if (!/^[A-Za-z0-9_-]+$/.test(s["bundle"] as string) || s["bundle"] === generateBundle) {
+    throw new Error(`${where}.bundle must be a plain folder name inside the bundle, other than the generate bundle's (got ${JSON.stringify(s["bundle"])})`);
+  }
+  if (!Array.isArray(s["caches"])) throw new Error(`${where}.caches must be an array of { input, output }`);
+  (s["caches"] as unknown[]).forEach((c, i) => {
+    const e = (c ?? {}) as Record<string, unknown>;
+    if (!name(e["input"]) || !name(e["output"])) throw new Error(`${where}.caches[${i}] must be { input, output } with non-empty names (got ${JSON.stringify(c)})`);
+  });
 }
 
 /**
@@ -81,6 +112,45 @@ export function checkInferenceBundle(spec: GenerateSpec, gen: Manifest, train: M
   if (sizeOf(output.shape) !== spec.context * V || output.shape.at(-1) !== V) {
     throw new Error(`${dir}: generate.output "${spec.output}" is ${typeText(output.dtype, output.shape)}; expected [1,${spec.context},${V}] logits (context × vocabulary)`);
   }
+  checkInferenceParams(gen, train, dir);
+}
+
+/**
+ * Checks the cached step bundle against the spec and the training bundle:
+ * i32 inputs token [1, 1] and position [1], one token's logits, each cache an
+ * input and an output of one shape, nothing else to feed, and params that
+ * the training bundle has with the same shapes.
+ */
+export function checkCachedStepBundle(spec: GenerateSpec, step: Manifest, train: Manifest, dir: string): void {
+  const c = spec.cached!;
+  const input = (name: string) => step.inputs.find((i) => i.name === name);
+  const output = (name: string) => step.outputs.find((o) => o.name === name);
+  const inputs = step.inputs.map((i) => i.name).join(", ") || "none";
+  for (const [what, name, shape] of [["input", c.input, [1, 1]], ["index", c.index, [1]]] as const) {
+    const t = input(name);
+    if (!t) throw new Error(`${dir}: generate.cached.${what} "${name}" is not an input of the step bundle (inputs: ${inputs})`);
+    if (t.dtype !== "i32" || t.shape.join(",") !== shape.join(",")) throw new Error(`${dir}: generate.cached.${what} "${name}" is ${typeText(t.dtype, t.shape)}; expected i32[${shape.join(",")}]`);
+  }
+  const V = spec.vocab.length;
+  const logits = output(c.output);
+  if (!logits) throw new Error(`${dir}: generate.cached.output "${c.output}" is not an output of the step bundle`);
+  if (sizeOf(logits.shape) !== V || logits.shape.at(-1) !== V) throw new Error(`${dir}: generate.cached.output "${c.output}" is ${typeText(logits.dtype, logits.shape)}; expected one token's logits [1,1,${V}]`);
+  for (const e of c.caches) {
+    const from = input(e.input);
+    const to = output(e.output);
+    if (!from || !to) throw new Error(`${dir}: generate.cached cache ${JSON.stringify(e.input)} → ${JSON.stringify(e.output)} needs an input and an output of the step bundle by those names`);
+    if (from.dtype !== to.dtype || from.shape.join(",") !== to.shape.join(",")) {
+      throw new Error(`${dir}: cache "${e.input}" is ${typeText(from.dtype, from.shape)} but its next value "${e.output}" is ${typeText(to.dtype, to.shape)}`);
+    }
+  }
+  const fed = new Set([c.input, c.index, ...c.caches.map((e) => e.input)]);
+  const unfed = step.inputs.find((i) => !fed.has(i.name));
+  if (unfed) throw new Error(`${dir}: the step bundle's input "${unfed.name}" is neither the token, its position nor a cache`);
+  checkInferenceParams(step, train, dir);
+}
+
+/** Every param of an inference bundle is a param of the training bundle with the same shape. */
+function checkInferenceParams(gen: Manifest, train: Manifest, dir: string): void {
   for (const p of gen.params) {
     const q = train.params.find((t) => t.name === p.name);
     if (!q) throw new Error(`${dir}: the inference bundle's param "${p.name}" is not a param of the training bundle`);
@@ -112,6 +182,46 @@ function checkOptions(o: GenerateOptions, vocab: number): void {
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 1)) throw new Error(`generate: topK must be an integer ≥ 1 (got ${String(o.topK)}; the vocabulary has ${vocab} tokens)`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new Error(`generate: seed must be an integer (got ${String(o.seed)})`);
   if (o.prompt !== undefined && typeof o.prompt !== "string") throw new Error(`generate: prompt must be a string (got ${typeof o.prompt})`);
+  if (o.cache !== undefined && typeof o.cache !== "boolean") throw new Error(`generate: cache must be true or false (got ${String(o.cache)})`);
+}
+
+/**
+ * The cached step's state over one generation: its caches (zeros at first)
+ * and how many tokens of the text they hold. `advance` feeds the tokens not
+ * yet cached and returns the logits after the last one.
+ */
+class StepCache {
+  private length = 0;
+  private readonly feeds: Record<string, Int32Array | Float32Array | Float64Array> = {};
+  private readonly token = new Int32Array(1);
+  private readonly index = new Int32Array(1);
+
+  constructor(
+    private readonly model: NextTokenModel,
+    private readonly spec: CachedStepSpec,
+  ) {
+    setOwn(this.feeds, spec.input, this.token);
+    setOwn(this.feeds, spec.index, this.index);
+    for (const c of spec.caches) {
+      const entry = model.manifest.inputs.find((i) => i.name === c.input)!;
+      const n = sizeOf(entry.shape);
+      setOwn(this.feeds, c.input, entry.dtype === "f64" ? new Float64Array(n) : new Float32Array(n));
+    }
+  }
+
+  /** Runs the step on ids[length …] in turn; the logits of the last token. */
+  advance(ids: readonly number[]): ArrayLike<number> {
+    let logits: ArrayLike<number> | undefined;
+    for (; this.length < ids.length; this.length++) {
+      this.token[0] = ids[this.length]!;
+      this.index[0] = this.length;
+      const out = this.model.predict(this.feeds);
+      for (const c of this.spec.caches) (ownValue(this.feeds, c.input) as Float32Array).set(ownValue(out, c.output)!);
+      logits = ownValue(out, this.spec.output)!;
+    }
+    if (!logits) throw new Error("generate: the cached step has no new token to run");
+    return logits;
+  }
 }
 
 /**
@@ -140,9 +250,12 @@ export function sampleToken(logits: ArrayLike<number>, from: number, n: number, 
 /**
  * Generates `options.tokens` tokens after the prompt with `model` (the
  * inference bundle, its weights already current). The context slides: the
- * model sees the last `context` tokens, starting at position 0.
+ * model sees the last `context` tokens, starting at position 0. With `step`
+ * (the cached step bundle, weights current too), each token while the text
+ * fits the context costs one step over that token alone; once it slides,
+ * every position moves, so each token runs the whole context again.
  */
-export function generate(model: NextTokenModel, spec: GenerateSpec, options: GenerateOptions): Generation {
+export function generate(model: NextTokenModel, spec: GenerateSpec, options: GenerateOptions, step?: NextTokenModel): Generation {
   checkOptions(options, spec.vocab.length);
   const V = spec.vocab.length;
   const T = spec.context;
@@ -160,7 +273,15 @@ export function generate(model: NextTokenModel, spec: GenerateSpec, options: Gen
   const order = new Int32Array(V);
   const probs = new Float64Array(V);
   const first = ids.length;
+  const cache = step && spec.cached && options.cache !== false ? new StepCache(step, spec.cached) : undefined;
+  let cachedTokens = 0;
   for (let n = 0; n < options.tokens; n++) {
+    if (cache && ids.length <= T) {
+      // the same positions as the pass below: the text from position 0, its last token at ids.length − 1
+      ids.push(sampleToken(cache.advance(ids), 0, V, temperature, topK, rng(), order, probs));
+      cachedTokens++;
+      continue;
+    }
     const from = Math.max(0, ids.length - T);
     const len = ids.length - from;
     window.fill(0);
@@ -171,5 +292,5 @@ export function generate(model: NextTokenModel, spec: GenerateSpec, options: Gen
   }
   const generated = ids.slice(first).map((i) => spec.vocab[i]).join("");
   const head = fromStart ? "" : prompt;
-  return { text: head + generated, generated, ids };
+  return { text: head + generated, generated, ids, cachedTokens };
 }

@@ -154,6 +154,22 @@ export interface GenerateSpec {
   readonly vocab: readonly string[];
   /** The token a generation with an empty prompt starts from. */
   readonly start?: string;
+  /** A generation step with a key/value cache (see CachedStepSpec). */
+  readonly cached?: CachedStepSpec;
+}
+
+/**
+ * A forward-only bundle in the folder `bundle` that extends a text by one
+ * token: its id in `input` [1, 1] and its position in `index` [1] (both i32),
+ * the next token's logits in `output` [1, 1, vocab]. Each cache's `output` is
+ * fed back to its `input` at the next step; all are zeros at position 0.
+ */
+export interface CachedStepSpec {
+  readonly bundle: string;
+  readonly input: string;
+  readonly index: string;
+  readonly output: string;
+  readonly caches: readonly { readonly input: string; readonly output: string }[];
 }
 
 /**

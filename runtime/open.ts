@@ -17,7 +17,7 @@ import { notSynchronous, now } from "./device.js";
 import type { DeviceFactory } from "./devices.js";
 import { DataParallel } from "./dataParallel.js";
 import type { DataParallelOptions } from "./dataParallel.js";
-import { checkGenerateSpec, checkInferenceBundle, generate } from "./generate.js";
+import { checkCachedStepBundle, checkGenerateSpec, checkInferenceBundle, generate } from "./generate.js";
 import type { GenerateOptions, Generation } from "./generate.js";
 import { LossScaler } from "./lossScale.js";
 import type { LossScaleStatus } from "./lossScale.js";
@@ -207,16 +207,28 @@ export async function openBundle(io: BundleIO, devices: DeviceFactory, options: 
   return trainer;
 }
 
-/** The batch-1 inference bundle of a next-token predictor, on a device of the same kind, checked against its parent. */
-async function loadInference(io: BundleIO, manifest: Manifest, devices: DeviceFactory, options: LoadOptions): Promise<Trainer | undefined> {
+/** A next-token predictor's batch-1 inference bundles: the whole-context one and the cached step, if any. */
+interface Inference {
+  readonly context: Trainer;
+  readonly step?: Trainer;
+}
+
+/** The batch-1 inference bundles of a next-token predictor, on a device of the same kind, checked against their parent. */
+async function loadInference(io: BundleIO, manifest: Manifest, devices: DeviceFactory, options: LoadOptions): Promise<Inference | undefined> {
   const spec = manifest.generate;
   if (!spec) return undefined;
-  const sub = io.sub(spec.bundle);
-  const dir = sub.dir;
-  const gen = await openBundle(sub, devices, options.device ? { device: options.device } : {});
-  if (gen.manifest.generate) throw new Error(`${dir}: an inference bundle cannot itself declare generate`);
-  checkInferenceBundle(spec, gen.manifest, manifest, dir);
-  return gen;
+  const open = async (folder: string) => {
+    const sub = io.sub(folder);
+    const bundle = await openBundle(sub, devices, options.device ? { device: options.device } : {});
+    if (bundle.manifest.generate) throw new Error(`${sub.dir}: an inference bundle cannot itself declare generate`);
+    return { bundle, dir: sub.dir };
+  };
+  const context = await open(spec.bundle);
+  checkInferenceBundle(spec, context.bundle.manifest, manifest, context.dir);
+  if (!spec.cached) return { context: context.bundle };
+  const step = await open(spec.cached.bundle);
+  checkCachedStepBundle(spec, step.bundle.manifest, manifest, step.dir);
+  return { context: context.bundle, step: step.bundle };
 }
 
 /** A bundle file read and decoded as safetensors; errors name it. */
@@ -254,7 +266,7 @@ class BundleTrainer implements Trainer {
     readonly device: Device,
     private readonly files: CheckpointFiles | undefined,
     readonly dataParallel?: DataParallel,
-    private readonly inference?: Trainer,
+    private readonly inference?: Inference,
     private readonly release: () => Promise<void> = () => Promise.resolve(),
   ) {
     if (manifest.hyper.lr.arena !== "F") throw new Error(`${dir}/manifest.json: hyper.lr must live in the F arena`);
@@ -499,15 +511,17 @@ class BundleTrainer implements Trainer {
 
   async close(): Promise<void> {
     await this.release();
-    await this.inference?.close();
+    await this.inference?.context.close();
+    await this.inference?.step?.close();
   }
 
   generate(options: GenerateOptions): Generation {
     const spec = this.manifest.generate;
     if (!spec || !this.inference) throw new Error(`${this.dir}: the model is not a next-token predictor (its manifest has no generate entry; give compile a generate config)`);
     if (!this.synchronous) throw notSynchronous(this.device, "generate(options)");
-    // the inference bundle shares the weights: copy the current ones in by name
-    for (const name of this.inference.params.names()) this.inference.params.set(name, this.params.get(name));
-    return generate(this.inference, spec, options);
+    // the inference bundles share the weights: copy the current ones in by name
+    const { context, step } = this.inference;
+    for (const bundle of step ? [context, step] : [context]) for (const name of bundle.params.names()) bundle.params.set(name, this.params.get(name));
+    return generate(context, spec, options, step);
   }
 }

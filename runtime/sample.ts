@@ -13,6 +13,7 @@ export const SAMPLE_FLAGS: FlagDefs = {
   "top-k": { kind: "int", value: "K", help: "draw only among the K most likely tokens (default: all)" },
   seed: { kind: "int", value: "S", help: "seed of the draws (default 0)" },
   checkpoint: { kind: "string", value: "FILE", help: "weights to use (default: <dir>/checkpoints/latest.safetensors if present, else the initial weights)" },
+  "no-cache": { kind: "boolean", help: "run the whole context for every token, even where the bundle has a key/value-cached step (the same text, slower)" },
   help: { kind: "boolean", short: "h", help: "show this help" },
 };
 
@@ -45,13 +46,19 @@ export async function sampleCommand(argv: readonly string[], out: (text: string)
   const temperature = flagNumber(flags, "temperature");
   const topK = flagNumber(flags, "top-k");
   const seed = flagNumber(flags, "seed");
+  const started = performance.now();
+  const tokens = flagNumber(flags, "tokens") ?? 200;
   const result = trainer.generate({
-    tokens: flagNumber(flags, "tokens") ?? 200,
+    tokens,
+    ...(flags["no-cache"] ? { cache: false } : {}),
     ...(prompt !== undefined ? { prompt } : {}),
     ...(temperature !== undefined ? { temperature } : {}),
     ...(topK !== undefined ? { topK } : {}),
     ...(seed !== undefined ? { seed } : {}),
   });
+  const seconds = (performance.now() - started) / 1000;
+  const cached = trainer.manifest.generate.cached ? `, ${result.cachedTokens} of them by the key/value-cached step` : "";
+  note(`${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(0)} tokens/s${cached})`);
   out(result.text);
   return 0;
 }

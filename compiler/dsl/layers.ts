@@ -126,17 +126,81 @@ export function multiHeadAttention(g: GraphBuilder, name: string, x: Tensor, opt
   if (!(rate >= 0 && rate < 1)) throw new GraphError(op, `"${name}": dropout must be in [0, 1), got ${String(rate)}`, callerLocation());
   const lead = x.shape.slice(0, -2);
   const B = lead.reduce((a, b) => a * b, 1);
-  const dh = D / heads;
   const useBias = opts.useBias ?? true;
-  const x3 = x.reshape([B, T, D]);
+  const { q, k, v, merge } = headProjections(g, name, x.reshape([B, T, D]), heads, useBias);
+  const attended = dotProductAttention(q, k, v, { dropout: rate, ...(opts.causal ? { mask: causalMask(T) } : {}) });
+  return merge(attended).reshape([...lead, T, D]);
+}
+
+/**
+ * The projections of multi-head attention over x [B, T, D]: q, k and v split
+ * into heads [B, heads, T, D / heads], and `merge`, which joins attended heads
+ * back to [B, T, D] through the output projection.
+ */
+function headProjections(g: GraphBuilder, name: string, x: Tensor, heads: number, useBias: boolean): { q: Tensor; k: Tensor; v: Tensor; merge: (attended: Tensor) => Tensor } {
+  const [B, T, D] = x.shape as [number, number, number];
+  const dh = D / heads;
   // [B, T, D] → [B, heads, T, dh]
   const split = (t: Tensor) => t.reshape([B, T, heads, dh]).transpose([0, 2, 1, 3]);
-  const q = split(dense(g, `${name}.q`, x3, D, { useBias }));
-  const k = split(dense(g, `${name}.k`, x3, D, { useBias }));
-  const v = split(dense(g, `${name}.v`, x3, D, { useBias }));
-  const attended = dotProductAttention(q, k, v, { dropout: rate, ...(opts.causal ? { mask: causalMask(T) } : {}) });
-  const merged = attended.transpose([0, 2, 1, 3]).reshape([B, T, D]);
-  return dense(g, `${name}.out`, merged, D, { useBias }).reshape([...lead, T, D]);
+  return {
+    q: split(dense(g, `${name}.q`, x, D, { useBias })),
+    k: split(dense(g, `${name}.k`, x, D, { useBias })),
+    v: split(dense(g, `${name}.v`, x, D, { useBias })),
+    merge: (attended) => dense(g, `${name}.out`, attended.transpose([0, 2, 1, 3]).reshape([B, T, D]), D, { useBias }),
+  };
+}
+
+/** The keys and values of the positions so far, and where the new token goes (see `cachedMultiHeadAttention`). */
+export interface AttentionCache {
+  /** [B, heads, maxLength, D / heads]: row j holds position j's key; rows from `index` on are ignored. */
+  readonly keys: Tensor;
+  /** [B, heads, maxLength, D / heads], as `keys`. */
+  readonly values: Tensor;
+  /** i32 [1]: the position of the new token, in [0, maxLength). */
+  readonly index: Tensor;
+}
+
+/** Options of `cachedMultiHeadAttention`. */
+export interface CachedAttentionOptions {
+  readonly heads: number;
+  readonly cache: AttentionCache;
+  /** Biases in the four projections (default true). */
+  readonly useBias?: boolean;
+}
+
+/**
+ * One step of causal multi-head self-attention with a key/value cache
+ * (KerasNLP's `CachedMultiHeadAttention`): x [B, 1, D] is the token at
+ * position `cache.index`; its key and value are written into the cache at
+ * that row, and its query attends to rows 0 … index. The params are those of
+ * `multiHeadAttention(g, name, …)`, so the output [B, 1, D] equals row
+ * `index` of causal `multiHeadAttention` over the whole sequence, for the
+ * cost of one row. Returns it with the updated cache, for the next step.
+ */
+export function cachedMultiHeadAttention(g: GraphBuilder, name: string, x: Tensor, opts: CachedAttentionOptions): { output: Tensor; keys: Tensor; values: Tensor } {
+  const op = "cachedMultiHeadAttention";
+  if (x.rank !== 3 || x.shape[1] !== 1) throw new GraphError(op, `"${name}": x must be one token per example [batch, 1, width], got ${shapeStr(x.shape)}`, callerLocation());
+  const [B, , D] = x.shape as [number, number, number];
+  const heads = opts?.heads;
+  if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) {
+    throw new GraphError(op, `"${name}": heads must be a positive integer that divides the width ${D}, got ${String(heads)}`, callerLocation());
+  }
+  const { keys, values, index } = opts.cache ?? ({} as Partial<AttentionCache>);
+  if (!keys || !values || !index) throw new GraphError(op, `"${name}": cache must be { keys, values, index } tensors`, callerLocation());
+  const T = keys.shape[2]!;
+  const want = shapeStr([B, heads, T, D / heads]);
+  if (keys.rank !== 4 || shapeStr(keys.shape) !== want || shapeStr(values.shape) !== want || !isFloat(keys.dtype) || values.dtype !== keys.dtype) {
+    throw new GraphError(op, `"${name}": cache keys and values must be float [batch, heads, length, width / heads] = ${want}, got ${keys.dtype}${shapeStr(keys.shape)} and ${values.dtype}${shapeStr(values.shape)}`, callerLocation());
+  }
+  if (index.dtype !== "i32" || shapeStr(index.shape) !== "[1]") throw new GraphError(op, `"${name}": cache index must be i32[1] (the new token's position), got ${index.dtype}${shapeStr(index.shape)}`, callerLocation());
+  const { q, k, v, merge } = headProjections(g, name, x, heads, opts.useBias ?? true);
+  const rows = g.const(Array.from({ length: T }, (_, j) => j), [T], "i32");
+  // the new row at `index` (its key and value broadcast over the length), the old rows elsewhere
+  const here = rows.equal(index).reshape([T, 1]);
+  const newKeys = here.where(k, keys);
+  const newValues = here.where(v, values);
+  const attended = dotProductAttention(q, newKeys, newValues, { mask: rows.lessEqual(index) });
+  return { output: merge(attended), keys: newKeys, values: newValues };
 }
 
 /** Options of `batchNorm`. */

@@ -11,7 +11,15 @@ const FRAME = /\(?((?:file:\/\/)?[^()\s]+?):(\d+):(\d+)\)?\s*$/;
 
 /** The first stack frame outside gradc's compiler: the user's model line. */
 export function callerLocation(): SourceLoc | undefined {
-  const stack = new Error().stack;
+  // layers call layers: the user's frame can sit deeper than V8's default 10
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 64;
+  let stack: string | undefined;
+  try {
+    stack = new Error().stack;
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
   if (!stack) return undefined;
   for (const line of stack.split("\n").slice(1)) {
     const m = FRAME.exec(line.trim());

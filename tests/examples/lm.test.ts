@@ -72,6 +72,50 @@ describe("examples/lm", () => {
     expect(again.join("\n")).toBe(text);
   });
 
+  it("the key/value-cached step draws the same tokens as a pass over the whole context, within the context and after it slides", () => {
+    for (const [prompt, seed, temperature] of [["The ", 1, 1], ["", 2, 0.8], ["of the", 3, 0]] as const) {
+      const options = { prompt, tokens: 60, seed, temperature };
+      const cached = trainer.generate(options);
+      const whole = trainer.generate({ ...options, cache: false });
+      expect(cached.ids).toEqual(whole.ids);
+      // the cached step runs until the text fills the context of 24
+      expect(cached.cachedTokens).toBe(SIZE.seq - Math.max(prompt.length, 1) + 1);
+      expect(whole.cachedTokens).toBe(0);
+    }
+  });
+
+  it("the cached step's logits are those of the whole context at each position", async () => {
+    // the two inference bundles, loaded on their own with the trained weights
+    const context = await load(join(dir, "generate"));
+    const step = await load(join(dir, "generate-step"));
+    for (const t of [context, step]) for (const name of t.params.names()) t.params.set(name, trainer.params.get(name));
+    const ids = Int32Array.from(encode(TEXT.slice(0, SIZE.seq), VOCAB));
+    const whole = Float32Array.from(context.predict({ ids })["logits"]!);
+    const shape = [1, SIZE.heads, SIZE.seq, SIZE.dim / SIZE.heads];
+    const caches = { "cache.block0.keys": new Float32Array(shape.reduce((a, b) => a * b)), "cache.block0.values": new Float32Array(shape.reduce((a, b) => a * b)) };
+    let worst = 0;
+    for (let i = 0; i < SIZE.seq; i++) {
+      const out = step.predict({ ids: [ids[i]!], index: [i], ...caches });
+      caches["cache.block0.keys"] = Float32Array.from(out["block0.keys"]!);
+      caches["cache.block0.values"] = Float32Array.from(out["block0.values"]!);
+      const logits = out["logits"]!;
+      for (let v = 0; v < SIZE.vocab; v++) worst = Math.max(worst, Math.abs(logits[v]! - whole[i * SIZE.vocab + v]!));
+    }
+    // float32 rounding of products over other lengths, nothing more
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it("gradc sample --no-cache prints the same text and says how many tokens the cached step drew", async () => {
+    const args = ["sample", dir, "--prompt", "The ", "--tokens", "40", "--seed", "4"];
+    const [a, b] = [[] as string[], [] as string[]];
+    const notes: string[] = [];
+    await run(args, { out: (t) => a.push(t), err: (t) => notes.push(t) });
+    await run([...args, "--no-cache"], { out: (t) => b.push(t), err: (t) => notes.push(t) });
+    expect(a.join("\n")).toBe(b.join("\n"));
+    expect(notes.join("\n")).toMatch(/40 tokens in [\d.]+ s \(\d+ tokens\/s, 21 of them by the key\/value-cached step\)/);
+    expect(notes.join("\n")).toMatch(/40 tokens in [\d.]+ s \(\d+ tokens\/s, 0 of them by the key\/value-cached step\)/);
+  });
+
   it("trainer.generate uses the current weights: training changes the text", async () => {
     const fresh = await load(dir);
     const a = fresh.generate({ prompt: "The ", tokens: 40, seed: 3 });

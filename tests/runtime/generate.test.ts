@@ -93,4 +93,62 @@ describe("the generate entry", () => {
     expect(() => compile(bigram("bi", 2, true), { outDir: tempBundleDir("g"), generate: { graph: bigram("bi1", 1, false), vocab: ["a", "b"] } })).toThrow(/output "logits" \[1,4,3\] must be logits \[1, 4, 2\]/);
     expect(() => compile(bigram("bi", 2, true, 3), { outDir: tempBundleDir("g"), generate: { graph: bigram("bi1", 1, false, 2), vocab: ["a", "b"] } })).toThrow(/param "table" is \[3,2\] but \[3,3\] in the training graph/);
   });
+
+  /**
+   * The bigram as a cached step: logits = table[id] for the token at `index`;
+   * its one cache counts the steps so far (each step adds 1), and the logits
+   * add 10 to token c once that count reaches 3, so a count not fed back
+   * changes the text.
+   */
+  const bigramStep = (name: string, opts: { cacheShape?: number[]; next?: number[]; extra?: boolean; indexType?: "i32" | "f32"; width?: number } = {}) =>
+    graph(name, (g) => {
+      const ids = g.input("ids", [1, 1], "i32");
+      g.input("index", [1], opts.indexType ?? "i32");
+      const width = opts.width ?? 3;
+      const table = g.param("table", [3, width], { init: [0, 5, 0, 0, 0, 5, 5, 0, 0].slice(0, 3 * width) });
+      const count = g.input("count", opts.cacheShape ?? [1]);
+      const bonus = count.sum().greaterEqual(3).where(g.const([0, 0, 10].slice(0, width), [width]), 0);
+      const outputs: Record<string, ReturnType<typeof g.input>> = { logits: table.gather(ids).add(bonus.reshape([1, 1, width])), next: count.add(1).reshape(opts.next ?? count.shape) };
+      if (opts.extra) g.input("extra", [1]);
+      return { outputs };
+    });
+  const cached = (graph: ReturnType<typeof bigramStep>) => ({ graph, caches: [{ input: "count", output: "next" }] });
+
+  it("a cached step feeds each cache's output back and runs while the text fits the context, then the whole context", async () => {
+    const dir = tempBundleDir("gen");
+    const vocab = ["a", "b", "c"];
+    compile(bigram("bi", 2, true), { outDir: dir, generate: { graph: bigram("bi1", 1, false), vocab, cached: cached(bigramStep("step")) } });
+    const t = await load(dir);
+    // steps 1–3 (counts 0, 1, 2) follow the table; the 4th (count 3) takes c after a; the context of 4 is then full and the table rules again
+    const g = t.generate({ prompt: "a", tokens: 6, temperature: 0 });
+    expect(g.text).toBe("abcacab");
+    expect(g.cachedTokens).toBe(4);
+    // without the cache: the table alone
+    const plain = t.generate({ prompt: "a", tokens: 6, temperature: 0, cache: false });
+    expect([plain.text, plain.cachedTokens]).toEqual(["abcabca", 0]);
+    // a 3-token prompt runs 3 steps before the first draw, which sees count 2
+    expect(t.generate({ prompt: "aaa", tokens: 2, temperature: 0 }).text).toBe("aaabc");
+    expect(() => t.generate({ prompt: "a", tokens: 1, cache: 1 as unknown as boolean })).toThrow(/cache must be true or false/);
+    const file = join(dir, "manifest.json");
+    const m = JSON.parse(readFileSync(file, "utf8"));
+    writeFileSync(file, JSON.stringify({ ...m, generate: { ...m.generate, cached: { ...m.generate.cached, caches: [{ input: "count", output: "logits" }] } } }));
+    await expect(load(dir)).rejects.toThrow(/cache "count" is f32\[1\] but its next value "logits" is f32\[1,1,3\]/);
+    writeFileSync(file, JSON.stringify({ ...m, generate: { ...m.generate, cached: { ...m.generate.cached, bundle: "generate" } } }));
+    expect(() => readManifest(dir)).toThrow(/generate\.cached\.bundle must be a plain folder name inside the bundle, other than the generate bundle's/);
+    writeFileSync(file, JSON.stringify({ ...m, generate: { ...m.generate, cached: { ...m.generate.cached, caches: [{ input: "count" }] } } }));
+    expect(() => readManifest(dir)).toThrow(/generate\.cached\.caches\[0\] must be \{ input, output \}/);
+  });
+
+  it("refuses a cached step that does not fit: index type, an input it cannot feed, a cache without its shape, the logits' size", () => {
+    const vocab = ["a", "b", "c"];
+    const compileWith = (step: ReturnType<typeof bigramStep>, v = vocab) => () =>
+      compile(bigram("bi", 2, true), { outDir: tempBundleDir("g"), generate: { graph: bigram("bi1", 1, false), vocab: v, cached: cached(step) } });
+    expect(compileWith(bigramStep("s", { indexType: "f32" }))).toThrow(/generate\.cached graph "s": index "index" must be i32 \[1\], got f32 \[1\]/);
+    expect(compileWith(bigramStep("s", { extra: true }))).toThrow(/input "extra" is neither the token, its position nor a cache/);
+    expect(compileWith(bigramStep("s", { cacheShape: [2], next: [1, 2] }))).toThrow(/cache "count" is f32 \[2\] but its next value "next" is f32 \[1,2\]/);
+    expect(compileWith(bigramStep("s", { width: 2 }), ["a", "b"])).toThrow(/param "table" is \[3,2\] but \[3,3\] in the training graph/);
+    expect(() =>
+      compile(bigram("bi", 2, true), { outDir: tempBundleDir("g"), generate: { graph: bigram("bi1", 1, false), vocab, cached: { graph: bigramStep("s"), caches: [{ input: "count", output: "nope" }] } } }),
+    ).toThrow(/has no output "nope" for the cache "count"/);
+  });
 });

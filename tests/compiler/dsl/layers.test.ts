@@ -207,6 +207,53 @@ describe("nn.multiHeadAttention", () => {
   });
 });
 
+describe("nn.cachedMultiHeadAttention", () => {
+  const B = 2, T = 3, D = 4, H = 2;
+  const full = graph("mhaFull", (g) => ({ outputs: { y: g.scope("block1", () => nn.multiHeadAttention(g, "attn", g.input("x", [B, T, D]), { heads: H, causal: true })) } }));
+  const step = graph("mhaStep", (g) => {
+    const cache = { keys: g.input("keys", [B, H, T, D / H]), values: g.input("values", [B, H, T, D / H]), index: g.input("index", [1], "i32") };
+    const r = g.scope("block1", () => nn.cachedMultiHeadAttention(g, "attn", g.input("x", [B, 1, D]), { heads: H, cache }));
+    return { outputs: { y: r.output, keys: r.keys, values: r.values } };
+  });
+  const x = randomArray(B * T * D, 33);
+  const params = nonZeroBiases(full);
+  /** Position t of every example: x[:, t, :]. */
+  const token = (t: number) => Float64Array.from({ length: B * D }, (_, i) => x[Math.floor(i / D) * T * D + t * D + (i % D)]!);
+
+  it("has multiHeadAttention's params, so one's weights run the other", () => {
+    expect(step.params.map((p) => `${p.name}${JSON.stringify(p.shape)}`)).toEqual(full.params.map((p) => `${p.name}${JSON.stringify(p.shape)}`));
+  });
+
+  it("step by step gives each row of causal multiHeadAttention and writes that row of the cache", () => {
+    const y = interpret(full, { x }, params, { precision: "f64" }).outputs.y!.data;
+    // rows at and after the index must not matter: start from noise, not zeros
+    let keys = randomArray(B * H * T * (D / H), 34), values = randomArray(B * H * T * (D / H), 35);
+    for (let t = 0; t < T; t++) {
+      const before = Float64Array.from(keys);
+      const out = interpret(step, { x: token(t), keys, values, index: [t] }, params, { precision: "f64" }).outputs;
+      const expected = Float64Array.from({ length: B * D }, (_, i) => y[Math.floor(i / D) * T * D + t * D + (i % D)]!);
+      expectAllClose(out.y!.data, expected, 1e-12);
+      keys = Float64Array.from(out.keys!.data);
+      values = Float64Array.from(out.values!.data);
+      // only row t of each example and head changed
+      const changed = [...keys.keys()].filter((i) => keys[i] !== before[i]).map((i) => Math.floor(i / (D / H)) % T);
+      expect(changed.length).toBe(B * H * (D / H));
+      expect(new Set(changed)).toEqual(new Set([t]));
+    }
+  });
+
+  it("rejects more than one token, a cache of the wrong shape and a float index, naming the layer", () => {
+    const build = (xShape: number[], cacheShape: number[], indexType: "i32" | "f32") => () =>
+      graph("bad", (g) => {
+        const cache = { keys: g.input("k", cacheShape), values: g.input("v", cacheShape), index: g.input("i", [1], indexType) };
+        return { outputs: { y: nn.cachedMultiHeadAttention(g, "attn", g.input("x", xShape), { heads: H, cache }).output } };
+      });
+    expect(errorMessage(build([B, 2, D], [B, H, T, 2], "i32"))).toMatch(/^cachedMultiHeadAttention: "attn": x must be one token per example \[batch, 1, width\], got \[2,2,4\]/);
+    expect(errorMessage(build([B, 1, D], [B, H, T, 4], "i32"))).toMatch(/^cachedMultiHeadAttention: "attn": cache keys and values must be float \[batch, heads, length, width \/ heads\] = \[2,2,3,2\], got f32\[2,2,3,4\]/);
+    expect(errorMessage(build([B, 1, D], [B, H, T, 2], "f32"))).toMatch(/^cachedMultiHeadAttention: "attn": cache index must be i32\[1\]/);
+  });
+});
+
 /** Every param from its initializer, but biases random (zeros would hide a wrong bias gradient). */
 function nonZeroBiases(m: ReturnType<typeof graph>): Record<string, Float64Array> {
   return Object.fromEntries(
