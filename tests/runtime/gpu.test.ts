@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { spawnSync } from "node:child_process";
+import { Session } from "node:inspector/promises";
 import { pathToFileURL } from "node:url";
 import os from "node:os";
 import { join } from "node:path";
@@ -56,6 +57,42 @@ const mixedBatch = {
 
 const xorBatch = { x: [0, 0, 0, 1, 1, 0, 1, 1], y: [0, 1, 1, 0] };
 
+/** A deep narrow MLP: many small kernels per step (about ten per layer). */
+const deep = graph("deep", (g) => {
+  let h = g.input("x", [4, 2]);
+  const y = g.input("y", [4], "i32");
+  for (let i = 0; i < 8; i++) h = nn.dense(g, `l${i}`, h, 4).tanh();
+  return { loss: nn.softmaxCrossEntropy(nn.dense(g, "out", h, 2), y) };
+});
+
+/** The host bytes allocated while `f` runs, sampled by V8's allocation sampler every 64 bytes (objects collected since included): by the allocating function's file. */
+async function allocated(f: () => Promise<void>): Promise<{ total: number; byFile: Map<string, number> }> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post("HeapProfiler.enable");
+    const options = { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true };
+    await session.post("HeapProfiler.startSampling", options as { samplingInterval: number });
+    try {
+      await f();
+    } finally {
+      const { profile } = await session.post("HeapProfiler.stopSampling");
+      const byFile = new Map<string, number>();
+      let total = 0;
+      const walk = (n: typeof profile.head): void => {
+        total += n.selfSize;
+        const file = n.callFrame.url.replace(/^.*\/node_modules\//, "").replace(/^.*\/(runtime|compiler)\//, "$1/");
+        byFile.set(file, (byFile.get(file) ?? 0) + n.selfSize);
+        n.children.forEach(walk);
+      };
+      walk(profile.head);
+      return { total, byFile };
+    }
+  } finally {
+    session.disconnect();
+  }
+}
+
 describe("the gpu backend on WebGPU (Dawn)", () => {
   it("computes the loss, the outputs and every gradient as the interpreter and the ts backend do", async () => {
     const gpu = await load(build(mixed, { backend: "gpu" }));
@@ -84,6 +121,47 @@ describe("the gpu backend on WebGPU (Dawn)", () => {
     for (let i = 0; i < 1000; i++) loss = await t.stepAsync(xorBatch);
     expect(device.downloads - before).toBe(1000);
     expect(loss).toBeLessThan(1e-3);
+  }, SLOW);
+
+  it("a warm step is one command buffer the device records itself: no gpu.js kernel call, no per-kernel host allocation", async () => {
+    const { WebGPUKernel } = (await import("gpu.js")) as unknown as { WebGPUKernel: { prototype: { _runInternal(this: unknown, ...a: unknown[]): unknown } } };
+    const original = WebGPUKernel.prototype._runInternal;
+    let calls = 0;
+    WebGPUKernel.prototype._runInternal = function (...a: unknown[]) {
+      calls++;
+      return original.apply(this, a);
+    };
+    const batch = { x: [0, 0, 0, 1, 1, 0, 1, 1], y: [0, 1, 1, 0] };
+    try {
+      const t = await load(build(deep, { backend: "gpu" }));
+      const device = t.device as GpuDevice;
+      const kernels = device.kernels("gradients").length + device.kernels("update").length;
+      expect(kernels).toBeGreaterThan(80);
+      // the first two steps run every kernel through gpu.js (which builds both kernels of each function)
+      await t.stepAsync(batch);
+      expect(calls).toBeGreaterThanOrEqual(kernels);
+      for (let i = 0; i < 30; i++) await t.stepAsync(batch);
+      calls = 0;
+      const submits = device.submits;
+      const downloads = device.downloads;
+      const steps = 40;
+      let last = 0;
+      const { total, byFile } = await allocated(async () => {
+        for (let i = 0; i < steps; i++) last = await t.stepAsync(batch);
+      });
+      expect(Number.isFinite(last)).toBe(true);
+      expect(calls).toBe(0);
+      expect(device.submits - submits).toBe(steps);
+      expect(device.downloads - downloads).toBe(steps);
+      // gpu.js's own call path costs about 4 KB a kernel (over 350 KB a step here); what is left
+      // is per step: the loss's download and its promises, one command encoder, the trainer's step
+      expect(total / steps).toBeLessThan(24_000);
+      expect((byFile.get("gpu.js/src/backend/web-gpu/kernel.js") ?? 0) / steps).toBeLessThan(2_000);
+      expect((byFile.get("runtime/gpuDevice.ts") ?? 0) / steps / kernels).toBeLessThan(32);
+      await t.close();
+    } finally {
+      WebGPUKernel.prototype._runInternal = original;
+    }
   }, SLOW);
 
   it("a checkpoint saved on gpu restores on wasm exactly, and one saved on wasm restores on gpu", async () => {
