@@ -60,6 +60,8 @@ export function workloadGraph(w: Workload): Graph {
 /** A compiled step bound to arenas holding the workload's weights and data. */
 export interface GradcStep {
   readonly manifest: Manifest;
+  /** compile()'s own timings of the bundle, in ms (`total` from graph to files written). */
+  readonly compileMs: Readonly<Record<"lower" | "emit" | "transpile" | "write" | "total", number>>;
   /** One update; returns the loss of the forward pass it ran. */
   step(): number;
   dispose(): void;
@@ -71,18 +73,20 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean } = {}): 
   try {
     const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...options, outDir: path.join(dir, w.name) });
     const m = r.manifest;
-    const F = new Float32Array(m.arena.floats);
+    const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule & { WASM?: { arena?: (floats: number) => Float32Array | undefined } };
+    // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
+    const F = mod.WASM?.arena?.(m.arena.floats) ?? new Float32Array(m.arena.floats);
     const I = new Int32Array(Math.max(1, m.arena.ints));
     for (const p of m.params) F.set(w.params[p.name]!.data, p.offset);
     for (const input of m.inputs) {
       if (input.arena === "I") I.set(w.labels!.data, input.offset);
       else F.set(w.inputs[input.name]!.data, input.offset);
     }
-    const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
     const kernels = mod.create(F, I);
     let t = 0;
     return {
       manifest: m,
+      compileMs: r.timings,
       step: () => {
         F[m.hyper.lr.offset] = w.optimizer.lr;
         I[m.hyper.step.offset] = ++t;
