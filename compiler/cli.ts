@@ -49,6 +49,7 @@ const INSPECT_FLAGS: FlagDefs = {
   stage: { kind: "string", value: "STAGE", help: "with --grad: the IR it depends on at forward, input, a pass name, or backward" },
   kernel: { kind: "string", value: "NAME", help: "one kernel: its source, buffers and FLOPs" },
   kir: { kind: "boolean", help: "with --kernel: the kernel's kernel IR (loop nests with their marks) instead" },
+  wat: { kind: "boolean", help: "the WebAssembly text of a wasm bundle's modules, by kernel (with --kernel: that kernel's)" },
   "with-forward": { kind: "boolean", help: "with --grad: print the forward kernels' code too" },
   shader: { kind: "boolean", help: "with --grad or --kernel, on a gpu bundle: the WGSL gpu.js generated for those kernels (runs each once)" },
   ...HELP_FLAG,
@@ -76,6 +77,7 @@ Usage:
   gradc sample <dir> --prompt TEXT [--tokens N]  continue a prompt with a next-token predictor's bundle
   gradc inspect <dir> --grad NAME [--math]      print the emitted code (or the maths) of dLoss/dNAME
   gradc inspect <dir> --kernel NAME [--kir]     print one kernel, its buffers and FLOPs (or its kernel IR)
+  gradc inspect <dir> --wat [--kernel NAME]     print the WebAssembly text of a wasm bundle's modules, by kernel
   gradc graph <dir> --stage forward|backward|kernels [--format text|dot|svg|html]
                                                 print or draw the graph of a compilation stage
   gradc serve <dir> [--port N] [--open]         train the bundle in a browser tab: loss plot, gradient code
@@ -87,7 +89,7 @@ const COMMAND_HELP: Record<string, string> = {
   train: trainHelp("gradc train <dir>"),
   check: checkHelp("gradc check <dir>"),
   sample: sampleHelp("gradc sample <dir>"),
-  inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME [--kir]\n       gradc inspect <dir> --grad NAME --shader   (a gpu bundle: the WGSL gpu.js generated)\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
+  inspect: `Usage: gradc inspect <dir> --grad NAME [--math | --stage STAGE | --with-forward]\n       gradc inspect <dir> --kernel NAME [--kir]\n       gradc inspect <dir> --wat [--kernel NAME]   (a wasm bundle: its modules' WebAssembly text)\n       gradc inspect <dir> --grad NAME --shader   (a gpu bundle: the WGSL gpu.js generated)\n\nWith --grad, prints in execution order the emitted functions of <dir>/step.ts\nthat compute the gradient of the loss with respect to param NAME: exactly the\nbackward kernels it depends on (by dataflow), after a list of the forward\nkernels whose values they read. --math prints it as a chain-rule expression;\n--stage prints the IR bindings it depends on at a stage: forward, input (as\nautodiff built it), a pass name (after that pass) or backward (after all).\n\nOptions:\n${flagsHelp(INSPECT_FLAGS)}`,
   serve: `Usage: gradc serve <dir> [--port N] [--open]\n\nServes the bundle and a training page (http://127.0.0.1:8000/ by default) until\ninterrupted. The page trains the bundle in the tab with the browser runtime: start,\npause, reset, steps per second, the loss plot (and gradient norms when the bundle\nlogs them), test accuracy after each epoch, the gradient code of a chosen param,\ncheckpoints to download or keep in the browser and, for MNIST, a pad to draw a\ndigit on. ?steps=N trains N steps on load and then titles the page "gradc: done".\n\nOptions:\n${flagsHelp(SERVE_FLAGS)}`,
   graph: `Usage: gradc graph <dir> [--stage forward|backward|kernels] [--format text|dot|svg|html]\n\nPrints the graph of one compilation stage, as written to <dir>/graphs/; or draws\nthe forward or training graph (fused kernels as clusters) as DOT, SVG (to stdout\nor -o FILE) or a self-contained HTML page (to <dir>/graphs/graph.html or -o FILE).\n\nOptions:\n${flagsHelp(GRAPH_FLAGS)}`,
 };
@@ -217,6 +219,7 @@ async function inspectCommand(argv: readonly string[], io: CliIO): Promise<void>
       math: flags["math"] === true,
       kir: flags["kir"] === true,
       withForward: flags["with-forward"] === true,
+      wat: flags["wat"] === true,
     }),
   );
 }

@@ -3,7 +3,7 @@
 // kernel (--kernel). The CLI parses flags; this module does the rest.
 import { UsageError } from "../../runtime/flags.js";
 import { readBundle } from "./bundleData.js";
-import { kernelIrText, kernelText } from "./kernel.js";
+import { kernelIrText, kernelText, kernelWatText } from "./kernel.js";
 import { mathText } from "./math.js";
 import { findParam, irSliceText, sliceText, stageGraph, stageNames } from "./slice.js";
 
@@ -21,11 +21,17 @@ export interface InspectRequest {
   readonly kir?: boolean;
   /** With --grad: print the forward kernels' code too. */
   readonly withForward?: boolean;
+  /** The WebAssembly text of the bundle's modules (with `kernel`: of that kernel's functions). */
+  readonly wat?: boolean;
 }
 
 /** The text `gradc inspect <dir> ...` prints for a request. */
 export function inspectText(dir: string, req: InspectRequest): string {
   const view = readBundle(dir);
+  if (req.wat) {
+    if (req.grad !== undefined || req.math || req.stage !== undefined || req.kir) throw new UsageError("--wat prints WebAssembly text; use it alone or with --kernel NAME");
+    return kernelWatText(view, req.kernel);
+  }
   if (req.kernel !== undefined) {
     if (req.grad !== undefined || req.math || req.stage !== undefined) throw new UsageError("--kernel shows one kernel; use it without --grad, --math or --stage");
     return req.kir ? kernelIrText(view, req.kernel) : kernelText(view, req.kernel);

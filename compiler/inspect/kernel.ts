@@ -48,6 +48,28 @@ export function kernelIrText(view: BundleView, name: string): string {
   return lines.slice(start, end + 1).join("\n") + "\n";
 }
 
+/** The wasm backend's record of its modules' text, by kernel (written by compiler/backends/wasm/wat.ts). */
+export const KERNEL_WAT_FILE = "graphs/kernels.wat";
+
+/**
+ * `gradc inspect <dir> --wat`: the WebAssembly text of the bundle's modules,
+ * each kernel's functions under a `;; kernel NAME (FILE)` line; with a kernel
+ * name, that kernel's functions only (in every file that holds them).
+ */
+export function kernelWatText(view: BundleView, name?: string): string {
+  const file = path.join(view.dir, KERNEL_WAT_FILE);
+  if (!existsSync(file)) {
+    throw new Error(`${view.dir}: this bundle has no WebAssembly text (${KERNEL_WAT_FILE}): its backend is ${view.manifest.backend}, or it was compiled by an older gradc or has no WebAssembly kernels`);
+  }
+  const text = readFileSync(file, "utf8");
+  if (name === undefined) return text;
+  const k = findKernel(view, name);
+  // a kernel's section runs from its header to the next header (or a module's)
+  const sections = text.split(/\n(?=;; )/).filter((part) => part.startsWith(`;; kernel ${k.name} (`));
+  if (!sections.length) throw new Error(`kernel ${k.name} runs no WebAssembly: all of it is JavaScript (gradc inspect ${view.dir} --kernel ${k.name})`);
+  return sections.map((part) => part.trimEnd()).join("\n\n") + "\n";
+}
+
 /** `in0  x  f32[4,2]  input  F[8:16]` rows, aligned. */
 function bufferRows(list: readonly KernelBufferInfo[]): string[] {
   const cells = list.map((b) => [b.name, JSON.stringify(b.label), `${b.dtype}[${b.shape.join(",")}]`, b.role, `${b.arena}[${b.offset}:${b.offset + b.size}]`]);

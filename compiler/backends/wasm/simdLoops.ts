@@ -20,7 +20,7 @@ import type { KernelPass } from "../target.js";
 import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
 import type { SimdMathFn } from "./simdMath.js";
 import { Locals, simdMath } from "./simdMath.js";
-import { rowsFunction, simdRows } from "./simdRows.js";
+import { OP, ParamNames, coefficient, indexWasm, rowsFunction, simdRows } from "./simdRows.js";
 
 /** Nests with fewer elements than this stay in JavaScript (a call into the module costs more than it saves). */
 export const SIMD_MIN_ELEMENTS = 64;
@@ -28,9 +28,6 @@ export const SIMD_MIN_ELEMENTS = 64;
 /** The `call` of an elementwise extern: `simd#N`, N counting the kernel's. */
 export const SIMD_CALL = "simd#";
 
-/** Unary operators the module computes (the others keep a loop in JavaScript). */
-const UNARY = new Set(["neg", "abs", "sqrt", "rsqrt", "floor", "fround", "not", "exp", "log", "tanh", "sigmoid"]);
-const BINARY = new Set(["+", "-", "*", "/", "max", "min", "<", "<=", ">", ">=", "==", "!=", "&&", "||"]);
 
 /** What the module needs of a nest: its loops, its body, and the names its code takes as parameters. */
 export interface SimdNest {
@@ -43,33 +40,6 @@ export interface SimdNest {
   readonly indexVars: readonly string[];
   /** Names from outside the nest used as values (f64 parameters, last). */
   readonly valueVars: readonly string[];
-}
-
-/**
- * The coefficient of `v` in an index, when the index is c·v plus terms that do
- * not read v (integer + - · of variables and literals; idiv and mod of
- * v-free terms by positive literals); undefined otherwise.
- */
-function coefficient(e: Expr, v: string): number | undefined {
-  switch (e.k) {
-    case "num": return Number.isInteger(e.v) ? 0 : undefined;
-    case "var": return e.name === v ? 1 : 0;
-    case "bin": {
-      const [a, b] = [coefficient(e.a, v), coefficient(e.b, v)];
-      if (a === undefined || b === undefined) return undefined;
-      if (e.op === "+") return a + b;
-      if (e.op === "-") return a - b;
-      if (e.op === "*") {
-        if (a === 0 && b === 0) return 0;
-        if (a === 0 && e.a.k === "num") return a + e.a.v * b;
-        if (b === 0 && e.b.k === "num") return e.b.v * a;
-        return undefined;
-      }
-      if ((e.op === "idiv" || e.op === "mod") && a === 0 && b === 0 && e.b.k === "num" && e.b.v > 0) return 0;
-      return undefined;
-    }
-    default: return undefined;
-  }
 }
 
 /** The nest a statement starts, when the module can run it (see the file header); `k` binds its buffers. */
@@ -85,42 +55,12 @@ export function simdNest(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdNe
   if (!inner || inner.mark !== "parallel" || loops.some((l) => l.to <= l.from)) return undefined;
   const loopVars = new Set(loops.map((l) => l.v));
   const lets = new Set<string>();
-  const buffers: string[] = [];
-  const indexVars: string[] = [];
-  const valueVars: string[] = [];
-  const scratch = k.extern?.scratch?.name;
-  const add = (list: string[], x: string) => void (list.includes(x) || list.push(x));
-  const buffer = (name: string, index: Expr, store: boolean): boolean => {
-    if (name !== scratch && k.buffers[name]?.arena !== "F") return false;
+  // stores step by 1 with the innermost loop; loads by 1 or 0 (broadcast)
+  const names = new ParamNames(k, loopVars, lets, (index, store) => {
     const c = coefficient(index, inner.v);
-    if (c !== (store ? 1 : c === 0 ? 0 : 1)) return false;
-    let ok = true;
-    visitKir([{ k: "let", name: "_", init: index }], {
-      expr: (x) => {
-        if (x.k === "var" && !loopVars.has(x.name)) {
-          if (lets.has(x.name)) ok = false;
-          else add(indexVars, x.name);
-        }
-        if (x.k !== "num" && x.k !== "var" && x.k !== "bin") ok = false;
-      },
-    });
-    add(buffers, name);
-    return ok;
-  };
-  const value = (e: Expr): boolean => {
-    switch (e.k) {
-      case "num": return true;
-      case "var":
-        if (loopVars.has(e.name)) return false;
-        if (!lets.has(e.name)) add(valueVars, e.name);
-        return true;
-      case "load": return !e.abs && buffer(e.buf, e.index, false);
-      case "un": return UNARY.has(e.op) && value(e.a);
-      case "bin": return BINARY.has(e.op) && value(e.a) && value(e.b);
-      case "sel": return value(e.c) && value(e.a) && value(e.b);
-      default: return false;
-    }
-  };
+    return c === 1 || (!store && c === 0);
+  }, false);
+  const [buffer, value] = [names.access.bind(names), names.value.bind(names)];
   for (const st of inner.body) {
     if (st.k === "let") {
       if (!value(st.init) || lets.has(st.name)) return undefined;
@@ -132,7 +72,7 @@ export function simdNest(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdNe
     }
   }
   if (!inner.body.some((st) => st.k === "store")) return undefined;
-  return { loops: loops.map((l) => ({ v: l.v, from: l.from, to: l.to })), body: inner.body, buffers, indexVars, valueVars };
+  return { loops: loops.map((l) => ({ v: l.v, from: l.from, to: l.to })), body: inner.body, buffers: names.buffers, indexVars: names.indexVars, valueVars: names.valueVars };
 }
 
 /** Elements a nest computes. */
@@ -216,13 +156,6 @@ type Code = number[];
 /** A value's two f64x2 locals (lanes 0-1 and 2-3 of four elements; the same local twice where both halves are equal). */
 type Pair = readonly [number, number];
 const F64 = 0x7c;
-const OP = {
-  load32Splat: 0x09, shuffle: 0x0d, f64Splat: 0x14, v128Const: 0x0c,
-  f64Eq: 0x47, f64Ne: 0x48, f64Lt: 0x49, f64Gt: 0x4a, f64Le: 0x4b, f64Ge: 0x4c,
-  and: 0x4e, or: 0x50, bitselect: 0x52, store32Lane: 0x5a, load32Zero: 0x5c, load64Zero: 0x5d,
-  demote: 0x5e, promote: 0x5f, f64Floor: 0x75,
-  f64Abs: 0xec, f64Neg: 0xed, f64Sqrt: 0xef, f64Add: 0xf0, f64Sub: 0xf1, f64Mul: 0xf2, f64Div: 0xf3, f64Min: 0xf4, f64Max: 0xf5,
-} as const;
 const op = (name: keyof typeof OP): Code => simd(OP[name]);
 const mem = (align: number) => [...uleb(align), 0];
 /** Bytes 0-7 of a, then bytes 0-7 of b (two f32 pairs made one f32x4). */
@@ -230,7 +163,7 @@ const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
 /** Bytes 8-15 of a, twice (the upper f32 pair moved down). */
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
 const f64x2 = (v: number): Code => [...op("v128Const"), ...[0, 1].flatMap(() => [...new Uint8Array(Float64Array.of(v).buffer)])];
-const [ADD, SUB, MUL, SHL, DIV_S, REM_S] = [0x6a, 0x6b, 0x6c, 0x74, 0x6d, 0x6f];
+const [ADD, SHL] = [0x6a, 0x74];
 const BIN_F64: Readonly<Record<string, keyof typeof OP>> = {
   "+": "f64Add", "-": "f64Sub", "*": "f64Mul", "/": "f64Div", max: "f64Max", min: "f64Min",
   "<": "f64Lt", "<=": "f64Le", ">": "f64Gt", ">=": "f64Ge", "==": "f64Eq", "!=": "f64Ne",
@@ -258,17 +191,7 @@ export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: n
   const locals = new Locals(ADDR + 1);
   const math = { fma: options.fma };
   const inner = n.loops.at(-1)!;
-  const indexCode = (e: Expr): Code => {
-    switch (e.k) {
-      case "num": return i32(e.v);
-      case "var": return get(loopAt.get(e.name) ?? nb + n.indexVars.indexOf(e.name));
-      case "bin": {
-        const o = { "+": ADD, "-": SUB, "*": MUL, idiv: DIV_S, mod: REM_S }[e.op as "+" | "-" | "*" | "idiv" | "mod"];
-        return [...indexCode(e.a), ...indexCode(e.b), o];
-      }
-      default: throw new Error(`wasm: an index of kind ${e.k} in an elementwise nest`);
-    }
-  };
+  const indexCode = (e: Expr): Code => indexWasm(e, (name) => loopAt.get(name) ?? nb + n.indexVars.indexOf(name));
   const address = (buf: string, index: Expr): Code => [...get(n.buffers.indexOf(buf)), ...indexCode(index), ...i32(2), SHL, ADD];
   const code: Code = [];
   // the names from outside as f64x2 splats, once

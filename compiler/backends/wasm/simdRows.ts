@@ -22,11 +22,16 @@ export interface SimdRows {
   readonly valueVars: readonly string[];
 }
 
-const UNARY = new Set(["neg", "abs", "sqrt", "rsqrt", "floor", "fround", "not", "exp", "log", "tanh", "sigmoid"]);
-const BINARY = new Set(["+", "-", "*", "/", "max", "min", "<", "<=", ">", ">=", "==", "!=", "&&", "||"]);
+/** Unary and binary operators the module computes (a loop with any other stays in JavaScript). */
+export const UNARY: ReadonlySet<string> = new Set(["neg", "abs", "sqrt", "rsqrt", "floor", "fround", "not", "exp", "log", "tanh", "sigmoid"]);
+export const BINARY: ReadonlySet<string> = new Set(["+", "-", "*", "/", "max", "min", "<", "<=", ">", ">=", "==", "!=", "&&", "||"]);
 
-/** The coefficient of `v` in an index (as simdLoops.ts's), or undefined. */
-function coefficient(e: Expr, v: string): number | undefined {
+/**
+ * The coefficient of `v` in an index, when the index is c·v plus terms that do
+ * not read v (integer + - · of variables and literals; idiv and mod of
+ * v-free terms by positive literals); undefined otherwise.
+ */
+export function coefficient(e: Expr, v: string): number | undefined {
   switch (e.k) {
     case "num": return Number.isInteger(e.v) ? 0 : undefined;
     case "var": return e.name === v ? 1 : 0;
@@ -45,6 +50,64 @@ function coefficient(e: Expr, v: string): number | undefined {
       return undefined;
     }
     default: return undefined;
+  }
+}
+
+/**
+ * The names a loop's code takes as parameters (its buffers, and the names from
+ * outside it in indexes and in values), collected while checking that the
+ * module can compute its accesses and values: f32 buffers of arena F or the
+ * kernel's scratch, addressed as `addressed` allows, and the operators above.
+ */
+export class ParamNames {
+  readonly buffers: string[] = [];
+  readonly indexVars: string[] = [];
+  readonly valueVars: string[] = [];
+  constructor(
+    private readonly k: Pick<Kernel, "buffers" | "extern">,
+    private readonly loopVars: ReadonlySet<string>,
+    private readonly lets: ReadonlySet<string>,
+    private readonly addressed: (index: Expr, store: boolean) => boolean,
+    /** Whether a loop variable may be a value (else only indexes read them). */
+    private readonly loopVarValues: boolean,
+  ) {}
+
+  private add(list: string[], x: string): void {
+    if (!list.includes(x)) list.push(x);
+  }
+
+  /** Whether the module can load (or store) buffer `name` at `index`. */
+  access(name: string, index: Expr, store: boolean): boolean {
+    if (name !== this.k.extern?.scratch?.name && this.k.buffers[name]?.arena !== "F") return false;
+    if (!this.addressed(index, store)) return false;
+    let ok = true;
+    visitKir([{ k: "let", name: "_", init: index }], {
+      expr: (x) => {
+        if (x.k === "var" && !this.loopVars.has(x.name)) {
+          if (this.lets.has(x.name)) ok = false;
+          else this.add(this.indexVars, x.name);
+        }
+        if (x.k !== "num" && x.k !== "var" && x.k !== "bin") ok = false;
+      },
+    });
+    this.add(this.buffers, name);
+    return ok;
+  }
+
+  /** Whether the module can compute `e`. */
+  value(e: Expr): boolean {
+    switch (e.k) {
+      case "num": return true;
+      case "var":
+        if (this.loopVars.has(e.name)) return this.loopVarValues;
+        if (!this.lets.has(e.name)) this.add(this.valueVars, e.name);
+        return true;
+      case "load": return !e.abs && this.access(e.buf, e.index, false);
+      case "un": return UNARY.has(e.op) && this.value(e.a);
+      case "bin": return BINARY.has(e.op) && this.value(e.a) && this.value(e.b);
+      case "sel": return this.value(e.c) && this.value(e.a) && this.value(e.b);
+      default: return false;
+    }
   }
 }
 
@@ -69,41 +132,11 @@ export function simdRows(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdRo
   const row = s.v;
   const loopVars = new Set([row]);
   const lets = new Set<string>();
-  const buffers: string[] = [];
-  const indexVars: string[] = [];
-  const valueVars: string[] = [];
-  const scratch = k.extern?.scratch?.name;
-  const add = (list: string[], x: string) => void (list.includes(x) || list.push(x));
-  const access = (name: string, index: Expr, store: boolean): boolean => {
-    if (name !== scratch && k.buffers[name]?.arena !== "F") return false;
+  const names = new ParamNames(k, loopVars, lets, (index, store) => {
     const c = coefficient(index, row);
-    if (c === undefined || c < 0 || (store && c === 0)) return false;
-    let ok = true;
-    visitKir([{ k: "let", name: "_", init: index }], {
-      expr: (x) => {
-        if (x.k === "var" && !loopVars.has(x.name)) {
-          if (lets.has(x.name)) ok = false;
-          else add(indexVars, x.name);
-        }
-        if (x.k !== "num" && x.k !== "var" && x.k !== "bin") ok = false;
-      },
-    });
-    add(buffers, name);
-    return ok;
-  };
-  const value = (e: Expr): boolean => {
-    switch (e.k) {
-      case "num": return true;
-      case "var":
-        if (!loopVars.has(e.name) && !lets.has(e.name)) add(valueVars, e.name);
-        return true;
-      case "load": return !e.abs && access(e.buf, e.index, false);
-      case "un": return UNARY.has(e.op) && value(e.a);
-      case "bin": return BINARY.has(e.op) && value(e.a) && value(e.b);
-      case "sel": return value(e.c) && value(e.a) && value(e.b);
-      default: return false;
-    }
-  };
+    return c !== undefined && c >= 0 && !(store && c === 0);
+  }, true);
+  const [access, value] = [names.access.bind(names), names.value.bind(names)];
   const block = (stmts: readonly Stmt[], depth: number): boolean =>
     stmts.every((st) => {
       switch (st.k) {
@@ -124,25 +157,39 @@ export function simdRows(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdRo
     });
   if (!block(s.body, 0)) return undefined;
   // a value read from outside may not be one of the row's own locals declared later
-  if (valueVars.some((v) => lets.has(v) || loopVars.has(v))) return undefined;
-  return { loop: s, buffers, indexVars, valueVars };
+  if (names.valueVars.some((v) => lets.has(v) || loopVars.has(v))) return undefined;
+  return { loop: s, buffers: names.buffers, indexVars: names.indexVars, valueVars: names.valueVars };
 }
 
 // ---- the encoder ----
 
+/** An index as i32 code (+ - · of integers; idiv and mod of non-negative ones), each variable read from its local. */
+export function indexWasm(e: Expr, local: (name: string) => number): number[] {
+  switch (e.k) {
+    case "num": return i32(e.v);
+    case "var": return get(local(e.name));
+    case "bin": {
+      const o = { "+": 0x6a, "-": 0x6b, "*": 0x6c, idiv: 0x6d, mod: 0x6f }[e.op as "+" | "-" | "*" | "idiv" | "mod"];
+      return [...indexWasm(e.a, local), ...indexWasm(e.b, local), o];
+    }
+    default: throw new Error(`wasm: an index of kind ${e.k} in a loop of the module`);
+  }
+}
+
 type Code = number[];
 const F64 = 0x7c;
-const OP = {
-  load32Splat: 0x09, f64Splat: 0x14, v128Const: 0x0c,
+/** The SIMD opcodes (after 0xfd) of the elementwise and row loops. */
+export const OP = {
+  load32Splat: 0x09, shuffle: 0x0d, f64Splat: 0x14, v128Const: 0x0c,
   f64Eq: 0x47, f64Ne: 0x48, f64Lt: 0x49, f64Gt: 0x4a, f64Le: 0x4b, f64Ge: 0x4c,
-  and: 0x4e, or: 0x50, bitselect: 0x52, load32Lane: 0x56, store32Lane: 0x5a, load32Zero: 0x5c,
+  and: 0x4e, or: 0x50, bitselect: 0x52, load32Lane: 0x56, store32Lane: 0x5a, load32Zero: 0x5c, load64Zero: 0x5d,
   demote: 0x5e, promote: 0x5f, f64Floor: 0x75,
   f64Abs: 0xec, f64Neg: 0xed, f64Sqrt: 0xef, f64Add: 0xf0, f64Sub: 0xf1, f64Mul: 0xf2, f64Div: 0xf3, f64Min: 0xf4, f64Max: 0xf5,
 } as const;
 const op = (name: keyof typeof OP): Code => simd(OP[name]);
 const memarg = (offset: number) => [...uleb(2), ...uleb(offset)];
 const f64x2 = (a: number, b = a): Code => [...op("v128Const"), ...new Uint8Array(Float64Array.of(a, b).buffer)];
-const [ADD, SUB, MUL, SHL, DIV_S, REM_S, F64_CONVERT_I32_S] = [0x6a, 0x6b, 0x6c, 0x74, 0x6d, 0x6f, 0xb7];
+const [ADD, SHL, F64_CONVERT_I32_S] = [0x6a, 0x74, 0xb7];
 const BIN_F64: Readonly<Record<string, keyof typeof OP>> = {
   "+": "f64Add", "-": "f64Sub", "*": "f64Mul", "/": "f64Div", max: "f64Max", min: "f64Min",
   "<": "f64Lt", "<=": "f64Le", ">": "f64Gt", ">=": "f64Ge", "==": "f64Eq", "!=": "f64Ne",
@@ -169,17 +216,7 @@ export function rowsFunction(r: SimdRows, options: { readonly fma: boolean }): {
     splat.set(v, l);
   });
   const lets = new Map<string, number>();
-  const indexCode = (e: Expr): Code => {
-    switch (e.k) {
-      case "num": return i32(e.v);
-      case "var": return get(loopAt.get(e.name) ?? nb + r.indexVars.indexOf(e.name));
-      case "bin": {
-        const o = { "+": ADD, "-": SUB, "*": MUL, idiv: DIV_S, mod: REM_S }[e.op as "+" | "-" | "*" | "idiv" | "mod"];
-        return [...indexCode(e.a), ...indexCode(e.b), o];
-      }
-      default: throw new Error(`wasm: an index of kind ${e.k} in a row loop`);
-    }
-  };
+  const indexCode = (e: Expr): Code => indexWasm(e, (name) => loopAt.get(name) ?? nb + r.indexVars.indexOf(name));
   /** The row's statements for two rows (lanes 0 and 1) or one (lane 0). */
   const body = (lanes: 1 | 2): Code => {
     const out: Code = [];

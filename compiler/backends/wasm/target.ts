@@ -10,6 +10,9 @@ import type { Stmt } from "../../kernel/kir.js";
 import { probedBody } from "../../kernel/probe.js";
 import { stmtsJs } from "../ts/jsExpr.js";
 import { isSimdCall, simdExtern, simdExterns, simdLoops } from "./simdLoops.js";
+import { WAT_FILE, kernelsWat } from "./wat.js";
+import type { Schedule } from "../../lower/schedule.js";
+import { kernelsOf } from "../../lower/schedule.js";
 import { emitTsKernels } from "../ts/emitTs.js";
 import type { TsTarget } from "../ts/target.js";
 import { tsTarget } from "../ts/target.js";
@@ -33,14 +36,9 @@ const MAX_PAGES = 16384;
  * write in place; on any other arena they run as JavaScript.
  */
 function wasmModule(ks: readonly HookedKernel[]): string[] {
-  const products = ks.flatMap((k) => (k.extern ? [productOf(k.name, k.extern)] : []));
-  const loops = ks.flatMap((k) => simdExterns(k));
-  if (!products.length && !loops.length) return [];
-  const floats = Math.max(0, ...products.map((p) => scratchFloats(p)));
-  const pages = pagesFor(4 * floats);
-  const maximum = loops.length ? MAX_PAGES : pages;
-  const functions = loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) }));
-  const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions });
+  const m = moduleOf(ks);
+  if (!m) return [];
+  const { products, loops, pages, maximum, bytes } = m;
   const base64 = NodeBuffer.from(bytes).toString("base64");
   const work = products.map((p) => `${JSON.stringify(p.name)}: ${productWork(p)}`).join(", ");
   const what = [
@@ -85,6 +83,29 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
     ...(loops.length ? ["  arena: wasmArena,"] : []),
     "};",
   ];
+}
+
+/** The module of a file's kernels (their products, then their elementwise and row loops), or undefined when they have none. */
+function moduleOf(ks: readonly HookedKernel[]) {
+  const products = ks.flatMap((k) => (k.extern ? [productOf(k.name, k.extern)] : []));
+  const loops = ks.flatMap((k) => simdExterns(k));
+  if (!products.length && !loops.length) return undefined;
+  const floats = Math.max(0, ...products.map((p) => scratchFloats(p)));
+  const pages = pagesFor(4 * floats);
+  const maximum = loops.length ? MAX_PAGES : pages;
+  const functions = loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) }));
+  const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions });
+  return { products, loops, pages, maximum, bytes };
+}
+
+/** graphs/kernels.wat: the text of each file's module, by kernel (`gradc inspect --wat`). */
+function watFile(s: Schedule): string | undefined {
+  const parts: string[] = [];
+  for (const [file, ks] of [["forward.js", kernelsOf(s, "forward")], ["step.js", [...kernelsOf(s, "gradients"), ...kernelsOf(s, "update")]]] as const) {
+    const m = moduleOf(ks);
+    if (m) parts.push(kernelsWat(file, ks.map((k) => k.name), m.bytes));
+  }
+  return parts.length ? parts.join("\n") : undefined;
 }
 
 /**
@@ -135,5 +156,9 @@ export const wasmTarget: TsTarget = {
   // large f32 products packed for WebAssembly first, then elementwise loop nests (epilogues included) in WebAssembly; the other matmuls tiled as the ts target tiles them
   passes: [packProducts, simdLoops, registerTiles, pointerWalks],
   hooks: emit,
-  emitKernels: (s, plan) => emitTsKernels(s, plan, emit),
+  emitKernels: (s, plan) => {
+    const emitted = emitTsKernels(s, plan, emit);
+    const wat = watFile(s);
+    return wat ? { ...emitted, files: new Map([...emitted.files, [WAT_FILE, wat]]) } : emitted;
+  },
 };

@@ -10,6 +10,9 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { compile } from "../../../../compiler/compile.js";
+import { inspectText } from "../../../../compiler/inspect/command.js";
+import { watModule } from "../../../../compiler/backends/wasm/wat.js";
+import { SIMD_MATH_FNS, simdMathModule } from "../../../../compiler/backends/wasm/simdMath.js";
 import * as mnist from "../../../../examples/mnist/model.js";
 import { SIMD_MATH_ERROR } from "../../../../compiler/backends/wasm/simdMath.js";
 import type { SimdMathFn } from "../../../../compiler/backends/wasm/simdMath.js";
@@ -159,5 +162,24 @@ describe("the MNIST bundle", () => {
     for (const e of [...relu, ...masks]) expect(source).toContain(`wasm[${JSON.stringify(e)}](`);
     const arena = mod.WASM.arena?.(1024);
     expect(arena?.buffer).toBeInstanceOf(SharedArrayBuffer);
+    // gradc inspect --wat: every function of the module, under its kernel; --kernel NAME: that kernel's
+    const wat = inspectText(outDir, { wat: true });
+    for (const e of exports) expect(wat).toContain(`(func $${e} (export ${JSON.stringify(e)})`);
+    const adam = inspectText(outDir, { wat: true, kernel: "adam_params" });
+    expect(adam.startsWith(";; kernel adam_params (step.js)\n(func $adam_params#0 (export \"adam_params#0\") (param i32 i32 i32 i32 f64 f64)")).toBe(true);
+    for (const op of ["f64x2.sqrt", "f64x2.div", "f32x4.demote_f64x2_zero", "v128.load64_zero"]) expect(adam).toContain(op);
+    expect(() => inspectText(outDir, { wat: true, kernel: "max_h_sub_exp_sum_add" })).toThrow(/runs no WebAssembly/);
   }, 60_000);
+});
+
+describe("the WebAssembly text (gradc inspect --wat)", () => {
+  it("prints every instruction the math functions use, relaxed SIMD's madd included", () => {
+    for (const fma of [false, true]) {
+      const { memory, functions } = watModule(simdMathModule(SIMD_MATH_FNS, 1, { fma }));
+      expect(memory).toBe('(import "env" "memory" (memory 1))');
+      expect(functions.map((f) => f.name)).toEqual([...SIMD_MATH_FNS]);
+      expect(functions[0]!.text.startsWith("(func $exp (export \"exp\") (param i32 i32) (local")).toBe(true);
+      expect(functions.some((f) => f.text.includes("f32x4.relaxed_madd"))).toBe(fma);
+    }
+  });
 });
