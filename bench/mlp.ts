@@ -12,6 +12,7 @@ import { compile } from "../compiler/compile.js";
 import type { CompileOptions } from "../compiler/config.js";
 import type { CompileSummary } from "../compiler/bundle/summary.js";
 import type { Manifest, StepModule } from "../runtime/manifest.js";
+import { floatArena } from "../runtime/hostDevice.js";
 import { loadSafetensors } from "../runtime/safetensors.js";
 import { load } from "../runtime/load.js";
 
@@ -58,7 +59,9 @@ export async function compiledStep(options: Omit<CompileOptions, "outDir">, data
   const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-bench-"));
   const r = compile(mlp, { optimizer: { name: "adam", lr: LR }, ...options, outDir: path.join(dir, "mlp") });
   const m = r.manifest;
-  const F = new Float32Array(m.arena.floats);
+  const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
+  // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
+  const F = floatArena(m, mod);
   const I = new Int32Array(Math.max(1, m.arena.ints));
   const weights = loadSafetensors(path.join(r.outDir, m.files.weights)).tensors;
   const initial: Record<string, Float32Array> = {};
@@ -68,7 +71,6 @@ export async function compiledStep(options: Omit<CompileOptions, "outDir">, data
   }
   F.set(data.x, m.inputs.find((i) => i.name === "x")!.offset);
   I.set(data.y, m.inputs.find((i) => i.name === "y")!.offset);
-  const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
   const kernels = mod.create(F, I);
   let t = 0;
   return {

@@ -41,6 +41,21 @@ export function kernelTableOf(mod: unknown, file: string): KernelTable {
   return table as KernelTable;
 }
 
+/**
+ * A fresh arena F for a manifest: f64, or an f32 arena in the first kernel
+ * module's WebAssembly memory that offers one (`WASM.arena`: its elementwise
+ * and row loops then run in place), else a plain Float32Array.
+ */
+export function floatArena(manifest: Pick<Manifest, "dtype" | "arena">, ...mods: unknown[]): FloatArray {
+  const floats = manifest.arena.floats;
+  if (manifest.dtype === "f64") return new Float64Array(floats);
+  for (const mod of mods) {
+    const arena = (mod as { WASM?: { arena?: (floats: number) => Float32Array | undefined } } | undefined)?.WASM?.arena?.(floats);
+    if (arena) return arena;
+  }
+  return new Float32Array(floats);
+}
+
 /** Loads of bundles without digests, to version their modules' URLs. */
 let unversioned = 0;
 
@@ -95,9 +110,8 @@ export async function createHostDevice(manifest: Manifest, dir: string, options:
   const forwardMod = await importKernels<ForwardModule>(dir, manifest.files.forward, manifest);
   const stepMod = await importKernels<StepModule>(dir, manifest.files.step, manifest);
   const [forwardWasm, stepWasm] = [wasmProductsOf(forwardMod, `${dir}/${manifest.files.forward}`), wasmProductsOf(stepMod, `${dir}/${manifest.files.step}`)];
-  const floats = manifest.arena.floats;
-  // an f32 arena in the step module's memory (else the forward module's) where it offers one: its WebAssembly loops then run in place
-  const F: FloatArray = manifest.dtype === "f64" ? new Float64Array(floats) : (stepWasm?.arena?.(floats) ?? forwardWasm?.arena?.(floats) ?? new Float32Array(floats));
+  // in the step module's memory (else the forward module's) where it offers one
+  const F = floatArena(manifest, stepMod, forwardMod);
   const arenas: Arenas = { F, I: new Int32Array(manifest.arena.ints) };
   const forward = forwardMod.create(F, arenas.I);
   const step = stepMod.create(F, arenas.I);

@@ -11,6 +11,7 @@ import type { Graph } from "../../compiler/ir/graph.js";
 import type { Tensor } from "../../compiler/ir/node.js";
 import { compile } from "../../compiler/compile.js";
 import type { Manifest, StepModule } from "../../runtime/manifest.js";
+import { floatArena } from "../../runtime/hostDevice.js";
 import { BLOCK } from "./workloads.js";
 import type { Workload } from "./workloads.js";
 
@@ -73,9 +74,9 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean } = {}): 
   try {
     const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...options, outDir: path.join(dir, w.name) });
     const m = r.manifest;
-    const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule & { WASM?: { arena?: (floats: number) => Float32Array | undefined } };
+    const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
     // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
-    const F = mod.WASM?.arena?.(m.arena.floats) ?? new Float32Array(m.arena.floats);
+    const F = floatArena(m, mod);
     const I = new Int32Array(Math.max(1, m.arena.ints));
     for (const p of m.params) F.set(w.params[p.name]!.data, p.offset);
     for (const input of m.inputs) {

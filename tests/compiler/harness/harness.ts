@@ -30,6 +30,7 @@ import { GPU_MODULE, gpuKernel, gpuLayout } from "../../../compiler/backends/gpu
 import type { ForwardModule, Manifest, Slot, StepModule } from "../../../runtime/manifest.js";
 import type { GpuModule } from "../../../runtime/gpuDevice.js";
 import { loadSafetensors } from "../../../runtime/safetensors.js";
+import { floatArena } from "../../../runtime/hostDevice.js";
 
 /** Every backend in the target registry: tests run `describe.each(BACKENDS)`, so a new backend gets them all. */
 export const BACKENDS = Object.keys(TARGETS) as BackendName[];
@@ -81,10 +82,9 @@ export interface Loaded extends Run {
   readonly result: CompileResult;
 }
 
-/** Fresh arenas for a manifest; an f32 arena F in the kernels' WebAssembly memory where their module offers one (as the runtime places it). */
-function arenas(m: Manifest, arena?: (floats: number) => Float32Array | undefined): { F: FloatArena; I: Int32Array } {
-  const F = m.dtype === "f64" ? new Float64Array(m.arena.floats) : (arena?.(m.arena.floats) ?? new Float32Array(m.arena.floats));
-  return { F, I: new Int32Array(Math.max(1, m.arena.ints)) };
+/** Fresh arenas for a manifest; an f32 arena F in the kernels' WebAssembly memory where their module (`mod`) offers one, as the runtime places it. */
+function arenas(m: Manifest, mod?: unknown): { F: FloatArena; I: Int32Array } {
+  return { F: floatArena(m, mod), I: new Int32Array(Math.max(1, m.arena.ints)) };
 }
 
 /** Entry points that call a backend's kernels one by one, in the manifest's order. */
@@ -209,11 +209,11 @@ function scheduleKernels(s: Schedule, plan: ArenaPlan, m: Manifest): { fns: Map<
     "const makeKernels = () => {",
     ...hooks.preamble(s.kernels),
     ...s.kernels.map((k, i) => `function kernel${i}(F, I) {\n${kernelJs(k, plan, hooks).join("\n")}\n}`),
-    `return { fns: [${s.kernels.map((_, i) => `kernel${i}`).join(", ")}], arena: typeof WASM === "undefined" ? undefined : WASM.arena };`,
+    `return { fns: [${s.kernels.map((_, i) => `kernel${i}`).join(", ")}], WASM: typeof WASM === "undefined" ? undefined : WASM };`,
     "};",
   ].join("\n");
-  const made = new Function(`${transpile(source)}\nreturn makeKernels();`)() as { fns: KernelFn[]; arena?: (floats: number) => Float32Array | undefined };
-  return { fns: new Map(s.kernels.map((k, i) => [k.name, made.fns[i]!])), ...arenas(m, made.arena) };
+  const made = new Function(`${transpile(source)}\nreturn makeKernels();`)() as { fns: KernelFn[]; WASM?: unknown };
+  return { fns: new Map(s.kernels.map((k, i) => [k.name, made.fns[i]!])), ...arenas(m, made) };
 }
 
 /** Verifies every kernel of a schedule against its buffers' sizes (throws a KirError naming the kernel and each problem). */
@@ -284,8 +284,8 @@ export async function loadBundle(result: CompileResult): Promise<Loaded> {
     const fwdMod = (await import(url(m.files.forward))) as ForwardModule;
     const stpMod = (await import(url(m.files.step))) as StepModule;
     // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
-    const wasmOf = (mod: unknown) => (mod as { WASM?: { arena?: (floats: number) => Float32Array | undefined } }).WASM?.arena;
-    ({ F, I } = arenas(m, wasmOf(stpMod) ?? wasmOf(fwdMod)));
+    F = floatArena(m, stpMod, fwdMod);
+    I = new Int32Array(Math.max(1, m.arena.ints));
     const fwd = fwdMod.create(F, I);
     const stp = stpMod.create(F, I);
     run = {
