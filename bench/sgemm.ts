@@ -2,6 +2,7 @@
 // shared memory, split by column panels across a thread pool: the sgemm row
 // of the peers' benchmark, and what the thread tests run at 1, 2 and 4 threads.
 import { TILE_COLS, TILE_ROWS, encodeModule, pagesFor } from "../compiler/backends/wasm/wasm.js";
+import { productPanels } from "../compiler/backends/wasm/gemmWasm.js";
 import { ThreadPool } from "../runtime/threads.js";
 
 /** A product set up in shared memory: A and B packed, C row-major (colPanels·8 wide). */
@@ -28,13 +29,11 @@ export interface SharedProduct {
  * walked p by p) and starts a pool of `threads` over the ranged product.
  */
 export async function sharedProduct(m: number, n: number, k: number, a: Float32Array, b: Float32Array, threads: number): Promise<SharedProduct> {
-  const rowPanels = Math.ceil(m / TILE_ROWS);
-  const colPanels = Math.ceil(n / TILE_COLS);
-  const width = colPanels * TILE_COLS;
+  const { rowPanels, colPanels, width, aSize, bSize, cSize } = productPanels(m, n, k);
   const atA = 0;
-  const atB = atA + rowPanels * TILE_ROWS * k;
-  const atC = atB + colPanels * TILE_COLS * k;
-  const floats = atC + rowPanels * TILE_ROWS * width;
+  const atB = atA + aSize;
+  const atC = atB + bSize;
+  const floats = atC + cSize;
   const pages = pagesFor(4 * floats);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   const product = { name: "product", m, n, rowPanels, colPanels, k, a: 4 * atA, b: 4 * atB, c: 4 * atC };

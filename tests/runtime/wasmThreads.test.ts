@@ -1,9 +1,9 @@
 // WebAssembly products on worker threads, through the runtime: an MNIST-sized
-// MLP and a transformer block compiled for the wasm backend give bit-identical
-// losses, gradients and params on 1, 2 and 4 threads (a product is split by
-// column panels, which decides only who computes a value), agree with the
-// interpreter on 2 threads, really split their products, and hand their
-// threads back on close().
+// MLP, a transformer block and a small CNN (its convolutions as products)
+// compiled for the wasm backend give bit-identical losses, gradients and
+// params on 1, 2 and 4 threads (a product is split by column panels, which
+// decides only who computes a value), agree with the interpreter on 2
+// threads, really split their products, and hand their threads back on close().
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -45,6 +45,16 @@ const block = graph("block", (g) => {
   return { loss: y.square().mean(), outputs: { y } };
 });
 
+/** A small CNN: two 3×3 convolutions (the second with stride 2), ReLU, 2×2 max pool, dense; its convolutions and their gradients run as WebAssembly products. */
+const cnn = graph("cnn", (g) => {
+  const x = g.input("x", [8, 14, 14, 3]);
+  const y = g.input("y", [8], "i32");
+  const h = x.conv2d(g.param("K1", [3, 3, 3, 12], { init: "heNormal" }), 1, "same").relu().maxPool2d(2);
+  const c = h.conv2d(g.param("K2", [3, 3, 12, 16], { init: "heNormal" }), 2, "valid").relu();
+  const logits = c.reshape([8, 3 * 3 * 16]).matmul(g.param("W", [3 * 3 * 16, 10], { init: "glorotUniform" })).add(g.param("b", [10]));
+  return { loss: nn.softmaxCrossEntropy(logits, y), outputs: { logits } };
+});
+
 const feedsOf = (g: Graph, seed: number): Record<string, Float32Array | Int32Array> =>
   Object.fromEntries(
     g.inputs.map((t, i) => {
@@ -68,6 +78,7 @@ async function run(dir: string, feeds: Record<string, Float32Array | Int32Array>
 describe.each([
   { g: mlp, steps: 3, split: true },
   { g: block, steps: 1, split: true },
+  { g: cnn, steps: 2, split: true },
 ])("the $g.name on the wasm backend's threads", ({ g, steps, split }) => {
   it("gives bit-identical losses, gradients and params on 1, 2 and 4 threads, and agrees with the interpreter", async () => {
     const dir = compile(g, { outDir: path.join(root, g.name), backend: "wasm", optimizer: { name: "adam", lr: 0.01 } }).outDir;

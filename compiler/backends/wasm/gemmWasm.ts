@@ -63,7 +63,7 @@ export const productRange = (p: WasmProduct): number => p.batches ?? p.colPanels
 export const productWork = (p: WasmProduct): number => (p.batches ?? 1) * p.m * p.n * p.k;
 
 /** The names an expression reads. */
-function varsOf(e: Expr, into = new Set<string>()): Set<string> {
+export function varsOf(e: Expr, into = new Set<string>()): Set<string> {
   mapExpr(e, (x) => (x.k === "var" && into.add(x.name), x));
   return into;
 }
@@ -190,11 +190,8 @@ function packed(nest: ProductNest, loops: readonly Loop[], taken: Set<string>): 
   const fresh = freshNames(taken);
   const scratch = fresh("W");
   const u = fresh("u");
-  const rowPanels = Math.ceil(m / TILE_ROWS);
-  const colPanels = Math.ceil(n / TILE_COLS);
-  const width = colPanels * TILE_COLS;
   // scratch floats: packed A, packed B, then C (row-major, whole tiles), each batch after the one before
-  const [aSize, bSize, cSize] = [rowPanels * TILE_ROWS * k, colPanels * TILE_COLS * k, rowPanels * TILE_ROWS * width];
+  const { rowPanels, colPanels, width, aSize, bSize, cSize } = productPanels(m, n, k);
   const a = 0;
   const b = a + batches * aSize;
   const c = b + batches * bSize;
@@ -254,7 +251,7 @@ export const packProducts: KernelPass = {
  * C[i, j] = Σ_p A[i, p]·B[p, j] for i < m, j < n (in batch `t`, an
  * expression of the batch loops around it, when batched).
  */
-function referenceProduct(x: Omit<WasmProduct, "name">, scratch: string, t?: Expr): Stmt[] {
+export function referenceProduct(x: Omit<WasmProduct, "name">, scratch: string, t?: Expr): Stmt[] {
   const [i, j, p] = [ref("i"), ref("j"), ref("p")];
   const base = (at: number, stride: number | undefined): Expr => (t && stride ? addE(mulE(t, stride / 4), at / 4) : num(at / 4));
   const aAt = addE(base(x.a, x.aBatch), addE(mulE(addE(mulE(bin("idiv", i, TILE_ROWS), x.k), p), TILE_ROWS), bin("mod", i, TILE_ROWS)));
@@ -268,6 +265,14 @@ function referenceProduct(x: Omit<WasmProduct, "name">, scratch: string, t?: Exp
       ]),
     ]),
   ];
+}
+
+/** The panels of an m×n product over k, the width of its C and the floats of its packed A, packed B and C (one batch's). */
+export function productPanels(m: number, n: number, k: number): { rowPanels: number; colPanels: number; width: number; aSize: number; bSize: number; cSize: number } {
+  const rowPanels = Math.ceil(m / TILE_ROWS);
+  const colPanels = Math.ceil(n / TILE_COLS);
+  const width = colPanels * TILE_COLS;
+  return { rowPanels, colPanels, width, aSize: rowPanels * TILE_ROWS * k, bSize: width * k, cSize: rowPanels * TILE_ROWS * width };
 }
 
 /** Floats of scratch a product needs (for the module's memory): every batch's. */

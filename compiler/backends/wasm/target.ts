@@ -1,6 +1,7 @@
 // The WebAssembly target: the TypeScript kernels, with the products of large
-// f32 matmuls in WebAssembly SIMD (gemmWasm.ts's pass packs their operands,
-// wasm.ts assembles the module); the other matmuls tiled as the ts target
+// f32 matmuls and convolutions in WebAssembly SIMD (gemmWasm.ts's pass packs
+// matmul operands, convWasm.ts's packs convolution patches, wasm.ts
+// assembles the module), pooling in WebAssembly (poolWasm.ts); the other matmuls tiled as the ts target
 // tiles them. The module is instantiated once when a kernel file loads; `W`
 // views its memory, the kernels' scratch; the runtime may split its products
 // across worker threads (runtime/wasmThreads.ts).
@@ -17,6 +18,9 @@ import { emitTsKernels } from "../ts/emitTs.js";
 import type { TsTarget } from "../ts/target.js";
 import { tsTarget } from "../ts/target.js";
 import { packProducts, packsOperands, productOf, productRange, productWork, scratchFloats } from "./gemmWasm.js";
+import { packConvs } from "./convWasm.js";
+import { runPools } from "./poolWasm.js";
+import { copyAt, externCopies, kirFunctionBody } from "./kirWasm.js";
 import { registerTiles } from "../ts/tile.js";
 import { pointerWalks } from "../ts/pointers.js";
 import { TILE_COLS, TILE_ROWS, encodeModule, memoryLimitsAt, pagesFor } from "./wasm.js";
@@ -38,12 +42,13 @@ const MAX_PAGES = 16384;
 function wasmModule(ks: readonly HookedKernel[]): string[] {
   const m = moduleOf(ks);
   if (!m) return [];
-  const { products, loops, pages, maximum, bytes } = m;
+  const { products, loops, moves, pages, maximum, bytes } = m;
   const base64 = NodeBuffer.from(bytes).toString("base64");
   const work = products.map((p) => `${JSON.stringify(p.name)}: ${productWork(p)}`).join(", ");
   const what = [
     products.length ? `products (f32x4, ${TILE_ROWS}×${TILE_COLS} register tiles) of ${products.length} matmul kernel${products.length > 1 ? "s" : ""}` : "",
     loops.length ? `${loops.length} elementwise or row loop${loops.length > 1 ? "s" : ""} (f64x2 lanes)` : "",
+    moves.length ? `${moves.length} function${moves.length > 1 ? "s" : ""} of data movement (convolution packing, pooling; scalar)` : "",
   ].filter((x) => x).join(" and ");
   return [
     `// WebAssembly SIMD ${what}; W is their scratch memory.`,
@@ -87,15 +92,16 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
 
 /** The module of a file's kernels (their products, then their elementwise and row loops), or undefined when they have none. */
 function moduleOf(ks: readonly HookedKernel[]) {
-  const products = ks.flatMap((k) => (k.extern ? [productOf(k.name, k.extern)] : []));
+  const products = ks.flatMap((k) => (k.extern && k.body.some((s) => s.k === "extern" && s.call === "product") ? [productOf(k.name, k.extern)] : []));
   const loops = ks.flatMap((k) => simdExterns(k));
-  if (!products.length && !loops.length) return undefined;
-  const floats = Math.max(0, ...products.map((p) => scratchFloats(p)));
+  const moves = ks.flatMap(movesOf);
+  if (!products.length && !loops.length && !moves.length) return undefined;
+  const floats = Math.max(0, ...ks.map((k) => k.extern?.scratch?.size ?? 0), ...products.map((p) => scratchFloats(p)));
   const pages = pagesFor(4 * floats);
   const maximum = loops.length ? MAX_PAGES : pages;
-  const functions = loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) }));
+  const functions = [...loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) })), ...moves];
   const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions });
-  return { products, loops, pages, maximum, bytes };
+  return { products, loops, moves, pages, maximum, bytes };
 }
 
 /** graphs/kernels.wat: the text of each file's module, by kernel (`gradc inspect --wat`). */
@@ -130,11 +136,51 @@ function simdExternJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSi
   return ["{", "  const wasmAt = wasmArenas.get(F);", `  if (wasmAt !== undefined) ${call}`, "  else {", ...reference(s.reference).map((l) => `  ${l}`), "  }", "}"];
 }
 
+/** The export of a kernel's data movement in WebAssembly (`pack`, `unpack`, `run`; `$` keeps it apart from every kernel name). */
+const moveName = (kernel: string, call: string): string => `${kernel}$${call}`;
+
+/** Whether an extern statement is data movement in WebAssembly (convWasm.ts, poolWasm.ts). */
+const isMove = (call: string): boolean => call === "pack" || call === "unpack" || call === "run";
+
+/** The `pack`, `unpack` and `run` externs of a kernel as module functions: their reference loops over scratch and the copies the work's data places. */
+function movesOf(k: HookedKernel): { name: string; params: number[]; body: number[] }[] {
+  const moves: { name: string; params: number[]; body: number[] }[] = [];
+  for (const s of k.body) {
+    if (s.k !== "extern" || !isMove(s.call)) continue;
+    const body = kirFunctionBody(s.reference, (buf) => copyAt(k.extern!.data, k.extern!.scratch?.name, buf));
+    if (!body) throw new Error(`wasm: kernel ${k.name}'s ${s.call} is not WebAssembly data movement`);
+    moves.push({ name: moveName(k.name, s.call), params: [], body });
+  }
+  return moves;
+}
+
+/**
+ * Data movement in WebAssembly: the buffers it reads copied into scratch,
+ * its export, the buffers it writes copied back (kirWasm.ts's
+ * `externCopies`); in the checked form, its reference loops as JavaScript.
+ */
+function moveJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSite): string[] {
+  if (site.checked) return ["{", ...stmtsJs(s.reference, site.bind, 1), "}"];
+  const data = k.extern!.data;
+  const { into, back } = externCopies(s, k.extern!.scratch?.name);
+  const [at, size] = [(name: string) => data[`at.${name}`]!, (name: string) => data[`size.${name}`]!];
+  const { bind } = site;
+  return [
+    ...into.map((name) => `W.set(${bind(name).array}.subarray(${bind(name).offset}, ${bind(name).offset + size(name)}), ${at(name)});`),
+    `wasm[${JSON.stringify(moveName(k.name, s.call))}]();`,
+    ...back.map((name) => `${bind(name).array}.set(W.subarray(${at(name)}, ${at(name) + size(name)}), ${bind(name).offset});`),
+  ];
+}
+
 const emit: EmitHooks = {
   preamble: wasmModule,
   // a product's reference loops become the call to its export (named after the kernel) over every column panel (or batch), on threads when the runtime set them
   externJs: (k, s, site) =>
-    isSimdCall(s.call) ? simdExternJs(k, s, site) : [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
+    isSimdCall(s.call)
+      ? simdExternJs(k, s, site)
+      : isMove(s.call)
+        ? moveJs(k, s, site)
+        : [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
   scratchArray: "W",
   moduleNames: ["W", "wasm", "wasmMemory", "wasmShared", "wasmBytes", "wasmCode", "WASM", "wasmArenas", "wasmArena", "wasmAt"],
   exported: ["WASM"],
@@ -153,8 +199,8 @@ export const wasmTarget: TsTarget = {
   },
   reduceColumns: tsTarget.reduceColumns,
   reservedNames: emit.moduleNames,
-  // large f32 products packed for WebAssembly first, then elementwise loop nests (epilogues included) in WebAssembly; the other matmuls tiled as the ts target tiles them
-  passes: [packProducts, simdLoops, registerTiles, pointerWalks],
+  // large f32 products (matmuls, then convolutions as im2col products) packed for WebAssembly first, then pooling, then elementwise loop nests (epilogues included) in WebAssembly; the other matmuls tiled as the ts target tiles them
+  passes: [packProducts, packConvs, runPools, simdLoops, registerTiles, pointerWalks],
   hooks: emit,
   emitKernels: (s, plan) => {
     const emitted = emitTsKernels(s, plan, emit);

@@ -16,6 +16,10 @@ const PLAIN: Readonly<Record<number, string>> = {
   0x45: "i32.eqz", 0x46: "i32.eq", 0x47: "i32.ne", 0x48: "i32.lt_s", 0x49: "i32.lt_u", 0x4a: "i32.gt_s", 0x4c: "i32.le_s", 0x4e: "i32.ge_s",
   0x6a: "i32.add", 0x6b: "i32.sub", 0x6c: "i32.mul", 0x6d: "i32.div_s", 0x6f: "i32.rem_s", 0x71: "i32.and", 0x72: "i32.or",
   0x74: "i32.shl", 0x75: "i32.shr_s", 0x76: "i32.shr_u", 0xb7: "f64.convert_i32_s",
+  // the scalar data movement of kirWasm.ts
+  0x1b: "select", 0x61: "f64.eq", 0x62: "f64.ne", 0x63: "f64.lt", 0x64: "f64.gt", 0x65: "f64.le", 0x66: "f64.ge",
+  0x99: "f64.abs", 0x9a: "f64.neg", 0x9c: "f64.floor", 0x9f: "f64.sqrt", 0xa0: "f64.add", 0xa1: "f64.sub", 0xa2: "f64.mul", 0xa3: "f64.div", 0xa4: "f64.min", 0xa5: "f64.max",
+  0xb6: "f32.demote_f64", 0xbb: "f64.promote_f32",
 };
 
 /** SIMD opcodes (after 0xfd) and their immediates: memory access, lane, 16 bytes, or none. */
@@ -111,6 +115,17 @@ function bodyText(r: Reader, end: number): string[] {
       case 0x21: line(`local.set ${r.u32()}`); break;
       case 0x22: line(`local.tee ${r.u32()}`); break;
       case 0x41: line(`i32.const ${r.s32()}`); break;
+      case 0x2a: case 0x38: {
+        const align = r.u32();
+        const offset = r.u32();
+        line(`${op === 0x2a ? "f32.load" : "f32.store"}${offset ? ` offset=${offset}` : ""} align=${2 ** align}`);
+        break;
+      }
+      case 0x44: {
+        line(`f64.const ${new Float64Array(r.bytes.slice(r.at, r.at + 8).buffer)[0]}`);
+        r.at += 8;
+        break;
+      }
       case 0xfd: {
         const code = r.u32();
         const known = SIMD[code];
@@ -206,7 +221,7 @@ export const WAT_FILE = "graphs/kernels.wat";
 /** The text of a file's module, each kernel's functions under its own header (a product's function is named after its kernel, a loop's `KERNEL#N`). */
 export function kernelsWat(file: string, kernels: readonly string[], bytes: Uint8Array): string {
   const { memory, functions } = watModule(bytes);
-  const of = (k: string) => functions.filter((f) => f.name === k || f.name.startsWith(`${k}#`));
+  const of = (k: string) => functions.filter((f) => f.name === k || f.name.startsWith(`${k}#`) || f.name.startsWith(`${k}$`));
   const sections = kernels.filter((k) => of(k).length).map((k) => [`;; kernel ${k} (${file})`, ...of(k).map((f) => f.text)].join("\n"));
   return [`;; ${file}'s module ${memory}`, ...sections].join("\n\n") + "\n";
 }

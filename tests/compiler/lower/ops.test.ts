@@ -44,6 +44,9 @@ interface Operands {
   readonly idx: Tensor;
   readonly img: Tensor;
   readonly filt: Tensor;
+  /** An image [2,13,11,5] and a filter [3,3,5,6]: convolutions large enough for the wasm backend's products in f32. */
+  readonly big: Tensor;
+  readonly bigFilt: Tensor;
 }
 
 const FEEDS: Record<string, ArrayLike<number>> = {
@@ -57,6 +60,8 @@ const FEEDS: Record<string, ArrayLike<number>> = {
   idx: Array.from(randomInts(6, 4, 8)),
   img: randomArray(150, 9, -1, 1),
   filt: randomArray(108, 10, -0.5, 0.5),
+  big: randomArray(2 * 13 * 11 * 5, 11, -1, 1),
+  bigFilt: randomArray(3 * 3 * 5 * 6, 12, -0.5, 0.5),
 };
 
 type ElementwiseOp = (typeof ELEMENTWISE_OPS)[number];
@@ -125,14 +130,25 @@ const INDEXING_CONV_CASES: { readonly [K in keyof typeof INDEXING | keyof typeof
   // duplicate indices add up
   scatterAdd: (x) => [x.a.ctx.apply("scatterAdd", [x.a, x.idx], { rows: 5 })],
   oneHot: (x) => [x.idx.oneHot(4), x.idx.oneHot(3)],
-  conv2d: (x) => [x.img.conv2d(x.filt), x.img.conv2d(x.filt, 2, "same"), x.img.conv2d(x.filt, [1, 2], "same")],
+  conv2d: (x) => [
+    x.img.conv2d(x.filt), x.img.conv2d(x.filt, 2, "same"), x.img.conv2d(x.filt, [1, 2], "same"),
+    x.big.conv2d(x.bigFilt, 1, "same"), x.big.conv2d(x.bigFilt, [1, 2], "valid"), x.big.conv2d(x.bigFilt, [2, 1], "same"),
+  ],
   conv2dBackpropInput: (x) => {
     const dy = x.img.conv2d(x.filt, 2, "same");
-    return [x.a.ctx.apply("conv2dBackpropInput", [dy, x.filt], { inputShape: [2, 5, 5, 3], strides: [2, 2], padding: "same" })];
+    const bigDy = x.big.conv2d(x.bigFilt, 2, "same");
+    return [
+      x.a.ctx.apply("conv2dBackpropInput", [dy, x.filt], { inputShape: [2, 5, 5, 3], strides: [2, 2], padding: "same" }),
+      x.a.ctx.apply("conv2dBackpropInput", [bigDy, x.bigFilt], { inputShape: [2, 13, 11, 5], strides: [2, 2], padding: "same" }),
+    ];
   },
   conv2dBackpropFilter: (x) => {
     const dy = x.img.conv2d(x.filt, 1, "valid");
-    return [x.a.ctx.apply("conv2dBackpropFilter", [x.img, dy], { filterShape: [3, 3, 3, 4], strides: [1, 1], padding: "valid" })];
+    const bigDy = x.big.conv2d(x.bigFilt, [2, 1], "same");
+    return [
+      x.a.ctx.apply("conv2dBackpropFilter", [x.img, dy], { filterShape: [3, 3, 3, 4], strides: [1, 1], padding: "valid" }),
+      x.a.ctx.apply("conv2dBackpropFilter", [x.big, bigDy], { filterShape: [3, 3, 5, 6], strides: [2, 1], padding: "same" }),
+    ];
   },
   // ties (small integers) check that the first maximum wins
   maxPool2d: (x) => [x.img.maxPool2d(2), x.img.maxPool2d(3, 2, "same"), x.img.mul(2).cast("i32").cast("f32").maxPool2d(2, 1)],
@@ -168,6 +184,8 @@ function caseGraph(name: string, table: Readonly<Record<string, Case>>): Graph {
       idx: g.input("idx", [2, 3], "i32"),
       img: g.input("img", [2, 5, 5, 3]),
       filt: g.input("filt", [3, 3, 3, 4]),
+      big: g.input("big", [2, 13, 11, 5]),
+      bigFilt: g.input("bigFilt", [3, 3, 5, 6]),
       get c() {
         return this.a.greater(this.b);
       },
