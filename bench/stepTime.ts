@@ -3,7 +3,8 @@
 // and Adam, XOR, the transformer block, the CNN). The first step() of a
 // freshly loaded bundle includes V8's lazy compilation of its JavaScript and
 // WebAssembly; it is reported as a multiple of the steady median.
-// Run with `npx tsx bench/stepTime.ts [--backend ts|wasm]`; bundles go to temp folders.
+// Run with `npx tsx bench/stepTime.ts [--backend ts|wasm] [--threads N]`
+// (default: every core, as a trainer runs); bundles go to temp folders.
 import os from "node:os";
 import { gradcStep } from "./peers/gradc.js";
 import { workloads } from "./peers/workloads.js";
@@ -16,12 +17,15 @@ const median = (xs: readonly number[]): number => {
 
 const fmt = (ms: number): string => (ms < 1 ? `${(ms * 1000).toFixed(1)} µs` : `${ms.toFixed(2)} ms`);
 
-const backend = process.argv.includes("--backend") ? process.argv[process.argv.indexOf("--backend") + 1] : "wasm";
+const flag = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const backend = flag("--backend") ?? "wasm";
 if (backend !== "ts" && backend !== "wasm") throw new Error(`stepTime: --backend must be ts or wasm, not ${String(backend)}`);
+const threads = Number(flag("--threads") ?? os.availableParallelism());
+if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`stepTime: --threads must be an integer >= 1, not ${String(flag("--threads"))}`);
 
-console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} x${os.cpus().length}, backend ${backend}, one thread`);
+console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} x${os.availableParallelism()}, backend ${backend}, ${threads} thread${threads > 1 ? "s" : ""} asked`);
 for (const w of workloads()) {
-  const s = await gradcStep(w, { wasm: backend === "wasm" });
+  const s = await gradcStep(w, { wasm: backend === "wasm", threads });
   try {
     const t0 = performance.now();
     s.step();
@@ -37,10 +41,10 @@ for (const w of workloads()) {
     }
     const steady = median(times);
     console.log(
-      `${w.name.padEnd(12)} compile ${s.compileMs.total.toFixed(0).padStart(5)} ms` +
+      `${w.name.padEnd(12)} ${s.threads} thr  compile ${s.compileMs.total.toFixed(0).padStart(5)} ms` +
         `   first step ${fmt(first).padStart(9)}   steady ${fmt(steady).padStart(9)} (median)   first/steady ${(first / steady).toFixed(1)}×`,
     );
   } finally {
-    s.dispose();
+    await s.dispose();
   }
 }

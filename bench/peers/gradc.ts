@@ -1,5 +1,6 @@
 // The workloads as gradc graphs, compiled into bundles whose step() runs on
-// arenas filled with the workloads' weights and data.
+// arenas filled with the workloads' weights and data, on the runtime's thread
+// pool as a user's trainer runs it (default: every core).
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,6 +13,8 @@ import type { Tensor } from "../../compiler/ir/node.js";
 import { compile } from "../../compiler/compile.js";
 import type { Manifest, StepModule } from "../../runtime/manifest.js";
 import { floatArena } from "../../runtime/hostDevice.js";
+import { ThreadPool } from "../../runtime/threads.js";
+import { threadProducts, wasmProductsOf } from "../../runtime/wasmThreads.js";
 import { BLOCK } from "./workloads.js";
 import type { Workload } from "./workloads.js";
 
@@ -63,16 +66,24 @@ export interface GradcStep {
   readonly manifest: Manifest;
   /** compile()'s own timings of the bundle, in ms (`total` from graph to files written). */
   readonly compileMs: Readonly<Record<"lower" | "emit" | "transpile" | "write" | "total", number>>;
+  /** Threads its kernels run on (1 where the bundle has nothing to split or the host cannot share memory). */
+  readonly threads: number;
   /** One update; returns the loss of the forward pass it ran. */
   step(): number;
-  dispose(): void;
+  /** Closes its thread pool and removes the bundle. */
+  dispose(): Promise<void>;
 }
 
-/** Compiles the workload (default options unless given) into a temporary folder and loads its step. */
-export async function gradcStep(w: Workload, options: { wasm?: boolean } = {}): Promise<GradcStep> {
+/**
+ * Compiles the workload (default options unless given) into a temporary
+ * folder and loads its step on `threads` threads (default
+ * `os.availableParallelism()`, what a trainer runs on by default).
+ */
+export async function gradcStep(w: Workload, options: { wasm?: boolean; threads?: number } = {}): Promise<GradcStep> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-peers-"));
+  const { threads = os.availableParallelism(), ...compileOptions } = options;
   try {
-    const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...options, outDir: path.join(dir, w.name) });
+    const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...compileOptions, outDir: path.join(dir, w.name) });
     const m = r.manifest;
     const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
     // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
@@ -84,17 +95,23 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean } = {}): 
       else F.set(w.inputs[input.name]!.data, input.offset);
     }
     const kernels = mod.create(F, I);
+    const wasm = wasmProductsOf(mod, m.files.step);
+    const pool = wasm ? await threadProducts([wasm], threads, (units, n) => ThreadPool.create({ units, threads: n })) : undefined;
     let t = 0;
     return {
       manifest: m,
       compileMs: r.timings,
+      threads: pool?.threads ?? 1,
       step: () => {
         F[m.hyper.lr.offset] = w.optimizer.lr;
         I[m.hyper.step.offset] = ++t;
         kernels.step();
         return F[m.loss!.offset]!;
       },
-      dispose: () => rmSync(dir, { recursive: true, force: true }),
+      dispose: async () => {
+        await pool?.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
     };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });

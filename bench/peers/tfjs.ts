@@ -17,7 +17,7 @@ export async function tfjsReady(): Promise<void> {
 /** A step of one workload; `step()` returns the loss before its update. */
 export interface PeerStep {
   step(): number | Promise<number>;
-  dispose(): void;
+  dispose(): void | Promise<void>;
 }
 
 const layerNorm = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
