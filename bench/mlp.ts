@@ -15,6 +15,7 @@ import type { Manifest, StepModule } from "../runtime/manifest.js";
 import { floatArena } from "../runtime/hostDevice.js";
 import { loadSafetensors } from "../runtime/safetensors.js";
 import { load } from "../runtime/load.js";
+import { relaxedSimd } from "../runtime/wasmFeatures.js";
 
 export const BATCH = 128;
 /** Layer widths, input first. */
@@ -59,6 +60,8 @@ export async function compiledStep(options: Omit<CompileOptions, "outDir">, data
   const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-bench-"));
   const r = compile(mlp, { optimizer: { name: "adam", lr: LR }, ...options, outDir: path.join(dir, "mlp") });
   const m = r.manifest;
+  // relaxed SIMD on before the module compiles, as the runtime does (the products' FMA)
+  relaxedSimd();
   const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
   // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
   const F = floatArena(m, mod);

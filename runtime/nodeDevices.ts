@@ -1,17 +1,22 @@
 // The devices on Node: the runtime's table (runtime/devices.ts) with the
 // WebAssembly products of "wasm" bundles run on worker threads
-// (runtime/threads.ts) when a load asks for more than one.
+// (runtime/threads.ts) when a load asks for more than one, relaxed SIMD turned
+// on before their kernel files compile their modules (the products' FMA).
 import type { DeviceFactory } from "./devices.js";
 import { DEVICES, deviceFor } from "./devices.js";
 import { createHostDevice } from "./hostDevice.js";
 import { ThreadPool } from "./threads.js";
 import type { PoolStarter } from "./wasmThreads.js";
+import { relaxedSimd } from "./wasmFeatures.js";
 
 /** Node's worker threads for the WebAssembly products. */
 const nodePool: PoolStarter = (units, threads) => ThreadPool.create({ units, threads });
 
-/** A host device whose WebAssembly products may run on Node's worker threads. */
-const hostDevice: DeviceFactory = (manifest, dir, options = {}) => createHostDevice(manifest, dir, { ...options, startPool: nodePool });
+/** A host device whose WebAssembly products may run on Node's worker threads, with FMA where the CPU has it. */
+const hostDevice: DeviceFactory = (manifest, dir, options = {}) => {
+  relaxedSimd();
+  return createHostDevice(manifest, dir, { ...options, startPool: nodePool });
+};
 
 /** Every backend the Node runtime runs. */
 export const NODE_DEVICES: Readonly<Record<string, DeviceFactory>> = { ...DEVICES, ts: hostDevice, wasm: hostDevice };

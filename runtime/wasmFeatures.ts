@@ -4,8 +4,8 @@
 // any module that uses it is compiled.
 import v8 from "node:v8";
 
-/** A module whose one function returns f32x4.relaxed_madd(0, 0, 0). */
-function relaxedProbe(): Uint8Array<ArrayBuffer> {
+/** A module whose one function returns f32x4.relaxed_madd(0, 0, 0): it validates where relaxed SIMD is on. */
+export function relaxedProbe(): Uint8Array<ArrayBuffer> {
   const zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
   const body = [0x00, ...zero, ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b];
   return Uint8Array.from([

@@ -17,6 +17,7 @@ import { ThreadPool } from "../../runtime/threads.js";
 import { threadProducts, wasmProductsOf } from "../../runtime/wasmThreads.js";
 import { BLOCK } from "./workloads.js";
 import type { Workload } from "./workloads.js";
+import { relaxedSimd } from "../../runtime/wasmFeatures.js";
 
 /** The workload's model: params named and shaped as the workload's, inputs x (and y or labels). */
 export function workloadGraph(w: Workload): Graph {
@@ -85,6 +86,8 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean; threads?
   try {
     const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...compileOptions, outDir: path.join(dir, w.name) });
     const m = r.manifest;
+    // relaxed SIMD on before the module compiles, as the runtime does (the products' FMA)
+    relaxedSimd();
     const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
     // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
     const F = floatArena(m, mod);

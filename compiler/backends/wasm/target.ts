@@ -23,7 +23,8 @@ import { runPools } from "./poolWasm.js";
 import { copyAt, externCopies, kirFunctionBody } from "./kirWasm.js";
 import { registerTiles } from "../ts/tile.js";
 import { pointerWalks } from "../ts/pointers.js";
-import { TILE_COLS, TILE_ROWS, encodeModule, memoryLimitsAt, pagesFor } from "./wasm.js";
+import { TILE_COLS, TILE_ROWS, encodeModule, fmaSites, memoryLimitsAt, pagesFor } from "./wasm.js";
+import { relaxedProbe } from "../../../runtime/wasmFeatures.js";
 
 /** Pages the module's memory may grow to, holding an arena F besides the scratch (1 GiB). */
 const MAX_PAGES = 16384;
@@ -42,7 +43,7 @@ const MAX_PAGES = 16384;
 function wasmModule(ks: readonly HookedKernel[]): string[] {
   const m = moduleOf(ks);
   if (!m) return [];
-  const { products, loops, moves, pages, maximum, bytes } = m;
+  const { products, loops, moves, pages, maximum, bytes, sites } = m;
   const base64 = NodeBuffer.from(bytes).toString("base64");
   const work = products.map((p) => `${JSON.stringify(p.name)}: ${productWork(p)}`).join(", ");
   const what = [
@@ -57,6 +58,20 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
     `const wasmBytes = Uint8Array.from(atob("${base64}"), (c) => c.charCodeAt(0));`,
     "// the memory import's limits: shared (3) or not (1), with a maximum either way",
     `wasmBytes[${memoryLimitsAt(bytes)}] = wasmShared ? 3 : 1;`,
+    ...(sites.length
+      ? [
+          "// relaxed SIMD's fused multiply-add where the engine validates it (Chrome; Node with --experimental-wasm-relaxed-simd, which gradc's runtime sets):",
+          "// each multiply-add of the products, `f32x4.mul; local.get acc; f32x4.add`, becomes `local.get acc; f32x4.relaxed_madd; nop; nop; nop`",
+          `const wasmFma = WebAssembly.validate(Uint8Array.of(${Array.from(relaxedProbe()).join(", ")}));`,
+          "if (wasmFma) {",
+          "  let at = 0;",
+          `  for (const step of [${sites.map((x, i) => x - (sites[i - 1] ?? 0)).join(", ")}]) {`,
+          "    at += step;",
+          "    wasmBytes.set([0x20, wasmBytes[at + 4]!, 0xfd, 0x85, 0x02, 1, 1, 1], at);",
+          "  }",
+          "}",
+        ]
+      : ["const wasmFma = false;"]),
     `const wasmMemory = new WebAssembly.Memory({ initial: ${pages}, maximum: ${maximum}, shared: wasmShared });`,
     "const wasmCode = new WebAssembly.Module(wasmBytes);",
     "const wasm = new WebAssembly.Instance(wasmCode, { env: { memory: wasmMemory } }).exports as unknown as Readonly<Record<string, (...args: number[]) => void>>;",
@@ -80,10 +95,11 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
           "};",
         ]
       : []),
-    "/** The module and memory, each product's multiply-adds, (set by the runtime) each product split across worker threads, and an arena in the memory where the module has elementwise loops. */",
-    "const WASM: { readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory; readonly work: Readonly<Record<string, number>>; threads?: Readonly<Record<string, (from: number, to: number) => void>>; readonly arena?: (floats: number) => Float32Array | undefined } = {",
+    "/** The module and memory, whether its products use FMA, each product's multiply-adds, (set by the runtime) each product split across worker threads, and an arena in the memory where the module has elementwise loops. */",
+    "const WASM: { readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory; readonly fma: boolean; readonly work: Readonly<Record<string, number>>; threads?: Readonly<Record<string, (from: number, to: number) => void>>; readonly arena?: (floats: number) => Float32Array | undefined } = {",
     "  module: wasmCode,",
     "  memory: wasmMemory,",
+    "  fma: wasmFma,",
     `  work: { ${work} },`,
     ...(loops.length ? ["  arena: wasmArena,"] : []),
     "};",
@@ -100,8 +116,10 @@ function moduleOf(ks: readonly HookedKernel[]) {
   const pages = pagesFor(4 * floats);
   const maximum = loops.length ? MAX_PAGES : pages;
   const functions = [...loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) })), ...moves];
-  const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions });
-  return { products, loops, moves, pages, maximum, bytes };
+  const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions, kernel: { fma: false } });
+  // where the products' multiply-adds become FMA when the file loads
+  const sites = products.length ? fmaSites(bytes, encodeModule(products, pages, { ranged: true, shared: true, maximum, functions, kernel: { fma: true } })) : [];
+  return { products, loops, moves, pages, maximum, bytes, sites };
 }
 
 /** graphs/kernels.wat: the text of each file's module, by kernel (`gradc inspect --wat`). */
@@ -182,7 +200,7 @@ const emit: EmitHooks = {
         ? moveJs(k, s, site)
         : [`(WASM.threads?.${k.name} ?? wasm.${k.name})(0, ${productRange(productOf(k.name, k.extern!))});`],
   scratchArray: "W",
-  moduleNames: ["W", "wasm", "wasmMemory", "wasmShared", "wasmBytes", "wasmCode", "WASM", "wasmArenas", "wasmArena", "wasmAt"],
+  moduleNames: ["W", "wasm", "wasmMemory", "wasmShared", "wasmFma", "wasmBytes", "wasmCode", "WASM", "wasmArenas", "wasmArena", "wasmAt"],
   exported: ["WASM"],
 };
 

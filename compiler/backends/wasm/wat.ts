@@ -13,7 +13,7 @@ const TYPES: Readonly<Record<number, string>> = { 0x7f: "i32", 0x7e: "i64", 0x7d
 
 /** Plain opcodes with no immediates. */
 const PLAIN: Readonly<Record<number, string>> = {
-  0x45: "i32.eqz", 0x46: "i32.eq", 0x47: "i32.ne", 0x48: "i32.lt_s", 0x49: "i32.lt_u", 0x4a: "i32.gt_s", 0x4c: "i32.le_s", 0x4e: "i32.ge_s",
+  0x01: "nop", 0x45: "i32.eqz", 0x46: "i32.eq", 0x47: "i32.ne", 0x48: "i32.lt_s", 0x49: "i32.lt_u", 0x4a: "i32.gt_s", 0x4c: "i32.le_s", 0x4e: "i32.ge_s",
   0x6a: "i32.add", 0x6b: "i32.sub", 0x6c: "i32.mul", 0x6d: "i32.div_s", 0x6f: "i32.rem_s", 0x71: "i32.and", 0x72: "i32.or",
   0x74: "i32.shl", 0x75: "i32.shr_s", 0x76: "i32.shr_u", 0xb7: "f64.convert_i32_s",
   // the scalar data movement of kirWasm.ts

@@ -31,6 +31,10 @@ import type { ForwardModule, Manifest, Slot, StepModule } from "../../../runtime
 import type { GpuModule } from "../../../runtime/gpuDevice.js";
 import { loadSafetensors } from "../../../runtime/safetensors.js";
 import { floatArena } from "../../../runtime/hostDevice.js";
+import { relaxedSimd } from "../../../runtime/wasmFeatures.js";
+
+// relaxed SIMD on, as the Node runtime turns it on, before any kernel module compiles: the products run with FMA where the CPU has it
+relaxedSimd();
 
 /** Every backend in the target registry: tests run `describe.each(BACKENDS)`, so a new backend gets them all. */
 export const BACKENDS = Object.keys(TARGETS) as BackendName[];

@@ -5,6 +5,7 @@
 // kernels allocate nothing.
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { Project, SyntaxKind } from "ts-morph";
 import { graph } from "../../../../compiler/dsl/graph.js";
@@ -12,7 +13,9 @@ import * as nn from "../../../../compiler/dsl/nn.js";
 import { grad } from "../../../../compiler/autodiff/grad.js";
 import { interpret } from "../../../../compiler/interp/interpret.js";
 import { kernelsOf } from "../../../../compiler/lower/schedule.js";
-import { TILE_COLS, TILE_ROWS, encodeModule, pagesFor } from "../../../../compiler/backends/wasm/wasm.js";
+import { TILE_COLS, TILE_ROWS, encodeModule, fmaPatch, fmaSites, pagesFor } from "../../../../compiler/backends/wasm/wasm.js";
+import type { KernelShape } from "../../../../compiler/backends/wasm/wasm.js";
+import { relaxedSimd } from "../../../../runtime/wasmFeatures.js";
 import { matmulT } from "../../../../compiler/ops/matmul.js";
 import { expectAllClose, randomArray } from "../../../helpers.js";
 import { cleanupBundles, compileAndLoad, execute } from "../../harness/harness.js";
@@ -21,35 +24,104 @@ import type { Graph } from "../../../../compiler/ir/graph.js";
 
 afterAll(cleanupBundles);
 
+/** Whether relaxed SIMD validates here (turned on as the runtime turns it on). */
+const relaxed = relaxedSimd();
+
+/** One product's module over panels packed from row-major A (m×k) and B (k×n) in a memory of its own, and its export. */
+function packedProduct(m: number, n: number, k: number, kernel: Partial<KernelShape>, seed: number) {
+  const rows = kernel.rows ?? TILE_ROWS;
+  const rowPanels = Math.ceil(m / rows);
+  const colPanels = Math.ceil(n / TILE_COLS);
+  const a = 0;
+  const b = a + rowPanels * rows * k;
+  const c = b + colPanels * TILE_COLS * k;
+  const bytes = encodeModule([{ name: "mm", m, n, rowPanels, colPanels, k, a: 4 * a, b: 4 * b, c: 4 * c }], 1, { kernel });
+  expect(WebAssembly.validate(bytes)).toBe(true);
+  const memory = new WebAssembly.Memory({ initial: pagesFor(4 * (c + rowPanels * rows * colPanels * TILE_COLS)) });
+  const mm = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports["mm"] as () => void;
+  const W = new Float32Array(memory.buffer);
+  const A = Float32Array.from(randomArray(m * k, seed));
+  const B = Float32Array.from(randomArray(k * n, seed + 1));
+  for (let i = 0; i < rowPanels * rows; i++) for (let p = 0; p < k; p++) W[a + (Math.floor(i / rows) * k + p) * rows + (i % rows)] = i < m ? A[i * k + p]! : 0;
+  for (let j = 0; j < colPanels * TILE_COLS; j++) for (let p = 0; p < k; p++) W[b + (Math.floor(j / TILE_COLS) * k + p) * TILE_COLS + (j % TILE_COLS)] = j < n ? B[p * n + j]! : 0;
+  W.fill(NaN, c);
+  mm();
+  return { A, B, C: (i: number, j: number) => W[c + i * colPanels * TILE_COLS + j]!, bytes };
+}
+
 describe("the WebAssembly module", () => {
-  it("computes C = A·B from panels of 4 rows of A and 8 columns of B", () => {
-    const [m, k, n] = [6, 5, 11];
-    const rowPanels = Math.ceil(m / TILE_ROWS);
-    const colPanels = Math.ceil(n / TILE_COLS);
-    const a = 0;
-    const b = a + rowPanels * TILE_ROWS * k;
-    const c = b + colPanels * TILE_COLS * k;
-    const bytes = encodeModule([{ name: "mm", m, n, rowPanels, colPanels, k, a: 4 * a, b: 4 * b, c: 4 * c }], 1);
-    expect(WebAssembly.validate(bytes)).toBe(true);
-    const memory = new WebAssembly.Memory({ initial: pagesFor(4 * (c + rowPanels * TILE_ROWS * colPanels * TILE_COLS)) });
-    const mm = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports["mm"] as () => void;
-    const W = new Float32Array(memory.buffer);
-    const A = randomArray(m * k, 1);
-    const B = randomArray(k * n, 2);
-    for (let i = 0; i < rowPanels * TILE_ROWS; i++) for (let p = 0; p < k; p++) W[a + (Math.floor(i / 4) * k + p) * 4 + (i % 4)] = i < m ? A[i * k + p]! : 0;
-    for (let j = 0; j < colPanels * TILE_COLS; j++) for (let p = 0; p < k; p++) W[b + (Math.floor(j / 8) * k + p) * 8 + (j % 8)] = j < n ? B[p * n + j]! : 0;
-    mm();
-    const got: number[] = [];
-    const want: number[] = [];
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        got.push(W[c + i * colPanels * TILE_COLS + j]!);
-        let s = 0;
-        for (let p = 0; p < k; p++) s += Math.fround(A[i * k + p]!) * Math.fround(B[p * n + j]!);
-        want.push(s);
+  // every kernel shape the encoder offers, FMA where the engine has it: k-loops unrolled 1, 2 and 3 times, tiles of 4 and 5 rows
+  const shapes: Partial<KernelShape>[] = [false, ...(relaxed ? [true] : [])].flatMap((fma) => [
+    { fma },
+    { fma, unroll: 2 },
+    { fma, unroll: 3 },
+    { fma, rows: 5 },
+  ]);
+  it.each(shapes)("computes C = A·B from packed panels, k = 1, 2, 3 and m, n, k no multiple of the tile or the unroll, to f32 rounding (%o)", (kernel) => {
+    for (const [m, n, k] of [[1, 1, 1], [3, 9, 1], [5, 8, 2], [6, 11, 3], [9, 17, 5], [13, 24, 7], [4, 16, 8]] as const) {
+      const { A, B, C } = packedProduct(m, n, k, kernel, m * 100 + k);
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          // float64 reference; each f32 step rounds by at most 2^-24 of the partial sums, which stay under the sum of |a·b|
+          let [exact, size] = [0, 0];
+          for (let p = 0; p < k; p++) {
+            exact += A[i * k + p]! * B[p * n + j]!;
+            size += Math.abs(A[i * k + p]! * B[p * n + j]!);
+          }
+          expect(Math.abs(C(i, j) - exact), `C[${i}, ${j}] of ${m}×${n} over ${k}`).toBeLessThanOrEqual(2 * k * 2 ** -24 * size);
+        }
       }
     }
-    expectAllClose(got, want, { rtol: 1e-5, atol: 1e-6 });
+  });
+
+  it("with FMA rounds once per multiply-add: where relaxed SIMD validates, the sums differ from multiply then add in their last bits", () => {
+    if (!relaxed) return;
+    const [m, n, k] = [8, 16, 64];
+    const plain = packedProduct(m, n, k, { fma: false }, 7);
+    const fused = packedProduct(m, n, k, { fma: true }, 7);
+    let differ = 0;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        // each a·b exact in f64 (24-bit factors), and each sum rounded to f32 with it: the FMA's sums, in the same order
+        let s = 0;
+        for (let p = 0; p < k; p++) s = Math.fround(s + fused.A[i * k + p]! * fused.B[p * n + j]!);
+        expect(fused.C(i, j)).toBe(s);
+        if (plain.C(i, j) !== fused.C(i, j)) differ++;
+      }
+    }
+    expect(differ).toBeGreaterThan(0);
+  });
+
+  it("patches the module without FMA into the module with it at the products' multiply-adds, nothing else", () => {
+    const product = { name: "mm", m: 9, n: 17, rowPanels: 3, colPanels: 3, k: 5, a: 0, b: 1024, c: 4096 };
+    // a function besides the products (its body: size, no locals, end)
+    const functions = [{ name: "other", params: [], body: [2, 0, 0x0b] }];
+    const plain = encodeModule([product, { ...product, name: "mm2" }], 1, { functions, kernel: { fma: false } });
+    const fused = encodeModule([product, { ...product, name: "mm2" }], 1, { functions, kernel: { fma: true } });
+    const sites = fmaSites(plain, fused);
+    // two products, eight accumulators each, one multiply-add a p in the k-loop's body
+    expect(sites).toHaveLength(16);
+    expect(Array.from(fmaPatch(plain, sites))).toEqual(Array.from(fused));
+    expect(WebAssembly.validate(plain)).toBe(true);
+    if (relaxed) expect(WebAssembly.validate(fmaPatch(plain, sites))).toBe(true);
+    const other = encodeModule([{ ...product, k: 6 }], 1, { kernel: { fma: true } });
+    expect(() => fmaSites(plain, other)).toThrow(/not the module without it patched/);
+  });
+
+  it("names its functions (a name section): traces and profiles show the kernel, not wasm-function[i]", () => {
+    // C placed past the memory's end: the product traps
+    const bytes = encodeModule([{ name: "matmul_x_W1", m: 4, n: 8, rowPanels: 1, colPanels: 1, k: 2, a: 0, b: 64, c: 70000 }], 1);
+    const module = new WebAssembly.Module(bytes);
+    expect(WebAssembly.Module.customSections(module, "name")).toHaveLength(1);
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const mm = new WebAssembly.Instance(module, { env: { memory } }).exports["matmul_x_W1"] as () => void;
+    let stack = "";
+    try {
+      mm();
+    } catch (e) {
+      stack = (e as Error).stack ?? "";
+    }
+    expect(stack).toMatch(/at matmul_x_W1 \(wasm:/);
   });
 });
 
@@ -133,6 +205,9 @@ describe("WebAssembly matmul kernels", () => {
     for (const [p, g] of Object.entries(want.grads)) expectAllClose(b.grad(p), g.data, { rtol: 2e-3, atol: 1e-5 });
     const source = readFileSync(path.join(b.result.outDir, "step.ts"), "utf8");
     expect(source.match(/new WebAssembly\.Instance/g)).toHaveLength(1);
+    // FMA where the engine validates it (the harness turns relaxed SIMD on, as the runtime does)
+    const step = (await import(pathToFileURL(path.join(b.result.outDir, "step.js")).href)) as { WASM: { fma: boolean } };
+    expect(step.WASM.fma).toBe(relaxed);
     const sf = new Project({ useInMemoryFileSystem: true }).createSourceFile("step.ts", source);
     const kernels = sf.getFunctions().filter((f) => f.getName() !== "create");
     const calls = kernels.flatMap((k) => k.getDescendantsOfKind(SyntaxKind.CallExpression).map((c) => c.getExpression().getText()));
