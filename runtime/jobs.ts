@@ -1,16 +1,17 @@
 // The protocol of a thread pool over shared WebAssembly memories, the same on
 // Node's worker_threads (runtime/threads.ts) and a page's Web Workers
 // (runtime/browser/threads.ts). Every thread instantiates the same modules on
-// the same memories; a job — one exported function and a range [from, to) of
-// its loop — is split into contiguous parts, part k for thread k, the calling
-// thread taking part 0. The split only decides who computes which part, never
-// how a value is computed, so results do not depend on the thread count.
-// Threads meet at a spin-then-wait barrier (an Atomics.wait wake-up alone
-// costs ~70 µs, so each side spins a little on the shared words first; a
-// page's main thread may not wait at all and only spins). Each part is
-// claimed before it runs, and the calling thread takes, after its own, any
-// part whose worker has not started it: on a machine busier than its cores, a
-// descheduled worker delays a job no more than running it on one thread would.
+// the same memories; a job — one exported function, its arguments and a range
+// [from, to) of its loop, passed last — is cut into contiguous chunks (a few
+// per thread), which the calling thread and the workers claim one at a time
+// from a shared counter until none is left. The cut only decides who computes
+// which chunk, never how a value is computed, so results do not depend on the
+// thread count. Threads meet at a spin-then-wait barrier (an Atomics.wait
+// wake-up alone costs ~70 µs, so each side spins a little on the shared words
+// first; a page's main thread may not wait at all and only spins). Claiming
+// chunks balances the threads: on a machine busier than its cores, the calling
+// thread takes every chunk a descheduled worker has not claimed, and waits
+// only for the one it is running.
 // Nothing here imports a Node module.
 import type { PanelFn, PoolUnit } from "./wasmThreads.js";
 
@@ -18,23 +19,44 @@ import type { PanelFn, PoolUnit } from "./wasmThreads.js";
 export const WORDS = {
   /** Bumped once per job; workers wait on it. */
   gen: 0,
-  /** Parts of the current job not yet done; the caller waits on it. */
+  /** Chunks of the current job not yet done; the caller waits on it. */
   pending: 1,
   fn: 2,
   from: 3,
   to: 4,
-  /** Threads taking part in this job. */
-  parts: 5,
+  /** Chunks of this job. */
+  chunks: 5,
   stop: 6,
-  /** 1 + the part that threw on a worker, 0 if none. */
+  /** 1 + the chunk that threw on a worker, 0 if none. */
   failed: 7,
-  /** Then one word per thread: the last job whose part k was claimed (by worker k or the caller). */
-  claims: 8,
+  /** Arguments of the job's function before its range (in the f64 words before these, ARGS_BYTES). */
+  args: 8,
+  /** The next chunk to claim, tagged with its job: (gen & TAG_MASK) << CHUNK_BITS | chunk. */
+  next: 9,
 } as const;
 export type Words = typeof WORDS;
 
-/** Bytes of the control buffer of a pool of `threads`. */
-export const controlBytes = (threads: number): number => 4 * (WORDS.claims + threads);
+/** Arguments a job's function may take before its range. */
+export const MAX_ARGS = 32;
+
+/** The control buffer starts with the jobs' arguments (MAX_ARGS f64 words); the Int32 words follow. */
+export const ARGS_BYTES = 8 * MAX_ARGS;
+
+/** Bits of the claim word that count chunks (a job has fewer than 2^CHUNK_BITS); the rest tag the job. */
+export const CHUNK_BITS = 12;
+const TAG_MASK = (1 << (31 - CHUNK_BITS)) - 1;
+
+/** Chunks a job is cut into per thread worth running it (ThreadPool's default). */
+export const CHUNKS_PER_THREAD = 4;
+
+/** Bytes of the control buffer of a pool (of any number of threads). */
+export const controlBytes = (): number => ARGS_BYTES + 4 * (WORDS.next + 1);
+
+/** The control buffer's Int32 words and its arguments, as every thread views them. */
+export const controlViews = (control: SharedArrayBuffer): { ctl: Int32Array; args: Float64Array } => ({
+  ctl: new Int32Array(control, ARGS_BYTES),
+  args: new Float64Array(control, 0, MAX_ARGS),
+});
 
 /**
  * Multiply-adds (or comparable units of work) below which a job stays on the
@@ -79,39 +101,82 @@ export function instantiateUnits(units: readonly PoolUnit[]): { table: PanelFn[]
 }
 
 /**
- * A worker's loop: waits for each job, claims its own part unless the caller
- * took it, runs it, and counts it done; returns when the pool stops. It has
- * no free variables (Node runs its source text in a worker), and no inner
- * functions.
+ * Claims and runs chunks of the current job (tagged `tag`) until none is
+ * left, counting each one done; returns the first chunk that threw here, or
+ * -1 (its error pushed on `errors`, and the job's `failed` word set before
+ * the chunk counts as done).
+ * Shared by workers and the calling thread; it has no free variables (Node
+ * runs its source text in a worker), and no inner functions.
  */
-export function serveJobs(ctl: Int32Array, table: readonly PanelFn[], index: number, spin: number, w: Words): void {
+export function runChunks(ctl: Int32Array, args: Float64Array, table: readonly PanelFn[], tag: number, call: number[], w: Words, bits: number, errors: unknown[]): number {
+  let failed = -1;
+  for (;;) {
+    const v = Atomics.load(ctl, w.next);
+    // another job's claims (this one is done), or no chunk left
+    if (v >>> bits !== tag || (v & ((1 << bits) - 1)) >= ctl[w.chunks]!) return failed;
+    if (Atomics.compareExchange(ctl, w.next, v, v + 1) !== v) continue;
+    // the job's words hold still while a claimed chunk is not done: the caller cannot finish the job without it
+    const chunk = v & ((1 << bits) - 1);
+    const chunks = ctl[w.chunks]!;
+    const from = ctl[w.from]!;
+    const n = ctl[w.to]! - from;
+    const a = from + Math.floor((n * chunk) / chunks);
+    const b = from + Math.floor((n * (chunk + 1)) / chunks);
+    try {
+      const f = table[ctl[w.fn]!]!;
+      const na = ctl[w.args]!;
+      if (b > a && na === 0) f(a, b);
+      else if (b > a) {
+        // the job's arguments, then this chunk's range
+        call.length = 0;
+        for (let i = 0; i < na; i++) call.push(args[i]!);
+        call.push(a, b);
+        f(...call);
+      }
+    } catch (e) {
+      Atomics.compareExchange(ctl, w.failed, 0, chunk + 1);
+      if (failed < 0) {
+        failed = chunk;
+        errors.push(e);
+      }
+    }
+    if (Atomics.sub(ctl, w.pending, 1) === 1) Atomics.notify(ctl, w.pending);
+  }
+}
+
+/**
+ * A worker's loop: waits for each job, runs chunks of it (`claim`, which is
+ * runChunks) while any is left; returns when the pool stops. It has no free
+ * variables and no inner functions.
+ */
+export function serveJobs(
+  ctl: Int32Array,
+  args: Float64Array,
+  table: readonly PanelFn[],
+  spin: number,
+  w: Words,
+  bits: number,
+  claim: (ctl: Int32Array, args: Float64Array, table: readonly PanelFn[], tag: number, call: number[], w: Words, bits: number, errors: unknown[]) => number,
+): void {
+  const call: number[] = [];
+  const errors: unknown[] = [];
+  const mask = (1 << (31 - bits)) - 1;
   let seen = Atomics.load(ctl, w.gen);
   for (;;) {
     for (let i = 0; i < spin && Atomics.load(ctl, w.gen) === seen; i++);
     while (Atomics.load(ctl, w.gen) === seen) Atomics.wait(ctl, w.gen, seen);
     seen = Atomics.load(ctl, w.gen);
     if (Atomics.load(ctl, w.stop)) return;
-    // the job's words hold still while this part is unclaimed: the caller cannot finish the job without it
-    const claimed = Atomics.load(ctl, w.claims + index);
-    if (claimed >= seen || Atomics.compareExchange(ctl, w.claims + index, claimed, seen) !== claimed) continue;
-    const parts = ctl[w.parts]!;
-    const from = ctl[w.from]!;
-    const n = ctl[w.to]! - from;
-    // this worker's part of partition(from, to, parts)
-    const a = from + Math.floor((n * index) / parts);
-    const b = from + Math.floor((n * (index + 1)) / parts);
-    try {
-      if (b > a) table[ctl[w.fn]!]!(a, b);
-    } catch {
-      Atomics.compareExchange(ctl, w.failed, 0, index + 1);
-    }
-    if (Atomics.sub(ctl, w.pending, 1) === 1) Atomics.notify(ctl, w.pending);
+    claim(ctl, args, table, seen & mask, call, w, bits, errors);
+    errors.length = 0;
   }
 }
 
-/** The calling thread's side of a pool: posts jobs, runs its parts (and any unstarted ones), waits for the rest. */
+/** The calling thread's side of a pool: posts jobs, claims chunks of them beside the workers, waits for the rest. */
 export class JobRunner {
   private readonly ctl: Int32Array;
+  private readonly args: Float64Array;
+  private readonly call: number[] = [];
   /** Jobs split across more than one thread so far. */
   jobs = 0;
   private stopped = false;
@@ -125,71 +190,64 @@ export class JobRunner {
     private readonly spin: number,
     /** Whether this thread may sleep in Atomics.wait (not a page's main thread). */
     private readonly canWait: boolean,
+    /** Work below which a job stays on the calling thread (see partsFor). */
+    private readonly minWork = MIN_PARALLEL_WORK,
+    /** Chunks a job is cut into per part. */
+    private readonly chunksPerPart = CHUNKS_PER_THREAD,
   ) {
-    this.ctl = new Int32Array(control);
+    ({ ctl: this.ctl, args: this.args } = controlViews(control));
   }
 
-  /** How many parts a job of `work` multiply-adds is worth: one per MIN_PARALLEL_WORK, at most one per thread. */
+  /** How many parts a job of `work` multiply-adds is worth: one per MIN_PARALLEL_WORK (or the pool's minimum), at most one per thread. */
   partsFor(work: number): number {
-    return Math.max(1, Math.min(this.threads, Math.floor(work / MIN_PARALLEL_WORK)));
+    return Math.max(1, Math.min(this.threads, Math.floor(work / this.minWork)));
   }
 
   /**
-   * Runs export `fn` (an index into the units' exports) over [from, to),
-   * split into one contiguous part per thread; returns when every part is
-   * done. With `parts` = 1 (or a range shorter than the thread count) it runs
-   * on the calling thread alone: kernels too small to pay for a barrier stay there.
+   * Runs export `fn` (an index into the units' exports) with `args` (at most
+   * MAX_ARGS) over [from, to), cut into `parts` × the pool's chunks per part
+   * (at most one per iteration), which every thread claims one at a time;
+   * returns when every chunk is done. With `parts` = 1 (or a range of one
+   * iteration) it runs on the calling thread alone: kernels too small to pay
+   * for a barrier stay there.
    */
-  run(fn: number, from: number, to: number, parts = this.threads): void {
+  run(fn: number, from: number, to: number, parts = this.threads, args: readonly number[] = []): void {
     if (this.stopped) throw new Error("thread pool: run after close()");
     const f = this.table[fn];
     if (!f) throw new Error(`thread pool: no export at index ${fn} (there are ${this.table.length})`);
+    if (args.length > MAX_ARGS) throw new Error(`thread pool: "${this.names[fn]}" takes ${args.length} arguments before its range; a job takes at most ${MAX_ARGS}`);
     const p = Math.max(1, Math.min(parts, this.threads, to - from));
     if (p === 1) {
-      if (to > from) f(from, to);
+      if (to > from) f(...args, from, to);
       return;
     }
     const c = this.ctl;
     const w = WORDS;
-    const gen = c[w.gen]! + 1;
+    const gen = (c[w.gen]! + 1) & TAG_MASK;
     c[w.fn] = fn;
     c[w.from] = from;
     c[w.to] = to;
-    c[w.parts] = p;
+    c[w.chunks] = Math.min(to - from, p * this.chunksPerPart, (1 << CHUNK_BITS) - 1);
     c[w.failed] = 0;
-    // workers past the parts have none in this job
-    for (let k = p; k < this.threads; k++) c[w.claims + k] = gen;
+    c[w.args] = args.length;
+    for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
     this.jobs++;
-    Atomics.store(c, w.pending, p - 1);
+    Atomics.store(c, w.pending, c[w.chunks]!);
+    Atomics.store(c, w.next, gen << CHUNK_BITS);
     Atomics.store(c, w.gen, gen);
     Atomics.notify(c, w.gen);
-    let error: unknown;
-    let failedPart = 0;
-    const n = to - from;
-    for (let k = 0; k < p; k++) {
-      // part 0 is this thread's; a later part only while no worker has started it
-      if (k > 0) {
-        const claimed = Atomics.load(c, w.claims + k);
-        if (claimed >= gen || Atomics.compareExchange(c, w.claims + k, claimed, gen) !== claimed) continue;
-      }
-      const a = from + Math.floor((n * k) / p);
-      const b = from + Math.floor((n * (k + 1)) / p);
-      try {
-        if (b > a) f(a, b);
-      } catch (e) {
-        if (error === undefined) [error, failedPart] = [e, k];
-      }
-      if (k > 0) Atomics.sub(c, w.pending, 1);
-    }
-    // the workers finish their parts even when one here threw, so the next job starts clean
+    const errors: unknown[] = [];
+    const mine = runChunks(c, this.args, this.table, gen, this.call, w, CHUNK_BITS, errors);
+    // the workers finish the chunks they claimed even when one here threw, so the next job starts clean
     if (this.canWait) {
       for (let i = 0; i < this.spin && Atomics.load(c, w.pending) !== 0; i++);
       for (let left = Atomics.load(c, w.pending); left !== 0; left = Atomics.load(c, w.pending)) Atomics.wait(c, w.pending, left);
     } else {
       while (Atomics.load(c, w.pending) !== 0);
     }
-    if (error !== undefined) {
-      throw new Error(`thread pool: "${this.names[fn]}" trapped on part ${failedPart} of [${from}, ${to}) (${error instanceof Error ? error.message : String(error)})`);
+    if (mine >= 0) {
+      const e = errors[0];
+      throw new Error(`thread pool: "${this.names[fn]}" trapped on part ${mine} of [${from}, ${to}) (${e instanceof Error ? e.message : String(e)})`);
     }
     const failed = Atomics.load(c, w.failed);
     if (failed) throw new Error(`thread pool: "${this.names[fn]}" trapped on part ${failed - 1} of [${from}, ${to})`);
@@ -200,7 +258,7 @@ export class JobRunner {
     if (this.stopped) return;
     this.stopped = true;
     Atomics.store(this.ctl, WORDS.stop, 1);
-    Atomics.add(this.ctl, WORDS.gen, 1);
+    Atomics.store(this.ctl, WORDS.gen, (this.ctl[WORDS.gen]! + 1) & TAG_MASK);
     Atomics.notify(this.ctl, WORDS.gen);
   }
 }

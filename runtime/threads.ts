@@ -4,7 +4,7 @@
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import type { PoolUnit, ProductPool } from "./wasmThreads.js";
-import { JobRunner, WORDS, controlBytes, instantiateUnits, serveJobs } from "./jobs.js";
+import { ARGS_BYTES, CHUNKS_PER_THREAD, CHUNK_BITS, JobRunner, MAX_ARGS, MIN_PARALLEL_WORK, WORDS, controlBytes, instantiateUnits, runChunks, serveJobs } from "./jobs.js";
 import type { WorkerStart } from "./jobs.js";
 
 export { MIN_PARALLEL_WORK, partition } from "./jobs.js";
@@ -12,8 +12,8 @@ export { MIN_PARALLEL_WORK, partition } from "./jobs.js";
 /**
  * What a pool runs: modules, each with its shared memory (`shared: true`,
  * imported as `env.memory`) and the exported functions
- * `(from: number, to: number) => void` that jobs run, by index: the first
- * unit's exports, then the next one's.
+ * `(...args, from, to) => void` that jobs run (their arguments, then the
+ * range), by index: the first unit's exports, then the next one's.
  */
 export interface ThreadPoolOptions {
   readonly units: readonly PoolUnit[];
@@ -21,18 +21,22 @@ export interface ThreadPoolOptions {
   readonly threads?: number;
   /** Spins on the shared counters before a thread sleeps in Atomics.wait (default 20,000: tens of µs). */
   readonly spin?: number;
+  /** Work (multiply-adds) per part below which a job is not split (default MIN_PARALLEL_WORK; 1 splits every job, as tests do). */
+  readonly minWork?: number;
+  /** Chunks a job is cut into per thread worth running it, claimed one at a time (default CHUNKS_PER_THREAD). */
+  readonly chunks?: number;
 }
 
 // The worker: plain JavaScript (jobs.ts's loop by its source text), so it runs the same under tsx and from an emitted bundle.
 const WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
-const { units, control, index, spin, words } = workerData;
+const { units, control, spin, words } = workerData;
 const table = units.flatMap(({ module, memory, exports: names }) => {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   return names.map((n) => instance.exports[n]);
 });
 parentPort.postMessage("ready");
-(${serveJobs.toString()})(new Int32Array(control), table, index, spin, words);
+(${serveJobs.toString()})(new Int32Array(control, ${ARGS_BYTES}), new Float64Array(control, 0, ${MAX_ARGS}), table, spin, words, ${CHUNK_BITS}, ${runChunks.toString()});
 `;
 
 /** Worker threads running parts of jobs beside the calling thread (see runtime/jobs.ts). */
@@ -52,7 +56,11 @@ export class ThreadPool implements ProductPool {
     const { table, names } = instantiateUnits(options.units);
     const threads = Math.min(wanted, cores);
     const spin = options.spin ?? 20_000;
-    const control = new SharedArrayBuffer(controlBytes(threads));
+    const minWork = options.minWork ?? MIN_PARALLEL_WORK;
+    if (!(minWork > 0)) throw new Error(`thread pool: minWork must be positive, got ${minWork}`);
+    const chunks = options.chunks ?? CHUNKS_PER_THREAD;
+    if (!(Number.isInteger(chunks) && chunks >= 1)) throw new Error(`thread pool: chunks must be an integer >= 1, got ${chunks}`);
+    const control = new SharedArrayBuffer(controlBytes());
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     for (let index = 1; index < threads; index++) {
@@ -74,7 +82,7 @@ export class ThreadPool implements ProductPool {
     }
     // idle workers never keep the process alive
     for (const w of workers) w.unref();
-    return new ThreadPool(workers, new JobRunner(control, table, names, threads, spin, true));
+    return new ThreadPool(workers, new JobRunner(control, table, names, threads, spin, true, minWork, chunks));
   }
 
   /** Threads taking part in a job, the calling one included. */
@@ -92,9 +100,9 @@ export class ThreadPool implements ProductPool {
     return this.runner.partsFor(work);
   }
 
-  /** Runs export `fn` over [from, to) in `parts` (default: one per thread); see JobRunner.run. */
-  run(fn: number, from: number, to: number, parts = this.threads): void {
-    this.runner.run(fn, from, to, parts);
+  /** Runs export `fn` with `args` over [from, to) in `parts` (default: one per thread); see JobRunner.run. */
+  run(fn: number, from: number, to: number, parts = this.threads, args: readonly number[] = []): void {
+    this.runner.run(fn, from, to, parts, args);
   }
 
   /** Stops and terminates the workers; the pool cannot run after this. */

@@ -1,24 +1,26 @@
-// Worker threads for the WebAssembly products of a "wasm" bundle. Each kernel
-// module (forward.js, step.js) with products exports `WASM`: its module, its
-// memory (shared where the host has SharedArrayBuffer) and each product's
-// multiply-adds. A pool of worker threads instantiates every module on its
-// memory; each product worth splitting gets a function in `WASM.threads` that
-// runs its export over a range of column panels split across the threads,
-// which the kernels call instead of the export. The split decides only which
-// thread computes which columns of C, never how, so results are bit-identical
-// for any thread count. Nothing here imports a Node module: the pool itself
-// comes from the platform (runtime/threads.ts on Node).
+// Worker threads for the WebAssembly of a "wasm" bundle. Each kernel module
+// (forward.js, step.js) with WebAssembly exports `WASM`: its module, its
+// memory (shared where the host has SharedArrayBuffer) and the work of each
+// ranged export: a product's multiply-adds (its range: column panels, or
+// batches), an elementwise or row loop's in the same units (its range: the
+// outermost loop's iterations). A pool of worker threads instantiates every
+// module on its memory; each export worth splitting gets a function in
+// `WASM.threads` that runs it over its range split across the threads, which
+// the kernels call instead of the export. The split decides only which
+// thread computes which columns, rows or elements, never how, so results are
+// bit-identical for any thread count. Nothing here imports a Node module: the
+// pool itself comes from the platform (runtime/threads.ts on Node).
 
-/** An export over a range of column panels [from, to). */
-export type PanelFn = (from: number, to: number) => void;
+/** A ranged export: its arguments (a product has none), then the range [from, to) of its outermost loop. */
+export type PanelFn = (...args: number[]) => void;
 
 /** What a kernel module with WebAssembly products exports as `WASM`. */
 export interface WasmProducts {
   readonly module: WebAssembly.Module;
   readonly memory: WebAssembly.Memory;
-  /** Multiply-adds of each product, by export name. */
+  /** Work of each ranged export, by name: a product's multiply-adds, a loop's in comparable units. */
   readonly work: Readonly<Record<string, number>>;
-  /** Set here: the products split across threads (the others run on the calling thread). */
+  /** Set here: the exports split across threads (the others run on the calling thread). */
   threads?: Readonly<Record<string, PanelFn>>;
   /** A module with elementwise loops: an f32 arena F of `floats` elements in its memory, which its loops then read and write in place (undefined where the memory cannot hold it). */
   readonly arena?: (floats: number) => Float32Array | undefined;
@@ -37,8 +39,8 @@ export interface ProductPool {
   readonly threads: number;
   /** How many parts a job of `work` multiply-adds is worth (1: it stays on the calling thread). */
   partsFor(work: number): number;
-  /** Runs export `fn` (an index into the units' exports, in order) over [from, to) in `parts` contiguous parts. */
-  run(fn: number, from: number, to: number, parts: number): void;
+  /** Runs export `fn` (an index into the units' exports, in order) with `args` over [from, to) in `parts` contiguous parts. */
+  run(fn: number, from: number, to: number, parts: number, args?: readonly number[]): void;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,8 @@ export interface ProductThreads {
   readonly threads: number;
   close(): Promise<void>;
 }
+
+const NO_ARGS: readonly number[] = [];
 
 /** Whether a memory can be shared with worker threads. */
 const isShared = (m: WebAssembly.Memory): boolean => typeof SharedArrayBuffer === "function" && m.buffer instanceof SharedArrayBuffer;
@@ -90,8 +94,13 @@ export async function threadProducts(units: readonly WasmProducts[], threads: nu
     Object.entries(u.work).forEach(([name, work], i) => {
       const fn = base + i;
       const parts = pool.partsFor(work);
-      // products too small to pay for the barrier keep calling their export
-      if (parts > 1) split[name] = (from, to) => pool.run(fn, from, to, parts);
+      // exports too small to pay for the barrier stay on the calling thread
+      if (parts > 1) {
+        split[name] = (...call) => {
+          const n = call.length;
+          pool.run(fn, call[n - 2]!, call[n - 1]!, parts, n > 2 ? call.slice(0, n - 2) : NO_ARGS);
+        };
+      }
     });
     base += Object.keys(u.work).length;
     u.threads = split;

@@ -1,7 +1,7 @@
 // A page's pool worker (a module Web Worker started by runtime/browser/threads.ts):
 // it instantiates the kernels' WebAssembly modules on their shared memories,
 // says it is ready, and serves jobs (runtime/jobs.ts) until the page stops it.
-import { instantiateUnits, serveJobs } from "../jobs.js";
+import { CHUNK_BITS, controlViews, instantiateUnits, runChunks, serveJobs } from "../jobs.js";
 import type { WorkerStart } from "../jobs.js";
 
 /** This worker's global scope, as much of it as is used here. */
@@ -12,7 +12,7 @@ const scope = globalThis as unknown as {
 
 scope.onmessage = (e) => {
   scope.onmessage = null;
-  const { units, control, index, spin, words } = e.data;
+  const { units, control, spin, words } = e.data;
   let table;
   try {
     table = instantiateUnits(units).table;
@@ -21,5 +21,6 @@ scope.onmessage = (e) => {
     return;
   }
   scope.postMessage("ready");
-  serveJobs(new Int32Array(control), table, index, spin, words);
+  const { ctl, args } = controlViews(control);
+  serveJobs(ctl, args, table, spin, words, CHUNK_BITS, runChunks);
 };

@@ -15,7 +15,7 @@ export const webPool: PoolStarter = async (units, wanted): Promise<ProductPool> 
   const threads = Math.max(1, Math.min(wanted, navigator.hardwareConcurrency || 1));
   const { table, names } = instantiateUnits(units);
   const spin = 20_000;
-  const control = new SharedArrayBuffer(controlBytes(threads));
+  const control = new SharedArrayBuffer(controlBytes());
   const workers: Worker[] = [];
   const ready: Promise<void>[] = [];
   for (let index = 1; index < threads; index++) {
@@ -44,7 +44,7 @@ export const webPool: PoolStarter = async (units, wanted): Promise<ProductPool> 
   return {
     threads,
     partsFor: (work) => runner.partsFor(work),
-    run: (fn, from, to, parts) => runner.run(fn, from, to, parts),
+    run: (fn, from, to, parts, args) => runner.run(fn, from, to, parts, args),
     close: async () => {
       runner.stop();
       for (const w of workers) w.terminate();

@@ -20,7 +20,7 @@ import type { KernelPass } from "../target.js";
 import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
 import type { SimdMathFn } from "./simdMath.js";
 import { Locals, simdMath } from "./simdMath.js";
-import { OP, ParamNames, coefficient, indexWasm, rowsFunction, simdRows } from "./simdRows.js";
+import { BLOCK, BR, I32_GT_S, OP, ParamNames, coefficient, indexWasm, rowWork, rowsFunction, simdRows } from "./simdRows.js";
 
 /** Nests with fewer elements than this stay in JavaScript (a call into the module costs more than it saves). */
 export const SIMD_MIN_ELEMENTS = 64;
@@ -114,12 +114,24 @@ export interface SimdParams {
   readonly valueVars: readonly string[];
 }
 
-/** A kernel's elementwise or row extern: its export's name, its parameters and its function. */
+/** A kernel's elementwise or row extern: its export's name, its parameters, its function, the range of its outermost loop and its work. */
 export interface SimdExtern {
   readonly name: string;
   readonly params: SimdParams;
   encode(options: SimdLoopOptions): { params: number[]; body: number[] };
+  /** The outermost loop's [from, to): the range the export takes last, which threads may split. */
+  readonly range: readonly [number, number];
+  /** Elements (a row loop: its rows' innermost iterations) × LOOP_WORK: what the runtime weighs to split it, in a product's multiply-adds. */
+  readonly work: number;
 }
+
+/**
+ * A loop's element counted as this many of a product's multiply-adds when
+ * the runtime decides whether to split it across threads (an element of
+ * f64 lanes, rounded and stored, costs several multiply-adds of the SIMD
+ * product): with two threads, loops of 16K elements and up are split.
+ */
+export const LOOP_WORK = 32;
 
 /** Whether an extern statement is an elementwise nest's or a row loop's. */
 export const isSimdCall = (call: string): boolean => call.startsWith(SIMD_CALL) || call.startsWith(ROWS_CALL);
@@ -132,11 +144,13 @@ export function simdExtern(k: Pick<Kernel, "name" | "buffers" | "extern">, s: St
   if (s.call.startsWith(ROWS_CALL)) {
     const rows = simdRows(s.reference[0]!, k);
     if (!rows) throw bad();
-    return { name, params: rows, encode: (o) => rowsFunction(rows, o) };
+    const l = rows.loop;
+    return { name, params: rows, encode: (o) => rowsFunction(rows, o), range: [l.from, l.to], work: (l.to - l.from) * rowWork(l.body) * LOOP_WORK };
   }
   const nest = simdNest(s.reference[0]!, k);
   if (!nest) throw bad();
-  return { name, params: nest, encode: (o) => simdFunction(nest, o) };
+  const outer = nest.loops[0]!;
+  return { name, params: nest, encode: (o) => simdFunction(nest, o), range: [outer.from, outer.to], work: elements(nest) * LOOP_WORK };
 }
 
 /** The elementwise and row externs of a kernel, in order. */
@@ -178,13 +192,16 @@ export interface SimdLoopOptions {
 
 /**
  * One function per nest: its parameters (buffer byte addresses and index
- * names: i32; value names: f64) and its body in the code section's form.
+ * names: i32; value names: f64; then the range [from, to) of its outermost
+ * loop, i32, so that threads can split it) and its body in the code
+ * section's form.
  */
 export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: number[]; body: number[] } {
   const nb = n.buffers.length;
   const ni = n.indexVars.length;
   const nv = n.valueVars.length;
-  const params = [...new Array<number>(nb + ni).fill(I32), ...new Array<number>(nv).fill(F64)];
+  const params = [...new Array<number>(nb + ni).fill(I32), ...new Array<number>(nv).fill(F64), I32, I32];
+  const [FROM, TO] = [params.length - 2, params.length - 1];
   // i32 locals: one per loop, then an address; then the v128 locals that Locals hands out
   const loopAt = new Map(n.loops.map((l, i) => [l.v, params.length + i]));
   const ADDR = params.length + n.loops.length;
@@ -287,10 +304,17 @@ export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: n
     return out;
   };
   const step = (l: number, by: number, to: number): Code => [...get(l), ...i32(by), ADD, 0x22, ...uleb(l), ...i32(to), NE, BR_IF, 0, END];
+  /** `v` by `by` while v + by <= to (the outermost loop's range, passed in): `inner` each time. */
+  const ranged = (v: number, by: number, inner: Code): Code => [
+    ...BLOCK, ...LOOP, ...get(v), ...i32(by), ADD, ...get(TO), I32_GT_S, BR_IF, 1, ...inner, ...get(v), ...i32(by), ADD, ...set(v), BR, 0, END, END,
+  ];
   const nest = (depth: number): Code => {
     const l = n.loops[depth]!;
     const v = loopAt.get(l.v)!;
+    if (depth === 0 && n.loops.length > 1) return [...get(FROM), ...set(v), ...ranged(v, 1, nest(1))];
     if (depth < n.loops.length - 1) return [...i32(l.from), ...set(v), ...LOOP, ...nest(depth + 1), ...step(v, 1, l.to)];
+    // the innermost loop, four elements at a time, then one (its range passed in when it is the only loop)
+    if (depth === 0) return [...get(FROM), ...set(v), ...ranged(v, 4, body(true)), ...ranged(v, 1, body(false))];
     const main = Math.floor((l.to - l.from) / 4) * 4;
     const out = [...i32(l.from), ...set(v)];
     if (main > 0) out.push(...LOOP, ...body(true), ...step(v, 4, l.from + main));

@@ -112,7 +112,7 @@ export class ParamNames {
 }
 
 /** Iterations of the innermost statements of a row (its loops' trip counts summed over its statements). */
-function rowWork(stmts: readonly Stmt[]): number {
+export function rowWork(stmts: readonly Stmt[]): number {
   return Math.max(1, stmts.reduce((n, s) => n + (s.k === "for" ? (s.to - s.from) * rowWork(s.body) : 0), 0));
 }
 
@@ -190,17 +190,24 @@ const op = (name: keyof typeof OP): Code => simd(OP[name]);
 const memarg = (offset: number) => [...uleb(2), ...uleb(offset)];
 const f64x2 = (a: number, b = a): Code => [...op("v128Const"), ...new Uint8Array(Float64Array.of(a, b).buffer)];
 const [ADD, SHL, F64_CONVERT_I32_S] = [0x6a, 0x74, 0xb7];
+/** The control instructions of a loop over a range passed in (block, if, br; i32 comparisons). */
+export const [BLOCK, IF, BR, I32_LT_S, I32_GT_S] = [[0x02, 0x40], [0x04, 0x40], 0x0c, 0x48, 0x4a] as const;
 const BIN_F64: Readonly<Record<string, keyof typeof OP>> = {
   "+": "f64Add", "-": "f64Sub", "*": "f64Mul", "/": "f64Div", max: "f64Max", min: "f64Min",
   "<": "f64Lt", "<=": "f64Le", ">": "f64Gt", ">=": "f64Ge", "==": "f64Eq", "!=": "f64Ne",
 };
 const COMPARE = new Set(["<", "<=", ">", ">=", "==", "!="]);
 
-/** One function per row loop (parameters as simdFunction's: buffer addresses and index names i32, value names f64). */
+/**
+ * One function per row loop (parameters as simdFunction's: buffer addresses
+ * and index names i32, value names f64, then the range of rows [from, to),
+ * i32), so that threads can split the rows.
+ */
 export function rowsFunction(r: SimdRows, options: { readonly fma: boolean }): { params: number[]; body: number[] } {
   const nb = r.buffers.length;
   const ni = r.indexVars.length;
-  const params = [...new Array<number>(nb + ni).fill(I32), ...new Array<number>(r.valueVars.length).fill(F64)];
+  const params = [...new Array<number>(nb + ni).fill(I32), ...new Array<number>(r.valueVars.length).fill(F64), I32, I32];
+  const [FROM, TO] = [params.length - 2, params.length - 1];
   // i32 locals: the row, each inner loop, an address; then v128 locals
   const loopVars: string[] = [r.loop.v];
   visitKir(r.loop.body, { stmt: (s) => void (s.k === "for" && !loopVars.includes(s.v) && loopVars.push(s.v)) });
@@ -322,12 +329,11 @@ export function rowsFunction(r: SimdRows, options: { readonly fma: boolean }): {
     stmts(r.loop.body);
     return out;
   };
-  const l = r.loop;
   const R = loopAt.get(row)!;
-  const pairs = Math.floor((l.to - l.from) / 2);
-  code.push(...i32(l.from), ...set(R));
-  code.push(...LOOP, ...body(2), ...get(R), ...i32(2), ADD, 0x22, ...uleb(R), ...i32(l.from + 2 * pairs), NE, BR_IF, 0, END);
-  if (l.from + 2 * pairs < l.to) code.push(...body(1));
+  // rows from, from + 1 while both are before to; then the last one, if any
+  code.push(...get(FROM), ...set(R));
+  code.push(...BLOCK, ...LOOP, ...get(R), ...i32(2), ADD, ...get(TO), I32_GT_S, BR_IF, 1, ...body(2), ...get(R), ...i32(2), ADD, ...set(R), BR, 0, END, END);
+  code.push(...get(R), ...get(TO), I32_LT_S, ...IF, ...body(1), END);
   code.push(END);
   const declared = vec([[...uleb(loopVars.length + 1), I32], [...uleb(locals.count), V128]]);
   const fnBody = [...declared, ...code];

@@ -45,7 +45,7 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
   if (!m) return [];
   const { products, loops, moves, pages, maximum, bytes, sites } = m;
   const base64 = NodeBuffer.from(bytes).toString("base64");
-  const work = products.map((p) => `${JSON.stringify(p.name)}: ${productWork(p)}`).join(", ");
+  const work = [...products.map((p) => [p.name, productWork(p)] as const), ...loops.map((l) => [l.name, l.work] as const)].map(([n, w]) => `${JSON.stringify(n)}: ${w}`).join(", ");
   const what = [
     products.length ? `products (f32x4, ${TILE_ROWS}×${TILE_COLS} register tiles) of ${products.length} matmul kernel${products.length > 1 ? "s" : ""}` : "",
     loops.length ? `${loops.length} elementwise or row loop${loops.length > 1 ? "s" : ""} (f64x2 lanes)` : "",
@@ -53,7 +53,7 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
   ].filter((x) => x).join(" and ");
   return [
     `// WebAssembly SIMD ${what}; W is their scratch memory.`,
-    "// Each product's export computes the columns of C in its panels [from, to) (a batched product: its batches [from, to)), so threads can split a product without changing a value.",
+    "// Each product's export computes the columns of C in its panels [from, to) (a batched product: its batches [from, to)), each loop's the iterations [from, to) of its outermost loop (the range passed last), so threads can split them without changing a value.",
     `const wasmShared = typeof SharedArrayBuffer === "function";`,
     `const wasmBytes = Uint8Array.from(atob("${base64}"), (c) => c.charCodeAt(0));`,
     "// the memory import's limits: shared (3) or not (1), with a maximum either way",
@@ -95,8 +95,8 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
           "};",
         ]
       : []),
-    "/** The module and memory, whether its products use FMA, each product's multiply-adds, (set by the runtime) each product split across worker threads, and an arena in the memory where the module has elementwise loops. */",
-    "const WASM: { readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory; readonly fma: boolean; readonly work: Readonly<Record<string, number>>; threads?: Readonly<Record<string, (from: number, to: number) => void>>; readonly arena?: (floats: number) => Float32Array | undefined } = {",
+    "/** The module and memory, whether its products use FMA, each ranged export's work (a product's multiply-adds; a loop's elements in those units), (set by the runtime) the exports split across worker threads, and an arena in the memory where the module has elementwise loops. */",
+    "const WASM: { readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory; readonly fma: boolean; readonly work: Readonly<Record<string, number>>; threads?: Readonly<Record<string, (...args: number[]) => void>>; readonly arena?: (floats: number) => Float32Array | undefined } = {",
     "  module: wasmCode,",
     "  memory: wasmMemory,",
     "  fma: wasmFma,",
@@ -150,7 +150,9 @@ function simdExternJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSi
     if (b.array === emit.scratchArray) return `${4 * b.offset}`;
     throw new Error(`wasm: kernel ${k.name}'s elementwise loop reads ${name} from arena ${b.array}`);
   });
-  const call = `wasm[${JSON.stringify(x.name)}](${[...args, ...nest.indexVars, ...nest.valueVars].join(", ")});`;
+  // on threads when the runtime split it (`WASM.threads`), over the outermost loop's range
+  const name = JSON.stringify(x.name);
+  const call = `(WASM.threads?.[${name}] ?? wasm[${name}])(${[...args, ...nest.indexVars, ...nest.valueVars, ...x.range].join(", ")});`;
   return ["{", "  const wasmAt = wasmArenas.get(F);", `  if (wasmAt !== undefined) ${call}`, "  else {", ...reference(s.reference).map((l) => `  ${l}`), "  }", "}"];
 }
 

@@ -214,8 +214,8 @@ describe("WebAssembly matmul kernels", () => {
     // each product: its export, or the same export split across threads when the runtime set them
     const products = /^\(WASM\.threads\?\.(\w+) \?\? wasm\.\1\)$/;
     expect(calls.filter((c) => products.test(c)).length).toBeGreaterThanOrEqual(5);
-    // each elementwise loop nest: its export, when the arena is in the module's memory
-    const loops = /^wasm\["\w+#r?\d+"\]$/;
+    // each elementwise loop nest: its export (or the same export split across threads), when the arena is in the module's memory
+    const loops = /^\(WASM\.threads\?\.\["(?<loop>\w+#r?\d+)"\] \?\? wasm\["\k<loop>"\]\)$/;
     expect(calls.filter((c) => loops.test(c)).length).toBeGreaterThanOrEqual(2);
     for (const c of calls) expect(c).toMatch(new RegExp(`^Math\\.\\w+$|^wasmArenas\\.get$|${products.source}|${loops.source}`));
     for (const k of kernels) {
