@@ -41,7 +41,7 @@ for (const w of workloads()) {
     }
     const steady = median(times);
     console.log(
-      `${w.name.padEnd(12)} ${s.threads} thr  compile ${s.compileMs.total.toFixed(0).padStart(5)} ms` +
+      `${w.name.padEnd(12)} ${s.threads} thr  compile ${s.compileMs.total.toFixed(0).padStart(5)} ms   load ${s.loadMs.toFixed(1).padStart(6)} ms` +
         `   first step ${fmt(first).padStart(9)}   steady ${fmt(steady).padStart(9)} (median)   first/steady ${(first / steady).toFixed(1)}×`,
     );
   } finally {

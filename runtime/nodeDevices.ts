@@ -1,21 +1,24 @@
 // The devices on Node: the runtime's table (runtime/devices.ts) with the
 // WebAssembly products of "wasm" bundles run on worker threads
 // (runtime/threads.ts) when a load asks for more than one, relaxed SIMD turned
-// on before their kernel files compile their modules (the products' FMA).
+// on before their kernel files compile their modules (the products' FMA), and
+// the modules' WebAssembly compiled by V8's optimizing tier as they load
+// (runtime/wasmTiers.ts), so that the first step runs optimized code.
 import type { DeviceFactory } from "./devices.js";
 import { DEVICES, deviceFor } from "./devices.js";
 import { createHostDevice } from "./hostDevice.js";
 import { ThreadPool } from "./threads.js";
 import type { PoolStarter } from "./wasmThreads.js";
 import { relaxedSimd } from "./wasmFeatures.js";
+import { compiledEagerly } from "./wasmTiers.js";
 
 /** Node's worker threads for the WebAssembly products. */
 const nodePool: PoolStarter = (units, threads) => ThreadPool.create({ units, threads });
 
-/** A host device whose WebAssembly products may run on Node's worker threads, with FMA where the CPU has it. */
+/** A host device whose WebAssembly products may run on Node's worker threads, with FMA where the CPU has it, compiled optimized as they load. */
 const hostDevice: DeviceFactory = (manifest, dir, options = {}) => {
   relaxedSimd();
-  return createHostDevice(manifest, dir, { ...options, startPool: nodePool });
+  return compiledEagerly(() => createHostDevice(manifest, dir, { ...options, startPool: nodePool }));
 };
 
 /** Every backend the Node runtime runs. */

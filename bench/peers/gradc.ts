@@ -15,6 +15,7 @@ import type { Manifest, StepModule } from "../../runtime/manifest.js";
 import { floatArena } from "../../runtime/hostDevice.js";
 import { ThreadPool } from "../../runtime/threads.js";
 import { threadProducts, wasmProductsOf } from "../../runtime/wasmThreads.js";
+import { compiledEagerly } from "../../runtime/wasmTiers.js";
 import { BLOCK } from "./workloads.js";
 import type { Workload } from "./workloads.js";
 import { relaxedSimd } from "../../runtime/wasmFeatures.js";
@@ -69,6 +70,8 @@ export interface GradcStep {
   readonly compileMs: Readonly<Record<"lower" | "emit" | "transpile" | "write" | "total", number>>;
   /** Threads its kernels run on (1 where the bundle has nothing to split or the host cannot share memory). */
   readonly threads: number;
+  /** ms from importing the step module (its WebAssembly compiled) to `create(F, I)` returned. */
+  readonly loadMs: number;
   /** One update; returns the loss of the forward pass it ran. */
   step(): number;
   /** Closes its thread pool and removes the bundle. */
@@ -86,9 +89,10 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean; threads?
   try {
     const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...compileOptions, outDir: path.join(dir, w.name) });
     const m = r.manifest;
-    // relaxed SIMD on before the module compiles, as the runtime does (the products' FMA)
+    // relaxed SIMD on before the module compiles, as the runtime does (the products' FMA); compiled as the runtime's Node loader compiles it (runtime/wasmTiers.ts)
     relaxedSimd();
-    const mod = (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule;
+    const t0 = performance.now();
+    const mod = await compiledEagerly(async () => (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule);
     // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
     const F = floatArena(m, mod);
     const I = new Int32Array(Math.max(1, m.arena.ints));
@@ -98,6 +102,7 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean; threads?
       else F.set(w.inputs[input.name]!.data, input.offset);
     }
     const kernels = mod.create(F, I);
+    const loadMs = performance.now() - t0;
     const wasm = wasmProductsOf(mod, m.files.step);
     const pool = wasm ? await threadProducts([wasm], threads, (units, n) => ThreadPool.create({ units, threads: n })) : undefined;
     let t = 0;
@@ -105,6 +110,7 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean; threads?
       manifest: m,
       compileMs: r.timings,
       threads: pool?.threads ?? 1,
+      loadMs,
       step: () => {
         F[m.hyper.lr.offset] = w.optimizer.lr;
         I[m.hyper.step.offset] = ++t;

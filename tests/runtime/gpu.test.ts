@@ -6,7 +6,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { Session } from "node:inspector/promises";
 import { pathToFileURL } from "node:url";
 import os from "node:os";
 import { join } from "node:path";
@@ -23,6 +22,7 @@ import { mnistModel } from "../../examples/mnist/model.js";
 import { main } from "../../runtime/trainer.js";
 import { run as gradc } from "../../compiler/cli.js";
 import { expectAllClose } from "../helpers.js";
+import { allocated } from "../heap.js";
 import { DAWN_GLES, DAWN_NATIVE, dawnAttempts, gpuAdapterName } from "../../runtime/gpuAdapter.js";
 
 const root = mkdtempSync(join(os.tmpdir(), "gradc-gpu-"));
@@ -64,34 +64,6 @@ const deep = graph("deep", (g) => {
   for (let i = 0; i < 8; i++) h = nn.dense(g, `l${i}`, h, 4).tanh();
   return { loss: nn.softmaxCrossEntropy(nn.dense(g, "out", h, 2), y) };
 });
-
-/** The host bytes allocated while `f` runs, sampled by V8's allocation sampler every 64 bytes (objects collected since included): by the allocating function's file. */
-async function allocated(f: () => Promise<void>): Promise<{ total: number; byFile: Map<string, number> }> {
-  const session = new Session();
-  session.connect();
-  try {
-    await session.post("HeapProfiler.enable");
-    const options = { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true };
-    await session.post("HeapProfiler.startSampling", options as { samplingInterval: number });
-    try {
-      await f();
-    } finally {
-      const { profile } = await session.post("HeapProfiler.stopSampling");
-      const byFile = new Map<string, number>();
-      let total = 0;
-      const walk = (n: typeof profile.head): void => {
-        total += n.selfSize;
-        const file = n.callFrame.url.replace(/^.*\/node_modules\//, "").replace(/^.*\/(runtime|compiler)\//, "$1/");
-        byFile.set(file, (byFile.get(file) ?? 0) + n.selfSize);
-        n.children.forEach(walk);
-      };
-      walk(profile.head);
-      return { total, byFile };
-    }
-  } finally {
-    session.disconnect();
-  }
-}
 
 describe("the gpu backend on WebGPU (Dawn)", () => {
   it("computes the loss, the outputs and every gradient as the interpreter and the ts backend do", async () => {

@@ -260,9 +260,9 @@ function packedConv(nest: ConvNest, buffers: Kernel["buffers"], taken: Set<strin
   const target = sources && copiedOut(nest, epilogue, scratch, buffers);
   if (target) place([target]);
   const stmts: Stmt[] = [
-    { k: "comment", text: `im2col: A[${m}×${k}] into panels of ${TILE_ROWS} rows, B[${k}×${n}] into panels of ${TILE_COLS} columns, in the scratch memory ${scratch} (zeros where a tap is padding)${sources ? `, in WebAssembly from copies of ${sources.join(", ")}` : ""}` },
+    { k: "comment", text: `im2col: A[${m}×${k}] into panels of ${TILE_ROWS} rows, B[${k}×${n}] into panels of ${TILE_COLS} columns, in the scratch memory ${scratch} (zeros where a tap is padding)${sources ? `, in WebAssembly from ${sources.join(", ")}` : ""}` },
     ...(sources ? [{ k: "extern", call: "pack", reference: packing } as const] : packing),
-    { k: "comment", text: `C[${m}×${n}] over ${k} in WebAssembly SIMD (${TILE_ROWS}×${TILE_COLS} tiles), then the epilogue per element${target ? `, in WebAssembly into a copy of ${target}` : ""}` },
+    { k: "comment", text: `C[${m}×${n}] over ${k} in WebAssembly SIMD (${TILE_ROWS}×${TILE_COLS} tiles), then the epilogue per element${target ? `, in WebAssembly into ${target}` : ""}` },
     { k: "extern", call: "product", reference: referenceProduct(product, scratch) },
     ...(target ? [{ k: "extern", call: "unpack", reference: epilogue } as const] : epilogue),
   ];

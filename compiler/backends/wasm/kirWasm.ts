@@ -69,29 +69,30 @@ function kindOf(e: Expr, floats: ReadonlySet<string>): Kind {
 }
 
 /**
- * The body (locals and code) of a function `() => void` running `stmts`,
- * where buffer `b` lives at float offset `at(b)` of the memory (undefined:
- * the statements may not touch it), or undefined when the statements fall
- * outside what this compiler takes.
+ * The body (locals and code) of a function running `stmts`, where buffer `b`
+ * lives at float offset `at(b)` of the memory (undefined: the statements may
+ * not touch it), or undefined when the statements fall outside what this
+ * compiler takes. The function takes one i32 parameter per name in `params`:
+ * the byte address of that buffer's element 0 (`at` is not asked for them).
  */
-export function kirFunctionBody(stmts: readonly Stmt[], at: (buf: string) => number | undefined): number[] | undefined {
+export function kirFunctionBody(stmts: readonly Stmt[], at: (buf: string) => number | undefined, params: readonly string[] = []): number[] | undefined {
   const floats = floatLocals(stmts);
-  // i32 locals first, then f64 ones
+  // the parameters, then i32 locals, then f64 ones
   const names: string[] = [];
   visitKir(stmts, { stmt: (s) => void ((s.k === "let" || s.k === "for") && !names.includes(s.k === "let" ? s.name : s.v) && names.push(s.k === "let" ? s.name : s.v)) });
   const ints = names.filter((n) => !floats.has(n));
   const fl = names.filter((n) => floats.has(n));
-  const index = new Map([...ints, ...fl].map((n, i) => [n, i]));
+  const index = new Map([...ints, ...fl].map((n, i) => [n, params.length + i]));
   const local = (name: string): number => {
     const l = index.get(name);
     if (l === undefined) throw new Refused(`${name} is not declared`);
     return l;
   };
   const kind = (e: Expr): Kind => kindOf(e, floats);
-  // an element's address: the index in bytes, then (memarg: alignment 2^2, offset) the buffer's byte offset
-  const address = (e: Expr): number[] => [...int(e), ...i32(4), I32_MUL];
+  // an element's address: the index in bytes (plus a parameter's address), then (memarg: alignment 2^2, offset) the buffer's byte offset
+  const address = (e: Expr, buf: string): number[] => [...int(e), ...i32(4), I32_MUL, ...(params.includes(buf) ? [...get(params.indexOf(buf)), I32_ADD] : [])];
   const memarg = (buf: string): number[] => {
-    const base = at(buf);
+    const base = params.includes(buf) ? 0 : at(buf);
     if (base === undefined) throw new Refused(`buffer ${buf}`);
     return [0x02, ...uleb(4 * base)];
   };
@@ -137,7 +138,7 @@ export function kirFunctionBody(stmts: readonly Stmt[], at: (buf: string) => num
       case "var": return get(local(e.name));
       case "load":
         if (e.abs) throw new Refused("an absolute load");
-        return [...address(e.index), F32_LOAD, ...memarg(e.buf), F64_PROMOTE];
+        return [...address(e.index, e.buf), F32_LOAD, ...memarg(e.buf), F64_PROMOTE];
       case "un": {
         const op = F64_UNARY[e.op];
         if (op === undefined) throw new Refused(e.op);
@@ -170,11 +171,11 @@ export function kirFunctionBody(stmts: readonly Stmt[], at: (buf: string) => num
       case "if": return [...bool(s.c), IF, VOID, ...block(s.then), ...(s.else ? [ELSE, ...block(s.else)] : []), END];
       case "store": {
         if (s.abs) throw new Refused("an absolute store");
-        const sum = s.add ? [...address(s.index), F32_LOAD, ...memarg(s.buf), F64_PROMOTE] : [];
-        return [...address(s.index), ...sum, ...float(s.value), ...(s.add ? [F64_ARITH["+"]!] : []), F32_DEMOTE, F32_STORE, ...memarg(s.buf)];
+        const sum = s.add ? [...address(s.index, s.buf), F32_LOAD, ...memarg(s.buf), F64_PROMOTE] : [];
+        return [...address(s.index, s.buf), ...sum, ...float(s.value), ...(s.add ? [F64_ARITH["+"]!] : []), F32_DEMOTE, F32_STORE, ...memarg(s.buf)];
       }
       case "scatterAdd":
-        return [...address(s.index), ...address(s.index), F32_LOAD, ...memarg(s.buf), F64_PROMOTE, ...float(s.value), F64_ARITH["+"]!, F32_DEMOTE, F32_STORE, ...memarg(s.buf)];
+        return [...address(s.index, s.buf), ...address(s.index, s.buf), F32_LOAD, ...memarg(s.buf), F64_PROMOTE, ...float(s.value), F64_ARITH["+"]!, F32_DEMOTE, F32_STORE, ...memarg(s.buf)];
       case "comment": return [];
       default: throw new Refused(s.k);
     }
@@ -199,8 +200,9 @@ function f64(v: number): number[] {
  * Extern work's data places a copy of buffer `name` (`size` elements) in
  * scratch at float `at`, as `at.<name>` and `size.<name>`; returns the float
  * after it. An extern statement that runs in WebAssembly (`pack`, `unpack`,
- * `run`) reads and writes these copies (`externCopies` says which are copied
- * in before it and back after it).
+ * `run`) reads and writes these copies where the arena does not lie in the
+ * module's memory (`externCopies` says which are copied in before it and back
+ * after it).
  */
 export function placeCopy(data: Record<string, number>, name: string, size: number, at: number): number {
   data[`at.${name}`] = at;

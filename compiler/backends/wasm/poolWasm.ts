@@ -1,8 +1,9 @@
 // Pooling in WebAssembly (f32): the runPools pass hands a maxPool2d,
 // maxPool2dGrad, avgPool2d or avgPool2dGrad kernel whole to the module: its
 // loops become an extern `run` that kirWasm.ts compiles to scalar
-// WebAssembly over copies of its buffers in scratch (copied in before the
-// call, the buffers it writes copied back after it). The values are the
+// WebAssembly over its buffers where the arena lies in the module's memory,
+// else over copies of them in scratch (copied in before the call, the
+// buffers it writes copied back after it). The values are the
 // JavaScript kernel's bit for bit: floats are f64 between an f32 load and an
 // f32 store, as they are in JavaScript.
 import type { OpKind } from "../../ir/kinds.js";
@@ -35,7 +36,7 @@ export const runPools: KernelPass = {
       ...k,
       body: [
         ...k.body.slice(0, lead),
-        { k: "comment", text: `in WebAssembly, on copies of ${buffers.map(([n]) => n).join(", ")} in the scratch memory ${scratch}` },
+        { k: "comment", text: `in WebAssembly, on ${buffers.map(([n]) => n).join(", ")} in the arena (or copies in the scratch memory ${scratch})` },
         { k: "extern", call: "run", reference: k.body.slice(lead) },
       ],
       extern: { data, scratch: { name: scratch, size: end } },

@@ -81,27 +81,70 @@ const elements = (n: SimdNest): number => n.loops.reduce((a, l) => a * (l.to - l
 /** The `call` of a row loop's extern (simdRows.ts): `rows#N`. */
 export const ROWS_CALL = "rows#";
 
-/** The pass: each qualifying nest (at any depth) becomes an extern the module runs; else each qualifying row loop (simdRows.ts). */
+/** The variable of the one-iteration loop that holds a run of statements run as one row. */
+export const ONE_ROW = "row1";
+
+/** Statements a run of them (one row) may hold: no parallel loop (those run as rows, nests or tiled products of their own). */
+const inRun = (s: Stmt): boolean => s.k === "let" || s.k === "set" || s.k === "store" || s.k === "comment" || (s.k === "for" && s.mark !== "parallel");
+
+/** The names the statements read. */
+function namesRead(stmts: readonly Stmt[]): Set<string> {
+  const names = new Set<string>();
+  visitKir(stmts, { expr: (e) => void (e.k === "var" && names.add(e.name)) });
+  return names;
+}
+
+/**
+ * The pass: each qualifying nest (at any depth) becomes an extern the module
+ * runs; else each qualifying row loop (simdRows.ts); then each run of
+ * statements left in JavaScript that the module can run as one row (a total's
+ * reduction and what follows it), whose locals nothing after it reads.
+ */
 export const simdLoops: KernelPass = {
   name: "simdLoops",
   run: (k, cx) => {
     if (cx.precision !== "f32") return k;
     let count = 0;
     let rowCount = 0;
-    const walk = (stmts: readonly Stmt[]): Stmt[] =>
-      stmts.flatMap((s): Stmt[] => {
+    const rowsExtern = (s: Loop, what: string): Stmt[] => [{ k: "comment", text: what }, { k: "extern", call: `${ROWS_CALL}${rowCount++}`, reference: [s] }];
+    const runs = (stmts: readonly Stmt[]): Stmt[] => {
+      const out: Stmt[] = [];
+      for (let i = 0; i < stmts.length; ) {
+        let j = i;
+        while (j < stmts.length && inRun(stmts[j]!)) j++;
+        const run = stmts.slice(i, j);
+        const declared = run.flatMap((s) => (s.k === "let" ? [s.name] : []));
+        const after = namesRead(stmts.slice(j));
+        const one: Loop = { k: "for", v: ONE_ROW, from: 0, to: 1, mark: "parallel", body: run };
+        if (run.some((s) => s.k !== "comment") && !declared.some((n) => after.has(n)) && !namesRead(run).has(ONE_ROW) && simdRows(one, k)) {
+          out.push(...rowsExtern(one, "in WebAssembly (one row, f64x2 lane 0)"));
+        } else {
+          out.push(...run);
+        }
+        if (j < stmts.length) out.push(stmts[j]!);
+        i = j + 1;
+      }
+      return out;
+    };
+    /** The statements with their loops rewritten, then their runs (but in a loop of one iteration, which tries its whole body as one row). */
+    const walk = (stmts: readonly Stmt[], whole = false): Stmt[] => {
+      const out = stmts.flatMap((s): Stmt[] => {
         if (s.k !== "for") return [s];
         const nest = simdNest(s, k);
         if (nest && elements(nest) >= SIMD_MIN_ELEMENTS) {
           const what = `${elements(nest)} elements in WebAssembly SIMD (f64x2 lanes, 4 elements an iteration)`;
           return [{ k: "comment", text: what }, { k: "extern", call: `${SIMD_CALL}${count++}`, reference: [s] }];
         }
-        if (simdRows(s, k)) {
-          const what = `${s.to - s.from} rows in WebAssembly SIMD (two rows at once, one per f64x2 lane)`;
-          return [{ k: "comment", text: what }, { k: "extern", call: `${ROWS_CALL}${rowCount++}`, reference: [s] }];
-        }
-        return [{ ...s, body: walk(s.body) }];
+        const rows = s.to - s.from;
+        if (rows > 1 && simdRows(s, k)) return rowsExtern(s, `${rows} rows in WebAssembly SIMD (two rows at once, one per f64x2 lane)`);
+        // a loop of one iteration runs as one row where nothing inside it runs in the module (its inner loops two rows at once, first)
+        const body = walk(s.body, rows === 1);
+        const inside = body.some((x) => x.k === "extern");
+        if (rows === 1 && !inside && simdRows(s, k)) return rowsExtern(s, "1 row in WebAssembly (f64x2 lane 0)");
+        return [{ ...s, body: rows === 1 && !inside ? runs(body) : body }];
       });
+      return whole ? out : runs(out);
+    };
     const body = walk(k.body);
     return count + rowCount ? { ...k, body } : k;
   },
@@ -145,7 +188,8 @@ export function simdExtern(k: Pick<Kernel, "name" | "buffers" | "extern">, s: St
     const rows = simdRows(s.reference[0]!, k);
     if (!rows) throw bad();
     const l = rows.loop;
-    return { name, params: rows, encode: (o) => rowsFunction(rows, o), range: [l.from, l.to], work: (l.to - l.from) * rowWork(l.body) * LOOP_WORK };
+    // a single row has nothing to split across threads
+    return { name, params: rows, encode: (o) => rowsFunction(rows, o), range: [l.from, l.to], work: l.to - l.from > 1 ? (l.to - l.from) * rowWork(l.body) * LOOP_WORK : 0 };
   }
   const nest = simdNest(s.reference[0]!, k);
   if (!nest) throw bad();

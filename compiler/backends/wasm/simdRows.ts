@@ -1,6 +1,8 @@
 // Row loops in WebAssembly SIMD: a parallel loop whose body works on one row
 // (reductions over the last axis and their epilogues: softmax, log-sum-exp,
-// layer norm, sum, mean and max) runs two rows at once, one per f64x2 lane.
+// layer norm, sum, mean and max; column reductions, a block of columns a
+// "row") runs two rows at once, one per f64x2 lane; a loop of one iteration
+// (the statements of a total: a sum over a whole buffer) runs in lane 0.
 // Each lane runs the row's statements as written, inner loops and reductions
 // in their order, so a sum adds its terms in the same order as the
 // JavaScript kernel and gives its bits (exp, log, tanh, sigmoid as in
@@ -8,7 +10,7 @@
 // row's element lies at a fixed distance from the next row's, so lane 1
 // loads and stores at lane 0's address plus that distance.
 import type { Expr, Loop, Stmt } from "../../kernel/kir.js";
-import { visitKir } from "../../kernel/kir.js";
+import { mapExpr, visitKir } from "../../kernel/kir.js";
 import type { Kernel } from "../../lower/schedule.js";
 import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
 import type { SimdMathFn } from "./simdMath.js";
@@ -119,25 +121,63 @@ export function rowWork(stmts: readonly Stmt[]): number {
 /** Row loops with less work than this stay in JavaScript. */
 export const ROWS_MIN_WORK = 256;
 
+/** Whether an expression is integer index arithmetic (literals, names, + - · idiv mod). */
+const isIndex = (e: Expr): boolean =>
+  e.k === "num" ? Number.isInteger(e.v) : e.k === "var" ? true : e.k === "bin" && ["+", "-", "*", "idiv", "mod"].includes(e.op) && isIndex(e.a) && isIndex(e.b);
+
+/**
+ * The loop with the locals that only name an index (`let j0 = 8·jb`, declared
+ * once, never set) written out in the indexes of its loads and stores, so that
+ * each access is an affine function of the loops (the locals stay, for any
+ * value that reads them).
+ */
+function indexLetsInlined(s: Loop): Loop {
+  const declared = new Map<string, number>();
+  const setNames = new Set<string>();
+  visitKir(s.body, { stmt: (x) => void (x.k === "let" ? declared.set(x.name, (declared.get(x.name) ?? 0) + 1) : x.k === "set" && setNames.add(x.name)) });
+  const inline = new Map<string, Expr>();
+  const indexOf = (e: Expr): Expr => mapExpr(e, (x) => (x.k === "var" && inline.has(x.name) ? inline.get(x.name)! : x));
+  const loads = (e: Expr): Expr => mapExpr(e, (x) => (x.k === "load" ? { ...x, index: indexOf(x.index) } : x));
+  const block = (stmts: readonly Stmt[]): Stmt[] =>
+    stmts.map((x): Stmt => {
+      switch (x.k) {
+        case "let":
+          if (declared.get(x.name) === 1 && !setNames.has(x.name) && isIndex(x.init)) inline.set(x.name, indexOf(x.init));
+          return { ...x, init: loads(x.init) };
+        case "set": return { ...x, value: loads(x.value) };
+        case "store": return { ...x, index: indexOf(x.index), value: loads(x.value) };
+        case "for": return { ...x, body: block(x.body) };
+        default: return x;
+      }
+    });
+  const body = block(s.body);
+  return inline.size ? { ...s, body } : s;
+}
+
 /**
  * The row loop a statement is, when the module can run it two rows at once:
- * a parallel loop over at least two rows whose body holds locals, sets of its
- * own locals, stores of f32 elements and loops (not nested in each other)
- * of the same, every load and store at a fixed distance (≥ 0; > 0 for a
- * store) from the same element of the next row.
+ * a parallel loop over at least two rows (or a loop of one iteration) whose
+ * body holds locals, sets of its own locals, stores of f32 elements and loops
+ * of the same (nested in each other only in a single row), every load and store at a fixed
+ * distance (≥ 0; > 0 for a store, unless there is one row) from the same
+ * element of the next row.
  */
-export function simdRows(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdRows | undefined {
-  if (s.k !== "for" || s.mark !== "parallel" || s.to - s.from < 2) return undefined;
-  if ((s.to - s.from) * rowWork(s.body) < ROWS_MIN_WORK) return undefined;
+export function simdRows(at: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdRows | undefined {
+  if (at.k !== "for" || at.to <= at.from) return undefined;
+  const one = at.to - at.from === 1;
+  if (!one && (at.mark !== "parallel" || at.to - at.from < 2)) return undefined;
+  if ((at.to - at.from) * rowWork(at.body) < ROWS_MIN_WORK) return undefined;
+  const s = indexLetsInlined(at);
   const row = s.v;
   const loopVars = new Set([row]);
   const lets = new Set<string>();
   const names = new ParamNames(k, loopVars, lets, (index, store) => {
     const c = coefficient(index, row);
-    return c !== undefined && c >= 0 && !(store && c === 0);
+    return c !== undefined && c >= 0 && !(store && c === 0 && !one);
   }, true);
   const [access, value] = [names.access.bind(names), names.value.bind(names)];
-  const block = (stmts: readonly Stmt[], depth: number): boolean =>
+  const enclosing: string[] = [];
+  const block = (stmts: readonly Stmt[]): boolean =>
     stmts.every((st) => {
       switch (st.k) {
         case "let":
@@ -146,16 +186,20 @@ export function simdRows(s: Stmt, k: Pick<Kernel, "buffers" | "extern">): SimdRo
           return true;
         case "set": return lets.has(st.name) && value(st.value);
         case "store": return !st.abs && value(st.value) && access(st.buf, st.index, true);
-        case "for":
-          // sibling loops may share a variable; the row's is its own
-          if (depth > 0 || st.to <= st.from || st.v === row || lets.has(st.v)) return false;
+        case "for": {
+          // sibling loops may share a variable; the row's is its own; loops nest in a single row only, and a nested loop's variable differs from those around it
+          if (st.to <= st.from || st.v === row || lets.has(st.v) || enclosing.includes(st.v) || (enclosing.length > 0 && !one)) return false;
           loopVars.add(st.v);
-          return block(st.body, depth + 1);
+          enclosing.push(st.v);
+          const ok = block(st.body);
+          enclosing.pop();
+          return ok;
+        }
         case "comment": return true;
         default: return false;
       }
     });
-  if (!block(s.body, 0)) return undefined;
+  if (!block(s.body)) return undefined;
   // a value read from outside may not be one of the row's own locals declared later
   if (names.valueVars.some((v) => lets.has(v) || loopVars.has(v))) return undefined;
   return { loop: s, buffers: names.buffers, indexVars: names.indexVars, valueVars: names.valueVars };

@@ -23,7 +23,7 @@ import { runPools } from "./poolWasm.js";
 import { copyAt, externCopies, kirFunctionBody } from "./kirWasm.js";
 import { registerTiles } from "../ts/tile.js";
 import { pointerWalks } from "../ts/pointers.js";
-import { TILE_COLS, TILE_ROWS, encodeModule, fmaSites, memoryLimitsAt, pagesFor } from "./wasm.js";
+import { I32, TILE_COLS, TILE_ROWS, encodeModule, fmaSites, memoryLimitsAt, pagesFor } from "./wasm.js";
 import { relaxedProbe } from "../../../runtime/wasmFeatures.js";
 
 /** Pages the module's memory may grow to, holding an arena F besides the scratch (1 GiB). */
@@ -36,14 +36,18 @@ const MAX_PAGES = 16384;
  * runtime can run the products on worker threads over it: `WASM` (exported)
  * gives it the module, the memory and each product's multiply-adds, and takes
  * back `threads`, each product's export split across the threads by column
- * panels. A module with elementwise loops also offers `WASM.arena(floats)`: an
- * arena F placed in its (shared, growable) memory, which its loops read and
- * write in place; on any other arena they run as JavaScript.
+ * panels. A module with elementwise loops or data movement also offers
+ * `WASM.arena(floats)`: an arena F placed in its (shared, growable) memory,
+ * which its loops and its data movement read and write in place; on any other
+ * arena the loops run as JavaScript and the data movement on copies in the
+ * scratch.
  */
 function wasmModule(ks: readonly HookedKernel[]): string[] {
   const m = moduleOf(ks);
   if (!m) return [];
   const { products, loops, moves, pages, maximum, bytes, sites } = m;
+  // elementwise loops and data movement work on an arena placed in the memory
+  const inPlace = loops.length > 0 || moves.length > 0;
   const base64 = NodeBuffer.from(bytes).toString("base64");
   const work = [...products.map((p) => [p.name, productWork(p)] as const), ...loops.map((l) => [l.name, l.work] as const)].map(([n, w]) => `${JSON.stringify(n)}: ${w}`).join(", ");
   const what = [
@@ -76,7 +80,9 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
     "const wasmCode = new WebAssembly.Module(wasmBytes);",
     "const wasm = new WebAssembly.Instance(wasmCode, { env: { memory: wasmMemory } }).exports as unknown as Readonly<Record<string, (...args: number[]) => void>>;",
     "const W = new Float32Array(wasmMemory.buffer);",
-    ...(loops.length
+    "// the scratch's pages touched now (the system maps a fresh memory's pages on first write), not in the first step",
+    "W.fill(0);",
+    ...(inPlace
       ? [
           "/** The arenas F placed in the module's memory, and the byte address of each one's element 0. */",
           "const wasmArenas = new WeakMap<object, number>();",
@@ -90,18 +96,20 @@ function wasmModule(ks: readonly HookedKernel[]): string[] {
           "    return undefined;",
           "  }",
           "  const arena = new Float32Array(wasmMemory.buffer, at, floats);",
+          "  // its pages touched now, not in the first step",
+          "  arena.fill(0);",
           "  wasmArenas.set(arena, at);",
           "  return arena;",
           "};",
         ]
       : []),
-    "/** The module and memory, whether its products use FMA, each ranged export's work (a product's multiply-adds; a loop's elements in those units), (set by the runtime) the exports split across worker threads, and an arena in the memory where the module has elementwise loops. */",
+    "/** The module and memory, whether its products use FMA, each ranged export's work (a product's multiply-adds; a loop's elements in those units), (set by the runtime) the exports split across worker threads, and an arena in the memory where the module has elementwise loops or data movement. */",
     "const WASM: { readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory; readonly fma: boolean; readonly work: Readonly<Record<string, number>>; threads?: Readonly<Record<string, (...args: number[]) => void>>; readonly arena?: (floats: number) => Float32Array | undefined } = {",
     "  module: wasmCode,",
     "  memory: wasmMemory,",
     "  fma: wasmFma,",
     `  work: { ${work} },`,
-    ...(loops.length ? ["  arena: wasmArena,"] : []),
+    ...(inPlace ? ["  arena: wasmArena,"] : []),
     "};",
   ];
 }
@@ -114,7 +122,7 @@ function moduleOf(ks: readonly HookedKernel[]) {
   if (!products.length && !loops.length && !moves.length) return undefined;
   const floats = Math.max(0, ...ks.map((k) => k.extern?.scratch?.size ?? 0), ...products.map((p) => scratchFloats(p)));
   const pages = pagesFor(4 * floats);
-  const maximum = loops.length ? MAX_PAGES : pages;
+  const maximum = loops.length || moves.length ? MAX_PAGES : pages;
   const functions = [...loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) })), ...moves];
   const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions, kernel: { fma: false } });
   // where the products' multiply-adds become FMA when the file loads
@@ -162,22 +170,36 @@ const moveName = (kernel: string, call: string): string => `${kernel}$${call}`;
 /** Whether an extern statement is data movement in WebAssembly (convWasm.ts, poolWasm.ts). */
 const isMove = (call: string): boolean => call === "pack" || call === "unpack" || call === "run";
 
-/** The `pack`, `unpack` and `run` externs of a kernel as module functions: their reference loops over scratch and the copies the work's data places. */
+/** The buffers of a data movement extern besides the kernel's scratch: the byte address of each is a parameter of its function. */
+function moveBuffers(k: HookedKernel, s: Stmt & { k: "extern" }): string[] {
+  const { into, back } = externCopies(s, k.extern!.scratch?.name);
+  return [...new Set([...into, ...back])];
+}
+
+/**
+ * The `pack`, `unpack` and `run` externs of a kernel as module functions: their
+ * reference loops over the scratch and the buffers whose addresses they take
+ * (the arena's elements where it lies in the memory, else the copies the
+ * work's data places in the scratch).
+ */
 function movesOf(k: HookedKernel): { name: string; params: number[]; body: number[] }[] {
   const moves: { name: string; params: number[]; body: number[] }[] = [];
   for (const s of k.body) {
     if (s.k !== "extern" || !isMove(s.call)) continue;
-    const body = kirFunctionBody(s.reference, (buf) => copyAt(k.extern!.data, k.extern!.scratch?.name, buf));
+    const buffers = moveBuffers(k, s);
+    const body = kirFunctionBody(s.reference, (buf) => copyAt(k.extern!.data, k.extern!.scratch?.name, buf), buffers);
     if (!body) throw new Error(`wasm: kernel ${k.name}'s ${s.call} is not WebAssembly data movement`);
-    moves.push({ name: moveName(k.name, s.call), params: [], body });
+    moves.push({ name: moveName(k.name, s.call), params: buffers.map(() => I32), body });
   }
   return moves;
 }
 
 /**
- * Data movement in WebAssembly: the buffers it reads copied into scratch,
- * its export, the buffers it writes copied back (kirWasm.ts's
- * `externCopies`); in the checked form, its reference loops as JavaScript.
+ * Data movement in WebAssembly: its export, called with the byte address of
+ * each buffer it reads or writes; where the arena lies in the module's memory,
+ * the buffers' own elements, else copies in the scratch (kirWasm.ts's
+ * `externCopies` says which are copied in before the call and back after it,
+ * by index loops). In the checked form, its reference loops as JavaScript.
  */
 function moveJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSite): string[] {
   if (site.checked) return ["{", ...stmtsJs(s.reference, site.bind, 1), "}"];
@@ -185,10 +207,22 @@ function moveJs(k: HookedKernel, s: Stmt & { k: "extern" }, site: ExternSite): s
   const { into, back } = externCopies(s, k.extern!.scratch?.name);
   const [at, size] = [(name: string) => data[`at.${name}`]!, (name: string) => data[`size.${name}`]!];
   const { bind } = site;
+  const buffers = moveBuffers(k, s);
+  const fn = `wasm[${JSON.stringify(moveName(k.name, s.call))}]`;
+  const loop = (name: string, toScratch: boolean): string => {
+    const { array, offset } = bind(name);
+    const [w, a] = [`W[${at(name)} + i]`, `${array}[${offset} + i]`];
+    return `    for (let i = 0; i < ${size(name)}; i++) ${toScratch ? `${w} = ${a}` : `${a} = ${w}`};`;
+  };
+  const inArena = buffers.every((name) => bind(name).array === "F");
   return [
-    ...into.map((name) => `W.set(${bind(name).array}.subarray(${bind(name).offset}, ${bind(name).offset + size(name)}), ${at(name)});`),
-    `wasm[${JSON.stringify(moveName(k.name, s.call))}]();`,
-    ...back.map((name) => `${bind(name).array}.set(W.subarray(${at(name)}, ${at(name) + size(name)}), ${bind(name).offset});`),
+    "{",
+    ...(inArena ? ["  const wasmAt = wasmArenas.get(F);", `  if (wasmAt !== undefined) ${fn}(${buffers.map((name) => `wasmAt + ${4 * bind(name).offset}`).join(", ")});`, "  else {"] : ["  {"]),
+    ...into.map((name) => loop(name, true)),
+    `    ${fn}(${buffers.map((name) => `${4 * at(name)}`).join(", ")});`,
+    ...back.map((name) => loop(name, false)),
+    "  }",
+    "}",
   ];
 }
 

@@ -111,6 +111,31 @@ describe("row loops in WebAssembly SIMD (reductions over the last axis and their
   });
 });
 
+describe("column sums and totals in WebAssembly (blocks of columns two at a time, a total in one lane)", () => {
+  // bias gradients: 300 rows summed per column, 40 columns (five blocks of 8) and 8 (one block); the loss a total over every element
+  const cols = graph("cols", (g) => {
+    const x = g.input("x", [300, 40]);
+    const z = g.input("z", [300, 8]);
+    const b = g.param("b", [40], { init: { name: "uniform", min: -0.5, max: 0.5 } });
+    const c = g.param("c", [8], { init: { name: "uniform", min: -0.5, max: 0.5 } });
+    return { loss: x.add(b).square().mean().add(z.add(c).mul(z).sum()) };
+  });
+  const feeds = { x: Float32Array.from(randomArray(300 * 40, 21, -2, 2)), z: Float32Array.from(randomArray(300 * 8, 22, -2, 2)) };
+  it("give the JavaScript kernels' bits (each column and the total summed in order)", () => {
+    const ts = steps("ts", cols, { name: "sgd", lr: 0.05 }, feeds, 2);
+    const wasm = steps("wasm", cols, { name: "sgd", lr: 0.05 }, feeds, 2);
+    const rows = simdCalls(wasm.run).filter((c) => c.includes(":rows#"));
+    // the two bias gradients and a total at least
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    const bodies = wasm.run.schedule.kernels.flatMap((k) => k.body);
+    const text = JSON.stringify(bodies);
+    expect(text).toContain("in WebAssembly (one row, f64x2 lane 0)");
+    expect(wasm.run.F.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(wasm.losses).toEqual(ts.losses);
+    for (const p of ["b", "c"]) expect(wasm.run.param(p), p).toEqual(ts.run.param(p));
+  });
+});
+
 /** Units in the last place between two f32 values of the same sign (their bit patterns' distance). */
 function ulpDistance(a: number, b: number): number {
   const bits = new Int32Array(new Float32Array([a, b]).buffer);
