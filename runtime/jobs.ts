@@ -224,6 +224,11 @@ export class JobRunner {
     const c = this.ctl;
     const w = WORDS;
     const gen = (c[w.gen]! + 1) & TAG_MASK;
+    // First the claim word: tagged with the new job and past any chunk. A worker still in the last job's
+    // runChunks may have loaded the old claim word and be about to compare it with the chunk count; once the
+    // claim word has changed, its compare-exchange fails and it leaves, so it never claims a chunk of the
+    // old job against the new job's words (which would run a mixed job and leave `pending` one short).
+    Atomics.store(c, w.next, (gen << CHUNK_BITS) | ((1 << CHUNK_BITS) - 1));
     c[w.fn] = fn;
     c[w.from] = from;
     c[w.to] = to;
