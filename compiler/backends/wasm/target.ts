@@ -23,7 +23,7 @@ import { runPools } from "./poolWasm.js";
 import { copyAt, externCopies, kirFunctionBody } from "./kirWasm.js";
 import { registerTiles } from "../ts/tile.js";
 import { pointerWalks } from "../ts/pointers.js";
-import { I32, TILE_COLS, TILE_ROWS, encodeModule, fmaSites, memoryLimitsAt, pagesFor } from "./wasm.js";
+import { I32, TILE_COLS, TILE_ROWS, assembleModule, memoryLimitsAt, pagesFor } from "./wasm.js";
 import { relaxedProbe } from "../../../runtime/wasmFeatures.js";
 
 /** Pages the module's memory may grow to, holding an arena F besides the scratch (1 GiB). */
@@ -124,9 +124,8 @@ function moduleOf(ks: readonly HookedKernel[]) {
   const pages = pagesFor(4 * floats);
   const maximum = loops.length || moves.length ? MAX_PAGES : pages;
   const functions = [...loops.map((l) => ({ name: l.name, ...l.encode({ fma: false }) })), ...moves];
-  const bytes = encodeModule(products, pages, { ranged: true, shared: true, maximum, functions, kernel: { fma: false } });
-  // where the products' multiply-adds become FMA when the file loads
-  const sites = products.length ? fmaSites(bytes, encodeModule(products, pages, { ranged: true, shared: true, maximum, functions, kernel: { fma: true } })) : [];
+  // the products multiply then add; `sites`: where they become FMA when the file loads
+  const { bytes, sites } = assembleModule(products, pages, { ranged: true, shared: true, maximum, functions, kernel: { fma: false } });
   return { products, loops, moves, pages, maximum, bytes, sites };
 }
 
@@ -135,7 +134,8 @@ function watFile(s: Schedule): string | undefined {
   const parts: string[] = [];
   for (const [file, ks] of [["forward.js", kernelsOf(s, "forward")], ["step.js", [...kernelsOf(s, "gradients"), ...kernelsOf(s, "update")]]] as const) {
     const m = moduleOf(ks);
-    if (m) parts.push(kernelsWat(file, ks.map((k) => k.name), m.bytes));
+    const fma = "where relaxed SIMD validates, each product's `f32x4.mul; local.get acc; f32x4.add` runs as `local.get acc; f32x4.relaxed_madd` (FMA)";
+    if (m) parts.push(kernelsWat(file, ks.map((k) => k.name), m.bytes, m.sites.length ? [fma] : []));
   }
   return parts.length ? parts.join("\n") : undefined;
 }

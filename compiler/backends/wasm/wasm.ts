@@ -4,7 +4,8 @@
 // register tiles of eight f32x4 accumulators; A is broadcast with
 // v128.load32_splat, B loaded whole, each multiply-add either f32x4.mul then
 // f32x4.add or relaxed SIMD's f32x4.relaxed_madd (FMA), the same bytes but
-// for one patch (`fmaPatch`), so a kernel file chooses when it loads. Sizes
+// for one patch at known sites (`assembleModule`, `fmaPatch`), so a kernel
+// file chooses when it loads. Sizes
 // and offsets are baked in. Every module names its functions (a name section)
 // as it exports them, so profiles and stack traces show the kernels' names.
 
@@ -105,7 +106,7 @@ export interface KernelShape {
  * beside its multiply-adds), where a k-loop unrolled here gets all its loads
  * hoisted to the top and its accumulators spilled (2 p's: -25%, 4: -45%), as
  * do 5×8 and 6×8 tiles (-20%). FMA is chosen where the module loads
- * (`fmaSites`, `fmaPatch`).
+ * (`fmaPatch`).
  */
 export const KERNEL: KernelShape = { rows: TILE_ROWS, unroll: 1, fma: false };
 
@@ -130,7 +131,7 @@ const madd = (acc: number, fma: boolean): number[] =>
  * whole. Without `ranged` the params are absent and the range is everything.
  * Every accumulator sums its p's in order, whatever the unroll.
  */
-function productBody(x: WasmProduct, ranged: boolean, shape: KernelShape): number[] {
+function productBody(x: WasmProduct, ranged: boolean, shape: KernelShape): { bytes: number[]; madds: number[] } {
   const [FROM, TO, IA, JB, END_, PA, PB, PC, ROW, BAT, AB, BB, CB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] as const;
   const R = shape.rows;
   const ACC = 13;
@@ -150,73 +151,62 @@ function productBody(x: WasmProduct, ranged: boolean, shape: KernelShape): numbe
   const firstJ = panels ? [...get(FROM), ...i32(bPanel), MUL] : i32(0);
   const firstC = panels ? [...get(ROW), ...get(FROM), ...i32(4 * TILE_COLS), MUL, ADD] : get(ROW);
   const lastJ = panels ? [...get(TO), ...i32(bPanel), MUL] : i32(bPanel * x.colPanels);
-  /** The multiply-adds of p (u-th after pa, pb), B's two vectors loaded once, A's rows broadcast. */
-  const step = (u: number): number[] => {
-    const out = [...get(PB), ...v128Load(4 * TILE_COLS * u), ...set(B0), ...get(PB), ...v128Load(4 * TILE_COLS * u + 16), ...set(B1)];
+  /** The multiply-adds of p (u-th after pa, pb), B's two vectors loaded once, A's rows broadcast, pushed onto `out` (its multiply-adds' offsets onto `at`). */
+  const step = (u: number, out: number[], at: number[]): void => {
+    out.push(...get(PB), ...v128Load(4 * TILE_COLS * u), ...set(B0), ...get(PB), ...v128Load(4 * TILE_COLS * u + 16), ...set(B1));
     for (let r = 0; r < R; r++) {
       out.push(...get(PA), ...splat32(4 * (R * u + r)), ...set(A));
-      for (const [q, b] of [[0, B0], [1, B1]] as const) out.push(...get(A), ...get(b), ...madd(ACC + 2 * r + q, shape.fma));
+      for (const [q, b] of [[0, B0], [1, B1]] as const) {
+        out.push(...get(A), ...get(b));
+        at.push(out.length);
+        out.push(...madd(ACC + 2 * r + q, shape.fma));
+      }
     }
-    return out;
   };
-  /** One tile: its accumulators zeroed, the k-loop, then stored into C at pc. */
-  const tile: number[] = [];
-  for (let q = 0; q < 2 * R; q++) tile.push(...ZERO, ...set(ACC + q));
-  if (x.k > 0) {
-    tile.push(...get(IA), ...get(AB), ADD, 0x22, ...uleb(PA), ...i32(4 * R * U * loops), ADD, ...set(END_));
-    tile.push(...get(JB), ...get(BB), ADD, ...set(PB), ...LOOP);
-    for (let u = 0; u < U; u++) tile.push(...step(u));
-    tile.push(...bump(PA, 4 * R * U), ...bump(PB, 4 * TILE_COLS * U));
-    tile.push(...get(PA), ...get(END_), NE, BR_IF, 0, END);
-    for (let u = 0; u < rest; u++) tile.push(...step(u));
-  }
-  for (let r = 0; r < R; r++) {
-    for (let q = 0; q < 2; q++) tile.push(...get(PC), ...get(ACC + 2 * r + q), ...v128Store(16 * q + width * r));
-  }
-  const matrix: number[] = [...i32(0), ...set(IA), ...get(CB), ...set(ROW), ...LOOP];
-  matrix.push(...firstJ, ...set(JB), ...firstC, ...set(PC), ...LOOP, ...tile);
-  matrix.push(...bump(PC, 4 * TILE_COLS), ...bump(JB, bPanel));
-  matrix.push(...get(JB), ...lastJ, NE, BR_IF, 0, END);
-  matrix.push(...bump(ROW, width * R), ...bump(IA, aPanel));
-  matrix.push(...get(IA), ...i32(aPanel * x.rowPanels), NE, BR_IF, 0, END);
+  // the code in order, the multiply-adds' offsets in it
   const code: number[] = [];
+  const madds: number[] = [];
+  /** One tile: its accumulators zeroed, the k-loop, then stored into C at pc. */
+  const tile = () => {
+    for (let q = 0; q < 2 * R; q++) code.push(...ZERO, ...set(ACC + q));
+    if (x.k > 0) {
+      code.push(...get(IA), ...get(AB), ADD, 0x22, ...uleb(PA), ...i32(4 * R * U * loops), ADD, ...set(END_));
+      code.push(...get(JB), ...get(BB), ADD, ...set(PB), ...LOOP);
+      for (let u = 0; u < U; u++) step(u, code, madds);
+      code.push(...bump(PA, 4 * R * U), ...bump(PB, 4 * TILE_COLS * U));
+      code.push(...get(PA), ...get(END_), NE, BR_IF, 0, END);
+      for (let u = 0; u < rest; u++) step(u, code, madds);
+    }
+    for (let r = 0; r < R; r++) {
+      for (let q = 0; q < 2; q++) code.push(...get(PC), ...get(ACC + 2 * r + q), ...v128Store(16 * q + width * r));
+    }
+  };
+  const matrix = () => {
+    code.push(...i32(0), ...set(IA), ...get(CB), ...set(ROW), ...LOOP);
+    code.push(...firstJ, ...set(JB), ...firstC, ...set(PC), ...LOOP);
+    tile();
+    code.push(...bump(PC, 4 * TILE_COLS), ...bump(JB, bPanel));
+    code.push(...get(JB), ...lastJ, NE, BR_IF, 0, END);
+    code.push(...bump(ROW, width * R), ...bump(IA, aPanel));
+    code.push(...get(IA), ...i32(aPanel * x.rowPanels), NE, BR_IF, 0, END);
+  };
   if (!batched) {
-    code.push(...i32(x.a), ...set(AB), ...i32(x.b), ...set(BB), ...i32(x.c), ...set(CB), ...matrix);
+    code.push(...i32(x.a), ...set(AB), ...i32(x.b), ...set(BB), ...i32(x.c), ...set(CB));
+    matrix();
   } else {
     // batch from (or 0) to `to` (or all), each with its own packed A, B and C
     const base = (l: number, at: number, stride: number) => [...get(BAT), ...i32(stride), MUL, ...i32(at), ADD, ...set(l)];
     code.push(...(ranged ? get(FROM) : i32(0)), ...set(BAT), ...LOOP);
-    code.push(...base(AB, x.a, x.aBatch ?? 0), ...base(BB, x.b, x.bBatch ?? 0), ...base(CB, x.c, x.cBatch ?? 0), ...matrix);
+    code.push(...base(AB, x.a, x.aBatch ?? 0), ...base(BB, x.b, x.bBatch ?? 0), ...base(CB, x.c, x.cBatch ?? 0));
+    matrix();
     code.push(...bump(BAT, 1), ...get(BAT), ...(ranged ? get(TO) : i32(batches)), NE, BR_IF, 0, END);
   }
   code.push(END);
   // without params, locals 0 and 1 are plain (unused) locals
   const locals = vec([[ranged ? 11 : 13, I32], [2 * R + 3, V128]].map(([n, t]) => [...uleb(n!), t!]));
-  const body = [...locals, ...code];
-  return [...uleb(body.length), ...body];
+  const head = [...uleb(locals.length + code.length), ...locals];
+  return { bytes: [...head, ...code], madds: madds.map((at) => head.length + at) };
 }
-
-/**
- * The byte offsets in a module encoded without FMA where `fmaPatch` makes it
- * the module encoded with FMA (`fused`, the same module otherwise): the
- * products' multiply-adds. Checked: the patched module is `fused` byte for byte.
- */
-export function fmaSites(plain: Uint8Array, fused: Uint8Array): number[] {
-  const sites: number[] = [];
-  if (plain.length === fused.length) {
-    for (let at = 0; at < plain.length; at++) {
-      if (plain[at] === fused[at]) continue;
-      sites.push(at);
-      at += MADD_BYTES - 1;
-    }
-    const patched = fmaPatch(plain, sites);
-    if (patched.every((b, i) => b === fused[i])) return sites;
-  }
-  throw new Error("wasm: the module with FMA is not the module without it patched at its multiply-adds");
-}
-
-/** Bytes of one multiply-add (`madd`), either form. */
-const MADD_BYTES = 8;
 
 /**
  * A copy of `bytes` with each multiply-add at `sites` turned into FMA:
@@ -253,6 +243,15 @@ export function encodeModule(
   pages: number,
   options: { ranged?: boolean; shared?: boolean; maximum?: number; functions?: readonly WasmFunction[]; kernel?: Partial<KernelShape> } = {},
 ): Uint8Array<ArrayBuffer> {
+  return assembleModule(products, pages, options).bytes;
+}
+
+/** `encodeModule`'s module, and the byte offset of each of its products' multiply-adds (`fmaPatch`'s sites). */
+export function assembleModule(
+  products: readonly WasmProduct[],
+  pages: number,
+  options: { ranged?: boolean; shared?: boolean; maximum?: number; functions?: readonly WasmFunction[]; kernel?: Partial<KernelShape> } = {},
+): { bytes: Uint8Array<ArrayBuffer>; sites: number[] } {
   const ranged = options.ranged ?? false;
   const shape = { ...KERNEL, ...options.kernel };
   const maximum = options.maximum ?? pages;
@@ -260,17 +259,29 @@ export function encodeModule(
   const fns = options.functions ?? [];
   const names = [...products.map((p) => p.name), ...fns.map((f) => f.name)];
   const types = [ranged ? [0x60, 0x02, I32, I32, 0x00] : [0x60, 0x00, 0x00], ...fns.map((f) => [0x60, ...uleb(f.params.length), ...f.params, 0x00])];
-  const bytes = [
+  const head = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(types)),
     ...section(2, vec([[...str("env"), ...str("memory"), 0x02, ...limits]])),
     ...section(3, vec([...products.map(() => [0x00]), ...fns.map((_, i) => uleb(i + 1))])),
     ...section(7, vec(names.map((name, i) => [...str(name), 0x00, ...uleb(i)]))),
-    ...section(10, vec([...products.map((p) => productBody(p, ranged, shape)), ...fns.map((f) => [...f.body])])),
+  ];
+  const bodies = products.map((p) => productBody(p, ranged, shape));
+  const code = vec([...bodies.map((b) => b.bytes), ...fns.map((f) => [...f.body])]);
+  // the code section's products first: each one's multiply-adds past the section's header and the bodies before it
+  const sites: number[] = [];
+  let at = head.length + 1 + uleb(code.length).length + uleb(bodies.length + fns.length).length;
+  for (const b of bodies) {
+    sites.push(...b.madds.map((m) => at + m));
+    at += b.bytes.length;
+  }
+  const bytes = [
+    ...head,
+    ...section(10, code),
     // the name section: each function named as it is exported, for profiles and stack traces
     ...section(0, [...str("name"), ...section(1, vec(names.map((name, i) => [...uleb(i), ...str(name)])))]),
   ];
-  return Uint8Array.from(bytes);
+  return { bytes: Uint8Array.from(bytes), sites };
 }
 
 /** Pages of 64 KiB that hold `bytes`. */

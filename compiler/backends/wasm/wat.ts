@@ -218,10 +218,14 @@ export function watModule(bytes: Uint8Array): { memory: string; functions: WatFu
 /** The file `gradc inspect --wat` reads: each kernel's functions, under a `;; kernel NAME (FILE)` line. */
 export const WAT_FILE = "graphs/kernels.wat";
 
-/** The text of a file's module, each kernel's functions under its own header (a product's function is named after its kernel, a loop's `KERNEL#N`). */
-export function kernelsWat(file: string, kernels: readonly string[], bytes: Uint8Array): string {
+/**
+ * The text of a file's module, each kernel's functions under its own header (a
+ * product's function is named after its kernel, a loop's `KERNEL#N`); `notes`
+ * are comment lines after the module's.
+ */
+export function kernelsWat(file: string, kernels: readonly string[], bytes: Uint8Array, notes: readonly string[] = []): string {
   const { memory, functions } = watModule(bytes);
   const of = (k: string) => functions.filter((f) => f.name === k || f.name.startsWith(`${k}#`) || f.name.startsWith(`${k}$`));
   const sections = kernels.filter((k) => of(k).length).map((k) => [`;; kernel ${k} (${file})`, ...of(k).map((f) => f.text)].join("\n"));
-  return [`;; ${file}'s module ${memory}`, ...sections].join("\n\n") + "\n";
+  return [[`;; ${file}'s module ${memory}`, ...notes.map((n) => `;; ${n}`)].join("\n"), ...sections].join("\n\n") + "\n";
 }

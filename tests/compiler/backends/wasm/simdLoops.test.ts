@@ -190,6 +190,7 @@ describe("the MNIST bundle", () => {
     // gradc inspect --wat: every function of the module, under its kernel; --kernel NAME: that kernel's
     const wat = inspectText(outDir, { wat: true });
     for (const e of exports) expect(wat).toContain(`(func $${e} (export ${JSON.stringify(e)})`);
+    expect(wat).toMatch(/^;; step\.js's module \(import "env" "memory" \(memory \d+ \d+ shared\)\)\n;; where relaxed SIMD validates, each product's .*f32x4\.relaxed_madd/m);
     const adam = inspectText(outDir, { wat: true, kernel: "adam_params" });
     expect(adam.startsWith(";; kernel adam_params (step.js)\n(func $adam_params#0 (export \"adam_params#0\") (param i32 i32 i32 i32 f64 f64 i32 i32)")).toBe(true);
     for (const op of ["f64x2.sqrt", "f64x2.div", "f32x4.demote_f64x2_zero", "v128.load64_zero"]) expect(adam).toContain(op);

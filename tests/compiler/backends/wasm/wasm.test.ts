@@ -13,7 +13,7 @@ import * as nn from "../../../../compiler/dsl/nn.js";
 import { grad } from "../../../../compiler/autodiff/grad.js";
 import { interpret } from "../../../../compiler/interp/interpret.js";
 import { kernelsOf } from "../../../../compiler/lower/schedule.js";
-import { TILE_COLS, TILE_ROWS, encodeModule, fmaPatch, fmaSites, pagesFor } from "../../../../compiler/backends/wasm/wasm.js";
+import { TILE_COLS, TILE_ROWS, assembleModule, encodeModule, fmaPatch, pagesFor } from "../../../../compiler/backends/wasm/wasm.js";
 import type { KernelShape } from "../../../../compiler/backends/wasm/wasm.js";
 import { relaxedSimd } from "../../../../runtime/wasmFeatures.js";
 import { matmulT } from "../../../../compiler/ops/matmul.js";
@@ -92,20 +92,24 @@ describe("the WebAssembly module", () => {
     expect(differ).toBeGreaterThan(0);
   });
 
-  it("patches the module without FMA into the module with it at the products' multiply-adds, nothing else", () => {
+  it("lists its products' multiply-adds, where the FMA patch makes it the module encoded with FMA, byte for byte", () => {
     const product = { name: "mm", m: 9, n: 17, rowPanels: 3, colPanels: 3, k: 5, a: 0, b: 1024, c: 4096 };
+    const batched = { ...product, name: "bmm", rowPanels: 2, m: 9, batches: 3, aBatch: 512, bBatch: 768, cBatch: 1024 };
     // a function besides the products (its body: size, no locals, end)
     const functions = [{ name: "other", params: [], body: [2, 0, 0x0b] }];
-    const plain = encodeModule([product, { ...product, name: "mm2" }], 1, { functions, kernel: { fma: false } });
-    const fused = encodeModule([product, { ...product, name: "mm2" }], 1, { functions, kernel: { fma: true } });
-    const sites = fmaSites(plain, fused);
-    // two products, eight accumulators each, one multiply-add a p in the k-loop's body
-    expect(sites).toHaveLength(16);
-    expect(Array.from(fmaPatch(plain, sites))).toEqual(Array.from(fused));
-    expect(WebAssembly.validate(plain)).toBe(true);
-    if (relaxed) expect(WebAssembly.validate(fmaPatch(plain, sites))).toBe(true);
-    const other = encodeModule([{ ...product, k: 6 }], 1, { kernel: { fma: true } });
-    expect(() => fmaSites(plain, other)).toThrow(/not the module without it patched/);
+    for (const [kernel, perProduct] of [[{}, 8], [{ unroll: 3 }, 8 * (3 + 2)], [{ rows: 5, unroll: 2 }, 10 * (2 + 1)]] as const) {
+      for (const ranged of [false, true]) {
+        const options = { functions, ranged, kernel: { ...kernel, fma: false } };
+        const plain = assembleModule([product, batched], 1, options);
+        expect(Array.from(plain.bytes)).toEqual(Array.from(encodeModule([product, batched], 1, options)));
+        expect(WebAssembly.validate(plain.bytes)).toBe(true);
+        // the k-loop's body once, and the rest of k after it straight-line, in each product
+        expect(plain.sites).toHaveLength(2 * perProduct);
+        const fused = encodeModule([product, batched], 1, { ...options, kernel: { ...kernel, fma: true } });
+        expect(Array.from(fmaPatch(plain.bytes, plain.sites))).toEqual(Array.from(fused));
+        if (relaxed) expect(WebAssembly.validate(fused)).toBe(true);
+      }
+    }
   });
 
   it("names its functions (a name section): traces and profiles show the kernel, not wasm-function[i]", () => {
