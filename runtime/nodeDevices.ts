@@ -13,13 +13,16 @@ import { relaxedSimd } from "./wasmFeatures.js";
 import { compiledEagerly } from "./wasmTiers.js";
 
 /** Node's worker threads for the WebAssembly products. */
-const nodePool: PoolStarter = (units, threads) => ThreadPool.create({ units, threads });
+export const nodePool: PoolStarter = (units, threads) => ThreadPool.create({ units, threads });
 
-/** A host device whose WebAssembly products may run on Node's worker threads, with FMA where the CPU has it, compiled optimized as they load. */
-const hostDevice: DeviceFactory = (manifest, dir, options = {}) => {
+/** Runs `load` (which imports kernel modules) as the Node runtime loads them: relaxed SIMD on (the products' FMA where the CPU has it), their WebAssembly compiled optimized at once. */
+export function loadKernels<T>(load: () => Promise<T>): Promise<T> {
   relaxedSimd();
-  return compiledEagerly(() => createHostDevice(manifest, dir, { ...options, startPool: nodePool }));
-};
+  return compiledEagerly(load);
+}
+
+/** A host device whose WebAssembly products may run on Node's worker threads, its kernel modules loaded as loadKernels loads them. */
+const hostDevice: DeviceFactory = (manifest, dir, options = {}) => loadKernels(() => createHostDevice(manifest, dir, { ...options, startPool: nodePool }));
 
 /** Every backend the Node runtime runs. */
 export const NODE_DEVICES: Readonly<Record<string, DeviceFactory>> = { ...DEVICES, ts: hostDevice, wasm: hostDevice };

@@ -13,12 +13,10 @@ import type { Tensor } from "../../compiler/ir/node.js";
 import { compile } from "../../compiler/compile.js";
 import type { Manifest, StepModule } from "../../runtime/manifest.js";
 import { floatArena } from "../../runtime/hostDevice.js";
-import { ThreadPool } from "../../runtime/threads.js";
 import { threadProducts, wasmProductsOf } from "../../runtime/wasmThreads.js";
-import { compiledEagerly } from "../../runtime/wasmTiers.js";
+import { loadKernels, nodePool } from "../../runtime/nodeDevices.js";
 import { BLOCK } from "./workloads.js";
 import type { Workload } from "./workloads.js";
-import { relaxedSimd } from "../../runtime/wasmFeatures.js";
 
 /** The workload's model: params named and shaped as the workload's, inputs x (and y or labels). */
 export function workloadGraph(w: Workload): Graph {
@@ -89,10 +87,9 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean; threads?
   try {
     const r = compile(workloadGraph(w), { optimizer: w.optimizer, ...compileOptions, outDir: path.join(dir, w.name) });
     const m = r.manifest;
-    // relaxed SIMD on before the module compiles, as the runtime does (the products' FMA); compiled as the runtime's Node loader compiles it (runtime/wasmTiers.ts)
-    relaxedSimd();
+    // loaded as the Node runtime loads kernel modules (relaxed SIMD on, compiled optimized at once)
     const t0 = performance.now();
-    const mod = await compiledEagerly(async () => (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule);
+    const mod = await loadKernels(async () => (await import(pathToFileURL(path.join(r.outDir, m.files.step)).href)) as StepModule);
     // the arena where the runtime places it: in the step module's WebAssembly memory when it offers one
     const F = floatArena(m, mod);
     const I = new Int32Array(Math.max(1, m.arena.ints));
@@ -104,7 +101,7 @@ export async function gradcStep(w: Workload, options: { wasm?: boolean; threads?
     const kernels = mod.create(F, I);
     const loadMs = performance.now() - t0;
     const wasm = wasmProductsOf(mod, m.files.step);
-    const pool = wasm ? await threadProducts([wasm], threads, (units, n) => ThreadPool.create({ units, threads: n })) : undefined;
+    const pool = wasm ? await threadProducts([wasm], threads, nodePool) : undefined;
     let t = 0;
     return {
       manifest: m,

@@ -4,6 +4,7 @@
 // product, never uses more threads than cores, reports bad setups and traps
 // clearly, and lets the process exit.
 import { spawnSync } from "node:child_process";
+import type { SpawnSyncReturns } from "node:child_process";
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -30,6 +31,18 @@ async function bitsOn(threads: number): Promise<{ bits: Uint32Array; threads: nu
   open.push(p);
   p.run(threads); // every thread takes a part, whatever the size
   return { bits: new Uint32Array(p.result().buffer), threads: p.pool.threads, product: p };
+}
+
+/** Runs a script of `lines` (importing from the repository by absolute paths) in a child Node under tsx, killed after `timeout` ms. */
+function runChild(lines: readonly string[], timeout: number): SpawnSyncReturns<string> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-threads-"));
+  try {
+    const script = path.join(dir, "child.mts");
+    writeFileSync(script, lines.join("\n"));
+    return spawnSync(process.execPath, ["--import", "tsx", script], { cwd: root, encoding: "utf8", timeout });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe("thread pool", () => {
@@ -112,58 +125,44 @@ describe("thread pool", () => {
     // count(from, to) adds 1 to the i32 cells [from, to): a chunk run twice, or skipped, shows in the counts. Jobs
     // alternate 2 and 8 chunks so that a worker still leaving the last job meets the next one's larger chunk count;
     // a claim against the wrong job left the caller waiting forever, so this runs in a child with a time limit.
-    const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-threads-"));
-    try {
-      const script = path.join(dir, "jobs.mts");
-      writeFileSync(
-        script,
-        [
-          `import { I32, get, i32, section, set, str, uleb, vec } from ${JSON.stringify(path.join(root, "compiler/backends/wasm/wasm.ts"))};`,
-          `import { ThreadPool } from ${JSON.stringify(path.join(root, "runtime/threads.ts"))};`,
-          `const body = [0x00, 0x02, 0x40, 0x03, 0x40, ...get(0), ...get(1), 0x4e, 0x0d, 0x01,`,
-          `  ...get(0), ...i32(2), 0x74, ...get(0), ...i32(2), 0x74, 0x28, 0x02, 0x00, ...i32(1), 0x6a, 0x36, 0x02, 0x00,`,
-          `  ...get(0), ...i32(1), 0x6a, ...set(0), 0x0c, 0x00, 0x0b, 0x0b, 0x0b];`,
-          `const bytes = Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...section(1, vec([[0x60, 0x02, I32, I32, 0x00]])),`,
-          `  ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x03, 0x01, 0x01]])), ...section(3, vec([[0x00]])),`,
-          `  ...section(7, vec([[...str("count"), 0x00, 0x00]])), ...section(10, vec([[...uleb(body.length), ...body]]))]);`,
-          `const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });`,
-          `const pool = await ThreadPool.create({ units: [{ module: new WebAssembly.Module(bytes), memory, exports: ["count"] }], threads: 2 });`,
-          `const want = new Int32Array(64);`,
-          `for (let j = 0; j < 1_000_000; j++) { const n = j % 2 ? 64 : 2; pool.run(0, 0, n, 2); for (let i = 0; i < n; i++) want[i]++; }`,
-          `const got = new Int32Array(memory.buffer, 0, 64);`,
-          `const bad = want.findIndex((v, i) => v !== got[i]);`,
-          `console.log(bad < 0 ? "counts ok" : \`cell \${bad}: \${got[bad]} runs, want \${want[bad]}\`, "threads", pool.threads);`,
-          `await pool.close();`,
-        ].join("\n"),
-      );
-      const r = spawnSync(process.execPath, ["--import", "tsx", script], { cwd: root, encoding: "utf8", timeout: 150_000 });
-      expect(r.error, `${r.stderr} (a timeout here is the caller waiting forever)`).toBeUndefined();
-      expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/^counts ok threads [12]/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const r = runChild(
+      [
+        `import { I32, get, i32, section, set, str, uleb, vec } from ${JSON.stringify(path.join(root, "compiler/backends/wasm/wasm.ts"))};`,
+        `import { ThreadPool } from ${JSON.stringify(path.join(root, "runtime/threads.ts"))};`,
+        `const body = [0x00, 0x02, 0x40, 0x03, 0x40, ...get(0), ...get(1), 0x4e, 0x0d, 0x01,`,
+        `  ...get(0), ...i32(2), 0x74, ...get(0), ...i32(2), 0x74, 0x28, 0x02, 0x00, ...i32(1), 0x6a, 0x36, 0x02, 0x00,`,
+        `  ...get(0), ...i32(1), 0x6a, ...set(0), 0x0c, 0x00, 0x0b, 0x0b, 0x0b];`,
+        `const bytes = Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...section(1, vec([[0x60, 0x02, I32, I32, 0x00]])),`,
+        `  ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x03, 0x01, 0x01]])), ...section(3, vec([[0x00]])),`,
+        `  ...section(7, vec([[...str("count"), 0x00, 0x00]])), ...section(10, vec([[...uleb(body.length), ...body]]))]);`,
+        `const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });`,
+        `const pool = await ThreadPool.create({ units: [{ module: new WebAssembly.Module(bytes), memory, exports: ["count"] }], threads: 2 });`,
+        `const want = new Int32Array(64);`,
+        `for (let j = 0; j < 1_000_000; j++) { const n = j % 2 ? 64 : 2; pool.run(0, 0, n, 2); for (let i = 0; i < n; i++) want[i]++; }`,
+        `const got = new Int32Array(memory.buffer, 0, 64);`,
+        `const bad = want.findIndex((v, i) => v !== got[i]);`,
+        `console.log(bad < 0 ? "counts ok" : \`cell \${bad}: \${got[bad]} runs, want \${want[bad]}\`, "threads", pool.threads);`,
+        `await pool.close();`,
+      ],
+      150_000,
+    );
+    expect(r.error, `${r.stderr} (a timeout here is the caller waiting forever)`).toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^counts ok threads [12]/);
   }, 180_000);
 
   it("lets the process exit without close(): idle workers are unref'd", () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "gradc-threads-"));
-    try {
-      const script = path.join(dir, "exit.mts");
-      writeFileSync(
-        script,
-        [
-          `import { sharedProduct } from ${JSON.stringify(path.join(root, "bench/sgemm.ts"))};`,
-          `const p = await sharedProduct(8, 16, 4, new Float32Array(32).fill(1), new Float32Array(64).fill(2), 2);`,
-          `p.run(2);`,
-          `console.log("C00", p.result()[0], "threads", p.pool.threads);`,
-        ].join("\n"),
-      );
-      const r = spawnSync(process.execPath, ["--import", "tsx", script], { cwd: root, encoding: "utf8", timeout: 90_000 });
-      expect(r.error, r.stderr).toBeUndefined();
-      expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/^C00 8 threads [12]/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const r = runChild(
+      [
+        `import { sharedProduct } from ${JSON.stringify(path.join(root, "bench/sgemm.ts"))};`,
+        `const p = await sharedProduct(8, 16, 4, new Float32Array(32).fill(1), new Float32Array(64).fill(2), 2);`,
+        `p.run(2);`,
+        `console.log("C00", p.result()[0], "threads", p.pool.threads);`,
+      ],
+      90_000,
+    );
+    expect(r.error, r.stderr).toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^C00 8 threads [12]/);
   }, 120_000);
 });
