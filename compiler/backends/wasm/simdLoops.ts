@@ -20,6 +20,7 @@ import type { KernelPass } from "../target.js";
 import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
 import type { SimdMathFn } from "./simdMath.js";
 import { Locals, simdMath } from "./simdMath.js";
+import { copyFunction, copyRows, copyWords } from "./copyRows.js";
 import { BLOCK, BR, I32_GT_S, OP, ParamNames, coefficient, indexWasm, rowWork, rowsFunction, simdRows } from "./simdRows.js";
 
 /** Nests with fewer elements than this stay in JavaScript (a call into the module costs more than it saves). */
@@ -136,7 +137,11 @@ export const simdLoops: KernelPass = {
           return [{ k: "comment", text: what }, { k: "extern", call: `${SIMD_CALL}${count++}`, reference: [s] }];
         }
         const rows = s.to - s.from;
-        if (rows > 1 && simdRows(s, k)) return rowsExtern(s, `${rows} rows in WebAssembly SIMD (two rows at once, one per f64x2 lane)`);
+        const asRows = rows > 1 ? simdRows(s, k) : undefined;
+        if (asRows) {
+          const copy = copyRows(asRows);
+          return rowsExtern(s, copy ? `${rows} rows copied in WebAssembly (${copyWords(copy)} words a row, four at a time where they lie together)` : `${rows} rows in WebAssembly SIMD (two rows at once, one per f64x2 lane)`);
+        }
         // a loop of one iteration runs as one row where nothing inside it runs in the module (its inner loops two rows at once, first)
         const body = walk(s.body, rows === 1);
         const inside = body.some((x) => x.k === "extern");
@@ -176,6 +181,9 @@ export interface SimdExtern {
  */
 export const LOOP_WORK = 32;
 
+/** A word a copy loop moves (copyRows.ts), counted as this many multiply-adds: a load and a store, bound by memory. */
+export const COPY_WORK = 8;
+
 /** Whether an extern statement is an elementwise nest's or a row loop's. */
 export const isSimdCall = (call: string): boolean => call.startsWith(SIMD_CALL) || call.startsWith(ROWS_CALL);
 
@@ -188,8 +196,10 @@ export function simdExtern(k: Pick<Kernel, "name" | "buffers" | "extern">, s: St
     const rows = simdRows(s.reference[0]!, k);
     if (!rows) throw bad();
     const l = rows.loop;
+    const copy = copyRows(rows);
     // a single row has nothing to split across threads
-    return { name, params: rows, encode: (o) => rowsFunction(rows, o), range: [l.from, l.to], work: l.to - l.from > 1 ? (l.to - l.from) * rowWork(l.body) * LOOP_WORK : 0 };
+    const work = l.to - l.from <= 1 ? 0 : copy ? (l.to - l.from) * copyWords(copy) * COPY_WORK : (l.to - l.from) * rowWork(l.body) * LOOP_WORK;
+    return { name, params: rows, encode: (o) => (copy ? copyFunction(copy) : rowsFunction(rows, o)), range: [l.from, l.to], work };
   }
   const nest = simdNest(s.reference[0]!, k);
   if (!nest) throw bad();

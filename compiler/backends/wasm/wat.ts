@@ -1,6 +1,6 @@
 // The WebAssembly text format of the modules the wasm target emits, for
 // `gradc inspect --wat`: a small disassembler over the instructions its
-// encoders use (wasm.ts, simdMath.ts, simdLoops.ts, simdRows.ts). An opcode
+// encoders use (wasm.ts, simdMath.ts, simdLoops.ts, simdRows.ts, copyRows.ts). An opcode
 // outside them is an error, so a new instruction cannot go unprinted.
 
 /** One function of a module: its export name and its text. */
@@ -115,10 +115,11 @@ function bodyText(r: Reader, end: number): string[] {
       case 0x21: line(`local.set ${r.u32()}`); break;
       case 0x22: line(`local.tee ${r.u32()}`); break;
       case 0x41: line(`i32.const ${r.s32()}`); break;
-      case 0x2a: case 0x38: {
+      case 0x28: case 0x2a: case 0x36: case 0x38: {
         const align = r.u32();
         const offset = r.u32();
-        line(`${op === 0x2a ? "f32.load" : "f32.store"}${offset ? ` offset=${offset}` : ""} align=${2 ** align}`);
+        const name = { 0x28: "i32.load", 0x2a: "f32.load", 0x36: "i32.store", 0x38: "f32.store" }[op];
+        line(`${name}${offset ? ` offset=${offset}` : ""} align=${2 ** align}`);
         break;
       }
       case 0x44: {

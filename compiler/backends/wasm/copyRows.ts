@@ -1,0 +1,206 @@
+// Row loops that only move f32 words: a product's operand packing (gemmWasm.ts)
+// without a prologue, the gather of a transpose. Each row's statements are
+// stores whose values are loads or literals, directly in the row or in one
+// inner loop, every index an affine function of the loops and the names from
+// outside. Such a loop needs no arithmetic, so the module copies words (i32
+// loads and stores: a copy keeps every bit, NaN payloads included) instead
+// of widening each element to an f64 lane: the accesses that differ only by
+// a constant share one address, advanced once per inner iteration and read
+// at constant offsets, and four stores of consecutive words from four
+// consecutive words become one v128 load and store.
+import type { Expr, Loop, Stmt } from "../../kernel/kir.js";
+import { BR_IF, END, I32, LOOP, NE, get, i32, set, simd, uleb, vec } from "./wasm.js";
+import { BLOCK, BR, I32_GT_S } from "./simdRows.js";
+import type { SimdRows } from "./simdRows.js";
+
+/** An index as Σ coefficient·name + constant. */
+interface Affine {
+  readonly terms: ReadonlyMap<string, number>;
+  readonly c: number;
+}
+
+/** `e` as an affine function of its names (integer + - and · by a literal), or undefined. */
+export function affine(e: Expr): Affine | undefined {
+  switch (e.k) {
+    case "num": return Number.isInteger(e.v) ? { terms: new Map(), c: e.v } : undefined;
+    case "var": return { terms: new Map([[e.name, 1]]), c: 0 };
+    case "bin": {
+      const [a, b] = [affine(e.a), affine(e.b)];
+      if (!a || !b) return undefined;
+      const combine = (s: number): Affine => {
+        const terms = new Map(a.terms);
+        for (const [v, k] of b.terms) terms.set(v, (terms.get(v) ?? 0) + s * k);
+        for (const [v, k] of terms) if (k === 0) terms.delete(v);
+        return { terms, c: a.c + s * b.c };
+      };
+      if (e.op === "+") return combine(1);
+      if (e.op === "-") return combine(-1);
+      if (e.op === "*") {
+        const [k, x] = a.terms.size === 0 ? [a.c, b] : b.terms.size === 0 ? [b.c, a] : [undefined, undefined];
+        if (k === undefined || !x) return undefined;
+        return { terms: new Map(k === 0 ? [] : [...x.terms].map(([v, n]) => [v, n * k])), c: x.c * k };
+      }
+      return undefined;
+    }
+    default: return undefined;
+  }
+}
+
+/** One access: its buffer, its index without the constant (the key of its address) and the constant. */
+interface Access {
+  readonly buf: string;
+  readonly key: string;
+  readonly terms: ReadonlyMap<string, number>;
+  readonly c: number;
+}
+
+/** One word moved: to `to`, from `from` or the f32 literal `value`. */
+interface Move {
+  readonly to: Access;
+  readonly from?: Access;
+  readonly value?: number;
+}
+
+/** A row loop that only moves words: its moves, and the inner loop they run in (if any). */
+export interface CopyRows {
+  readonly rows: SimdRows;
+  readonly inner?: { readonly v: string; readonly from: number; readonly to: number };
+  readonly moves: readonly Move[];
+}
+
+const access = (buf: string, index: Expr): Access | undefined => {
+  const a = affine(index);
+  if (!a) return undefined;
+  const terms = new Map([...a.terms].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return { buf, key: `${buf}|${[...terms].map(([v, k]) => `${v}*${k}`).join("+")}`, terms, c: a.c };
+};
+
+/** The moves of a row loop that only moves words (see the file header), or undefined. */
+export function copyRows(r: SimdRows): CopyRows | undefined {
+  const body = r.loop.body.filter((s) => s.k !== "comment");
+  let stores: readonly Stmt[] = body;
+  let inner: Loop | undefined;
+  if (body.length === 1 && body[0]!.k === "for") {
+    inner = body[0];
+    stores = inner.body.filter((s) => s.k !== "comment");
+  }
+  const moves: Move[] = [];
+  for (const s of stores) {
+    if (s.k !== "store" || s.add || s.abs) return undefined;
+    const to = access(s.buf, s.index);
+    if (!to) return undefined;
+    if (s.value.k === "num") moves.push({ to, value: s.value.v });
+    else if (s.value.k === "load" && !s.value.abs) {
+      const from = access(s.value.buf, s.value.index);
+      if (!from) return undefined;
+      moves.push({ to, from });
+    } else return undefined;
+  }
+  if (!moves.length) return undefined;
+  // nothing read is written: the words may move in any grouping
+  const written = new Set(moves.map((m) => m.to.buf));
+  if (moves.some((m) => m.from && written.has(m.from.buf))) return undefined;
+  // every name an index reads is the row's, the inner loop's or a parameter
+  const known = new Set([r.loop.v, ...(inner ? [inner.v] : []), ...r.indexVars]);
+  if (moves.some((m) => [...m.to.terms.keys(), ...(m.from ? m.from.terms.keys() : [])].some((v) => !known.has(v)))) return undefined;
+  return { rows: r, inner: inner && { v: inner.v, from: inner.from, to: inner.to }, moves };
+}
+
+/** Words a copy loop moves per row. */
+export const copyWords = (c: CopyRows): number => c.moves.length * (c.inner ? c.inner.to - c.inner.from : 1);
+
+const [I32_LOAD, I32_STORE, I32_EQZ, MUL, ADD, SHL] = [0x28, 0x36, 0x45, 0x6c, 0x6a, 0x74];
+const memarg = (align: number, offset: number) => [...uleb(align), ...uleb(offset)];
+
+/**
+ * The function of a copy loop, with rowsFunction's parameters (buffer
+ * addresses and index names, i32; then the range of rows [from, to)).
+ */
+export function copyFunction(c: CopyRows): { params: number[]; body: number[] } {
+  const r = c.rows;
+  const nb = r.buffers.length;
+  const ni = r.indexVars.length;
+  const params = [...new Array<number>(nb + ni).fill(I32), ...new Array<number>(r.valueVars.length).fill(0x7c), I32, I32];
+  const [FROM, TO] = [params.length - 2, params.length - 1];
+  const ROW = params.length;
+  const P = ROW + 1;
+  // one address per key, at its smallest constant
+  const keys = new Map<string, { local: number; access: Access; min: number }>();
+  for (const m of c.moves) {
+    for (const a of m.from ? [m.to, m.from] : [m.to]) {
+      const g = keys.get(a.key);
+      if (!g) keys.set(a.key, { local: P + 1 + keys.size, access: a, min: a.c });
+      else g.min = Math.min(g.min, a.c);
+    }
+  }
+  const varLocal = (v: string): number => (v === r.loop.v ? ROW : c.inner && v === c.inner.v ? P : nb + r.indexVars.indexOf(v));
+  const code: number[] = [];
+  /** Each address at the row's first inner iteration. */
+  const start = (): number[] => {
+    const out: number[] = [];
+    for (const g of keys.values()) {
+      out.push(...get(r.buffers.indexOf(g.access.buf)));
+      for (const [v, k] of g.access.terms) {
+        if (c.inner && v === c.inner.v) continue;
+        out.push(...get(varLocal(v)), ...i32(k), MUL, ...i32(2), SHL, ADD);
+      }
+      const first = g.min + (c.inner ? (g.access.terms.get(c.inner.v) ?? 0) * c.inner.from : 0);
+      out.push(...i32(4 * first), ADD, ...set(g.local));
+    }
+    return out;
+  };
+  const at = (a: Access) => keys.get(a.key)!;
+  const offset = (a: Access) => 4 * (a.c - at(a).min);
+  /** Whether moves i..i+3 store four consecutive words from four consecutive words (or four literals). */
+  const four = (i: number): boolean => {
+    if (i + 4 > c.moves.length) return false;
+    const ms = c.moves.slice(i, i + 4);
+    const [m0] = ms;
+    return ms.every((m, q) => {
+      if (m.to.key !== m0!.to.key || m.to.c !== m0!.to.c + q) return false;
+      if (m0!.from) return m.from !== undefined && m.from.key === m0!.from.key && m.from.c === m0!.from.c + q;
+      return m.value !== undefined;
+    });
+  };
+  const moves = (): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < c.moves.length; ) {
+      const m = c.moves[i]!;
+      if (four(i)) {
+        out.push(...get(at(m.to).local));
+        if (m.from) out.push(...get(at(m.from).local), ...simd(0x00), ...memarg(0, offset(m.from)));
+        else out.push(...simd(0x0c), ...new Uint8Array(Float32Array.from(c.moves.slice(i, i + 4), (x) => x.value!).buffer));
+        out.push(...simd(0x0b), ...memarg(0, offset(m.to)));
+        i += 4;
+        continue;
+      }
+      out.push(...get(at(m.to).local));
+      if (m.from) out.push(...get(at(m.from).local), I32_LOAD, ...memarg(2, offset(m.from)));
+      else out.push(...i32(new Int32Array(Float32Array.of(m.value!).buffer)[0]!));
+      out.push(I32_STORE, ...memarg(2, offset(m.to)));
+      i += 1;
+    }
+    // the next inner iteration's addresses
+    if (c.inner) {
+      for (const g of keys.values()) {
+        const step = g.access.terms.get(c.inner.v) ?? 0;
+        if (step) out.push(...get(g.local), ...i32(4 * step), ADD, ...set(g.local));
+      }
+    }
+    return out;
+  };
+  // for row in [from, to): addresses, then the inner loop's iterations (or the row's moves)
+  code.push(...get(FROM), ...set(ROW));
+  // leave when !(to > row)
+  code.push(...BLOCK, ...LOOP, ...get(TO), ...get(ROW), I32_GT_S, I32_EQZ, BR_IF, 1);
+  code.push(...start());
+  if (c.inner) {
+    code.push(...i32(c.inner.from), ...set(P), ...LOOP, ...moves(), ...get(P), ...i32(1), ADD, 0x22, ...uleb(P), ...i32(c.inner.to), NE, BR_IF, 0, END);
+  } else {
+    code.push(...moves());
+  }
+  code.push(...get(ROW), ...i32(1), ADD, ...set(ROW), BR, 0, END, END, END);
+  const declared = vec([[...uleb(2 + keys.size), I32]]);
+  const fnBody = [...declared, ...code];
+  return { params, body: [...uleb(fnBody.length), ...fnBody] };
+}
