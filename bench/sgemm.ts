@@ -55,7 +55,8 @@ export async function sharedProduct(m: number, n: number, k: number, a: Float32A
     colPanels,
     fma,
     pool,
-    run: (parts) => pool.run(0, 0, colPanels, parts ?? pool.partsFor(m * n * k)),
+    // chunked by its work, as a bundle's products are
+    run: (parts) => pool.run(0, 0, colPanels, parts ?? pool.partsFor(m * n * k), undefined, m * n * k),
     runPanels: (from, to) => alone(from, to),
     result: () => {
       const out = new Float32Array(m * n);

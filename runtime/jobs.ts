@@ -42,12 +42,23 @@ export const MAX_ARGS = 32;
 /** The control buffer starts with the jobs' arguments (MAX_ARGS f64 words); the Int32 words follow. */
 export const ARGS_BYTES = 8 * MAX_ARGS;
 
+const NO_ARGS: readonly number[] = [];
+
 /** Bits of the claim word that count chunks (a job has fewer than 2^CHUNK_BITS); the rest tag the job. */
 export const CHUNK_BITS = 12;
 const TAG_MASK = (1 << (31 - CHUNK_BITS)) - 1;
 
-/** Chunks a job is cut into per thread worth running it (ThreadPool's default). */
+/** Chunks a job is cut into per thread worth running it, at least (ThreadPool's default). */
 export const CHUNKS_PER_THREAD = 4;
+
+/**
+ * Work (multiply-adds) of a chunk, at most, where the range allows: a big
+ * product (an MLP's 784×256 layer, ~1.3 ms on one thread) cut into only 4
+ * chunks a thread leaves the thread that ends first waiting for most of a
+ * chunk; cut at this size (~50 µs here) the wait is a fraction of that, while a
+ * claim costs well under a microsecond.
+ */
+export const CHUNK_WORK = 2 ** 20;
 
 /** Bytes of the control buffer of a pool (of any number of threads). */
 export const controlBytes = (): number => ARGS_BYTES + 4 * (WORDS.next + 1);
@@ -177,6 +188,8 @@ export class JobRunner {
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private readonly call: number[] = [];
+  /** What a chunk on this thread threw, per job (kept: a job allocates nothing). */
+  private readonly errors: unknown[] = [];
   /** Jobs split across more than one thread so far. */
   jobs = 0;
   private stopped = false;
@@ -192,8 +205,10 @@ export class JobRunner {
     private readonly canWait: boolean,
     /** Work below which a job stays on the calling thread (see partsFor). */
     private readonly minWork = MIN_PARALLEL_WORK,
-    /** Chunks a job is cut into per part. */
+    /** Chunks a job is cut into per part, at least. */
     private readonly chunksPerPart = CHUNKS_PER_THREAD,
+    /** Work of a chunk, at most, where the job's range has iterations enough (see CHUNK_WORK). */
+    private readonly chunkWork = CHUNK_WORK,
   ) {
     ({ ctl: this.ctl, args: this.args } = controlViews(control));
   }
@@ -205,13 +220,14 @@ export class JobRunner {
 
   /**
    * Runs export `fn` (an index into the units' exports) with `args` (at most
-   * MAX_ARGS) over [from, to), cut into `parts` × the pool's chunks per part
-   * (at most one per iteration), which every thread claims one at a time;
+   * MAX_ARGS) over [from, to), cut into `parts` × the pool's chunks per part,
+   * or more where the job's `work` makes chunks bigger than the pool's chunk
+   * work (at most one per iteration), which every thread claims one at a time;
    * returns when every chunk is done. With `parts` = 1 (or a range of one
    * iteration) it runs on the calling thread alone: kernels too small to pay
    * for a barrier stay there.
    */
-  run(fn: number, from: number, to: number, parts = this.threads, args: readonly number[] = []): void {
+  run(fn: number, from: number, to: number, parts = this.threads, args: readonly number[] = NO_ARGS, work = 0): void {
     if (this.stopped) throw new Error("thread pool: run after close()");
     const f = this.table[fn];
     if (!f) throw new Error(`thread pool: no export at index ${fn} (there are ${this.table.length})`);
@@ -232,7 +248,7 @@ export class JobRunner {
     c[w.fn] = fn;
     c[w.from] = from;
     c[w.to] = to;
-    c[w.chunks] = Math.min(to - from, p * this.chunksPerPart, (1 << CHUNK_BITS) - 1);
+    c[w.chunks] = Math.min(to - from, Math.max(p * this.chunksPerPart, Math.ceil(work / this.chunkWork)), (1 << CHUNK_BITS) - 1);
     c[w.failed] = 0;
     c[w.args] = args.length;
     for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
@@ -241,7 +257,8 @@ export class JobRunner {
     Atomics.store(c, w.next, gen << CHUNK_BITS);
     Atomics.store(c, w.gen, gen);
     Atomics.notify(c, w.gen);
-    const errors: unknown[] = [];
+    const errors = this.errors;
+    errors.length = 0;
     const mine = runChunks(c, this.args, this.table, gen, this.call, w, CHUNK_BITS, errors);
     // the workers finish the chunks they claimed even when one here threw, so the next job starts clean
     if (this.canWait) {

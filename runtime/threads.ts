@@ -4,7 +4,7 @@
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import type { PoolUnit, ProductPool } from "./wasmThreads.js";
-import { ARGS_BYTES, CHUNKS_PER_THREAD, CHUNK_BITS, JobRunner, MAX_ARGS, MIN_PARALLEL_WORK, WORDS, controlBytes, instantiateUnits, runChunks, serveJobs } from "./jobs.js";
+import { ARGS_BYTES, CHUNKS_PER_THREAD, CHUNK_WORK, CHUNK_BITS, JobRunner, MAX_ARGS, MIN_PARALLEL_WORK, WORDS, controlBytes, instantiateUnits, runChunks, serveJobs } from "./jobs.js";
 import type { WorkerStart } from "./jobs.js";
 
 export { MIN_PARALLEL_WORK, partition } from "./jobs.js";
@@ -23,8 +23,10 @@ export interface ThreadPoolOptions {
   readonly spin?: number;
   /** Work (multiply-adds) per part below which a job is not split (default MIN_PARALLEL_WORK; 1 splits every job, as tests do). */
   readonly minWork?: number;
-  /** Chunks a job is cut into per thread worth running it, claimed one at a time (default CHUNKS_PER_THREAD). */
+  /** Chunks a job is cut into per thread worth running it, claimed one at a time, at least (default CHUNKS_PER_THREAD). */
   readonly chunks?: number;
+  /** Work of a chunk, at most, where a job's range allows (default CHUNK_WORK). */
+  readonly chunkWork?: number;
 }
 
 // The worker: plain JavaScript (jobs.ts's loop by its source text), so it runs the same under tsx and from an emitted bundle.
@@ -60,6 +62,8 @@ export class ThreadPool implements ProductPool {
     if (!(minWork > 0)) throw new Error(`thread pool: minWork must be positive, got ${minWork}`);
     const chunks = options.chunks ?? CHUNKS_PER_THREAD;
     if (!(Number.isInteger(chunks) && chunks >= 1)) throw new Error(`thread pool: chunks must be an integer >= 1, got ${chunks}`);
+    const chunkWork = options.chunkWork ?? CHUNK_WORK;
+    if (!(chunkWork > 0)) throw new Error(`thread pool: chunkWork must be positive, got ${chunkWork}`);
     const control = new SharedArrayBuffer(controlBytes());
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
@@ -82,7 +86,7 @@ export class ThreadPool implements ProductPool {
     }
     // idle workers never keep the process alive
     for (const w of workers) w.unref();
-    return new ThreadPool(workers, new JobRunner(control, table, names, threads, spin, true, minWork, chunks));
+    return new ThreadPool(workers, new JobRunner(control, table, names, threads, spin, true, minWork, chunks, chunkWork));
   }
 
   /** Threads taking part in a job, the calling one included. */
@@ -100,9 +104,9 @@ export class ThreadPool implements ProductPool {
     return this.runner.partsFor(work);
   }
 
-  /** Runs export `fn` with `args` over [from, to) in `parts` (default: one per thread); see JobRunner.run. */
-  run(fn: number, from: number, to: number, parts = this.threads, args: readonly number[] = []): void {
-    this.runner.run(fn, from, to, parts, args);
+  /** Runs export `fn` with `args` over [from, to) in `parts` (default: one per thread), chunked by its `work`; see JobRunner.run. */
+  run(fn: number, from: number, to: number, parts = this.threads, args?: readonly number[], work?: number): void {
+    this.runner.run(fn, from, to, parts, args, work);
   }
 
   /** Stops and terminates the workers; the pool cannot run after this. */

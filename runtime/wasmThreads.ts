@@ -39,8 +39,8 @@ export interface ProductPool {
   readonly threads: number;
   /** How many parts a job of `work` multiply-adds is worth (1: it stays on the calling thread). */
   partsFor(work: number): number;
-  /** Runs export `fn` (an index into the units' exports, in order) with `args` over [from, to) in `parts` contiguous parts. */
-  run(fn: number, from: number, to: number, parts: number, args?: readonly number[]): void;
+  /** Runs export `fn` (an index into the units' exports, in order) with `args` over [from, to) in `parts` contiguous parts (chunked by its `work`, when given). */
+  run(fn: number, from: number, to: number, parts: number, args?: readonly number[], work?: number): void;
   close(): Promise<void>;
 }
 
@@ -98,7 +98,7 @@ export async function threadProducts(units: readonly WasmProducts[], threads: nu
       if (parts > 1) {
         split[name] = (...call) => {
           const n = call.length;
-          pool.run(fn, call[n - 2]!, call[n - 1]!, parts, n > 2 ? call.slice(0, n - 2) : NO_ARGS);
+          pool.run(fn, call[n - 2]!, call[n - 1]!, parts, n > 2 ? call.slice(0, n - 2) : NO_ARGS, work);
         };
       }
     });

@@ -44,7 +44,7 @@ export const webPool: PoolStarter = async (units, wanted): Promise<ProductPool> 
   return {
     threads,
     partsFor: (work) => runner.partsFor(work),
-    run: (fn, from, to, parts, args) => runner.run(fn, from, to, parts, args),
+    run: (fn, from, to, parts, args, work) => runner.run(fn, from, to, parts, args, work),
     close: async () => {
       runner.stop();
       for (const w of workers) w.terminate();

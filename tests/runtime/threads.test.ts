@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { sharedProduct } from "../../bench/sgemm.js";
 import type { SharedProduct } from "../../bench/sgemm.js";
-import { I32, encodeModule, get, section, str, vec } from "../../compiler/backends/wasm/wasm.js";
+import { I32, encodeModule, get, i32, section, str, vec } from "../../compiler/backends/wasm/wasm.js";
 import { MIN_PARALLEL_WORK, ThreadPool, partition } from "../../runtime/threads.js";
 import { expectAllClose, randomArray } from "../helpers.js";
 
@@ -119,6 +119,38 @@ describe("thread pool", () => {
       await pool.close();
     }
     expect(() => pool.run(0, 0, 10)).toThrow(/after close/);
+  }, 60_000);
+
+  it("cuts a job into its chunks per thread, or into chunks of at most the pool's chunk work where its work and range allow", async () => {
+    // calls(from, to) atomically adds 1 to cell 0: how many chunks ran
+    const body = [0x00, ...i32(0), ...i32(1), 0xfe, 0x1e, 0x02, 0x00, 0x1a, 0x0b];
+    const bytes = Uint8Array.from([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      ...section(1, vec([[0x60, 0x02, I32, I32, 0x00]])),
+      ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x03, 0x01, 0x01]])),
+      ...section(3, vec([[0x00]])),
+      ...section(7, vec([[...str("calls"), 0x00, 0x00]])),
+      ...section(10, vec([[body.length, ...body]])),
+    ]);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const pool = await ThreadPool.create({ units: [{ module: new WebAssembly.Module(bytes), memory, exports: ["calls"] }], threads: 2, chunks: 3, chunkWork: 1000 });
+    const cell = new Int32Array(memory.buffer, 0, 1);
+    const chunks = (to: number, work?: number): number => {
+      cell[0] = 0;
+      pool.run(0, 0, to, 2, [], work);
+      return cell[0]!;
+    };
+    try {
+      if (pool.threads < 2) return; // one core: every job runs whole on the caller
+      expect(chunks(100)).toBe(6);
+      expect(chunks(100, 5000)).toBe(6);
+      expect(chunks(100, 40_500)).toBe(41);
+      // at most one chunk per iteration
+      expect(chunks(10, 40_500)).toBe(10);
+      expect(chunks(4)).toBe(4);
+    } finally {
+      await pool.close();
+    }
   }, 60_000);
 
   it("never lets a worker left in one job claim a chunk of the next (a million tiny jobs of alternating sizes, counted cell by cell)", () => {
