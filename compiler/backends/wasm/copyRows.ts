@@ -7,9 +7,12 @@
 // of widening each element to an f64 lane: the accesses that differ only by
 // a constant share one address, advanced once per inner iteration and read
 // at constant offsets, and four stores of consecutive words from four
-// consecutive words become one v128 load and store.
+// consecutive words become one v128 load and store. Packing a row-major
+// operand into panels transposes: four rows' next four words, loaded as four
+// v128, go out as four columns (a 4×4 transpose in eight shuffles), four
+// iterations at once.
 import type { Expr, Loop, Stmt } from "../../kernel/kir.js";
-import { BR_IF, END, I32, LOOP, NE, get, i32, set, simd, uleb, vec } from "./wasm.js";
+import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
 import { BLOCK, BR, I32_GT_S } from "./simdRows.js";
 import type { SimdRows } from "./simdRows.js";
 
@@ -106,6 +109,32 @@ export function copyRows(r: SimdRows): CopyRows | undefined {
   return { rows: r, inner: inner && { v: inner.v, from: inner.from, to: inner.to }, moves };
 }
 
+/**
+ * Where the moves of an inner loop are quads that transpose (each quad: four
+ * consecutive destination words, from four sources a fixed stride apart, each
+ * source walking on by one word an iteration: a row-major operand packed
+ * into panels), the index of each quad's first move; else undefined.
+ */
+export function transposeQuads(c: CopyRows): number[] | undefined {
+  const inner = c.inner?.v;
+  if (inner === undefined || c.moves.length % 4) return undefined;
+  const quads: number[] = [];
+  for (let i = 0; i < c.moves.length; i += 4) {
+    const ms = c.moves.slice(i, i + 4);
+    const [m0, m1] = [ms[0]!, ms[1]!];
+    if (!m0.from || !m1.from) return undefined;
+    const stride = m1.from.c - m0.from.c;
+    const ok = ms.every(
+      (m, q) =>
+        m.from !== undefined && m.from.key === m0.from!.key && m.from.c === m0.from!.c + q * stride && m.from.terms.get(inner) === 1 &&
+        m.to.key === m0.to.key && m.to.c === m0.to.c + q && (m.to.terms.get(inner) ?? 0) >= 4,
+    );
+    if (!ok || Math.abs(stride) < 4) return undefined;
+    quads.push(i);
+  }
+  return quads;
+}
+
 /** Words a copy loop moves per row. */
 export const copyWords = (c: CopyRows): number => c.moves.length * (c.inner ? c.inner.to - c.inner.from : 1);
 
@@ -180,13 +209,39 @@ export function copyFunction(c: CopyRows): { params: number[]; body: number[] } 
       out.push(I32_STORE, ...memarg(2, offset(m.to)));
       i += 1;
     }
-    // the next inner iteration's addresses
-    if (c.inner) {
-      for (const g of keys.values()) {
-        const step = g.access.terms.get(c.inner.v) ?? 0;
-        if (step) out.push(...get(g.local), ...i32(4 * step), ADD, ...set(g.local));
-      }
+    out.push(...advance(1));
+    return out;
+  };
+  /** The addresses `by` inner iterations on. */
+  const advance = (by: number): number[] => {
+    const out: number[] = [];
+    if (!c.inner) return out;
+    for (const g of keys.values()) {
+      const step = g.access.terms.get(c.inner.v) ?? 0;
+      if (step) out.push(...get(g.local), ...i32(4 * step * by), ADD, ...set(g.local));
     }
+    return out;
+  };
+  const quads = transposeQuads(c);
+  // v128 locals of the transposes: four rows in, four pairs, (their columns out are stored at once)
+  const V = P + 1 + keys.size;
+  /** Four inner iterations of the moves as 4×4 transposes: each quad's four sources, four words on, are the four destinations' columns. */
+  const transposed = (): number[] => {
+    const out: number[] = [];
+    for (const q of quads ?? []) {
+      const ms = c.moves.slice(q, q + 4);
+      ms.forEach((m, r) => out.push(...get(at(m.from!).local), ...simd(0x00), ...memarg(0, offset(m.from!)), ...set(V + r)));
+      // pairs of rows interleaved (lanes 0 1 of rows 0 and 1, of rows 2 and 3; then lanes 2 3), then the pairs' halves joined
+      const shuffle = (a: number, b: number, lanes: readonly number[]): number[] => [...get(a), ...get(b), ...simd(0x0d), ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])];
+      out.push(...shuffle(V, V + 1, [0, 4, 1, 5]), ...set(V + 4), ...shuffle(V + 2, V + 3, [0, 4, 1, 5]), ...set(V + 5));
+      out.push(...shuffle(V, V + 1, [2, 6, 3, 7]), ...set(V + 6), ...shuffle(V + 2, V + 3, [2, 6, 3, 7]), ...set(V + 7));
+      const to = ms[0]!.to;
+      const stride = to.terms.get(c.inner!.v)!;
+      [[V + 4, V + 5, [0, 1, 4, 5]], [V + 4, V + 5, [2, 3, 6, 7]], [V + 6, V + 7, [0, 1, 4, 5]], [V + 6, V + 7, [2, 3, 6, 7]]].forEach(([a, b, lanes], d) =>
+        out.push(...get(at(to).local), ...shuffle(a as number, b as number, lanes as number[]), ...simd(0x0b), ...memarg(0, offset(to) + 4 * stride * d)),
+      );
+    }
+    out.push(...advance(4));
     return out;
   };
   // for row in [from, to): addresses, then the inner loop's iterations (or the row's moves)
@@ -195,12 +250,17 @@ export function copyFunction(c: CopyRows): { params: number[]; body: number[] } 
   code.push(...BLOCK, ...LOOP, ...get(TO), ...get(ROW), I32_GT_S, I32_EQZ, BR_IF, 1);
   code.push(...start());
   if (c.inner) {
-    code.push(...i32(c.inner.from), ...set(P), ...LOOP, ...moves(), ...get(P), ...i32(1), ADD, 0x22, ...uleb(P), ...i32(c.inner.to), NE, BR_IF, 0, END);
+    const { from, to } = c.inner;
+    // four iterations at a time as transposes where the moves are quads of them, then one at a time
+    const main = quads ? Math.floor((to - from) / 4) * 4 : 0;
+    code.push(...i32(from), ...set(P));
+    if (main > 0) code.push(...LOOP, ...transposed(), ...get(P), ...i32(4), ADD, 0x22, ...uleb(P), ...i32(from + main), NE, BR_IF, 0, END);
+    if (from + main < to) code.push(...LOOP, ...moves(), ...get(P), ...i32(1), ADD, 0x22, ...uleb(P), ...i32(to), NE, BR_IF, 0, END);
   } else {
     code.push(...moves());
   }
   code.push(...get(ROW), ...i32(1), ADD, ...set(ROW), BR, 0, END, END, END);
-  const declared = vec([[...uleb(2 + keys.size), I32]]);
+  const declared = vec([[...uleb(2 + keys.size), I32], ...(quads ? [[...uleb(8), V128]] : [])]);
   const fnBody = [...declared, ...code];
   return { params, body: [...uleb(fnBody.length), ...fnBody] };
 }

@@ -59,7 +59,7 @@ async function stepBits(g: Graph, inModule: boolean): Promise<{ bits: string[]; 
 }
 
 describe("copy loops in WebAssembly", () => {
-  it("pack every operand form (panels cut short, batched, transposed) as the JavaScript reference loops pack them: the same bits", async () => {
+  it("pack every operand form (panels cut short, batched, transposed; row-major operands by 4×4 transposes) as the JavaScript reference loops pack them: the same bits", async () => {
     const copied = await stepBits(products, true);
     const js = await stepBits(products, false);
     // the forward's and the backward's packings run as copies
