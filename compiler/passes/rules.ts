@@ -268,7 +268,7 @@ function sumsBatchesOfATB(t: Tensor): boolean {
   return axes.length === batch.length && axes.every((x, i) => x === i) && shapesEqual(a.shape.slice(0, -2), batch) && shapesEqual(b.shape.slice(0, -2), batch);
 }
 
-/** Transposes that feed a matmul become its flags: no transposed copy. */
+/** Transposes that feed a matmul become its flags: no transposed copy; a weight's batched gradient is one product. */
 export const LAYOUT: readonly Rule[] = [
   { name: "matmulTransposeA", match: op("matmul", [op("transpose", [any("a")], { where: swapsLastTwo }), any()]), replace: flipOperand(0) },
   { name: "matmulTransposeB", match: op("matmul", [any(), op("transpose", [any("b")], { where: swapsLastTwo })]), replace: flipOperand(1) },
@@ -282,8 +282,9 @@ export const LAYOUT: readonly Rule[] = [
     },
   },
   // The weight's gradient of x[B, S, D]·W[D, N]: its VJP gives xᵀ·dC per batch and unbroadcast sums
-  // the batches; as one product over K = B·S rows (the reshapes only regroup contiguous rows, and
-  // are free) it packs and reads each operand once, with no [B, D, N] temporary and no batch sum.
+  // the batches; as one product over K = B·S rows it packs and reads each operand once, with no
+  // [B, D, N] temporary and no batch sum. The reshapes only regroup contiguous rows: free on a
+  // stored value, while a cotangent fusion would have computed inside the product is stored first.
   // Rounds differently: each dW[i, j] is one sum over the B·S rows in order instead of B sums of S
   // terms added up after.
   {
