@@ -50,6 +50,26 @@ export function coalesce(shape: Shape, strides: readonly (readonly number[])[]):
 }
 
 /**
+ * The trailing batch axes of a product that fold into its rows: batch axis t
+ * folds when every operand's stride on t is its stride on the rows times the
+ * rows below t (m times the sizes of the batch axes already folded), so that
+ * one row loop over the product of those sizes reaches each element the batch
+ * loops and the row loop reached (x[B, S, D]·W[D, N]: W's strides on both are
+ * 0, x's and C's walk the batches' rows as one run). Operand k has stride
+ * `batchStrides[k][t]` on batch axis t and `rowStrides[k]` on the rows.
+ * Returns how many leading batch axes stay loops, and the folded rows.
+ */
+export function foldRows(batch: Shape, m: number, batchStrides: readonly (readonly number[])[], rowStrides: readonly number[]): { kept: number; rows: number } {
+  let kept = batch.length;
+  let rows = m;
+  while (kept > 0 && batchStrides.every((s, k) => s[kept - 1] === rowStrides[k]! * rows)) {
+    kept--;
+    rows *= batch[kept]!;
+  }
+  return { kept, rows };
+}
+
+/**
  * Nested loops over `shape` (outermost first) with variables `${prefix}0`,
  * `${prefix}1`, ..., each marked `mark` (parallel: one iteration per element).
  */

@@ -10,6 +10,17 @@
 //     let acc = 0; (operand values constant in p); for p reduce {
 //       (operand values); let a = A(i, p); let b = B(p, j); acc = acc + a * b }
 //     (epilogue); stores } } }
+//
+// Batch axes that every index walks as one run with the rows (each buffer's
+// stride on batch axis t is its stride on i times the rows below t: A[B, S, D]
+// times an unbatched B[D, N], its epilogue and C) are folded into i here, so
+// x[B, S, D]·W[D, N] is one product of B·S rows and not B products of S rows
+// that each read W again. It is done at this level and not as a reshape in
+// the graph because a reshape between the product and its epilogue (bias,
+// activation, residual) would store C and run the epilogue as a kernel of its
+// own; each C[i, j] still sums over p in the same order, so nothing rounds
+// differently. Genuinely batched products (attention's q·kᵀ: B is batched)
+// and a transposed A keep their batch loops.
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { addE, bin, let_, mulE, num, parallel, reduce, ref, set } from "../kernel/kir.js";
 import { axisOf, canonical, flatIndex } from "../kernel/coords.js";
@@ -17,7 +28,7 @@ import type { Coord } from "../kernel/coords.js";
 import type { FusedKernel, KernelContext } from "./fusedKernel.js";
 import { Inliner, Scope, substitute } from "./inline.js";
 import { frameAxes, matmulDims, matmulOperandCoords } from "../fusion/matmulFrame.js";
-import { nest } from "../kernel/loops.js";
+import { foldRows, nest } from "../kernel/loops.js";
 
 /** The loop variables and locals of the reference form, which backend passes look for. */
 export const MATMUL_NAMES = { i: "i", j: "j", p: "p", acc: "acc", a: "a", b: "b" } as const;
@@ -63,12 +74,17 @@ export function matmulKernel(cx: KernelContext): FusedKernel {
     ...outer.stmts.slice(hoisted),
     ...stores,
   ];
-  // frame axes: batch t0.., then i, j, p
+  // frame axes: batch t0.., then i, j, p; the batch axes from `kept` on are folded into i's rows
+  const forms = cx.forms.list;
+  const { kept, rows } = foldRows(d.batch, d.m, forms.map((x) => x.c.slice(0, d.batch.length)), forms.map((x) => x.c[f.i]!));
   const vars = [...d.batch.map((_, x) => `t${x}`), N.i, N.j, N.p];
-  const index = (form: Coord): Expr => form.c.reduce<Expr>((e, c, x) => addE(e, mulE(ref(vars[x]!), c)), num(form.k));
+  const index = (form: Coord): Expr => form.c.reduce<Expr>((e, c, x) => (isFolded(x, kept, f.i) ? e : addE(e, mulE(ref(vars[x]!), c))), num(form.k));
   const body =
     d.m > 0 && d.n > 0
-      ? nest(d.batch, "t", () => [parallel(N.i, d.m, [parallel(N.j, d.n, substitute(element, (i) => index(cx.forms.list[i]!)))])])
+      ? nest(d.batch.slice(0, kept), "t", () => [parallel(N.i, rows, [parallel(N.j, d.n, substitute(element, (i) => index(forms[i]!)))])])
       : [];
   return { body, buffers: cx.buffers, inplace: [], computed: inl.computed };
 }
+
+/** Whether frame axis `x` is a batch axis folded into the rows (batch axes `kept`.. up to the row axis `i`). */
+const isFolded = (x: number, kept: number, i: number): boolean => x >= kept && x < i;

@@ -7,7 +7,7 @@ import { ShapeError, broadcastShapes, isFloat, shapeStr, sizeOf, stridesOf } fro
 import { broadcastIndex, sameDtype } from "./broadcast.js";
 import type { Expr, Stmt } from "../kernel/kir.js";
 import { addE, bin, let_, load, mulE, parallel, reduce, ref, set, store } from "../kernel/kir.js";
-import { broadcastStrides, stridedLoops } from "../kernel/loops.js";
+import { broadcastStrides, foldRows, stridedLoops } from "../kernel/loops.js";
 
 /** The canonical params: a flag is present only when true, so equal products intern to one node. */
 export function matmulParams(transposeA: boolean, transposeB: boolean): OpParams["matmul"] {
@@ -127,7 +127,8 @@ export const MATMUL = {
     },
     // batch axes summed back by autodiff
     vjp: matmulVjp,
-    // every output sums over p in order, as the interpreter does
+    // every output sums over p in order, as the interpreter does; batch axes
+    // that the operands walk as one run with the rows (an unbatched B) are rows
     lower: (node) => {
       const [a, b] = node.inputs as [Tensor, Tensor];
       const d = dims(a, b, node.params);
@@ -135,7 +136,9 @@ export const MATMUL = {
       const so = stridesOf(batch).map((s) => s * d.m * d.n);
       const sa = broadcastStrides(a.shape.slice(0, -2), batch).map((s) => s * d.m * d.k);
       const sb = broadcastStrides(b.shape.slice(0, -2), batch).map((s) => s * d.k * d.n);
-      return stridedLoops(batch, [so, sa, sb], ([oo, oa, ob]) => product(oo!, oa!, ob!, d), "t");
+      const { kept, rows } = foldRows(batch, d.m, [so, sa, sb], [d.n, d.ai, 0]);
+      const strides = [so, sa, sb].map((s) => s.slice(0, kept));
+      return stridedLoops(batch.slice(0, kept), strides, ([oo, oa, ob]) => product(oo!, oa!, ob!, { ...d, m: rows }), "t");
     },
   } satisfies OpDef<"matmul">,
 } as const;

@@ -54,8 +54,11 @@ export function algebraPass(): Pass {
 }
 
 /**
- * Layout: a transpose that feeds a matmul becomes the matmul's flag.
+ * Layout: a transpose that feeds a matmul becomes the matmul's flag; a sum
+ * over every batch of batched Aᵀ·B (a weight's gradient) is one 2-D product.
  *   t = transpose[perm=[1,0]] x; d = matmul t δ   →   d = matmul[transposeA=true] x δ
+ *   s = sum[axes=[0]] (matmul[transposeA=true] x:f32[B,S,D] δ:f32[B,S,N])
+ *     →   s = matmul[transposeA=true] (reshape[shape=[B·S,D]] x) (reshape[shape=[B·S,N]] δ)
  */
 export function layoutPass(): Pass {
   return rulePass("layout", LAYOUT);

@@ -251,7 +251,24 @@ function flipOperand(k: 0 | 1): (m: Match) => Tensor {
   };
 }
 
-/** Transposes that feed a matmul become its flags: no transposed copy. */
+/**
+ * Whether a sum adds up every batch of a matmul[transposeA] whose operands
+ * are both batched as the product is (no broadcast batch axis): then the
+ * batches' rows lie one after another in each operand, and
+ *   Σ_b A_bᵀ·B_b = [A_0; A_1; ...]ᵀ·[B_0; B_1; ...]
+ * is one product over the rows of all batches.
+ */
+function sumsBatchesOfATB(t: Tensor): boolean {
+  const mm = t.inputs[0]!;
+  const p = mm.p("matmul");
+  if (p.transposeA !== true || p.transposeB === true || mm.rank < 3) return false;
+  const batch = mm.shape.slice(0, -2);
+  const axes = reducedAxes(t);
+  const [a, b] = mm.inputs as [Tensor, Tensor];
+  return axes.length === batch.length && axes.every((x, i) => x === i) && shapesEqual(a.shape.slice(0, -2), batch) && shapesEqual(b.shape.slice(0, -2), batch);
+}
+
+/** Transposes that feed a matmul become its flags: no transposed copy; a weight's batched gradient is one product. */
 export const LAYOUT: readonly Rule[] = [
   { name: "matmulTransposeA", match: op("matmul", [op("transpose", [any("a")], { where: swapsLastTwo }), any()]), replace: flipOperand(0) },
   { name: "matmulTransposeB", match: op("matmul", [any(), op("transpose", [any("b")], { where: swapsLastTwo })]), replace: flipOperand(1) },
@@ -262,6 +279,22 @@ export const LAYOUT: readonly Rule[] = [
     replace: ({ node, build }) => {
       const p = node.p("matmul");
       return build.apply("matmul", node.inputs, matmulParams(p.transposeA === true, p.transposeB === true));
+    },
+  },
+  // The weight's gradient of x[B, S, D]·W[D, N]: its VJP gives xᵀ·dC per batch and unbroadcast sums
+  // the batches; as one product over K = B·S rows it packs and reads each operand once, with no
+  // [B, D, N] temporary and no batch sum. The reshapes only regroup contiguous rows: free on a
+  // stored value, while a cotangent fusion would have computed inside the product is stored first.
+  // Rounds differently: each dW[i, j] is one sum over the B·S rows in order instead of B sums of S
+  // terms added up after.
+  {
+    name: "sumBatchedMatmul",
+    match: op("sum", [op("matmul", [any("a"), any("b")])], { where: sumsBatchesOfATB }),
+    replace: ({ node, bind, build }) => {
+      const [a, b] = [bind.a!, bind.b!];
+      const rows = sizeOf(a.shape.slice(0, -1));
+      const flat = (x: Tensor) => reshaped(build, x, [rows, x.shape.at(-1)!]);
+      return reshaped(build, build.apply("matmul", [flat(a), flat(b)], matmulParams(true, false)), node.shape);
     },
   },
 ];

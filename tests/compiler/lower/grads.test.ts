@@ -15,6 +15,7 @@ import { initialParams, interpret } from "../../../compiler/interp/interpret.js"
 import { expectAllClose, randomArray, randomInts, seededRandom } from "../../helpers.js";
 import type { BackendName } from "../../../compiler/backends/index.js";
 import { BACKENDS, cleanupBundles, finest, loadShared } from "../harness/harness.js";
+import { TOKENS, tokenModel } from "./tokenModel.js";
 import type { Loaded } from "../harness/harness.js";
 
 afterAll(cleanupBundles);
@@ -44,6 +45,15 @@ const EXAMPLES: Record<string, Example> = {
   neuron: { graph: neuron, feeds: { x: [2], y: [1] } },
   chainRule: { graph: chainRule, feeds: {} },
   mlp: { graph: mlp, feeds: { x: randomArray(30, 11), y: randomInts(6, 3, 12) } },
+  // [B, S, D]·W[D, N] and o·Vᵀ as one 2-D product each (forward, dx and dW over K = B·S), beside a batched product
+  tokens: {
+    graph: tokenModel,
+    feeds: {
+      x: randomArray(TOKENS.batch * TOKENS.seq * TOKENS.d, 15),
+      x4: randomArray(TOKENS.batch * TOKENS.seq * TOKENS.d, 16),
+      y: randomArray(TOKENS.batch * TOKENS.seq * TOKENS.out, 17),
+    },
+  },
   mnist: { graph: mnist, feeds: { x: randomArray(32 * 784, 13, 0, 1), y: randomInts(32, 10, 14) }, jitter: 0.02 },
 };
 

@@ -296,6 +296,50 @@ describe("layout", () => {
         in (tt=d, f=e, same=d) }"
     `);
   });
+
+  it("Σ over every batch of batched Aᵀ·B is one product over the rows of all batches (not when a batch broadcasts, is kept, or A is not read transposed)", () => {
+    const r = rewritten(
+      outputsGraph((g) => {
+        const x = g.input("x", [2, 3, 4]);
+        const d = g.input("d", [2, 3, 5]);
+        const x4 = g.input("x4", [2, 2, 3, 4]);
+        const d4 = g.input("d4", [2, 2, 3, 5]);
+        return {
+          // dW of x[2,3,4]·W[4,5] as autodiff writes it (unbroadcast keeps the summed axis, then reshapes)
+          dW: matmulT(x, d, true, false).sum([0], true).reshape([4, 5]),
+          rank4: matmulT(x4, d4, true, false).sum([0, 1]),
+          // one batch axis of two summed: kept
+          part: matmulT(x4, d4, true, false).sum([0]),
+          // A's batch broadcasts against d4's: kept
+          bcast: matmulT(x, d4, true, false).sum([0, 1]),
+          // Σ_b A_b·B_b with A_b [4,3]: its batches' columns are not contiguous in A, kept
+          plain: g.input("a", [2, 4, 3]).matmul(d).sum([0]),
+        };
+      }),
+      LAYOUT,
+      undefined,
+      1e-12,
+    );
+    expect(r.fired).toEqual({ sumBatchedMatmul: 2 });
+    expect(r.after).toMatchInlineSnapshot(`
+      "{ lambda t (x:f32[2,3,4], d:f32[2,3,5], x4:f32[2,2,3,4], d4:f32[2,2,3,5], a:f32[2,4,3]; ) .
+        b:f32[6,4] = reshape[shape=[6,4]] x
+        c:f32[6,5] = reshape[shape=[6,5]] d
+        e:f32[4,5] = matmul[transposeA=true] b c
+        f:f32[1,4,5] = reshape[shape=[1,4,5]] e
+        g:f32[4,5] = reshape[shape=[4,5]] f
+        h:f32[2,2,4,5] = matmul[transposeA=true] x4 d4
+        i:f32[12,4] = reshape[shape=[12,4]] x4
+        j:f32[12,5] = reshape[shape=[12,5]] d4
+        k:f32[4,5] = matmul[transposeA=true] i j
+        l:f32[2,4,5] = sum[axes=[0] keepDims=false] h
+        m:f32[2,2,4,5] = matmul[transposeA=true] x d4
+        n:f32[4,5] = sum[axes=[0,1] keepDims=false] m
+        o:f32[2,4,5] = matmul a d
+        p:f32[4,5] = sum[axes=[0] keepDims=false] o
+        in (dW=g, rank4=k, part=l, bcast=n, plain=p) }"
+    `);
+  });
 });
 
 describe("constant folding", () => {
