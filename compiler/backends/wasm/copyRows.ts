@@ -132,6 +132,13 @@ export function transposeQuads(c: CopyRows): number[] | undefined {
     if (!ok || Math.abs(stride) < 4) return undefined;
     quads.push(i);
   }
+  // the quads run four iterations each, one quad after another: that keeps the order of the stores only where no
+  // word is stored twice, so every move stores to one address pattern at distinct offsets within one iteration's step
+  const to = c.moves[0]!.to;
+  const step = to.terms.get(inner) ?? 0;
+  const offsets = new Set(c.moves.map((m) => m.to.c));
+  const [lo, hi] = [Math.min(...offsets), Math.max(...offsets)];
+  if (c.moves.some((m) => m.to.key !== to.key) || offsets.size !== c.moves.length || hi - lo >= step) return undefined;
   return quads;
 }
 
