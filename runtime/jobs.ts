@@ -135,14 +135,27 @@ export function runChunks(ctl: Int32Array, args: Float64Array, table: readonly P
     const b = from + Math.floor((n * (chunk + 1)) / chunks);
     try {
       const f = table[ctl[w.fn]!]!;
-      const na = ctl[w.args]!;
-      if (b > a && na === 0) f(a, b);
-      else if (b > a) {
-        // the job's arguments, then this chunk's range
-        call.length = 0;
-        for (let i = 0; i < na; i++) call.push(args[i]!);
-        call.push(a, b);
-        f(...call);
+      const x = args;
+      // the job's arguments, then this chunk's range: passed one by one up to the arities kernels have (a spread
+      // call allocates its argument list on every chunk of every job of a step), spread beyond them
+      if (b > a) {
+        switch (ctl[w.args]!) {
+          case 0: f(a, b); break;
+          case 1: f(x[0]!, a, b); break;
+          case 2: f(x[0]!, x[1]!, a, b); break;
+          case 3: f(x[0]!, x[1]!, x[2]!, a, b); break;
+          case 4: f(x[0]!, x[1]!, x[2]!, x[3]!, a, b); break;
+          case 5: f(x[0]!, x[1]!, x[2]!, x[3]!, x[4]!, a, b); break;
+          case 6: f(x[0]!, x[1]!, x[2]!, x[3]!, x[4]!, x[5]!, a, b); break;
+          case 7: f(x[0]!, x[1]!, x[2]!, x[3]!, x[4]!, x[5]!, x[6]!, a, b); break;
+          case 8: f(x[0]!, x[1]!, x[2]!, x[3]!, x[4]!, x[5]!, x[6]!, x[7]!, a, b); break;
+          default: {
+            call.length = 0;
+            for (let i = 0; i < ctl[w.args]!; i++) call.push(x[i]!);
+            call.push(a, b);
+            f(...call);
+          }
+        }
       }
     } catch (e) {
       Atomics.compareExchange(ctl, w.failed, 0, chunk + 1);

@@ -66,8 +66,6 @@ export interface ProductThreads {
   close(): Promise<void>;
 }
 
-const NO_ARGS: readonly number[] = [];
-
 /** Whether a memory can be shared with worker threads. */
 const isShared = (m: WebAssembly.Memory): boolean => typeof SharedArrayBuffer === "function" && m.buffer instanceof SharedArrayBuffer;
 
@@ -96,9 +94,13 @@ export async function threadProducts(units: readonly WasmProducts[], threads: nu
       const parts = pool.partsFor(work);
       // exports too small to pay for the barrier stay on the calling thread
       if (parts > 1) {
-        split[name] = (...call) => {
-          const n = call.length;
-          pool.run(fn, call[n - 2]!, call[n - 1]!, parts, n > 2 ? call.slice(0, n - 2) : NO_ARGS, work);
+        // the arguments read one by one into one list per export (its arity is fixed): a rest parameter and its slice would allocate on every call of a step
+        let args: number[] = [];
+        split[name] = function (): void {
+          const n = arguments.length;
+          if (args.length !== n - 2) args = new Array<number>(n - 2).fill(0);
+          for (let i = 0; i < n - 2; i++) args[i] = arguments[i] as number;
+          pool.run(fn, arguments[n - 2] as number, arguments[n - 1] as number, parts, args, work);
         };
       }
     });

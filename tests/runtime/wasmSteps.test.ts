@@ -54,6 +54,40 @@ it("a warm CNN step allocates (almost) nothing in its kernels: no view, no closu
   await t.close();
 }, 120_000);
 
+/** An MLP with products big enough to split across two threads, its packing, epilogues and update split too. */
+const mlp = graph("mlp", (g) => {
+  const x = g.input("x", [64, 256]);
+  const labels = g.input("labels", [64], "i32");
+  const h = nn.dense(g, "h", x, 256).relu();
+  return { loss: nn.softmaxCrossEntropy(nn.dense(g, "out", h, 10), labels) };
+});
+
+it("a warm step on two threads allocates (almost) nothing in the pool: no argument list per job or per chunk", async () => {
+  const dir = join(root, "mlp");
+  compile(mlp, { optimizer: { name: "sgd", lr: 0.01 }, backend: "wasm", outDir: dir });
+  const t = await load(dir, { threads: 2 });
+  const device = t.device as HostDevice;
+  if ((device.threads ?? 1) < 2) {
+    await t.close();
+    return; // one core: nothing is split
+  }
+  device.writeScalar(t.manifest.hyper.lr, 0.01);
+  t.device.write(t.manifest.inputs.find((i) => i.name === "x")!, Float32Array.from({ length: 64 * 256 }, (_, i) => Math.sin(i)));
+  t.device.write(t.manifest.inputs.find((i) => i.name === "labels")!, Array.from({ length: 64 }, (_, i) => i % 10));
+  for (let i = 0; i < 1000; i++) device.run("step");
+  const steps = 200;
+  const { byCaller } = await allocated(() => {
+    for (let i = 0; i < steps; i++) device.run("step");
+  });
+  // the split exports' calls and the chunks they run (with their arguments: packing and elementwise exports take them)
+  const pool = [...byCaller].filter(([file]) => /runtime\/(jobs|wasmThreads)\.[jt]s/.test(file)).reduce((n, [, b]) => n + b, 0);
+  const kernels = [...byCaller].filter(([file]) => /\/(step|forward)\.[jt]s(\?|$)/.test(file)).reduce((n, [, b]) => n + b, 0);
+  // an argument list is about 50 bytes, and a step runs a dozen split jobs of 8 chunks each
+  expect(pool / steps).toBeLessThan(256);
+  expect(kernels / steps).toBeLessThan(48);
+  await t.close();
+}, 120_000);
+
 it("the CNN step gives the same values on an arena outside the module's memory (data movement on copies in the scratch)", async () => {
   const dir = join(root, "cnn");
   const t = await load(dir);
