@@ -45,6 +45,19 @@ function runChild(lines: readonly string[], timeout: number): SpawnSyncReturns<s
   }
 }
 
+/** A module of one export `name(from, to)` with `body` (its locals' count first) over an imported shared memory of one page, and that memory. */
+function rangedExport(name: string, body: readonly number[]): { module: WebAssembly.Module; memory: WebAssembly.Memory } {
+  const bytes = Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, 0x02, I32, I32, 0x00]])),
+    ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x03, 0x01, 0x01]])),
+    ...section(3, vec([[0x00]])),
+    ...section(7, vec([[...str(name), 0x00, 0x00]])),
+    ...section(10, vec([[body.length, ...body]])),
+  ]);
+  return { module: new WebAssembly.Module(bytes), memory: new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }) };
+}
+
 describe("thread pool", () => {
   it("splits a range into contiguous parts that cover it", () => {
     expect(partition(0, 10, 4)).toEqual([[0, 2], [2, 5], [5, 7], [7, 10]]);
@@ -97,17 +110,8 @@ describe("thread pool", () => {
 
   it("reports a part's trap (on a worker or taken by the caller) and runs the next job cleanly", async () => {
     // trap(from, to): unreachable unless from is 0, so every part but the first traps, whichever thread runs it
-    const body = [0x00, ...get(0), 0x04, 0x40, 0x00, 0x0b, 0x0b];
-    const bytes = Uint8Array.from([
-      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-      ...section(1, vec([[0x60, 0x02, I32, I32, 0x00]])),
-      ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x03, 0x01, 0x01]])),
-      ...section(3, vec([[0x00]])),
-      ...section(7, vec([[...str("trap"), 0x00, 0x00]])),
-      ...section(10, vec([[body.length, ...body]])),
-    ]);
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    const pool = await ThreadPool.create({ units: [{ module: new WebAssembly.Module(bytes), memory, exports: ["trap"] }], threads: 2 });
+    const { module, memory } = rangedExport("trap", [0x00, ...get(0), 0x04, 0x40, 0x00, 0x0b, 0x0b]);
+    const pool = await ThreadPool.create({ units: [{ module, memory, exports: ["trap"] }], threads: 2 });
     try {
       if (pool.threads < 2) return; // one core: no worker to trap
       expect(() => pool.run(0, 0, 10)).toThrow(/"trap" trapped on part [1-9] of \[0, 10\)/);
@@ -123,17 +127,8 @@ describe("thread pool", () => {
 
   it("cuts a job into its chunks per thread, or into chunks of at most the pool's chunk work where its work and range allow", async () => {
     // calls(from, to) atomically adds 1 to cell 0: how many chunks ran
-    const body = [0x00, ...i32(0), ...i32(1), 0xfe, 0x1e, 0x02, 0x00, 0x1a, 0x0b];
-    const bytes = Uint8Array.from([
-      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-      ...section(1, vec([[0x60, 0x02, I32, I32, 0x00]])),
-      ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x03, 0x01, 0x01]])),
-      ...section(3, vec([[0x00]])),
-      ...section(7, vec([[...str("calls"), 0x00, 0x00]])),
-      ...section(10, vec([[body.length, ...body]])),
-    ]);
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    const pool = await ThreadPool.create({ units: [{ module: new WebAssembly.Module(bytes), memory, exports: ["calls"] }], threads: 2, chunks: 3, chunkWork: 1000 });
+    const { module, memory } = rangedExport("calls", [0x00, ...i32(0), ...i32(1), 0xfe, 0x1e, 0x02, 0x00, 0x1a, 0x0b]);
+    const pool = await ThreadPool.create({ units: [{ module, memory, exports: ["calls"] }], threads: 2, chunks: 3, chunkWork: 1000 });
     const cell = new Int32Array(memory.buffer, 0, 1);
     const chunks = (to: number, work?: number): number => {
       cell[0] = 0;

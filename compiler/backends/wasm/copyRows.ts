@@ -12,50 +12,34 @@
 // v128, go out as four columns (a 4×4 transpose in eight shuffles), four
 // iterations at once.
 import type { Expr, Loop, Stmt } from "../../kernel/kir.js";
-import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
+import { ADD, BR_IF, END, I32, LOOP, NE, V128, bump, get, i32, memarg, set, simd, uleb, vec } from "./wasm.js";
+import { affineOf } from "../../kernel/affine.js";
 import { BLOCK, BR, I32_GT_S } from "./simdRows.js";
 import type { SimdRows } from "./simdRows.js";
 
-/** An index as Σ coefficient·name + constant. */
-interface Affine {
-  readonly terms: ReadonlyMap<string, number>;
-  readonly c: number;
-}
-
-/** `e` as an affine function of its names (integer + - and · by a literal), or undefined. */
-export function affine(e: Expr): Affine | undefined {
-  switch (e.k) {
-    case "num": return Number.isInteger(e.v) ? { terms: new Map(), c: e.v } : undefined;
-    case "var": return { terms: new Map([[e.name, 1]]), c: 0 };
-    case "bin": {
-      const [a, b] = [affine(e.a), affine(e.b)];
-      if (!a || !b) return undefined;
-      const combine = (s: number): Affine => {
-        const terms = new Map(a.terms);
-        for (const [v, k] of b.terms) terms.set(v, (terms.get(v) ?? 0) + s * k);
-        for (const [v, k] of terms) if (k === 0) terms.delete(v);
-        return { terms, c: a.c + s * b.c };
-      };
-      if (e.op === "+") return combine(1);
-      if (e.op === "-") return combine(-1);
-      if (e.op === "*") {
-        const [k, x] = a.terms.size === 0 ? [a.c, b] : b.terms.size === 0 ? [b.c, a] : [undefined, undefined];
-        if (k === undefined || !x) return undefined;
-        return { terms: new Map(k === 0 ? [] : [...x.terms].map(([v, n]) => [v, n * k])), c: x.c * k };
-      }
-      return undefined;
-    }
-    default: return undefined;
-  }
-}
-
-/** One access: its buffer, its index without the constant (the key of its address) and the constant. */
-interface Access {
+/** One access: its buffer, its index's terms (none zero, by name) and constant, and the key of buffer and terms (accesses with one key differ by a constant). */
+export interface Access {
   readonly buf: string;
   readonly key: string;
   readonly terms: ReadonlyMap<string, number>;
   readonly c: number;
 }
+
+/** An access of `buf` at `index`, where the index is affine (kernel/affine.ts), or undefined. */
+export function accessOf(buf: string, index: Expr): Access | undefined {
+  const a = affineOf(index);
+  if (!a) return undefined;
+  const terms = new Map([...a.terms].filter(([, k]) => k !== 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return { buf, key: `${buf}|${[...terms].map(([v, k]) => `${v}*${k}`).join("+")}`, terms, c: a.k };
+}
+
+/** Code that leaves buffer `at`'s address plus 4·(the terms but `skip`'s, each name read from its local, + `constant`) on the stack. */
+export const addressCode = (at: number, terms: ReadonlyMap<string, number>, skip: string | undefined, constant: number, local: (name: string) => number): number[] => [
+  ...get(at),
+  ...[...terms].flatMap(([v, k]) => (v === skip ? [] : [...get(local(v)), ...i32(4 * k), MUL, ADD])),
+  ...i32(4 * constant),
+  ADD,
+];
 
 /** One word moved: to `to`, from `from` or the f32 literal `value`. */
 interface Move {
@@ -71,13 +55,6 @@ export interface CopyRows {
   readonly moves: readonly Move[];
 }
 
-const access = (buf: string, index: Expr): Access | undefined => {
-  const a = affine(index);
-  if (!a) return undefined;
-  const terms = new Map([...a.terms].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
-  return { buf, key: `${buf}|${[...terms].map(([v, k]) => `${v}*${k}`).join("+")}`, terms, c: a.c };
-};
-
 /** The moves of a row loop that only moves words (see the file header), or undefined. */
 export function copyRows(r: SimdRows): CopyRows | undefined {
   const body = r.loop.body.filter((s) => s.k !== "comment");
@@ -90,11 +67,11 @@ export function copyRows(r: SimdRows): CopyRows | undefined {
   const moves: Move[] = [];
   for (const s of stores) {
     if (s.k !== "store" || s.add || s.abs) return undefined;
-    const to = access(s.buf, s.index);
+    const to = accessOf(s.buf, s.index);
     if (!to) return undefined;
     if (s.value.k === "num") moves.push({ to, value: s.value.v });
     else if (s.value.k === "load" && !s.value.abs) {
-      const from = access(s.value.buf, s.value.index);
+      const from = accessOf(s.value.buf, s.value.index);
       if (!from) return undefined;
       moves.push({ to, from });
     } else return undefined;
@@ -145,8 +122,7 @@ export function transposeQuads(c: CopyRows): number[] | undefined {
 /** Words a copy loop moves per row. */
 export const copyWords = (c: CopyRows): number => c.moves.length * (c.inner ? c.inner.to - c.inner.from : 1);
 
-const [I32_LOAD, I32_STORE, I32_EQZ, MUL, ADD, SHL] = [0x28, 0x36, 0x45, 0x6c, 0x6a, 0x74];
-const memarg = (align: number, offset: number) => [...uleb(align), ...uleb(offset)];
+const [I32_LOAD, I32_STORE, I32_EQZ, MUL] = [0x28, 0x36, 0x45, 0x6c];
 
 /**
  * The function of a copy loop, with rowsFunction's parameters (buffer
@@ -172,19 +148,11 @@ export function copyFunction(c: CopyRows): { params: number[]; body: number[] } 
   const varLocal = (v: string): number => (v === r.loop.v ? ROW : c.inner && v === c.inner.v ? P : nb + r.indexVars.indexOf(v));
   const code: number[] = [];
   /** Each address at the row's first inner iteration. */
-  const start = (): number[] => {
-    const out: number[] = [];
-    for (const g of keys.values()) {
-      out.push(...get(r.buffers.indexOf(g.access.buf)));
-      for (const [v, k] of g.access.terms) {
-        if (c.inner && v === c.inner.v) continue;
-        out.push(...get(varLocal(v)), ...i32(k), MUL, ...i32(2), SHL, ADD);
-      }
+  const start = (): number[] =>
+    [...keys.values()].flatMap((g) => {
       const first = g.min + (c.inner ? (g.access.terms.get(c.inner.v) ?? 0) * c.inner.from : 0);
-      out.push(...i32(4 * first), ADD, ...set(g.local));
-    }
-    return out;
-  };
+      return [...addressCode(r.buffers.indexOf(g.access.buf), g.access.terms, c.inner?.v, first, varLocal), ...set(g.local)];
+    });
   const at = (a: Access) => keys.get(a.key)!;
   const offset = (a: Access) => 4 * (a.c - at(a).min);
   /** Whether moves i..i+3 store four consecutive words from four consecutive words (or four literals). */
@@ -220,15 +188,11 @@ export function copyFunction(c: CopyRows): { params: number[]; body: number[] } 
     return out;
   };
   /** The addresses `by` inner iterations on. */
-  const advance = (by: number): number[] => {
-    const out: number[] = [];
-    if (!c.inner) return out;
-    for (const g of keys.values()) {
-      const step = g.access.terms.get(c.inner.v) ?? 0;
-      if (step) out.push(...get(g.local), ...i32(4 * step * by), ADD, ...set(g.local));
-    }
-    return out;
-  };
+  const advance = (by: number): number[] =>
+    [...keys.values()].flatMap((g) => {
+      const step = c.inner ? (g.access.terms.get(c.inner.v) ?? 0) : 0;
+      return step ? bump(g.local, 4 * step * by) : [];
+    });
   const quads = transposeQuads(c);
   // v128 locals of the transposes: four rows in, four pairs, (their columns out are stored at once)
   const V = P + 1 + keys.size;

@@ -17,10 +17,11 @@ import type { Expr, Loop, Stmt } from "../../kernel/kir.js";
 import { visitKir } from "../../kernel/kir.js";
 import type { Kernel } from "../../lower/schedule.js";
 import type { KernelPass } from "../target.js";
-import { BR_IF, END, I32, LOOP, NE, V128, get, i32, set, simd, uleb, vec } from "./wasm.js";
+import { BR_IF, END, I32, LOOP, NE, V128, get, i32, memarg, set, simd, uleb, vec } from "./wasm.js";
 import type { SimdMathFn } from "./simdMath.js";
 import { Locals, simdMath } from "./simdMath.js";
-import { affine, copyFunction, copyRows, copyWords } from "./copyRows.js";
+import { accessOf, addressCode, copyFunction, copyRows, copyWords } from "./copyRows.js";
+import type { Access } from "./copyRows.js";
 import { BLOCK, BR, I32_GT_S, OP, ParamNames, coefficient, indexWasm, rowWork, rowsFunction, simdRows } from "./simdRows.js";
 
 /** Nests with fewer elements than this stay in JavaScript (a call into the module costs more than it saves). */
@@ -225,13 +226,12 @@ type Code = number[];
 type Pair = readonly [number, number];
 const F64 = 0x7c;
 const op = (name: keyof typeof OP): Code => simd(OP[name]);
-const mem = (align: number, offset = 0) => [...uleb(align), ...uleb(offset)];
 /** Bytes 0-7 of a, then bytes 0-7 of b (two f32 pairs made one f32x4). */
 const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
 /** Bytes 8-15 of a, twice (the upper f32 pair moved down). */
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
 const f64x2 = (v: number): Code => [...op("v128Const"), ...[0, 1].flatMap(() => [...new Uint8Array(Float64Array.of(v).buffer)])];
-const [ADD, SHL, MUL] = [0x6a, 0x74, 0x6c];
+const [ADD, SHL] = [0x6a, 0x74];
 const BIN_F64: Readonly<Record<string, keyof typeof OP>> = {
   "+": "f64Add", "-": "f64Sub", "*": "f64Mul", "/": "f64Div", max: "f64Max", min: "f64Min",
   "<": "f64Lt", "<=": "f64Le", ">": "f64Gt", ">=": "f64Ge", "==": "f64Eq", "!=": "f64Ne",
@@ -265,20 +265,17 @@ export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: n
   // An access whose index is affine gets its address from a base, one per buffer and outer terms, set before each run
   // of the innermost loop (its constant the smallest of its accesses'): the base, plus 4·v where the access steps
   // with the innermost loop, read at a constant offset. Others compute their address whole.
-  const bases = new Map<string, { local: number; buf: string; terms: [string, number][]; min: number }>();
+  const bases = new Map<string, { local: number; access: Access; min: number }>();
   // by index and buffer (one index expression may address several buffers)
-  const based = new Map<Expr, Map<string, { base: string; c: number; steps: boolean }>>();
+  const based = new Map<Expr, Map<string, Access>>();
   const noteAccess = (buf: string, index: Expr): void => {
-    const a = affine(index);
+    const a = accessOf(buf, index);
     if (!a || based.get(index)?.has(buf)) return;
-    const steps = (a.terms.get(inner.v) ?? 0) !== 0;
-    const terms = [...a.terms].filter(([v]) => v !== inner.v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    const key = `${buf}|${terms.map(([v, k]) => `${v}*${k}`).join("+")}`;
-    const b = bases.get(key);
-    if (!b) bases.set(key, { local: -1, buf, terms, min: a.c });
+    const b = bases.get(a.key);
+    if (!b) bases.set(a.key, { local: -1, access: a, min: a.c });
     else b.min = Math.min(b.min, a.c);
     if (!based.has(index)) based.set(index, new Map());
-    based.get(index)!.set(buf, { base: key, c: a.c, steps });
+    based.get(index)!.set(buf, a);
   };
   visitKir(n.body as Stmt[], {
     stmt: (st) => void (st.k === "store" && noteAccess(st.buf, st.index)),
@@ -290,16 +287,15 @@ export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: n
   /** The bases' values for the loops around the innermost one as they stand. */
   const setBases = (): Code =>
     [...bases.values()].flatMap((b) => [
-      ...get(n.buffers.indexOf(b.buf)),
-      ...b.terms.flatMap(([v, k]) => [...get(loopAt.get(v) ?? nb + n.indexVars.indexOf(v)), ...i32(4 * k), MUL, ADD]),
-      ...i32(4 * b.min), ADD, ...set(b.local),
+      ...addressCode(n.buffers.indexOf(b.access.buf), b.access.terms, inner.v, b.min, (v) => loopAt.get(v) ?? nb + n.indexVars.indexOf(v)),
+      ...set(b.local),
     ]);
   /** An access's address on the stack and the constant offset to read or write it at. */
   const address = (buf: string, index: Expr): [Code, number] => {
     const x = based.get(index)?.get(buf);
     if (!x) return [[...get(n.buffers.indexOf(buf)), ...indexCode(index), ...i32(2), SHL, ADD], 0];
-    const b = bases.get(x.base)!;
-    return [x.steps ? [...get(b.local), ...get(loopAt.get(inner.v)!), ...i32(2), SHL, ADD] : get(b.local), 4 * (x.c - b.min)];
+    const b = bases.get(x.key)!;
+    return [x.terms.has(inner.v) ? [...get(b.local), ...get(loopAt.get(inner.v)!), ...i32(2), SHL, ADD] : get(b.local), 4 * (x.c - b.min)];
   };
   // the names from outside as f64x2 splats, once
   const splat = new Map<string, number>();
@@ -335,10 +331,10 @@ export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: n
     };
     const load = (buf: string, index: Expr): Pair => {
       const [at, off] = address(buf, index);
-      if (coefficient(index, inner.v) === 0) return keep([...at, ...op("load32Splat"), ...mem(2, off), ...op("promote")]);
-      if (!wide) return keep([...at, ...op("load32Zero"), ...mem(2, off), ...op("promote")]);
+      if (coefficient(index, inner.v) === 0) return keep([...at, ...op("load32Splat"), ...memarg(2, off), ...op("promote")]);
+      if (!wide) return keep([...at, ...op("load32Zero"), ...memarg(2, off), ...op("promote")]);
       out.push(...at, ...set(ADDR));
-      return keep([...get(ADDR), ...op("load64Zero"), ...mem(3, off), ...op("promote")], [...get(ADDR), ...op("load64Zero"), ...mem(3, off + 8), ...op("promote")]);
+      return keep([...get(ADDR), ...op("load64Zero"), ...memarg(3, off), ...op("promote")], [...get(ADDR), ...op("load64Zero"), ...memarg(3, off + 8), ...op("promote")]);
     };
     const fn = (name: SimdMathFn, x: Pair): Pair => {
       // four f32 lanes (lo's two, hi's two) through the f32x4 function, then widened back
@@ -389,8 +385,8 @@ export function simdFunction(n: SimdNest, options: SimdLoopOptions): { params: n
       const v = val(s.add ? { k: "bin", op: "+", a: { k: "load", buf: s.buf, index: s.index }, b: s.value } : s.value);
       const [at, off] = address(s.buf, s.index);
       out.push(...at, ...get(v[0]), ...op("demote"));
-      if (wide) out.push(...get(v[1]), ...op("demote"), ...op("shuffle"), ...LOW_HALVES, ...simd(0x0b), ...mem(2, off));
-      else out.push(...op("store32Lane"), ...mem(2, off), 0);
+      if (wide) out.push(...get(v[1]), ...op("demote"), ...op("shuffle"), ...LOW_HALVES, ...simd(0x0b), ...memarg(2, off));
+      else out.push(...op("store32Lane"), ...memarg(2, off), 0);
     }
     return out;
   };

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { compile } from "../../../../compiler/compile.js";
 import { graph } from "../../../../compiler/dsl/graph.js";
 import type { Graph } from "../../../../compiler/ir/graph.js";
-import { affine } from "../../../../compiler/backends/wasm/copyRows.js";
+import { accessOf } from "../../../../compiler/backends/wasm/copyRows.js";
 import { addE, mulE, num, ref } from "../../../../compiler/kernel/kir.js";
 import { floatArena } from "../../../../runtime/hostDevice.js";
 import { loadKernels } from "../../../../runtime/nodeDevices.js";
@@ -68,14 +68,17 @@ describe("copy loops in WebAssembly", () => {
     expect(copied.bits).toEqual(js.bits);
   });
 
-  it("read indexes as affine functions of their names, and refuse the others", () => {
+  it("address accesses by their indexes' affine terms and constant, and refuse the others", () => {
     const e = addE(mulE(ref("u"), 3136), addE(mulE(ref("p"), 4), addE(num(100352), ref("t"))));
-    const a = affine(e)!;
+    const a = accessOf("W", e)!;
     expect(Object.fromEntries(a.terms)).toEqual({ u: 3136, p: 4, t: 1 });
     expect(a.c).toBe(100352);
+    // one key for accesses of a buffer that differ by a constant, another for another buffer
+    expect(accessOf("W", addE(e, 7))!.key).toBe(a.key);
+    expect(accessOf("F", e)!.key).not.toBe(a.key);
     // u·3 − u·3 leaves no term; a product of two names and an idiv are not affine
-    expect(affine({ k: "bin", op: "-", a: mulE(ref("u"), 3), b: mulE(ref("u"), 3) })!.terms.size).toBe(0);
-    expect(affine({ k: "bin", op: "*", a: ref("u"), b: ref("p") })).toBeUndefined();
-    expect(affine({ k: "bin", op: "idiv", a: ref("u"), b: num(4) })).toBeUndefined();
+    expect(accessOf("W", { k: "bin", op: "-", a: mulE(ref("u"), 3), b: mulE(ref("u"), 3) })!.terms.size).toBe(0);
+    expect(accessOf("W", { k: "bin", op: "*", a: ref("u"), b: ref("p") })).toBeUndefined();
+    expect(accessOf("W", { k: "bin", op: "idiv", a: ref("u"), b: num(4) })).toBeUndefined();
   });
 });
